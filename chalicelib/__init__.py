@@ -1,0 +1,1 @@
+"""LiveDrop runtime: everything that ships in the Lambda zip besides app.py."""

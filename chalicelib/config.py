@@ -1,0 +1,100 @@
+"""One frozen Settings object, read from the environment once; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    account_id: str
+    table_prefix: str
+    # One endpoint for every AWS service in the dev stack (moto); None in AWS.
+    aws_endpoint_url: str | None
+    events_topic_arn: str
+    queue_url_prefix: str
+    scheduler_group: str
+    scheduler_role_arn: str
+    function_arn_prefix: str
+    user_pool_id: str
+    user_pool_client_id: str
+    cognito_issuer: str
+    jwks_url: str
+    auto_confirm: bool
+    ws_management_endpoint: str
+    payment_provider: str
+    stripe_api_key: str
+    stripe_webhook_secret: str
+    reservation_seconds: int
+    idempotency_key_hours: int
+    debug: bool
+
+    @property
+    def user_pool_arn(self) -> str:
+        return f"arn:aws:cognito-idp:{self.region}:{self.account_id}:userpool/{self.user_pool_id}"
+
+    def table_name(self, name: str) -> str:
+        return f"{self.table_prefix}{name}"
+
+    def queue_url(self, name: str) -> str:
+        return f"{self.queue_url_prefix}{self.table_prefix}{name}"
+
+    def function_arn(self, name: str) -> str:
+        return f"{self.function_arn_prefix}{name}"
+
+
+def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
+    """Build Settings from an environment mapping (defaults suit unit tests)."""
+    stage = env.get("LIVEDROP_STAGE", "dev")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    account = env.get("LIVEDROP_ACCOUNT_ID", "123456789012")
+    prefix = env.get("LIVEDROP_TABLE_PREFIX", f"livedrop-{stage}-")
+    endpoint = env.get("LIVEDROP_AWS_ENDPOINT") or None
+    pool_id = env.get("LIVEDROP_USER_POOL_ID", "")
+    issuer_default = f"https://cognito-idp.{region}.amazonaws.com/{pool_id}"
+    jwks_default = (
+        f"{endpoint}/{pool_id}/.well-known/jwks.json" if endpoint else f"{issuer_default}/.well-known/jwks.json"
+    )
+    queue_prefix_default = (
+        f"{endpoint}/{account}/" if endpoint else f"https://sqs.{region}.amazonaws.com/{account}/"
+    )
+    return Settings(
+        stage=stage,
+        region=region,
+        account_id=account,
+        table_prefix=prefix,
+        aws_endpoint_url=endpoint,
+        events_topic_arn=env.get("LIVEDROP_EVENTS_TOPIC_ARN", f"arn:aws:sns:{region}:{account}:{prefix}events"),
+        queue_url_prefix=env.get("LIVEDROP_QUEUE_URL_PREFIX", queue_prefix_default),
+        scheduler_group=env.get("LIVEDROP_SCHEDULER_GROUP", f"{prefix}drops"),
+        scheduler_role_arn=env.get("LIVEDROP_SCHEDULER_ROLE_ARN", f"arn:aws:iam::{account}:role/{prefix}scheduler"),
+        function_arn_prefix=env.get(
+            "LIVEDROP_FUNCTION_ARN_PREFIX", f"arn:aws:lambda:{region}:{account}:function:livedrop-{stage}-"
+        ),
+        user_pool_id=pool_id,
+        user_pool_client_id=env.get("LIVEDROP_USER_POOL_CLIENT_ID", ""),
+        cognito_issuer=env.get("LIVEDROP_COGNITO_ISSUER", issuer_default),
+        jwks_url=env.get("LIVEDROP_JWKS_URL", jwks_default),
+        auto_confirm=_flag(env.get("LIVEDROP_AUTO_CONFIRM")),
+        ws_management_endpoint=env.get("LIVEDROP_WS_MANAGEMENT_ENDPOINT", ""),
+        payment_provider=env.get("LIVEDROP_PAYMENT_PROVIDER", "fake"),
+        stripe_api_key=env.get("LIVEDROP_STRIPE_API_KEY", ""),
+        stripe_webhook_secret=env.get("LIVEDROP_STRIPE_WEBHOOK_SECRET", ""),
+        reservation_seconds=int(env.get("LIVEDROP_RESERVATION_SECONDS", "600")),
+        idempotency_key_hours=int(env.get("LIVEDROP_IDEMPOTENCY_KEY_HOURS", "24")),
+        debug=_flag(env.get("LIVEDROP_DEBUG")),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide Settings, read from os.environ on first use."""
+    return settings_from_env(os.environ)

@@ -1,0 +1,320 @@
+"""The one schema: PynamoDB models that infra/, the dev stack and the tests all read.
+
+Storage conventions: every timestamp is integer epoch milliseconds (the API shows ISO-8601 Z);
+TTL attributes are epoch seconds, as DynamoDB requires; money is integer cents plus a currency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.config import get_settings
+
+NEW_AND_OLD_IMAGES = "NEW_AND_OLD_IMAGES"
+_settings = get_settings()
+
+
+class _Meta:
+    """Shared Meta attributes: region, endpoint and on-demand billing."""
+
+    region = _settings.region
+    host = _settings.aws_endpoint_url
+    billing_mode = "PAY_PER_REQUEST"
+    max_pool_connections = 64
+
+
+def _meta(name: str, **extra: Any) -> type:
+    return type("Meta", (_Meta,), {"table_name": _settings.table_name(name), **extra})
+
+
+def _index_meta(name: str, projection: Any) -> type:
+    return type("Meta", (), {"index_name": name, "projection": projection})
+
+
+class User(Model):
+    Meta = _meta("Users")
+    user_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    name = UnicodeAttribute()
+    creator_id = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+
+
+class Creator(Model):
+    Meta = _meta("Creators")
+    creator_id = UnicodeAttribute(hash_key=True)
+    owner_user_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    profile = UnicodeAttribute(default="")
+    follower_count = NumberAttribute(default=0)
+    created_at = NumberAttribute()
+
+
+class FollowsByUser(GlobalSecondaryIndex["Follow"]):
+    Meta = _index_meta("by_user", AllProjection())
+    user_id = UnicodeAttribute(hash_key=True)
+    followed_at = NumberAttribute(range_key=True)
+
+
+class Follow(Model):
+    """One row per (creator, follower); the creator partition is read in sort-key slices."""
+
+    Meta = _meta("Follows")
+    creator_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    followed_at = NumberAttribute()
+    by_user = FollowsByUser()
+
+
+class ProductsByCreator(GlobalSecondaryIndex["Product"]):
+    Meta = _index_meta("by_creator", AllProjection())
+    creator_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
+class ProductsByStatus(GlobalSecondaryIndex["Product"]):
+    Meta = _index_meta("by_status", AllProjection())
+    status = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
+class Product(Model):
+    Meta = _meta("Products")
+    product_id = UnicodeAttribute(hash_key=True)
+    creator_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    price_cents = NumberAttribute()
+    currency = UnicodeAttribute()
+    # The status of the latest drop, or "draft"; kept in step by the drop lifecycle.
+    status = UnicodeAttribute(default="draft")
+    latest_drop_id = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    by_creator = ProductsByCreator()
+    by_status = ProductsByStatus()
+
+
+class DropsByStatus(GlobalSecondaryIndex["Drop"]):
+    Meta = _index_meta("by_status", AllProjection())
+    status = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class DropsByCreator(GlobalSecondaryIndex["Drop"]):
+    Meta = _index_meta("by_creator", AllProjection())
+    creator_id = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class Drop(Model):
+    Meta = _meta("Drops", stream_view_type=NEW_AND_OLD_IMAGES)
+    drop_id = UnicodeAttribute(hash_key=True)
+    product_id = UnicodeAttribute()
+    creator_id = UnicodeAttribute()
+    start_time = NumberAttribute()
+    end_time = NumberAttribute()
+    initial_stock = NumberAttribute()
+    stock = NumberAttribute()
+    status = UnicodeAttribute(default="scheduled")
+    per_user_limit = NumberAttribute(null=True)
+    low_stock_at = NumberAttribute(null=True)
+    price_cents = NumberAttribute()
+    currency = UnicodeAttribute()
+    created_at = NumberAttribute()
+    by_status = DropsByStatus()
+    by_creator = DropsByCreator()
+
+
+class OrdersByUser(GlobalSecondaryIndex["Order"]):
+    Meta = _index_meta("by_user", AllProjection())
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
+class PendingOrdersByExpiry(GlobalSecondaryIndex["Order"]):
+    """Sparse: only orders awaiting payment carry `pending_bucket`, so the sweeper never scans."""
+
+    Meta = _index_meta("pending_by_expiry", KeysOnlyProjection())
+    pending_bucket = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
+
+
+class Order(Model):
+    Meta = _meta("Orders", stream_view_type=NEW_AND_OLD_IMAGES)
+    order_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    drop_id = UnicodeAttribute()
+    quantity = NumberAttribute()
+    amount_cents = NumberAttribute()
+    currency = UnicodeAttribute()
+    status = UnicodeAttribute()
+    idempotency_key = UnicodeAttribute()
+    request_hash = UnicodeAttribute()
+    payment_token = UnicodeAttribute(null=True)
+    payment_ref = UnicodeAttribute(null=True)
+    pending_bucket = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    updated_at = NumberAttribute(null=True)
+    by_user = OrdersByUser()
+    pending_by_expiry = PendingOrdersByExpiry()
+
+
+class IdempotencyKey(Model):
+    """`user_id#key`, written in the same transaction as the order it names."""
+
+    Meta = _meta("IdempotencyKeys")
+    key_id = UnicodeAttribute(hash_key=True)
+    order_id = UnicodeAttribute()
+    request_hash = UnicodeAttribute()
+    status_code = NumberAttribute()
+    response_body = UnicodeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+class Purchase(Model):
+    """`drop_id#user_id` -> units bought; enforces per_user_limit inside the order transaction."""
+
+    Meta = _meta("Purchases")
+    purchase_id = UnicodeAttribute(hash_key=True)
+    quantity = NumberAttribute(default=0)
+
+
+class Notification(Model):
+    """Inbox row; the sort key embeds the event id so a redelivery overwrites, never duplicates."""
+
+    Meta = _meta("Notifications")
+    user_id = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+    notification_id = UnicodeAttribute()
+    event_type = UnicodeAttribute()
+    drop_id = UnicodeAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)
+    payload = UnicodeAttribute(default="{}")
+    read = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
+    Meta = _index_meta("by_user", KeysOnlyProjection())
+    user_id = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+
+
+class Connection(Model):
+    Meta = _meta("Connections")
+    connection_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    connected_at = NumberAttribute()
+    ttl = TTLAttribute(null=True)
+    by_user = ConnectionsByUser()
+
+
+class SubscriptionsByConnection(GlobalSecondaryIndex["Subscription"]):
+    Meta = _index_meta("by_connection", KeysOnlyProjection())
+    connection_id = UnicodeAttribute(hash_key=True)
+    drop_id = UnicodeAttribute(range_key=True)
+
+
+class Subscription(Model):
+    """A connection watching a drop page (live stock)."""
+
+    Meta = _meta("Subscriptions")
+    drop_id = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+    ttl = TTLAttribute(null=True)
+    by_connection = SubscriptionsByConnection()
+
+
+class ProcessedEvent(Model):
+    """`consumer#event_id` markers that make every stream/queue consumer idempotent."""
+
+    Meta = _meta("ProcessedEvents")
+    event_key = UnicodeAttribute(hash_key=True)
+    processed_at = NumberAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    User,
+    Creator,
+    Follow,
+    Product,
+    Drop,
+    Order,
+    IdempotencyKey,
+    Purchase,
+    Notification,
+    Connection,
+    Subscription,
+    ProcessedEvent,
+)
+# Tables whose changes are domain events (DynamoDB Streams are the outbox).
+STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order)
+
+
+def table_spec(model: type[Model]) -> dict[str, Any]:
+    """A model's table as CreateTable arguments plus its TTL attribute (None if it has none)."""
+    attr_types: dict[str, str] = {}
+
+    def key_schema(attrs: dict[str, Any]) -> list[dict[str, str]]:
+        keys = []
+        for attr in attrs.values():
+            if attr.is_hash_key or attr.is_range_key:
+                attr_types[attr.attr_name] = attr.attr_type
+                keys.append({"AttributeName": attr.attr_name, "KeyType": "HASH" if attr.is_hash_key else "RANGE"})
+        return sorted(keys, key=lambda k: k["KeyType"] != "HASH")
+
+    spec: dict[str, Any] = {
+        "TableName": model.Meta.table_name,
+        "KeySchema": key_schema(model.get_attributes()),
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    indexes = []
+    for index in sorted(model._indexes.values(), key=lambda i: i.Meta.index_name):
+        projection: dict[str, Any] = {"ProjectionType": index.Meta.projection.projection_type}
+        if index.Meta.projection.non_key_attributes:
+            projection["NonKeyAttributes"] = list(index.Meta.projection.non_key_attributes)
+        indexes.append(
+            {
+                "IndexName": index.Meta.index_name,
+                "KeySchema": key_schema(index.Meta.attributes),
+                "Projection": projection,
+            }
+        )
+    if indexes:
+        spec["GlobalSecondaryIndexes"] = indexes
+    spec["AttributeDefinitions"] = [{"AttributeName": n, "AttributeType": t} for n, t in sorted(attr_types.items())]
+    stream_view = getattr(model.Meta, "stream_view_type", None)
+    if stream_view:
+        spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view}
+    ttl = model._ttl_attribute()
+    return {"create": spec, "ttl_attribute": ttl.attr_name if ttl else None}
+
+
+def create_all_tables(dynamodb_client: Any) -> list[str]:
+    """Create every table of ALL_MODELS through `dynamodb_client` (skipping existing ones)."""
+    existing = set(dynamodb_client.list_tables().get("TableNames", []))
+    created = []
+    for model in ALL_MODELS:
+        spec = table_spec(model)
+        name = spec["create"]["TableName"]
+        if name not in existing:
+            dynamodb_client.create_table(**spec["create"])
+            created.append(name)
+        if spec["ttl_attribute"]:
+            dynamodb_client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec["ttl_attribute"]},
+            )
+    return created

@@ -1,0 +1,52 @@
+"""`?limit=` and the opaque `?page=` token of api.md (a DynamoDB LastEvaluatedKey, encoded)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from chalicelib.errors import InvalidPageError, InvalidRequestError
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def parse_limit(raw: str | None) -> int:
+    """The page size from `?limit=` (1..100, default 20)."""
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def encode_page(last_key: dict[str, Any] | None) -> str | None:
+    """The `next_page` token for a LastEvaluatedKey (None when the listing is complete)."""
+    if not last_key:
+        return None
+    raw = json.dumps(last_key, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page(token: str | None, expected_keys: set[str] | None = None) -> dict[str, Any] | None:
+    """The LastEvaluatedKey inside a `page` token, or InvalidPageError for anything garbled."""
+    if token is None or token == "":
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError):
+        raise InvalidPageError("page is not a token this API issued") from None
+    valid = isinstance(key, dict) and all(
+        isinstance(v, dict) and len(v) == 1 and next(iter(v)) in ("S", "N") and isinstance(next(iter(v.values())), str)
+        for v in key.values()
+    )
+    if not valid or (expected_keys is not None and set(key) != expected_keys):
+        raise InvalidPageError("page is not a token this API issued")
+    return key
+
+
+def page_body(items: list[dict[str, Any]], last_key: dict[str, Any] | None) -> dict[str, Any]:
+    """The list body of api.md."""
+    return {"items": items, "next_page": encode_page(last_key)}

@@ -1,0 +1,76 @@
+"""How the functions are wired: queues, topic subscriptions and event sources.
+
+The one description that infra/ (CDK) and the dev stack both read, so local and AWS cannot drift.
+Handler names are the names of the `@app.lambda_function` handlers in app.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    visibility_timeout: int = 30
+    max_receive_count: int = 5
+    # Event types the queue receives from the events topic (an SNS filter policy); empty = none.
+    event_types: tuple[str, ...] = ()
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    queue: str
+    handler: str
+    batch_size: int = 10
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    table: str
+    handler: str
+    batch_size: int = 100
+
+
+EVENTS_TOPIC = "events"
+SCHEDULER_GROUP = "drops"
+DROP_LIFECYCLE_HANDLER = "drop_lifecycle"
+
+NOTIFY_EVENT_TYPES = (
+    "drop_started",
+    "drop_ended",
+    "stock_changed",
+    "stock_low",
+    "sold_out",
+    "order_confirmed",
+    "order_failed",
+    "order_expired",
+)
+PAYMENT_EVENT_TYPES = ("order_placed",)
+
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec("notify", event_types=NOTIFY_EVENT_TYPES),
+    QueueSpec("payments", visibility_timeout=60, event_types=PAYMENT_EVENT_TYPES),
+    QueueSpec("deliver"),
+)
+QUEUE_SOURCES: tuple[QueueSource, ...] = (
+    QueueSource("notify", "fanout"),
+    QueueSource("payments", "payments"),
+    QueueSource("deliver", "deliver"),
+)
+STREAM_SOURCES: tuple[StreamSource, ...] = (
+    StreamSource("Drops", "domain_events"),
+    StreamSource("Orders", "domain_events"),
+)
+
+
+def queue_spec(name: str) -> QueueSpec:
+    """The QueueSpec called `name`."""
+    for spec in QUEUES:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

@@ -1,0 +1,63 @@
+"""The REST edge: domain errors mapped to HTTP once, identity read from the authorizer's claims."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable
+
+from chalice import Response
+
+from chalicelib.errors import LiveDropError, UnauthorizedError
+
+log = logging.getLogger("livedrop.web")
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON Response (an empty body for 204/304)."""
+    merged = {**JSON_HEADERS, **(headers or {})}
+    if status in (204, 304):
+        return Response(body="", status_code=status, headers={k: v for k, v in merged.items() if k != "Content-Type"})
+    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status, headers=merged)
+
+
+def error_response(error: LiveDropError) -> Response:
+    """The api.md error body for a domain error."""
+    return json_response(error.body(), error.status, error.headers)
+
+
+def internal_error_response() -> Response:
+    """A 500 that says nothing about the code behind it."""
+    return json_response({"error": {"code": "internal_error", "message": "internal error"}}, 500)
+
+
+def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a view so domain errors become their HTTP response and nothing leaks a stack trace."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except LiveDropError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unhandled error in %s", view.__name__)
+            return internal_error_response()
+
+    return wrapper
+
+
+def claims_of(request: Any) -> dict[str, Any]:
+    """The Cognito claims API Gateway's authorizer put on the request (401 if there are none)."""
+    authorizer = (request.context or {}).get("authorizer") or {}
+    claims = authorizer.get("claims") or {}
+    if not claims.get("sub"):
+        raise UnauthorizedError("a valid token is required")
+    return dict(claims)
+
+
+def caller_id(request: Any) -> str:
+    """The signed-in user's id (the token's `sub`)."""
+    return str(claims_of(request)["sub"])

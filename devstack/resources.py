@@ -1,0 +1,115 @@
+"""Creates every AWS resource of the stack on the embedded AWS, from the models and the topology.
+
+Returns the environment the app reads through chalicelib.config (one Settings for all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+
+from chalicelib import topology
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+
+def _client(service: str, endpoint: str) -> Any:
+    return boto3.session.Session().client(
+        service,
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def base_env(endpoint: str, stage: str = "dev") -> dict[str, str]:
+    """The environment for a stack at `endpoint` before any resource exists."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "livedrop",
+        "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
+        "LIVEDROP_STAGE": stage,
+        "LIVEDROP_ACCOUNT_ID": ACCOUNT_ID,
+        "LIVEDROP_AWS_ENDPOINT": endpoint,
+        "LIVEDROP_AUTO_CONFIRM": "true",
+        "LIVEDROP_PAYMENT_PROVIDER": "fake",
+    }
+
+
+def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
+    """Create tables, topic, queues (+DLQs, redrive, subscriptions), scheduler group and user pool.
+
+    Puts the stack's environment into os.environ (the models read it when first imported, so this
+    runs before anything imports chalicelib) and returns it, completed with the created ids.
+    """
+    env = base_env(endpoint, stage)
+    os.environ.update(env)
+    from chalicelib.config import get_settings
+    from chalicelib.models import create_all_tables
+
+    settings = get_settings()
+    if settings.aws_endpoint_url != endpoint:
+        raise RuntimeError("chalicelib was imported before the stack's environment was set")
+    create_all_tables(_client("dynamodb", endpoint))
+
+    sns = _client("sns", endpoint)
+    sqs = _client("sqs", endpoint)
+    topic_arn = sns.create_topic(Name=f"{settings.table_prefix}{topology.EVENTS_TOPIC}")["TopicArn"]
+    for spec in topology.QUEUES:
+        dlq_url = sqs.create_queue(QueueName=settings.table_prefix + spec.dlq_name)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName=settings.table_prefix + spec.name,
+            Attributes={
+                "VisibilityTimeout": str(spec.visibility_timeout),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}),
+            },
+        )["QueueUrl"]
+        if spec.event_types:
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            sns.subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={
+                    "RawMessageDelivery": "true",
+                    "FilterPolicy": json.dumps({"event_type": list(spec.event_types)}),
+                },
+            )
+    env["LIVEDROP_EVENTS_TOPIC_ARN"] = topic_arn
+    env["LIVEDROP_QUEUE_URL_PREFIX"] = f"{endpoint}/{ACCOUNT_ID}/"
+
+    scheduler = _client("scheduler", endpoint)
+    group = f"{settings.table_prefix}{topology.SCHEDULER_GROUP}"
+    scheduler.create_schedule_group(Name=group)
+    env["LIVEDROP_SCHEDULER_GROUP"] = group
+
+    cognito = _client("cognito-idp", endpoint)
+    pool_id = cognito.create_user_pool(
+        PoolName=f"{settings.table_prefix}users",
+        AutoVerifiedAttributes=["email"],
+        UsernameAttributes=["email"],
+        Schema=[{"Name": "name", "AttributeDataType": "String", "Mutable": True}],
+    )["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="livedrop-web",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    env["LIVEDROP_USER_POOL_ID"] = pool_id
+    env["LIVEDROP_USER_POOL_CLIENT_ID"] = client_id
+    os.environ.update(env)
+    get_settings.cache_clear()
+    return env
