@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, CognitoUserPoolAuthorizer
 
+from chalicelib import accounts, follows
 from chalicelib.config import get_settings
-from chalicelib.web import guarded, json_response
+from chalicelib.errors import ForbiddenError
+from chalicelib.pagination import parse_limit
+from chalicelib.validation import Field, parse_body
+from chalicelib.web import caller_id, guarded, json_response
 
+settings = get_settings()
 app = Chalice(app_name="livedrop")
-app.debug = get_settings().debug
+app.debug = settings.debug
+cognito = CognitoUserPoolAuthorizer("LiveDropUsers", provider_arns=[settings.user_pool_arn])
 
 
 def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -22,6 +29,96 @@ def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[
     return register
 
 
+def body(schema: dict[str, Field]) -> dict[str, Any]:
+    return parse_body(app.current_request.raw_body, schema)
+
+
+def query(name: str) -> str | None:
+    return (app.current_request.query_params or {}).get(name)
+
+
+def me_or_403(user_id: str) -> str:
+    """The caller's id, which must be `user_id` (self-only resources)."""
+    caller = caller_id(app.current_request)
+    if caller != user_id:
+        raise ForbiddenError("you may only act as yourself")
+    return caller
+
+
 @route("/health", methods=["GET"])
 def health() -> Any:
-    return json_response({"status": "ok", "stage": get_settings().stage})
+    return json_response({"status": "ok", "stage": settings.stage})
+
+
+# --- auth and users ---------------------------------------------------------------------------
+SIGNUP = {"email": Field("email"), "password": Field(str, min=8, max=256), "name": Field(str, min=1, max=100)}
+CONFIRM = {"email": Field("email"), "code": Field(str, min=1, max=32)}
+LOGIN = {"email": Field("email"), "password": Field(str, min=1, max=256)}
+REFRESH = {"refresh_token": Field(str, min=1, max=8192)}
+CREATOR = {"name": Field(str, min=1, max=100), "profile": Field(str, required=False, max=2000)}
+
+
+@route("/auth/signup", methods=["POST"])
+def sign_up() -> Any:
+    return json_response(accounts.sign_up(**body(SIGNUP)), 201)
+
+
+@route("/auth/confirm", methods=["POST"])
+def confirm() -> Any:
+    accounts.confirm(**body(CONFIRM))
+    return json_response(None, 204)
+
+
+@route("/auth/login", methods=["POST"])
+def log_in() -> Any:
+    return json_response(accounts.log_in(**body(LOGIN)))
+
+
+@route("/auth/refresh", methods=["POST"])
+def refresh() -> Any:
+    return json_response(accounts.refresh(**body(REFRESH)))
+
+
+@route("/me", methods=["GET"], authorizer=cognito)
+def me() -> Any:
+    return json_response(accounts.me(caller_id(app.current_request)))
+
+
+@route("/creators", methods=["POST"], authorizer=cognito)
+def create_creator() -> Any:
+    fields = body(CREATOR)
+    creator = accounts.become_creator(caller_id(app.current_request), fields["name"], fields.get("profile", ""))
+    return json_response(creator, 201)
+
+
+@route("/creators/{creator_id}", methods=["GET"])
+def get_creator(creator_id: str) -> Any:
+    return json_response(accounts.creator_view(accounts.get_creator(creator_id)))
+
+
+# --- follows ----------------------------------------------------------------------------------
+@route("/creators/{creator_id}/follow", methods=["POST"], authorizer=cognito)
+def follow(creator_id: str) -> Any:
+    return json_response(follows.follow(caller_id(app.current_request), creator_id))
+
+
+@route("/creators/{creator_id}/follow", methods=["DELETE"], authorizer=cognito)
+def unfollow(creator_id: str) -> Any:
+    follows.unfollow(caller_id(app.current_request), creator_id)
+    return json_response(None, 204)
+
+
+@route("/users/{user_id}/following", methods=["GET"], authorizer=cognito)
+def following(user_id: str) -> Any:
+    return json_response(follows.list_following(me_or_403(user_id), parse_limit(query("limit")), query("page")))
+
+
+@route("/creators/{creator_id}/followers", methods=["GET"], authorizer=cognito)
+def followers(creator_id: str) -> Any:
+    caller_id(app.current_request)
+    return json_response(follows.list_followers(creator_id, parse_limit(query("limit")), query("page")))
+
+
+@route("/users/{user_id}/follows/{creator_id}", methods=["GET"], authorizer=cognito)
+def follows_creator(user_id: str, creator_id: str) -> Any:
+    return json_response({"following": follows.is_following(me_or_403(user_id), creator_id)})

@@ -63,9 +63,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
     jwks_default = (
         f"{endpoint}/{pool_id}/.well-known/jwks.json" if endpoint else f"{issuer_default}/.well-known/jwks.json"
     )
-    queue_prefix_default = (
-        f"{endpoint}/{account}/" if endpoint else f"https://sqs.{region}.amazonaws.com/{account}/"
-    )
+    queue_prefix_default = f"{endpoint}/{account}/" if endpoint else f"https://sqs.{region}.amazonaws.com/{account}/"
     return Settings(
         stage=stage,
         region=region,

@@ -29,8 +29,9 @@ def encode_page(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page(token: str | None, expected_keys: set[str] | None = None) -> dict[str, Any] | None:
-    """The LastEvaluatedKey inside a `page` token, or InvalidPageError for anything garbled."""
+def decode_page(token: str | None, key_types: dict[str, str]) -> dict[str, Any] | None:
+    """The LastEvaluatedKey inside a `page` token, or InvalidPageError for anything this API did not
+    issue for this listing (`key_types` names each key attribute and its type, "S" or "N")."""
     if token is None or token == "":
         return None
     try:
@@ -38,13 +39,23 @@ def decode_page(token: str | None, expected_keys: set[str] | None = None) -> dic
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, UnicodeError):
         raise InvalidPageError("page is not a token this API issued") from None
-    valid = isinstance(key, dict) and all(
-        isinstance(v, dict) and len(v) == 1 and next(iter(v)) in ("S", "N") and isinstance(next(iter(v.values())), str)
-        for v in key.values()
-    )
-    if not valid or (expected_keys is not None and set(key) != expected_keys):
+    if not isinstance(key, dict) or set(key) != set(key_types):
         raise InvalidPageError("page is not a token this API issued")
+    for name, kind in key_types.items():
+        value = key[name]
+        if not isinstance(value, dict) or set(value) != {kind} or not isinstance(value[kind], str):
+            raise InvalidPageError("page is not a token this API issued")
+        if not value[kind] or len(value[kind]) > 1024 or (kind == "N" and not _is_number(value[kind])):
+            raise InvalidPageError("page is not a token this API issued")
     return key
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def page_body(items: list[dict[str, Any]], last_key: dict[str, Any] | None) -> dict[str, Any]:

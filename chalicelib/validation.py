@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.errors import InvalidRequestError
@@ -103,5 +103,5 @@ def format_time(epoch_ms: int | float | None) -> str | None:
     """Epoch milliseconds as ISO-8601 UTC with Z (millisecond precision)."""
     if epoch_ms is None:
         return None
-    moment = datetime.fromtimestamp(int(epoch_ms) / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(int(epoch_ms) / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -72,7 +72,9 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
             QueueName=settings.table_prefix + spec.name,
             Attributes={
                 "VisibilityTimeout": str(spec.visibility_timeout),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+                ),
             },
         )["QueueUrl"]
         if spec.event_types:

@@ -49,3 +49,33 @@ def app_module() -> Iterator[object]:
     import app
 
     yield app
+
+
+@pytest.fixture(scope="session")
+def gateway(app_module: object) -> Iterator[object]:
+    """The dev stack's REST gateway serving the app in this process (on a free loopback port)."""
+    from chalicelib.tokens import verifier
+    from devstack.http_gateway import HttpGateway
+
+    gw = HttpGateway(app_module.app, verifier().claims)  # type: ignore[attr-defined]
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def api(gateway: object) -> Iterator[object]:
+    """An HTTP client of the REST gateway."""
+    from tests.support import Api
+
+    client = Api(gateway.url)  # type: ignore[attr-defined]
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def new_user(api: object) -> object:
+    """A factory of signed-up, logged-in users."""
+    from tests.support import sign_up_user
+
+    return lambda **kw: sign_up_user(api, **kw)

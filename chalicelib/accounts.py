@@ -1,0 +1,184 @@
+"""Sign-up and log-in through Cognito, the Users rows beside it, and creator profiles."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import jwt
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib import aws
+from chalicelib.config import get_settings
+from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
+from chalicelib.errors import (
+    AlreadyCreatorError,
+    CreatorNotFoundError,
+    ForbiddenError,
+    InvalidCredentialsError,
+    InvalidRequestError,
+    UserExistsError,
+    UserNotFoundError,
+)
+from chalicelib.models import Creator, User
+
+
+def _cognito() -> Any:
+    return aws.client("cognito-idp")
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def sign_up(email: str, password: str, name: str) -> dict[str, Any]:
+    """Register a Cognito user (confirmed at once where the stage auto-confirms) and its Users row."""
+    settings = get_settings()
+    try:
+        result = _cognito().sign_up(
+            ClientId=settings.user_pool_client_id,
+            Username=email,
+            Password=password,
+            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": name}],
+        )
+    except ClientError as error:
+        code = _code(error)
+        if code == "UsernameExistsException":
+            raise UserExistsError("an account with this email exists") from None
+        if code in ("InvalidPasswordException", "InvalidParameterException"):
+            raise InvalidRequestError(f"password: {error.response['Error'].get('Message', 'not accepted')}") from None
+        raise
+    user_id = result["UserSub"]
+    if settings.auto_confirm:
+        _cognito().admin_confirm_sign_up(UserPoolId=settings.user_pool_id, Username=email)
+    User(user_id=user_id, email=email, name=name, created_at=now_ms()).save()
+    return {"user_id": user_id, "email": email, "name": name}
+
+
+def confirm(email: str, code: str) -> None:
+    """Confirm a sign-up with the code Cognito sent."""
+    try:
+        _cognito().confirm_sign_up(ClientId=get_settings().user_pool_client_id, Username=email, ConfirmationCode=code)
+    except ClientError as error:
+        if _code(error) in ("CodeMismatchException", "ExpiredCodeException", "UserNotFoundException"):
+            raise InvalidRequestError("code is wrong or expired") from None
+        if _code(error) == "NotAuthorizedException":
+            return  # already confirmed: confirming again changes nothing
+        raise
+
+
+def log_in(email: str, password: str) -> dict[str, Any]:
+    """Tokens for a correct email and password; 401 invalid_credentials otherwise."""
+    auth = _initiate("USER_PASSWORD_AUTH", {"USERNAME": email, "PASSWORD": password})
+    _ensure_user_row(auth["IdToken"], email)
+    return {
+        "id_token": auth["IdToken"],
+        "access_token": auth["AccessToken"],
+        "refresh_token": auth["RefreshToken"],
+        "expires_in": auth["ExpiresIn"],
+    }
+
+
+def _ensure_user_row(id_token: str, email: str) -> None:
+    """Re-create a Users row lost between Cognito's sign-up and our write (a crash in between)."""
+    # The token came straight from Cognito over TLS: reading its subject needs no verification.
+    user_id = str(jwt.decode(id_token, options={"verify_signature": False})["sub"])
+    if User.count(user_id, limit=1):
+        return
+    settings = get_settings()
+    cognito_user = _cognito().admin_get_user(UserPoolId=settings.user_pool_id, Username=email)
+    attributes = {a["Name"]: a["Value"] for a in cognito_user.get("UserAttributes", [])}
+    row = User(user_id=user_id, email=email, name=attributes.get("name", ""), created_at=now_ms())
+    with contextlib.suppress(PutError):  # a concurrent log-in wrote it first
+        row.save(User.user_id.does_not_exist())
+
+
+def refresh(refresh_token: str) -> dict[str, Any]:
+    """New id and access tokens for a refresh token."""
+    auth = _initiate("REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": refresh_token})
+    return {"id_token": auth["IdToken"], "access_token": auth["AccessToken"], "expires_in": auth["ExpiresIn"]}
+
+
+def _initiate(flow: str, parameters: dict[str, str]) -> dict[str, Any]:
+    try:
+        result = _cognito().initiate_auth(
+            AuthFlow=flow, ClientId=get_settings().user_pool_client_id, AuthParameters=parameters
+        )
+    except ClientError as error:
+        code = _code(error)
+        if code in ("NotAuthorizedException", "UserNotFoundException", "InvalidParameterException"):
+            raise InvalidCredentialsError("email or password is wrong") from None
+        if code == "UserNotConfirmedException":
+            raise ForbiddenError("confirm the account first") from None
+        raise
+    if "AuthenticationResult" not in result:
+        raise InvalidCredentialsError("this account needs another sign-in step")
+    return dict(result["AuthenticationResult"])
+
+
+def get_user(user_id: str) -> User:
+    """The Users row of a signed-in user."""
+    try:
+        return User.get(user_id)
+    except DoesNotExist:
+        raise UserNotFoundError("no such user") from None
+
+
+def me(user_id: str) -> dict[str, Any]:
+    """GET /me."""
+    user = get_user(user_id)
+    return {"user_id": user.user_id, "email": user.email, "name": user.name, "creator_id": user.creator_id}
+
+
+def creator_view(creator: Creator) -> dict[str, Any]:
+    return {
+        "creator_id": creator.creator_id,
+        "name": creator.name,
+        "profile": creator.profile,
+        "follower_count": int(creator.follower_count),
+    }
+
+
+def become_creator(user_id: str, name: str, profile: str) -> dict[str, Any]:
+    """Create the caller's creator profile; one per user (409 already_creator)."""
+    creator = Creator(
+        creator_id=new_id("cr"),
+        owner_user_id=user_id,
+        name=name,
+        profile=profile,
+        follower_count=0,
+        created_at=now_ms(),
+    )
+    tx = Transaction()
+    tx.put("creator", creator, Creator.creator_id.does_not_exist())
+    tx.update(
+        "user",
+        User(user_id=user_id),
+        [User.creator_id.set(creator.creator_id)],
+        User.user_id.exists() & User.creator_id.does_not_exist(),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("user"):
+            get_user(user_id)
+            raise AlreadyCreatorError("you already have a creator profile") from None
+        raise
+    return creator_view(creator)
+
+
+def get_creator(creator_id: str) -> Creator:
+    """The creator, or 404 creator_not_found."""
+    try:
+        return Creator.get(creator_id)
+    except DoesNotExist:
+        raise CreatorNotFoundError("no such creator") from None
+
+
+def owned_creator(creator_id: str, user_id: str) -> Creator:
+    """The creator if `user_id` owns it: 404 if it does not exist, 403 if someone else owns it."""
+    creator = get_creator(creator_id)
+    if creator.owner_user_id != user_id:
+        raise ForbiddenError("only the creator's owner may do this")
+    return creator

@@ -1,0 +1,168 @@
+"""The whole local stack in one object: embedded AWS, gateways, pumps, app, optional demo data."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from devstack.moto_backend import EmbeddedAws
+from devstack.resources import provision
+
+log = logging.getLogger("devstack")
+ROOT = Path(__file__).resolve().parent.parent
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class DevStack:
+    """Starts everything on 127.0.0.1 and stops all of it again."""
+
+    def __init__(self, http_port: int = 8000, ws_port: int = 8001, stage: str = "dev") -> None:
+        self.http_port = http_port
+        self.ws_port = ws_port
+        self.stage = stage
+        self.aws = EmbeddedAws()
+        self.env: dict[str, str] = {}
+        self.app_module: ModuleType | None = None
+        self.http: Any = None
+        self.ws: Any = None
+        self.pumps: list[Any] = []
+        self.unwired: list[str] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> DevStack:
+        from devstack.ws_gateway import WebSocketGateway
+
+        try:
+            endpoint = self.aws.start()
+            self.env = provision(endpoint, stage=self.stage)
+            # The gateway must listen before the app is imported: the app's pusher reads the
+            # management endpoint from its settings. Its handlers resolve the app lazily.
+            self.ws = WebSocketGateway(
+                {route: self._ws_handler(name) for route, name in _WS_ROUTES.items()},
+                port=self.ws_port,
+            )
+            self.ws.start()
+            os.environ["LIVEDROP_WS_MANAGEMENT_ENDPOINT"] = self.ws.management_endpoint
+            self.env["LIVEDROP_WS_MANAGEMENT_ENDPOINT"] = self.ws.management_endpoint
+            self._load_app()
+            self._start_http()
+            self._start_pumps()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for pump in reversed(self.pumps):
+            pump.stop()
+        self.pumps = []
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        if self.ws is not None:
+            self.ws.stop()
+            self.ws = None
+        self.aws.stop()
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- urls ------------------------------------------------------------------------------
+    @property
+    def rest_url(self) -> str:
+        return self.http.url
+
+    @property
+    def ws_url(self) -> str:
+        return self.ws.url
+
+    @property
+    def web_url(self) -> str:
+        return f"{self.http.url}/web/"
+
+    # --- wiring ----------------------------------------------------------------------------
+    def handler(self, name: str) -> Handler | None:
+        """The app's Lambda handler called `name`, if app.py defines it."""
+        assert self.app_module is not None
+        found = getattr(self.app_module, name, None)
+        return found if callable(found) else None
+
+    def _load_app(self) -> None:
+        from chalicelib import aws
+        from chalicelib.config import get_settings
+
+        get_settings.cache_clear()
+        aws.reset_clients()
+        self.app_module = importlib.import_module("app")
+
+    def _ws_handler(self, name: str) -> Handler:
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            handler = self.handler(name) if self.app_module is not None else None
+            if handler is None:
+                return {"statusCode": 503}
+            return handler(event, context)
+
+        return invoke
+
+    def _start_http(self) -> None:
+        from chalicelib.tokens import verifier
+        from devstack.http_gateway import HttpGateway
+
+        assert self.app_module is not None
+        self.http = HttpGateway(
+            self.app_module.app,
+            verifier().claims,
+            port=self.http_port,
+            static_dir=ROOT / "web",
+        )
+        self.http.start()
+
+    def _start_pumps(self) -> None:
+        from chalicelib import topology
+        from chalicelib.config import get_settings
+        from devstack.pumps import QueuePump, SchedulePump, StreamPump
+
+        settings = get_settings()
+        endpoint = self.aws.endpoint
+        for source in topology.STREAM_SOURCES:
+            handler = self.handler(source.handler)
+            if handler is None:
+                self.unwired.append(source.handler)
+                continue
+            self.pumps.append(
+                StreamPump(endpoint, settings.table_name(source.table), handler, batch_size=source.batch_size)
+            )
+        for queue in topology.QUEUE_SOURCES:
+            handler = self.handler(queue.handler)
+            if handler is None:
+                self.unwired.append(queue.handler)
+                continue
+            self.pumps.append(
+                QueuePump(endpoint, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
+            )
+        self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
+        for pump in self.pumps:
+            pump.start()
+        if self.unwired:
+            log.warning("handlers not in app.py yet, not wired: %s", ", ".join(sorted(set(self.unwired))))
+
+    def _schedule_target(self, arn: str) -> Handler:
+        from chalicelib.config import get_settings
+
+        prefix = get_settings().function_arn_prefix
+        name = arn[len(prefix) :] if arn.startswith(prefix) else arn.rsplit(":", 1)[-1]
+        handler = self.handler(name)
+        if handler is None:
+            raise LookupError(f"no handler for schedule target {arn}")
+        return handler
+
+
+_WS_ROUTES = {"$connect": "ws_connect", "$disconnect": "ws_disconnect", "$default": "ws_message"}

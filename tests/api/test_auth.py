@@ -1,0 +1,182 @@
+"""Sign-up, log-in, tokens and who may call what (api.md "Auth and users", "Conventions")."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from chalicelib.errors import UnauthorizedError
+from chalicelib.tokens import TokenVerifier
+
+
+def test_sign_up_log_in_and_me(api, new_user) -> None:
+    user = new_user(name="Ada")
+    me = api.get("/me", user.token)
+    assert me.status_code == 200
+    assert me.json() == {"user_id": user.user_id, "email": user.email, "name": "Ada", "creator_id": None}
+
+
+def test_refresh_gives_a_working_id_token(api, new_user) -> None:
+    user = new_user()
+    refreshed = api.post("/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert refreshed.status_code == 200
+    assert api.get("/me", refreshed.json()["id_token"]).status_code == 200
+    assert api.post("/auth/refresh", json={"refresh_token": "nope"}).status_code == 401
+
+
+def test_wrong_password_and_unknown_user_are_401(api, new_user) -> None:
+    user = new_user()
+    wrong = api.post("/auth/login", json={"email": user.email, "password": user.password + "x"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "invalid_credentials"
+    unknown = api.post("/auth/login", json={"email": "nobody@example.com", "password": "whatever1"})
+    assert unknown.status_code == 401
+
+
+def test_duplicate_sign_up_is_409(api, new_user) -> None:
+    user = new_user()
+    again = api.post("/auth/signup", json={"email": user.email, "password": user.password, "name": "x"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "user_exists"
+
+
+def test_weak_password_is_400(api) -> None:
+    response = api.post("/auth/signup", json={"email": "weak@example.com", "password": "short", "name": "x"})
+    assert response.status_code == 400
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "someone-else"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"{header}.{forged}.{signature}"
+
+
+def test_tampered_and_garbage_tokens_are_401(api, new_user) -> None:
+    user = new_user()
+    for token in (_tamper(user.token), "garbage", user.token[:-4] + "AAAA"):
+        response = api.get("/me", token)
+        assert response.status_code == 401, token
+    assert api.get("/me").status_code == 401
+
+
+def test_creator_profile_once_per_user(api, new_user) -> None:
+    user = new_user(name="Bo")
+    made = api.post("/creators", user.token, json={"name": "Bo's", "profile": "prints"})
+    assert made.status_code == 201
+    creator = made.json()
+    assert creator["follower_count"] == 0
+    assert api.get("/me", user.token).json()["creator_id"] == creator["creator_id"]
+    assert api.get(f"/creators/{creator['creator_id']}").json() == creator
+    again = api.post("/creators", user.token, json={"name": "Bo 2"})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_creator"
+    assert api.get("/creators/cr_nope").json()["error"]["code"] == "creator_not_found"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"name": ""}, {"name": "x" * 101}, {"name": 3}, {"name": "ok", "profile": "p" * 2001}, {"name": "a", "x": 1}],
+)
+def test_creator_bad_input_is_400(api, new_user, body) -> None:
+    user = new_user()
+    response = api.post("/creators", user.token, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_who_may_call_what(api, new_user) -> None:
+    owner = new_user(name="Owner", creator=True)
+    other = new_user(name="Other")
+    creator_id = api.get("/me", owner.token).json()["creator_id"]
+    # (method, path, expected status for the owner, expected status for another signed-in user)
+    matrix = [
+        ("GET", "/me", 200, 200),
+        ("POST", f"/creators/{creator_id}/follow", 200, 200),
+        ("GET", f"/users/{owner.user_id}/following", 200, 403),
+        ("GET", f"/users/{owner.user_id}/follows/{creator_id}", 200, 403),
+        ("GET", f"/creators/{creator_id}/followers", 200, 200),
+        ("DELETE", f"/creators/{creator_id}/follow", 204, 204),
+        ("POST", "/creators", 409, 201),
+    ]
+    for method, path, owner_status, other_status in matrix:
+        assert api.call(method, path).status_code == 401, (method, path)
+        assert api.call(method, path, "not.a.token").status_code == 401, (method, path)
+        kw = {"json": {"name": "n"}} if path == "/creators" else {}
+        assert api.call(method, path, other.token, **kw).status_code == other_status, (method, path)
+        assert api.call(method, path, owner.token, **kw).status_code == owner_status, (method, path)
+
+
+# --- the verifier itself, against a JWKS of our own (moto cannot sign an expired token) ----------
+@pytest.fixture(scope="module")
+def signing():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "k1", "alg": "RS256", "use": "sig"})
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    verifier = TokenVerifier("https://issuer.test/pool", "client-1", f"http://127.0.0.1:{server.server_address[1]}/")
+    yield key, verifier
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _token(key, **overrides) -> str:
+    now = int(time.time())
+    claims = {"sub": "u1", "iss": "https://issuer.test/pool", "aud": "client-1", "exp": now + 60, "iat": now}
+    claims.update({"token_use": "id", "email_verified": True, **overrides})
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+
+
+def test_verifier_accepts_a_good_token_and_stringifies_claims(signing) -> None:
+    key, verifier = signing
+    claims = verifier.claims("Bearer " + _token(key))
+    assert claims["sub"] == "u1"
+    assert claims["email_verified"] == "true"
+    assert all(isinstance(v, str) for v in claims.values())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": int(time.time()) - 10},
+        {"iss": "https://elsewhere/pool"},
+        {"aud": "another-client"},
+        {"token_use": "access"},
+    ],
+    ids=["expired", "issuer", "audience", "access-token"],
+)
+def test_verifier_rejects(signing, overrides) -> None:
+    key, verifier = signing
+    with pytest.raises(UnauthorizedError):
+        verifier.claims(_token(key, **overrides))
+
+
+def test_verifier_rejects_another_key(signing) -> None:
+    _, verifier = signing
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(UnauthorizedError):
+        verifier.claims(_token(stranger))

@@ -1,0 +1,72 @@
+"""Helpers the tests share: an HTTP client of the gateway and signed-up users."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+class Api:
+    """A small JSON client of the REST gateway."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=64, pool_maxsize=64)
+        self.session.mount("http://", adapter)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        merged = dict(headers or {})
+        if token:
+            merged["Authorization"] = f"Bearer {token}"
+        return self.session.request(method, self.base_url + path, json=json, data=data, headers=merged, timeout=30)
+
+    def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        return self.call("GET", path, token, **kw)
+
+    def post(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        return self.call("POST", path, token, **kw)
+
+    def delete(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        return self.call("DELETE", path, token, **kw)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@dataclass
+class SignedInUser:
+    user_id: str
+    email: str
+    password: str
+    name: str
+    token: str
+    refresh_token: str
+
+
+def sign_up_user(api: Api, name: str = "Fan", creator: bool = False) -> SignedInUser:
+    """Sign up and log in a fresh user (and give it a creator profile if asked)."""
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    password = "Passw0rd!" + uuid.uuid4().hex[:6]
+    signed = api.post("/auth/signup", json={"email": email, "password": password, "name": name})
+    assert signed.status_code == 201, signed.text
+    tokens = api.post("/auth/login", json={"email": email, "password": password})
+    assert tokens.status_code == 200, tokens.text
+    user = SignedInUser(
+        signed.json()["user_id"], email, password, name, tokens.json()["id_token"], tokens.json()["refresh_token"]
+    )
+    if creator:
+        made = api.post("/creators", user.token, json={"name": f"{name}'s studio", "profile": "hi"})
+        assert made.status_code == 201, made.text
+    return user
