@@ -9,18 +9,29 @@ from typing import Any
 
 from chalice import Chalice
 
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
 
 class LambdaContext:
-    """The context object Lambda passes to a handler."""
+    """The context object Lambda passes to a Python handler (the attributes Powertools and Chalice read)."""
 
-    def __init__(self, function_name: str, timeout_seconds: float = 900.0, memory_mb: int = 512) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        memory_limit_in_mb: int = 128,
+        timeout_seconds: float = 60.0,
+        aws_request_id: str | None = None,
+    ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = aws_request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "devstack"
+        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self.identity = None
+        self.client_context = None
         self._deadline = time.monotonic() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
