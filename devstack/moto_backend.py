@@ -2,17 +2,28 @@
 
 A child process keeps moto's CPU work off the GIL of the process that runs the app, gateways and
 pumps. `python -m devstack.moto_backend --port 0` prints `LISTENING <port>` once it serves.
+
+Inside the child (and only there) `serve` adjusts moto for a long-running dev stack:
+`_patch_moto_transactions` (rollback journal instead of whole-table copies),
+`_patch_sqs_long_poll` (long polls wait outside the serialization lock), periodic
+`reset_model_data` in `SerializedApp` (bounded memory) and `KeepAliveRequestHandler`
+(HTTP/1.1 keep-alive, no access log).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 FAKE_ENV = {
@@ -23,17 +34,40 @@ FAKE_ENV = {
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
 }
 
+# moto registers every model instance it ever creates (moto.core.model_instances) for its dashboard;
+# forgetting them every so many requests keeps a long run's memory flat.
+MODEL_RESET_EVERY = 1000
+
+# The serialization lock the current request thread holds, so a long poll can let go of it.
+_held = threading.local()
+
 
 class SerializedApp:
     """WSGI middleware that lets one request at a time into moto (its backends are not thread-safe)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, reset_every: int = MODEL_RESET_EVERY) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self._reset_every = reset_every
+        self._requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         with self._lock:
-            return list(self._app(environ, start_response))
+            _held.lock = self._lock
+            try:
+                return list(self._app(environ, start_response))
+            finally:
+                _held.lock = None
+                self._requests += 1
+                if self._reset_every and self._requests % self._reset_every == 0:
+                    _forget_tracked_models()
+
+
+def _forget_tracked_models() -> None:
+    # moto's own reset calls this too; the models stay reachable from their backends.
+    from moto.core.model_instances import reset_model_data
+
+    reset_model_data()
 
 
 def build_app() -> Any:
@@ -43,30 +77,286 @@ def build_app() -> Any:
     return SerializedApp(DomainDispatcherApplication(create_backend_app))
 
 
+class _TransactionJournal:
+    """The items (and stream lengths) a transaction touched, as they were before it wrote them."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[Any, Any, Any, Any]] = []
+        self._streams: dict[int, tuple[Any, Any, list[Any], int]] = {}
+
+    def remember(self, table: Any, hash_key: Any, range_key: Any, current: Any, will_mutate: bool) -> None:
+        if id(table) not in self._streams:
+            shard = table.stream_shard
+            records = shard.items if shard is not None else []
+            self._streams[id(table)] = (table, shard, records, len(records))
+        # UpdateItem edits the stored Item in place; Put and Delete only replace or drop it.
+        before = copy.deepcopy(current) if will_mutate and current is not None else current
+        self._items.append((table, hash_key, range_key, before))
+
+    def rollback(self) -> None:
+        for table, hash_key, range_key, before in reversed(self._items):
+            if range_key is not None:
+                bucket = table.items[hash_key]
+                if before is None:
+                    bucket.pop(range_key, None)
+                else:
+                    bucket[range_key] = before
+                if not bucket:
+                    table.items.pop(hash_key, None)
+            elif before is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = before
+        for table, shard, records, length in self._streams.values():
+            # If a Lambda event-source mapping already drained the shard, the records are gone anyway.
+            if shard is not None and table.stream_shard is shard and shard.items is records:
+                del records[length:]
+        self._items.clear()
+        self._streams.clear()
+
+
+def _patch_moto_transactions() -> None:
+    """Make moto's TransactWriteItems roll back from a per-item journal instead of whole-table deep copies."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+
+    # Mirrors moto 5.2.5 DynamoDBBackend.transact_write_items step for step (same checks, same
+    # order, same cancellation reasons); only the backup/restore differs.
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        journal = _TransactionJournal()
+        target_items: set[tuple[str, str]] = set()
+
+        def check_unicity(table_name: str, key: dict[str, Any]) -> None:
+            item = (str(table_name), str(dict(sorted(key.items()))))
+            if item in target_items:
+                raise MultipleTransactionsException()
+            target_items.add(item)
+
+        errors: list[Any] = []
+        for item in transact_items:
+            original_item: dict[str, Any] | None = None
+            if len(list(item.keys())) > 1:
+                raise TransactWriteSingleOpException
+            try:
+                op_type, op = next(iter(item.items()))
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+
+                table_name = op["TableName"]
+                condition_expression = op.get("ConditionExpression")
+                expression_attribute_names = op.get("ExpressionAttributeNames")
+                expression_attribute_values = op.get("ExpressionAttributeValues")
+                return_values_on_condition_check_failure = op.get("ReturnValuesOnConditionCheckFailure")
+
+                if op_type == "Put":
+                    attrs = op["Item"]
+                    table = self.get_table(table_name)
+                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = attrs[table.range_key_attr]
+                else:
+                    key = op["Key"]
+
+                check_unicity(table_name, key)
+
+                # What self.get_item(table_name, key) does, keeping the table and key for the journal.
+                table = self.get_table(table_name)
+                hash_key, range_key = self.get_keys_value(table, key)
+                current = table.get_item(hash_key, range_key)
+                journal.remember(table, hash_key, range_key, current, will_mutate=op_type == "Update")
+
+                if condition_expression is not None:
+                    condition_op = get_filter_expression(
+                        condition_expression, expression_attribute_names, expression_attribute_values
+                    )
+                    if not condition_op.expr(current):
+                        if return_values_on_condition_check_failure == "ALL_OLD" and current:
+                            original_item = current.to_json()["Attributes"]
+                        raise ConditionalCheckFailed(item=original_item)
+
+                if op_type == "Put":
+                    self.put_item(
+                        table_name,
+                        op["Item"],
+                        condition_expression=condition_expression,
+                        expression_attribute_names=expression_attribute_names,
+                        expression_attribute_values=expression_attribute_values,
+                    )
+                elif op_type == "Delete":
+                    self.delete_item(
+                        table_name,
+                        key,
+                        condition_expression=condition_expression,
+                        expression_attribute_names=expression_attribute_names,
+                        expression_attribute_values=expression_attribute_values,
+                    )
+                elif op_type == "Update":
+                    self.update_item(
+                        table_name,
+                        key,
+                        update_expression=op["UpdateExpression"],
+                        condition_expression=condition_expression,
+                        expression_attribute_names=expression_attribute_names,
+                        expression_attribute_values=expression_attribute_values,
+                    )
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                journal.rollback()
+                raise
+            except ConditionalCheckFailed as e:
+                errors.append(("ConditionalCheckFailed", str(e.message), original_item))
+            except Exception as e:
+                errors.append((type(e).__name__, str(e), original_item))
+
+        if any(code is not None for code, _, _ in errors):
+            journal.rollback()
+            raise TransactionCanceledException(errors)
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _patch_sqs_long_poll() -> None:
+    """Let a ReceiveMessage long poll wait without holding the serialization lock."""
+    from moto.sqs.models import Queue
+
+    original = Queue.wait_for_messages
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        held = getattr(_held, "lock", None)
+        if held is None:
+            original(self, timeout)
+            return
+        if self.messages:
+            # Visible but undeliverable messages (e.g. a busy FIFO group): moto would spin here; a short
+            # pause outside the lock lets other requests in and still rescans promptly.
+            held.release()
+            try:
+                time.sleep(0.02)
+            finally:
+                held.acquire()
+            return
+        # Taking the queue's condition before letting go of the lock means no add_message notify is missed;
+        # the lock is taken back only after the condition is released (one order, no deadlock).
+        self._messages_lock.acquire()
+        held.release()
+        try:
+            self._messages_lock.wait(timeout)
+        finally:
+            self._messages_lock.release()
+            held.acquire()
+
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
+def _request_handler_class() -> type:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        """HTTP/1.1 keep-alive and no access log; the request body is read whole, so the next request is intact."""
+
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in separate writes; without this, Nagle + delayed ACK adds ~40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def run_wsgi(self) -> None:
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.environ = environ = self.make_environ()
+            # werkzeug reads at most Content-Length and may read less; whatever it left would be taken
+            # for the next request line, so the body is consumed here, exactly.
+            if environ.get("wsgi.input_terminated"):
+                body = environ["wsgi.input"].read()
+            else:
+                body = self.rfile.read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+
+            response: dict[str, Any] = {}
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                response["status"], response["headers"] = status, headers
+                return response.setdefault("written", []).append
+
+            try:
+                chunks = self.server.app(environ, start_response)
+                try:
+                    data = b"".join([*response.get("written", []), *chunks])
+                finally:
+                    if hasattr(chunks, "close"):
+                        chunks.close()
+            except Exception:
+                self.log_error("Error on request %s %s:\n%s", self.command, self.path, traceback.format_exc())
+                response = {"status": "500 INTERNAL SERVER ERROR", "headers": [("Content-Type", "text/plain")]}
+                data = b"Internal Server Error"
+                self.close_connection = True
+
+            code_str, _, msg = response["status"].partition(" ")
+            code = int(code_str)
+            self.send_response(code, msg)
+            skipped = {"connection", "keep-alive", "transfer-encoding"}
+            has_body = self.command != "HEAD" and not (100 <= code < 200) and code not in (204, 304)
+            if has_body:
+                skipped.add("content-length")
+            for name, value in response["headers"]:
+                if name.lower() not in skipped:
+                    self.send_header(name, value)
+            if has_body:
+                self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if has_body and data:
+                self.wfile.write(data)
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            # One line per request drowns the dev stack's output; errors still go to log_error.
+            pass
+
+    return KeepAliveRequestHandler
+
+
 def serve(port: int) -> None:
     """Serve the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
     from werkzeug.serving import make_server
 
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-
-    server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=MotoRequestHandler)
+    _patch_moto_transactions()
+    _patch_sqs_long_poll()
+    server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"LISTENING {server.server_address[1]}", flush=True)
-    try:
+    # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 class EmbeddedAws:
-    """Starts and stops the embedded AWS child process; `endpoint` is its URL."""
+    """Starts and stops the embedded AWS child process; `endpoint` is its URL, `pid` its process id."""
 
     def __init__(self, port: int = 0) -> None:
         self._port = port
         self._process: subprocess.Popen[str] | None = None
         self.endpoint = ""
 
+    @property
+    def pid(self) -> int | None:
+        """The child process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def start(self, timeout: float = 30.0) -> str:
+        """Start the child process and return its endpoint URL."""
         env = {**os.environ, **FAKE_ENV}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port)],
@@ -88,6 +378,7 @@ class EmbeddedAws:
         raise RuntimeError("the embedded AWS did not start")
 
     def stop(self) -> None:
+        """Stop the child process (SIGTERM, then SIGKILL after 10 s)."""
         if self._process is None:
             return
         if self._process.poll() is None:

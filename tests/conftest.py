@@ -1,4 +1,4 @@
-"""One embedded AWS for the whole session, provisioned from the models before chalicelib loads.
+"""One dev stack for the whole session, started before chalicelib loads.
 
 pytest_configure runs before test modules are collected, so a module may import app or chalicelib
 at its top and still get models bound to this session's endpoint.
@@ -11,56 +11,52 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.moto_backend import EmbeddedAws
+from devstack.stack import DevStack
 
-_aws = EmbeddedAws()
-_env: dict[str, str] = {}
+_stack = DevStack(http_port=0, ws_port=0, stage="test")
+_started: list[bool] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if _env:
+    if _started:
         return
     os.environ["LIVEDROP_TABLE_PREFIX"] = "livedrop-test-"
-    endpoint = _aws.start()
-    from devstack.resources import provision
-
-    _env.update(provision(endpoint, stage="test"))
+    _stack.start()
+    _started.append(True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _aws.stop()
+    _stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> DevStack:
+    """The whole dev stack of this session: embedded AWS, gateways, pumps, app (loopback, free ports)."""
+    return _stack
 
 
 @pytest.fixture(scope="session")
 def aws_endpoint() -> str:
     """The session's embedded AWS endpoint (tables, topic, queues, pool already created)."""
-    return _aws.endpoint
+    return _stack.aws.endpoint
 
 
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
     """The environment the app runs with in this session."""
-    return dict(_env)
+    return dict(_stack.env)
 
 
 @pytest.fixture(scope="session")
-def app_module() -> Iterator[object]:
+def app_module() -> object:
     """app.py, imported once against the session's embedded AWS."""
-    import app
-
-    yield app
+    return _stack.app_module
 
 
 @pytest.fixture(scope="session")
-def gateway(app_module: object) -> Iterator[object]:
-    """The dev stack's REST gateway serving the app in this process (on a free loopback port)."""
-    from chalicelib.tokens import verifier
-    from devstack.http_gateway import HttpGateway
-
-    gw = HttpGateway(app_module.app, verifier().claims)  # type: ignore[attr-defined]
-    gw.start()
-    yield gw
-    gw.stop()
+def gateway() -> object:
+    """The REST gateway serving the app (on a free loopback port)."""
+    return _stack.http
 
 
 @pytest.fixture(scope="session")
