@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, CognitoUserPoolAuthorizer
+from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 
-from chalicelib import accounts, follows
+from chalicelib import accounts, catalog, follows, scheduling
 from chalicelib.config import get_settings
 from chalicelib.errors import ForbiddenError
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, parse_body
-from chalicelib.web import caller_id, guarded, json_response
+from chalicelib.web import caller_id, conditional_json, guarded, json_response
 
 settings = get_settings()
 app = Chalice(app_name="livedrop")
@@ -122,3 +122,64 @@ def followers(creator_id: str) -> Any:
 @route("/users/{user_id}/follows/{creator_id}", methods=["GET"], authorizer=cognito)
 def follows_creator(user_id: str, creator_id: str) -> Any:
     return json_response({"following": follows.is_following(me_or_403(user_id), creator_id)})
+
+
+# --- products and drops -----------------------------------------------------------------------
+PRODUCT = {
+    "name": Field(str, min=1, max=200),
+    "description": Field(str, required=False, max=5000),
+    "price_cents": Field(int, min=0, max=100_000_000),
+    "currency": Field("currency"),
+}
+DROP = {
+    "product_id": Field(str, min=1, max=64),
+    "start_time": Field("time"),
+    "end_time": Field("time"),
+    "stock": Field(int, min=1, max=catalog.MAX_STOCK),
+    "per_user_limit": Field(int, required=False, min=1, max=catalog.MAX_STOCK),
+    "low_stock_threshold": Field(int, required=False, min=0, max=catalog.MAX_STOCK),
+}
+
+
+@route("/creators/{creator_id}/products", methods=["POST"], authorizer=cognito)
+def create_product(creator_id: str) -> Any:
+    fields = body(PRODUCT)
+    return json_response(catalog.create_product(caller_id(app.current_request), creator_id, fields), 201)
+
+
+@route("/products", methods=["GET"])
+def list_products() -> Any:
+    return json_response(catalog.list_products(query("status"), parse_limit(query("limit")), query("page")))
+
+
+@route("/products/{product_id}", methods=["GET"])
+def get_product(product_id: str) -> Any:
+    return conditional_json(catalog.get_product(product_id), app.current_request, max_age=5)
+
+
+@route("/creators/{creator_id}/drops", methods=["POST"], authorizer=cognito)
+def create_drop(creator_id: str) -> Any:
+    fields = body(DROP)
+    return json_response(catalog.create_drop(caller_id(app.current_request), creator_id, fields), 201)
+
+
+@route("/drops", methods=["GET"])
+def list_drops() -> Any:
+    return json_response(catalog.list_drops(query("status"), parse_limit(query("limit")), query("page")))
+
+
+@route("/drops/{drop_id}", methods=["GET"])
+def get_drop(drop_id: str) -> Any:
+    return conditional_json(catalog.get_drop(drop_id), app.current_request, max_age=1)
+
+
+@app.lambda_function(name="drop_lifecycle")
+def drop_lifecycle(event: dict[str, Any], context: Any) -> dict[str, str]:
+    """EventBridge Scheduler target: start or end one drop on time."""
+    return {"result": scheduling.run_lifecycle(event)}
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
+def sweeper(event: Any) -> dict[str, int]:
+    """Every minute: start/end drops whose schedules were missed, follow stock to sold_out and back."""
+    return scheduling.sweep()

@@ -32,11 +32,11 @@ class _Meta:
     max_pool_connections = 64
 
 
-def _meta(name: str, **extra: Any) -> type:
+def _meta(name: str, **extra: Any) -> Any:
     return type("Meta", (_Meta,), {"table_name": _settings.table_name(name), **extra})
 
 
-def _index_meta(name: str, projection: Any) -> type:
+def _index_meta(name: str, projection: Any) -> Any:
     return type("Meta", (), {"index_name": name, "projection": projection})
 
 

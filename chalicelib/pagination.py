@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from chalicelib.errors import InvalidPageError, InvalidRequestError
@@ -21,24 +22,28 @@ def parse_limit(raw: str | None) -> int:
     return int(raw)
 
 
-def encode_page(last_key: dict[str, Any] | None) -> str | None:
-    """The `next_page` token for a LastEvaluatedKey (None when the listing is complete)."""
-    if not last_key:
-        return None
-    raw = json.dumps(last_key, sort_keys=True, separators=(",", ":")).encode()
+def encode_token(value: Any) -> str:
+    """Any JSON value as an opaque, URL-safe page token."""
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page(token: str | None, key_types: dict[str, str]) -> dict[str, Any] | None:
-    """The LastEvaluatedKey inside a `page` token, or InvalidPageError for anything this API did not
-    issue for this listing (`key_types` names each key attribute and its type, "S" or "N")."""
-    if token is None or token == "":
-        return None
+def decode_token(token: str) -> Any:
+    """The JSON value inside a page token, or InvalidPageError."""
     try:
         padded = token + "=" * (-len(token) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, UnicodeError):
         raise InvalidPageError("page is not a token this API issued") from None
+
+
+def encode_page(last_key: dict[str, Any] | None) -> str | None:
+    """The `next_page` token for a LastEvaluatedKey (None when the listing is complete)."""
+    return encode_token(last_key) if last_key else None
+
+
+def check_key(key: Any, key_types: dict[str, str]) -> dict[str, Any]:
+    """`key` if it is a DynamoDB key with exactly these attributes and types, else InvalidPageError."""
     if not isinstance(key, dict) or set(key) != set(key_types):
         raise InvalidPageError("page is not a token this API issued")
     for name, kind in key_types.items():
@@ -50,12 +55,16 @@ def decode_page(token: str | None, key_types: dict[str, str]) -> dict[str, Any] 
     return key
 
 
+def decode_page(token: str | None, key_types: dict[str, str]) -> dict[str, Any] | None:
+    """The LastEvaluatedKey inside a `page` token, or InvalidPageError for anything this API did not
+    issue for this listing (`key_types` names each key attribute and its type, "S" or "N")."""
+    if token is None or token == "":
+        return None
+    return check_key(decode_token(token), key_types)
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return re.fullmatch(r"-?\d{1,38}(\.\d{1,38})?", text) is not None
 
 
 def page_body(items: list[dict[str, Any]], last_key: dict[str, Any] | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON Response (an empty body for 204/304)."""
-    merged = {**JSON_HEADERS, **(headers or {})}
+    merged: dict[str, str | list[str]] = {**JSON_HEADERS, **(headers or {})}
     if status in (204, 304):
         return Response(body="", status_code=status, headers={k: v for k, v in merged.items() if k != "Content-Type"})
     return Response(body=json.dumps(body, separators=(",", ":")), status_code=status, headers=merged)
@@ -62,3 +62,15 @@ def claims_of(request: Any) -> dict[str, Any]:
 def caller_id(request: Any) -> str:
     """The signed-in user's id (the token's `sub`)."""
     return str(claims_of(request)["sub"])
+
+
+def conditional_json(body: dict[str, Any], request: Any, max_age: int) -> Response:
+    """A cacheable JSON read: ETag and Cache-Control, and 304 when If-None-Match has the ETag."""
+    from chalicelib.catalog import etag_of
+
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    sent = (request.headers or {}).get("if-none-match", "")
+    if etag in [tag.strip() for tag in sent.split(",")] or sent.strip() == "*":
+        return json_response(None, 304, headers)
+    return json_response(body, 200, headers)

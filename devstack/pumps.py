@@ -669,6 +669,38 @@ class SchedulePump(Pump):
                 self._scheduler.delete_schedule(Name=schedule.name, GroupName=self.group_name)
 
 
+class PeriodicPump(Pump):
+    """Invokes a handler on a fixed rate with a scheduled event, like an EventBridge rule `rate(...)`
+    (what Chalice's @app.schedule deploys)."""
+
+    def __init__(self, handler: Handler, every_seconds: float, function_name: str, *, first_after: float = 5.0) -> None:
+        super().__init__(f"rate:{function_name}")
+        self.handler = handler
+        self.every_seconds = every_seconds
+        self.function_name = function_name
+        self._next = time.monotonic() + first_after
+
+    def _poll_once(self) -> float:
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + self.every_seconds
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": ACCOUNT_ID,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": REGION,
+                "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{self.function_name}"],
+                "detail": {},
+            }
+            try:
+                invoke(self.handler, event, self.function_name)
+            except Exception:
+                logger.exception("pump %s: scheduled invocation failed", self.name)
+        return max(0.0, self._next - time.monotonic())
+
+
 # --------------------------------------------------------------------------------------------------
 # Sets of pumps
 

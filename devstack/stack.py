@@ -128,7 +128,7 @@ class DevStack:
     def _start_pumps(self) -> None:
         from chalicelib import topology
         from chalicelib.config import get_settings
-        from devstack.pumps import QueuePump, SchedulePump, StreamPump
+        from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
 
         settings = get_settings()
         endpoint = self.aws.endpoint
@@ -149,6 +149,9 @@ class DevStack:
                 QueuePump(endpoint, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
             )
         self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
+        sweeper = self.handler("sweeper")
+        if sweeper is not None:
+            self.pumps.append(PeriodicPump(sweeper, SWEEP_SECONDS, "sweeper"))
         for pump in self.pumps:
             pump.start()
         if self.unwired:
@@ -165,4 +168,6 @@ class DevStack:
         return handler
 
 
+# The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
+SWEEP_SECONDS = 60.0
 _WS_ROUTES = {"$connect": "ws_connect", "$disconnect": "ws_disconnect", "$default": "ws_message"}

@@ -70,3 +70,28 @@ def sign_up_user(api: Api, name: str = "Fan", creator: bool = False) -> SignedIn
         made = api.post("/creators", user.token, json={"name": f"{name}'s studio", "profile": "hi"})
         assert made.status_code == 201, made.text
     return user
+
+
+class DynamoCalls:
+    """Counts DynamoDB API calls made by the app's PynamoDB clients (a botocore event hook)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._clients: list[Any] = []
+
+    def _record(self, model: Any = None, **kwargs: Any) -> None:
+        self.calls.append(kwargs.get("event_name", "").rsplit(".", 1)[-1])
+
+    def __enter__(self) -> DynamoCalls:
+        from chalicelib import db, models
+
+        clients = {id(c): c for c in [m._get_connection().connection.client for m in models.ALL_MODELS]}
+        clients[id(db.connection().client)] = db.connection().client
+        self._clients = list(clients.values())
+        for client in self._clients:
+            client.meta.events.register("before-call.dynamodb", self._record, unique_id=f"count-{id(self)}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self._clients:
+            client.meta.events.unregister("before-call.dynamodb", unique_id=f"count-{id(self)}")

@@ -1,0 +1,57 @@
+"""A small in-process TTL cache for warm Lambdas (no Redis in a serverless suite), with hit/miss counts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
+_MISSING = object()
+
+
+class TtlCache(Generic[V]):
+    """Keeps up to `max_items` values for `ttl_seconds` each; least recently used go first."""
+
+    def __init__(self, name: str, ttl_seconds: float, max_items: int = 2048) -> None:
+        self.name = name
+        self.ttl = ttl_seconds
+        self.max_items = max_items
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> V | None:
+        """The cached value, or None when absent or expired."""
+        with self._lock:
+            found: Any = self._items.get(key, _MISSING)
+            if found is not _MISSING and found[0] > time.monotonic():
+                self._items.move_to_end(key)
+                self.hits += 1
+                return found[1]
+            self.misses += 1
+            return None
+
+    def put(self, key: str, value: V) -> V:
+        with self._lock:
+            self._items[key] = (time.monotonic() + self.ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+        return value
+
+    def get_or_load(self, key: str, load: Callable[[], V]) -> V:
+        """The cached value, or `load()` stored and returned."""
+        found = self.get(key)
+        return found if found is not None else self.put(key, load())
+
+    def invalidate(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()

@@ -1,0 +1,359 @@
+"""Products and drops: creation with ownership checks, status derived from the clock and the stock,
+cached reads, and the immutable terms of a drop that the order path needs without a read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.accounts import owned_creator
+from chalicelib.cache import TtlCache
+from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
+from chalicelib.errors import (
+    DropNotFoundError,
+    ForbiddenError,
+    InvalidPageError,
+    InvalidRequestError,
+    ProductNotFoundError,
+)
+from chalicelib.models import Drop, Product
+from chalicelib.observability import count
+from chalicelib.pagination import check_key, decode_page, decode_token, encode_token, page_body
+from chalicelib.validation import format_time
+
+DROP_STATUSES = ("scheduled", "live", "sold_out", "ended")
+PRODUCT_STATUSES = ("draft", *DROP_STATUSES)
+MAX_STOCK = 1_000_000
+
+# Stock moves with every order, so a drop is cached briefly; product details rarely change.
+drop_cache: TtlCache[Drop] = TtlCache("drops", ttl_seconds=1.0)
+product_cache: TtlCache[Product] = TtlCache("products", ttl_seconds=5.0)
+terms_cache: TtlCache[DropTerms] = TtlCache("drop_terms", ttl_seconds=3600.0, max_items=10_000)
+
+
+@dataclass(frozen=True)
+class DropTerms:
+    """What never changes once a drop exists: safe to cache for as long as a Lambda lives."""
+
+    drop_id: str
+    product_id: str
+    creator_id: str
+    price_cents: int
+    currency: str
+    per_user_limit: int | None
+    start_time: int
+    end_time: int
+    initial_stock: int
+    low_stock_at: int | None
+
+
+def derived_status(drop: Drop, at_ms: int | None = None) -> str:
+    """The status a client sees: from the clock and the stock, whatever the scheduler did so far."""
+    now = now_ms() if at_ms is None else at_ms
+    if drop.status == "ended" or now >= drop.end_time:
+        return "ended"
+    if now < drop.start_time:
+        return "scheduled"
+    if drop.stock <= 0:
+        return "sold_out"
+    return "live"
+
+
+def drop_view(drop: Drop) -> dict[str, Any]:
+    return {
+        "drop_id": drop.drop_id,
+        "product_id": drop.product_id,
+        "creator_id": drop.creator_id,
+        "start_time": format_time(drop.start_time),
+        "end_time": format_time(drop.end_time),
+        "initial_stock": int(drop.initial_stock),
+        "stock": int(drop.stock),
+        "status": derived_status(drop),
+        "per_user_limit": None if drop.per_user_limit is None else int(drop.per_user_limit),
+        "low_stock_threshold": None if drop.low_stock_at is None else int(drop.low_stock_at),
+        "price_cents": int(drop.price_cents),
+        "currency": drop.currency,
+    }
+
+
+def product_view(product: Product, latest: Drop | None) -> dict[str, Any]:
+    return {
+        "product_id": product.product_id,
+        "creator_id": product.creator_id,
+        "name": product.name,
+        "description": product.description,
+        "price_cents": int(product.price_cents),
+        "currency": product.currency,
+        "status": derived_status(latest) if latest is not None else product.status,
+        "created_at": format_time(product.created_at),
+    }
+
+
+def etag_of(body: dict[str, Any]) -> str:
+    """A strong ETag of a JSON body."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+# --- products -----------------------------------------------------------------------------------
+def create_product(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new product of `creator_id`; only the creator's owner may create it."""
+    owned_creator(creator_id, user_id)
+    product = Product(
+        product_id=new_id("pr"),
+        creator_id=creator_id,
+        name=fields["name"],
+        description=fields.get("description", ""),
+        price_cents=fields["price_cents"],
+        currency=fields["currency"],
+        status="draft",
+        created_at=now_ms(),
+    )
+    product.save(Product.product_id.does_not_exist())
+    return product_view(product, None)
+
+
+def _load_product(product_id: str) -> Product:
+    def load() -> Product:
+        try:
+            return Product.get(product_id)
+        except DoesNotExist:
+            raise ProductNotFoundError("no such product") from None
+
+    return _cached(product_cache, product_id, load)
+
+
+def get_product(product_id: str) -> dict[str, Any]:
+    """GET /products/{id}."""
+    product = _load_product(product_id)
+    latest = _load_drop(product.latest_drop_id) if product.latest_drop_id else None
+    return product_view(product, latest)
+
+
+_PRODUCTS_BY_STATUS_PAGE = {"product_id": "S", "status": "S", "created_at": "N"}
+_PRODUCTS_PAGE = {"product_id": "S"}
+
+
+def list_products(status: str | None, limit: int, page: str | None) -> dict[str, Any]:
+    """Products, newest first when filtered by status (an index query), in key order otherwise."""
+    if status is None:
+        results = Product.scan(limit=limit, last_evaluated_key=decode_page(page, _PRODUCTS_PAGE))
+    else:
+        if status not in PRODUCT_STATUSES:
+            raise InvalidRequestError(f"status must be one of {', '.join(PRODUCT_STATUSES)}")
+        start = decode_page(page, _PRODUCTS_BY_STATUS_PAGE)
+        results = Product.by_status.query(status, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+    products = list(results)
+    latest = _drops_by_id([p.latest_drop_id for p in products if p.latest_drop_id])
+    items = [product_view(p, latest.get(p.latest_drop_id or "")) for p in products]
+    return page_body(items, results.last_evaluated_key)
+
+
+# --- drops ----------------------------------------------------------------------------------------
+def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new drop of one of the creator's products, with its start and end scheduled."""
+    from chalicelib import scheduling
+
+    owned_creator(creator_id, user_id)
+    product = _load_product(fields["product_id"])
+    if product.creator_id != creator_id:
+        raise ForbiddenError("product_id belongs to another creator")
+    start, end, stock = fields["start_time"], fields["end_time"], fields["stock"]
+    now = now_ms()
+    if start >= end:
+        raise InvalidRequestError("start_time must be before end_time")
+    if end <= now:
+        raise InvalidRequestError("end_time must be in the future")
+    limit = fields.get("per_user_limit")
+    if limit is not None and limit > stock:
+        raise InvalidRequestError("per_user_limit must not exceed stock")
+    low = fields.get("low_stock_threshold")
+    if low is None:
+        low = max(1, stock // 10)
+    if low > stock:
+        raise InvalidRequestError("low_stock_threshold must not exceed stock")
+    drop = Drop(
+        drop_id=new_id("dr"),
+        product_id=product.product_id,
+        creator_id=creator_id,
+        start_time=start,
+        end_time=end,
+        initial_stock=stock,
+        stock=stock,
+        status="scheduled",
+        per_user_limit=limit,
+        low_stock_at=low,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        created_at=now,
+    )
+    tx = Transaction()
+    tx.put("drop", drop, Drop.drop_id.does_not_exist())
+    tx.update(
+        "product",
+        Product(product_id=product.product_id),
+        [Product.latest_drop_id.set(drop.drop_id), Product.status.set("scheduled")],
+        Product.product_id.exists(),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("product"):
+            raise ProductNotFoundError("no such product") from None
+        raise
+    product_cache.invalidate(product.product_id)
+    scheduling.schedule_drop(drop.drop_id, start, end)
+    return drop_view(drop)
+
+
+def _load_drop(drop_id: str) -> Drop:
+    def load() -> Drop:
+        try:
+            return Drop.get(drop_id)
+        except DoesNotExist:
+            raise DropNotFoundError("no such drop") from None
+
+    return _cached(drop_cache, drop_id, load)
+
+
+def get_drop(drop_id: str) -> dict[str, Any]:
+    """GET /drops/{id}, from the in-process cache when warm."""
+    return drop_view(_load_drop(drop_id))
+
+
+def drop_terms(drop_id: str) -> DropTerms:
+    """The immutable terms of a drop; no DynamoDB call once this Lambda has seen the drop."""
+
+    def load() -> DropTerms:
+        drop = _load_drop(drop_id)
+        return DropTerms(
+            drop_id=drop.drop_id,
+            product_id=drop.product_id,
+            creator_id=drop.creator_id,
+            price_cents=int(drop.price_cents),
+            currency=drop.currency,
+            per_user_limit=None if drop.per_user_limit is None else int(drop.per_user_limit),
+            start_time=int(drop.start_time),
+            end_time=int(drop.end_time),
+            initial_stock=int(drop.initial_stock),
+            low_stock_at=None if drop.low_stock_at is None else int(drop.low_stock_at),
+        )
+
+    return _cached(terms_cache, drop_id, load)
+
+
+_DROP_KEY = {"drop_id": "S", "status": "S", "start_time": "N"}
+
+
+def _drop_sources(status: str | None, now: int) -> Any:
+    """For a listing by derived status: each stored status a matching drop may still carry (the
+    stored one lags the clock by the scheduler's delay), with a key condition and a filter."""
+    if status is None:
+        return {stored: (None, None) for stored in DROP_STATUSES}
+    started = Drop.start_time <= now
+    not_ended = Drop.end_time > now
+    return {
+        "scheduled": {"scheduled": (Drop.start_time > now, None)},
+        "live": {"scheduled": (started, not_ended), "live": (None, not_ended), "sold_out": (None, not_ended)},
+        "sold_out": {"live": (None, not_ended), "sold_out": (None, not_ended)},
+        "ended": {
+            "ended": (None, None),
+            "scheduled": (None, Drop.end_time <= now),
+            "live": (None, Drop.end_time <= now),
+            "sold_out": (None, Drop.end_time <= now),
+        },
+    }[status]
+
+
+def list_drops(status: str | None, limit: int, page: str | None) -> dict[str, Any]:
+    """Drops whose derived status is `status` (all drops if None), soonest start first.
+
+    Each stored-status partition of the by_status index is read from its own cursor and the results
+    are merged by start time; the page token carries one cursor per partition.
+    """
+    if status is not None and status not in DROP_STATUSES:
+        raise InvalidRequestError(f"status must be one of {', '.join(DROP_STATUSES)}")
+    now = now_ms()
+    sources = _drop_sources(status, now)
+    cursors = _decode_drop_cursors(page, set(sources))
+    candidates: list[tuple[int, str, str, Drop]] = []
+    exhausted: set[str] = set()
+    for stored, (key_condition, filter_condition) in sources.items():
+        if cursors.get(stored) == "done":
+            exhausted.add(stored)
+            continue
+        start = cursors.get(stored)
+        results = Drop.by_status.query(
+            stored, key_condition, filter_condition, limit=limit, last_evaluated_key=start, page_size=limit
+        )
+        fetched = list(results)
+        candidates += [(int(d.start_time), d.drop_id, stored, d) for d in fetched]
+        if results.last_evaluated_key is None:
+            exhausted.add(stored)
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    taken = [c for c in candidates if status is None or derived_status(c[3], now) == status][:limit]
+    if len(taken) < limit:
+        return page_body([drop_view(c[3]) for c in taken], None) | {"next_page": None}
+    cutoff = (taken[-1][0], taken[-1][1])
+    next_cursors: dict[str, Any] = {}
+    for stored in sources:
+        consumed = [c for c in candidates if c[2] == stored and (c[0], c[1]) <= cutoff]
+        pending = [c for c in candidates if c[2] == stored and (c[0], c[1]) > cutoff]
+        if consumed:
+            last = consumed[-1][3]
+            next_cursors[stored] = {
+                "drop_id": {"S": last.drop_id},
+                "status": {"S": stored},
+                "start_time": {"N": str(int(last.start_time))},
+            }
+        elif stored in exhausted and not pending:
+            next_cursors[stored] = "done"
+        else:
+            next_cursors[stored] = cursors.get(stored)
+    if all(next_cursors[s] == "done" for s in sources if s in exhausted) and all(
+        s in exhausted and not [c for c in candidates if c[2] == s and (c[0], c[1]) > cutoff] for s in sources
+    ):
+        return page_body([drop_view(c[3]) for c in taken], None)
+    return {"items": [drop_view(c[3]) for c in taken], "next_page": encode_token({"cursors": next_cursors})}
+
+
+def _decode_drop_cursors(page: str | None, sources: set[str]) -> dict[str, Any]:
+    if not page:
+        return {}
+    token = decode_token(page)
+    cursors = token.get("cursors") if isinstance(token, dict) else None
+    if not isinstance(cursors, dict) or not set(cursors) <= sources:
+        raise InvalidPageError("page is not a token this API issued")
+    for stored, cursor in cursors.items():
+        if cursor not in (None, "done"):
+            check_key(cursor, _DROP_KEY)
+            if cursor["status"]["S"] != stored:
+                raise InvalidPageError("page is not a token this API issued")
+    return cursors
+
+
+def _drops_by_id(drop_ids: list[str]) -> dict[str, Drop]:
+    found: dict[str, Drop] = {}
+    missing = []
+    for drop_id in set(drop_ids):
+        cached = drop_cache.get(drop_id)
+        if cached is not None:
+            found[drop_id] = cached
+        else:
+            missing.append(drop_id)
+    for drop in Drop.batch_get(missing) if missing else []:
+        found[drop.drop_id] = drop_cache.put(drop.drop_id, drop)
+    return found
+
+
+def _cached(cache: TtlCache[Any], key: str, load: Any) -> Any:
+    found = cache.get(key)
+    if found is not None:
+        count("CacheHit")
+        return found
+    count("CacheMiss")
+    return cache.put(key, load())

@@ -1,0 +1,151 @@
+"""A drop's lifecycle on the clock: EventBridge Scheduler one-time schedules for its start and end,
+the target that moves its status, and the sweeper that repairs whatever a schedule missed.
+
+Scheduler fires an at() schedule within a 60-second window, so each schedule is set START_LEAD
+seconds early and the target waits for the exact second before it flips the status. Whether an
+order may be taken never depends on this status: the order's own condition checks the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import aws, topology
+from chalicelib.config import get_settings
+from chalicelib.db import now_ms
+from chalicelib.models import Drop, Product
+from chalicelib.observability import count
+
+log = logging.getLogger("livedrop.scheduling")
+START_LEAD_SECONDS = 60
+# A target never waits longer than this for its second (the schedule's lead plus slack).
+MAX_WAIT_SECONDS = START_LEAD_SECONDS + 15
+
+
+def schedule_name(drop_id: str, action: str) -> str:
+    """The idempotent schedule name of a drop's start or end."""
+    return f"{drop_id}-{action}"
+
+
+def schedule_drop(drop_id: str, start_ms: int, end_ms: int) -> None:
+    """Create the start and end schedules; existing ones are left as they are."""
+    settings = get_settings()
+    scheduler = aws.client("scheduler")
+    for action, at_ms in (("start", start_ms), ("end", end_ms)):
+        fire_at = datetime.fromtimestamp(max(at_ms / 1000 - START_LEAD_SECONDS, time.time()), tz=UTC)
+        try:
+            scheduler.create_schedule(
+                Name=schedule_name(drop_id, action),
+                GroupName=settings.scheduler_group,
+                ScheduleExpression=f"at({fire_at.strftime('%Y-%m-%dT%H:%M:%S')})",
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Target={
+                    "Arn": settings.function_arn(topology.DROP_LIFECYCLE_HANDLER),
+                    "RoleArn": settings.scheduler_role_arn,
+                    "Input": json.dumps({"drop_id": drop_id, "action": action, "at": at_ms}),
+                    "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConflictException":
+                continue
+            # The drop is committed; the sweeper starts and ends it within a minute regardless.
+            log.exception("could not schedule %s of drop %s", action, drop_id)
+            count("ScheduleFailures")
+
+
+def run_lifecycle(event: dict[str, Any]) -> str:
+    """The Scheduler target: wait for the exact second, then start or end the drop (a repeat is a no-op)."""
+    drop_id = str(event["drop_id"])
+    action = str(event["action"])
+    at_ms = int(event.get("at") or 0)
+    wait = at_ms / 1000 - time.time()
+    if 0 < wait <= MAX_WAIT_SECONDS:
+        time.sleep(wait)
+    if action == "start":
+        return "started" if activate(drop_id) else "unchanged"
+    if action == "end":
+        return "ended" if end(drop_id) else "unchanged"
+    raise ValueError(f"unknown lifecycle action {action!r}")
+
+
+def _set_status(drop_id: str, status: str, condition: Any) -> bool:
+    try:
+        Drop(drop_id=drop_id).update(actions=[Drop.status.set(status)], condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _sync_product(drop_id: str, status: str) -> None:
+    """Products show their latest drop's status (kept for the by_status index)."""
+    try:
+        drop = Drop.get(drop_id, attributes_to_get=["product_id"])
+        Product(product_id=drop.product_id).update(
+            actions=[Product.status.set(status)], condition=Product.latest_drop_id == drop_id
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
+def activate(drop_id: str, at_ms: int | None = None) -> bool:
+    """scheduled -> live once the start time has come."""
+    now = now_ms() if at_ms is None else at_ms
+    changed = _set_status(
+        drop_id, "live", (Drop.status == "scheduled") & (Drop.start_time <= now) & (Drop.end_time > now)
+    )
+    if changed:
+        _sync_product(drop_id, "live")
+    return changed
+
+
+def end(drop_id: str, at_ms: int | None = None) -> bool:
+    """Any status -> ended once the end time has come."""
+    now = now_ms() if at_ms is None else at_ms
+    changed = _set_status(drop_id, "ended", (Drop.status != "ended") & (Drop.end_time <= now))
+    if changed:
+        _sync_product(drop_id, "ended")
+    return changed
+
+
+def sync_stock_status(drop_id: str, at_ms: int | None = None) -> bool:
+    """live <-> sold_out as the stock reaches zero or comes back (a returned reservation)."""
+    now = now_ms() if at_ms is None else at_ms
+    running = (Drop.start_time <= now) & (Drop.end_time > now)
+    if _set_status(drop_id, "sold_out", (Drop.status == "live") & (Drop.stock <= 0) & running):
+        _sync_product(drop_id, "sold_out")
+        return True
+    if _set_status(drop_id, "live", (Drop.status == "sold_out") & (Drop.stock > 0) & running):
+        _sync_product(drop_id, "live")
+        return True
+    return False
+
+
+def sweep(at_ms: int | None = None) -> dict[str, int]:
+    """Repair what schedules missed: start due drops, end finished ones, follow the stock."""
+    now = now_ms() if at_ms is None else at_ms
+    done = {"started": 0, "ended": 0, "stock": 0}
+    for drop in Drop.by_status.query("scheduled", Drop.start_time <= now):
+        if drop.end_time <= now:
+            done["ended"] += end(drop.drop_id, now)
+        else:
+            done["started"] += activate(drop.drop_id, now)
+    for status in ("live", "sold_out"):
+        for drop in Drop.by_status.query(status, Drop.start_time <= now):
+            if drop.end_time <= now:
+                done["ended"] += end(drop.drop_id, now)
+            elif (drop.stock <= 0) == (status == "live"):
+                done["stock"] += sync_stock_status(drop.drop_id, now)
+    return done

@@ -1,0 +1,244 @@
+"""Products and drops: ownership, validation, lifecycle on the Scheduler, status from the clock,
+cached reads with ETags."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from chalicelib import catalog, scheduling
+from chalicelib.config import get_settings
+from chalicelib.models import Drop
+from tests.support import DynamoCalls
+
+
+def iso(delta_seconds: float) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=delta_seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@pytest.fixture()
+def shop(api, new_user):
+    owner = new_user(name="Maker", creator=True)
+    creator_id = api.get("/me", owner.token).json()["creator_id"]
+    product = api.post(
+        f"/creators/{creator_id}/products",
+        owner.token,
+        json={"name": "Tee", "description": "cotton", "price_cents": 2500, "currency": "USD"},
+    )
+    assert product.status_code == 201, product.text
+    return owner, creator_id, product.json()
+
+
+def make_drop(api, shop, start: float, end: float, stock: int = 10, **extra) -> dict:
+    owner, creator_id, product = shop
+    body = {"product_id": product["product_id"], "start_time": iso(start), "end_time": iso(end), "stock": stock}
+    response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body | extra)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_product_and_drop_as_owner(api, shop) -> None:
+    owner, creator_id, product = shop
+    assert product["status"] == "draft"
+    assert product["price_cents"] == 2500 and product["currency"] == "USD"
+    assert api.get(f"/products/{product['product_id']}").json() == product
+    drop = make_drop(api, shop, 60, 3600, stock=50, per_user_limit=2, low_stock_threshold=5)
+    assert drop["status"] == "scheduled"
+    assert drop["stock"] == drop["initial_stock"] == 50
+    assert drop["price_cents"] == 2500 and drop["per_user_limit"] == 2 and drop["low_stock_threshold"] == 5
+    assert api.get(f"/drops/{drop['drop_id']}").json() == drop
+    assert api.get(f"/products/{product['product_id']}").json()["status"] == "scheduled"
+
+
+def test_another_user_may_not_sell_for_a_creator(api, new_user, shop) -> None:
+    _, creator_id, product = shop
+    intruder = new_user(creator=True)
+    body = {"name": "x", "price_cents": 1, "currency": "USD"}
+    assert api.post(f"/creators/{creator_id}/products", intruder.token, json=body).status_code == 403
+    drop = {"product_id": product["product_id"], "start_time": iso(10), "end_time": iso(20), "stock": 1}
+    assert api.post(f"/creators/{creator_id}/drops", intruder.token, json=drop).status_code == 403
+    intruder_creator = api.get("/me", intruder.token).json()["creator_id"]
+    mine = api.post(f"/creators/{intruder_creator}/drops", intruder.token, json=drop)
+    assert mine.status_code == 403  # someone else's product
+    assert api.post(f"/creators/{creator_id}/products", json=body).status_code == 401
+    assert api.post("/creators/cr_nope/products", intruder.token, json=body).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"start_time": iso(100), "end_time": iso(50)},
+        {"start_time": iso(-100), "end_time": iso(-50)},
+        {"start_time": "tomorrow"},
+        {"start_time": "2030-01-01T00:00:00"},
+        {"stock": 0},
+        {"stock": 1_000_001},
+        {"stock": "10"},
+        {"per_user_limit": 0},
+        {"per_user_limit": 11},
+        {"low_stock_threshold": 11},
+        {"surprise": True},
+    ],
+)
+def test_invalid_drops_are_400(api, shop, change) -> None:
+    owner, creator_id, product = shop
+    body = {"product_id": product["product_id"], "start_time": iso(10), "end_time": iso(100), "stock": 10}
+    response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body | change)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"price_cents": -1}, {"price_cents": 1.5}, {"currency": "usd"}, {"name": ""}, {"name": "n" * 201}],
+)
+def test_invalid_products_are_400(api, shop, change) -> None:
+    owner, creator_id, _ = shop
+    body = {"name": "Cap", "price_cents": 100, "currency": "EUR"}
+    assert api.post(f"/creators/{creator_id}/products", owner.token, json=body | change).status_code == 400
+
+
+def test_unknown_product_and_drop_are_404(api, shop) -> None:
+    owner, creator_id, _ = shop
+    assert api.get("/products/pr_nope").json()["error"]["code"] == "product_not_found"
+    assert api.get("/drops/dr_nope").json()["error"]["code"] == "drop_not_found"
+    body = {"product_id": "pr_nope", "start_time": iso(10), "end_time": iso(20), "stock": 1}
+    assert api.post(f"/creators/{creator_id}/drops", owner.token, json=body).status_code == 404
+
+
+def _stored(drop_id: str) -> Drop:
+    return Drop.get(drop_id, consistent_read=True)
+
+
+def _wait_for_status(drop_id: str, status: str, timeout: float) -> float:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _stored(drop_id).status == status:
+            return time.time()
+        time.sleep(0.05)
+    raise AssertionError(f"{drop_id} never became {status}")
+
+
+def test_drop_lifecycle_runs_on_time_from_the_scheduler(api, shop, aws_endpoint) -> None:
+    drop = make_drop(api, shop, 2, 4)
+    scheduler = boto3.client(
+        "scheduler",
+        endpoint_url=aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+    )
+    group = get_settings().scheduler_group
+    names = {s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]}
+    assert {f"{drop['drop_id']}-start", f"{drop['drop_id']}-end"} <= names
+    start = datetime.fromisoformat(drop["start_time"].replace("Z", "+00:00")).timestamp()
+    end = datetime.fromisoformat(drop["end_time"].replace("Z", "+00:00")).timestamp()
+    went_live = _wait_for_status(drop["drop_id"], "live", 5)
+    assert start - 0.05 <= went_live <= start + 1.0
+    ended = _wait_for_status(drop["drop_id"], "ended", 5)
+    assert end - 0.05 <= ended <= end + 1.0
+    before = _stored(drop["drop_id"]).attribute_values
+    for action in ("start", "end"):
+        again = scheduling.run_lifecycle({"drop_id": drop["drop_id"], "action": action, "at": 0})
+        assert again == "unchanged"
+    assert _stored(drop["drop_id"]).attribute_values == before
+    assert api.get(f"/products/{drop['product_id']}").json()["status"] == "ended"
+
+
+def test_status_follows_the_clock_before_the_scheduler(api, shop) -> None:
+    drop = make_drop(api, shop, -5, 3600)
+    assert drop["status"] == "live"
+    # As if the scheduler had not run yet: the stored status lags, the read does not.
+    Drop(drop_id=drop["drop_id"]).update(actions=[Drop.status.set("scheduled")])
+    catalog.drop_cache.clear()
+    assert api.get(f"/drops/{drop['drop_id']}").json()["status"] == "live"
+    Drop(drop_id=drop["drop_id"]).update(actions=[Drop.stock.set(0)])
+    catalog.drop_cache.clear()
+    assert api.get(f"/drops/{drop['drop_id']}").json()["status"] == "sold_out"
+
+
+def test_sweeper_repairs_missed_schedules(api, shop) -> None:
+    started = make_drop(api, shop, -5, 3600)
+    sold = make_drop(api, shop, -5, 3600)
+    Drop(drop_id=sold["drop_id"]).update(actions=[Drop.stock.set(0)])
+    scheduling.sweep()
+    assert _stored(started["drop_id"]).status == "live"
+    assert _stored(sold["drop_id"]).status in ("live", "sold_out")
+    scheduling.sweep()
+    assert _stored(sold["drop_id"]).status == "sold_out"
+    later = int((time.time() + 7200) * 1000)
+    scheduling.sweep(later)
+    assert _stored(started["drop_id"]).status == "ended"
+
+
+def test_list_live_drops_soonest_first_paginated(api, shop) -> None:
+    live = [make_drop(api, shop, -50 + i, 3600)["drop_id"] for i in range(5)]
+    scheduled = [make_drop(api, shop, 600 + i, 3600)["drop_id"] for i in range(2)]
+    scheduling.activate(live[0])  # one stored live, the others still stored scheduled
+    seen: list[dict] = []
+    page = None
+    while True:
+        body = api.get("/drops?status=live&limit=2" + (f"&page={page}" if page else "")).json()
+        assert len(body["items"]) <= 2
+        seen += body["items"]
+        page = body["next_page"]
+        if not page:
+            break
+    ids = [d["drop_id"] for d in seen]
+    assert len(ids) == len(set(ids))
+    assert set(live) <= set(ids)
+    assert not set(scheduled) & set(ids)
+    assert all(d["status"] == "live" for d in seen)
+    starts = [d["start_time"] for d in seen]
+    assert starts == sorted(starts)
+    upcoming = api.get("/drops?status=scheduled&limit=100").json()["items"]
+    assert set(scheduled) <= {d["drop_id"] for d in upcoming}
+    assert api.get("/drops?status=bogus").status_code == 400
+    assert api.get("/drops?status=live&page=bad!").status_code == 400
+
+
+def test_products_filter_by_status(api, shop) -> None:
+    _, _, product = shop
+    drafts = api.get("/products?status=draft&limit=100").json()
+    assert product["product_id"] in {p["product_id"] for p in drafts["items"]}
+    make_drop(api, shop, 600, 3600)
+    scheduled = api.get("/products?status=scheduled&limit=100").json()["items"]
+    assert product["product_id"] in {p["product_id"] for p in scheduled}
+    assert api.get("/products?status=nope").status_code == 400
+
+
+def test_etag_round_trip_and_stock_change(api, shop) -> None:
+    drop = make_drop(api, shop, -5, 3600)
+    first = api.get(f"/drops/{drop['drop_id']}")
+    etag = first.headers["ETag"]
+    assert "max-age" in first.headers["Cache-Control"]
+    again = api.get(f"/drops/{drop['drop_id']}", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    Drop(drop_id=drop["drop_id"]).update(actions=[Drop.stock.add(-1)])
+    catalog.drop_cache.invalidate(drop["drop_id"])
+    changed = api.get(f"/drops/{drop['drop_id']}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert changed.json()["stock"] == 9
+    product = api.get(f"/products/{drop['product_id']}")
+    assert (
+        api.get(f"/products/{drop['product_id']}", headers={"If-None-Match": product.headers["ETag"]}).status_code
+        == 304
+    )
+
+
+def test_a_warm_drop_read_makes_no_dynamodb_call(api, shop) -> None:
+    drop = make_drop(api, shop, -5, 3600)
+    catalog.drop_cache.invalidate(drop["drop_id"])
+    with DynamoCalls() as cold:
+        assert api.get(f"/drops/{drop['drop_id']}").status_code == 200
+    assert cold.calls == ["GetItem"]
+    with DynamoCalls() as warm:
+        for _ in range(5):
+            assert api.get(f"/drops/{drop['drop_id']}").status_code == 200
+    assert warm.calls == []
