@@ -1,0 +1,79 @@
+"""`python -m devstack` as a newcomer runs it: ready line within 30 s, /health, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def test_devstack_starts_serves_and_stops_cleanly() -> None:
+    http_port, ws_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--http-port", str(http_port), "--ws-port", str(ws_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        started = time.monotonic()
+        lines: list[str] = []
+        assert process.stdout is not None
+        while time.monotonic() - started < 30:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if line.strip() == "LiveDrop dev stack ready":
+                break
+        assert lines and lines[-1] == "LiveDrop dev stack ready", "\n".join(lines)
+        assert time.monotonic() - started < 30
+        text = "\n".join(lines)
+        assert f"http://127.0.0.1:{http_port}" in text
+        assert f"ws://127.0.0.1:{ws_port}/notifications" in text
+        assert "Demo user:" in text
+        assert requests.get(f"http://127.0.0.1:{http_port}/health", timeout=5).json()["status"] == "ok"
+        live = requests.get(f"http://127.0.0.1:{http_port}/drops?status=live", timeout=5).json()["items"]
+        assert live, "the demo data has a live drop"
+        children = _children(process.pid)
+        assert children, "the embedded AWS runs as a child process"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        for child in children:
+            assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
