@@ -327,12 +327,44 @@ def _request_handler_class() -> type:
     return KeepAliveRequestHandler
 
 
+MAX_SHARD_ITERATORS = 5_000
+MAX_DELETED_RECEIPTS = 50_000
+
+
+def _patch_moto_leaks() -> None:
+    """Bound two stores moto never empties: stream shard iterators (AWS expires them after 15
+    minutes; pumps take a new one on every GetRecords) and receipt handles of deleted messages."""
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+    from moto.sqs.models import Queue
+
+    get_records = DynamoDBStreamsBackend.get_records
+
+    def bounded_get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        result = get_records(self, iterator_arn, limit)
+        if len(self.shard_iterators) > MAX_SHARD_ITERATORS:
+            # Insertion order is age order: forget the oldest half, as their expiry would.
+            for arn in list(self.shard_iterators)[: MAX_SHARD_ITERATORS // 2]:
+                del self.shard_iterators[arn]
+        return result
+
+    delete_message = Queue.delete_message
+
+    def bounded_delete_message(self: Any, receipt_handle: str) -> None:
+        delete_message(self, receipt_handle)
+        if len(self.deleted_messages) > MAX_DELETED_RECEIPTS:
+            self.deleted_messages.clear()
+
+    DynamoDBStreamsBackend.get_records = bounded_get_records  # type: ignore[method-assign]
+    Queue.delete_message = bounded_delete_message  # type: ignore[method-assign]
+
+
 def serve(port: int) -> None:
     """Serve the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
     from werkzeug.serving import make_server
 
     _patch_moto_transactions()
     _patch_sqs_long_poll()
+    _patch_moto_leaks()
     server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"LISTENING {server.server_address[1]}", flush=True)
