@@ -7,7 +7,7 @@ from typing import Any
 
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 
-from chalicelib import accounts, catalog, follows, scheduling
+from chalicelib import accounts, catalog, follows, openapi, scheduling
 from chalicelib.config import get_settings
 from chalicelib.errors import ForbiddenError
 from chalicelib.pagination import parse_limit
@@ -48,6 +48,11 @@ def me_or_403(user_id: str) -> str:
 @route("/health", methods=["GET"])
 def health() -> Any:
     return json_response({"status": "ok", "stage": settings.stage})
+
+
+@route("/openapi.json", methods=["GET"])
+def openapi_document() -> Any:
+    return json_response(openapi.document())
 
 
 # --- auth and users ---------------------------------------------------------------------------
@@ -181,5 +186,56 @@ def drop_lifecycle(event: dict[str, Any], context: Any) -> dict[str, str]:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
 def sweeper(event: Any) -> dict[str, int]:
-    """Every minute: start/end drops whose schedules were missed, follow stock to sold_out and back."""
-    return scheduling.sweep()
+    """Every minute: start/end drops whose schedules were missed, follow stock to sold_out and back,
+    expire unpaid reservations (not DynamoDB TTL, which deletes days late)."""
+    swept = scheduling.sweep()
+    swept["expired"] = orders.expire_overdue()
+    return swept
+
+
+# --- orders and payments ----------------------------------------------------------------------
+from chalicelib import events as domain_event_source  # noqa: E402 - this section's own imports
+from chalicelib import orders  # noqa: E402
+from chalicelib import payments as payment_service  # noqa: E402
+
+ORDER = {
+    "drop_id": Field(str, min=1, max=128),
+    "quantity": Field(int, min=1, max=orders.MAX_QUANTITY),
+    "payment_token": Field(str, min=1, max=255),
+}
+
+
+@route("/orders", methods=["POST"], authorizer=cognito)
+def place_order() -> Any:
+    user_id = caller_id(app.current_request)
+    key = orders.idempotency_key_from(app.current_request.headers.get("idempotency-key"))
+    placed = orders.place_order(user_id, key, **body(ORDER))
+    return json_response(placed.body, placed.status_code, {"Idempotent-Replayed": "true"} if placed.replayed else None)
+
+
+@route("/orders/{order_id}", methods=["GET"], authorizer=cognito)
+def get_order(order_id: str) -> Any:
+    return json_response(orders.get_order(caller_id(app.current_request), order_id))
+
+
+@route("/users/{user_id}/orders", methods=["GET"], authorizer=cognito)
+def list_user_orders(user_id: str) -> Any:
+    return json_response(orders.list_orders(me_or_403(user_id), parse_limit(query("limit")), query("page")))
+
+
+@route("/payments/webhook", methods=["POST"])
+def payment_webhook() -> Any:
+    raw, signature = app.current_request.raw_body or b"", app.current_request.headers.get("stripe-signature")
+    return json_response(payment_service.handle_webhook(raw, signature))
+
+
+@app.lambda_function(name="domain_events")
+def domain_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB Streams of Drops and Orders -> domain events on the events topic."""
+    return domain_event_source.handle_stream_batch(event, context)
+
+
+@app.lambda_function(name="payments")
+def payments(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The payments queue (order_placed) -> charge, confirm or compensate."""
+    return payment_service.handle_payment_messages(event, context)

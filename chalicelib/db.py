@@ -47,16 +47,26 @@ def connection() -> Connection:
     return _connection
 
 
+def _return_values(return_old: bool) -> str | None:
+    # ALL_OLD on a failed condition lets the caller explain the failure without a second read.
+    return "ALL_OLD" if return_old else None
+
+
 class TransactionCancelledError(Exception):
     """A transaction whose conditions failed; `reasons` maps each label to its reason code."""
 
-    def __init__(self, reasons: dict[str, str]) -> None:
+    def __init__(self, reasons: dict[str, str], old_items: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__(", ".join(f"{k}={v}" for k, v in reasons.items()))
         self.reasons = reasons
+        self.old_items = old_items or {}
 
     def failed(self, label: str) -> bool:
         """Whether the operation called `label` failed its condition."""
         return self.reasons.get(label) == "ConditionalCheckFailed"
+
+    def old_item(self, label: str) -> dict[str, Any] | None:
+        """The raw item `label` failed on, as it was (only for operations made with return_old=True)."""
+        return self.old_items.get(label)
 
 
 @dataclass
@@ -74,11 +84,18 @@ class Transaction:
     def delete(self, label: str, item: Model, condition: Condition | None = None) -> None:
         self._deletes.append((label, (item, condition)))
 
-    def put(self, label: str, item: Model, condition: Condition | None = None) -> None:
-        self._puts.append((label, (item, condition)))
+    def put(self, label: str, item: Model, condition: Condition | None = None, return_old: bool = False) -> None:
+        self._puts.append((label, (item, condition, _return_values(return_old))))
 
-    def update(self, label: str, item: Model, actions: list[Any], condition: Condition | None = None) -> None:
-        self._updates.append((label, (item, actions, condition)))
+    def update(
+        self,
+        label: str,
+        item: Model,
+        actions: list[Any],
+        condition: Condition | None = None,
+        return_old: bool = False,
+    ) -> None:
+        self._updates.append((label, (item, actions, condition, _return_values(return_old))))
 
     def commit(self, retries: int = CONFLICT_RETRIES) -> None:
         """Commit; retry TransactionConflict with jitter, then 503 try_again; raise
@@ -97,7 +114,7 @@ class Transaction:
                         time.sleep(random.uniform(0, 0.01 * 2**attempt))
                         continue
                     raise TryAgainError("the item is busy, try again", headers={"Retry-After": "1"}) from None
-                raise TransactionCancelledError(reasons) from None
+                raise TransactionCancelledError(reasons, self._old_items(error)) from None
 
     def _commit_once(self) -> None:
         with TransactWrite(connection=connection()) as tx:
@@ -105,13 +122,24 @@ class Transaction:
                 tx.condition_check(model_cls, hash_key, range_key, condition=condition)
             for _, (item, condition) in self._deletes:
                 tx.delete(item, condition=condition)
-            for _, (item, condition) in self._puts:
-                tx.save(item, condition=condition)
-            for _, (item, actions, condition) in self._updates:
-                tx.update(item, actions, condition=condition)
+            for _, (item, condition, return_values) in self._puts:
+                tx.save(item, condition=condition, return_values=return_values)
+            for _, (item, actions, condition, return_values) in self._updates:
+                tx.update(item, actions, condition=condition, return_values=return_values)
+
+    def _labels(self) -> list[str]:
+        return [label for ops in (self._checks, self._deletes, self._puts, self._updates) for label, _ in ops]
+
+    def _old_items(self, error: TransactWriteError) -> dict[str, dict[str, Any]]:
+        reasons = error.cancellation_reasons or []
+        return {
+            label: reason.raw_item
+            for label, reason in zip(self._labels(), reasons, strict=False)
+            if reason is not None and reason.raw_item
+        }
 
     def _reasons(self, error: TransactWriteError) -> dict[str, str]:
-        labels = [label for ops in (self._checks, self._deletes, self._puts, self._updates) for label, _ in ops]
+        labels = self._labels()
         reasons = error.cancellation_reasons
         if not reasons:
             return {}

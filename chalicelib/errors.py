@@ -109,3 +109,13 @@ class IdempotencyKeyReusedError(LiveDropError):
 
 class TryAgainError(LiveDropError):
     status, code = 503, "try_again"
+
+
+class InvalidSignatureError(LiveDropError):
+    status, code = 400, "invalid_signature"
+
+
+class PaymentProviderError(LiveDropError):
+    """The payment provider failed in a way worth retrying (network, 5xx, rate limit)."""
+
+    status, code = 502, "payment_provider_error"

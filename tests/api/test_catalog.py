@@ -242,3 +242,14 @@ def test_a_warm_drop_read_makes_no_dynamodb_call(api, shop) -> None:
         for _ in range(5):
             assert api.get(f"/drops/{drop['drop_id']}").status_code == 200
     assert warm.calls == []
+
+
+def test_stored_status_follows_the_stock_through_the_stream(api, shop, new_user) -> None:
+    drop = make_drop(api, shop, -5, 3600, stock=2)
+    buyer = new_user()
+    order = {"drop_id": drop["drop_id"], "quantity": 2, "payment_token": "tok_threeDSecureRequired"}
+    placed = api.post("/orders", buyer.token, json=order, headers={"Idempotency-Key": "all-of-it"})
+    assert placed.status_code == 201, placed.text
+    _wait_for_status(drop["drop_id"], "sold_out", 10)
+    products = api.get("/products?status=sold_out&limit=100").json()["items"]
+    assert drop["product_id"] in {p["product_id"] for p in products}

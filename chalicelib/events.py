@@ -1,0 +1,157 @@
+"""Domain events from the outbox: DynamoDB Stream records of Drops and Orders become envelopes
+`{event_id, event_type, occurred_at, data}` published to the events topic (attribute event_type).
+
+An event id is derived from the stream record's eventID and the event type, so a redelivered record
+publishes the same ids and every consumer can drop what it has already seen.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from boto3.dynamodb.types import TypeDeserializer
+
+from chalicelib import aws, scheduling
+from chalicelib.config import get_settings
+from chalicelib.validation import format_time
+
+_EVENT_NAMESPACE = uuid.UUID("6f1c2b1e-5d8a-4c1e-9a57-4c1d0e0b7a11")
+_deserializer = TypeDeserializer()
+ORDER_STATUS_EVENTS = {"confirmed": "order_confirmed", "payment_failed": "order_failed", "expired": "order_expired"}
+
+
+def event_id_for(record_id: str, event_type: str) -> str:
+    """The deterministic id of `event_type` derived from stream record `record_id`."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{record_id}/{event_type}"))
+
+
+def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {name: _plain(_deserializer.deserialize(value)) for name, value in (raw or {}).items()}
+
+
+def _plain(value: Any) -> Any:
+    # Stream numbers arrive as Decimals; every number in these tables is an integer.
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, bool | int):
+        return int(value)
+    return value
+
+
+def envelopes_for(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The domain events one DynamoDB Stream record (Lambda's event shape) stands for."""
+    change = record.get("dynamodb") or {}
+    keys = set((change.get("Keys") or {}).keys())
+    old, new = _image(change.get("OldImage")), _image(change.get("NewImage"))
+    name = record.get("eventName")
+    if "order_id" in keys:
+        derived = _order_events(name, old, new)
+    elif keys == {"drop_id"}:
+        derived = _drop_events(name, old, new)
+    else:
+        derived = []
+    created = change.get("ApproximateCreationDateTime")
+    occurred_at = format_time(float(created) * 1000) if created is not None else None
+    record_id = str(record.get("eventID") or change.get("SequenceNumber"))
+    return [
+        {"event_id": event_id_for(record_id, kind), "event_type": kind, "occurred_at": occurred_at, "data": data}
+        for kind, data in derived
+    ]
+
+
+def _order_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    if name == "INSERT":
+        return [
+            (
+                "order_placed",
+                {
+                    "order_id": new.get("order_id"),
+                    "user_id": new.get("user_id"),
+                    "drop_id": new.get("drop_id"),
+                    "quantity": new.get("quantity"),
+                    "amount_cents": new.get("amount_cents"),
+                    "currency": new.get("currency"),
+                },
+            )
+        ]
+    status = new.get("status")
+    if name == "MODIFY" and status != old.get("status") and status in ORDER_STATUS_EVENTS:
+        data = {"order_id": new.get("order_id"), "user_id": new.get("user_id"), "drop_id": new.get("drop_id")}
+        return [(ORDER_STATUS_EVENTS[status], data)]
+    return []
+
+
+def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    if name not in ("INSERT", "MODIFY"):
+        return []
+    base = {key: new.get(key) for key in ("drop_id", "creator_id", "product_id") if new.get(key) is not None}
+    if name == "INSERT":
+        scheduled = {
+            **base,
+            "start_time": format_time(new.get("start_time")),
+            "end_time": format_time(new.get("end_time")),
+            "stock": new.get("stock"),
+        }
+        return [("drop_scheduled", scheduled)]
+    events: list[tuple[str, dict[str, Any]]] = []
+    before, after = old.get("status"), new.get("status")
+    if before == "scheduled" and after == "live":
+        events.append(("drop_started", dict(base)))
+    old_stock, new_stock = old.get("stock"), new.get("stock")
+    if old_stock is not None and new_stock is not None and old_stock != new_stock:
+        events.append(("stock_changed", {**base, "stock": new_stock}))
+        low = new.get("low_stock_at")
+        if low is not None and old_stock > low >= new_stock:
+            events.append(("stock_low", {**base, "stock": new_stock, "low_stock_threshold": low}))
+        if old_stock > 0 and new_stock <= 0:
+            events.append(("sold_out", {**base, "stock": new_stock}))
+    if after == "ended" and before != "ended":
+        events.append(("drop_ended", dict(base)))
+    return events
+
+
+def publish(envelopes: list[dict[str, Any]]) -> None:
+    """Publish envelopes to the events topic (up to 10 per SNS call); raises if any is not accepted."""
+    topic = get_settings().events_topic_arn
+    sns = aws.client("sns")
+    for start in range(0, len(envelopes), 10):
+        chunk = envelopes[start : start + 10]
+        entries = [
+            {
+                "Id": str(index),
+                "Message": json.dumps(envelope, separators=(",", ":")),
+                "MessageAttributes": {"event_type": {"DataType": "String", "StringValue": envelope["event_type"]}},
+            }
+            for index, envelope in enumerate(chunk)
+        ]
+        failed = sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries).get("Failed") or []
+        if failed:
+            raise RuntimeError(f"SNS refused {len(failed)} domain events: {failed[0].get('Code')}")
+
+
+def _stream_record(record: DynamoDBRecord) -> None:
+    envelopes = envelopes_for(record.raw_event)
+    if envelopes:
+        publish(envelopes)
+    _follow_stock(record.raw_event, envelopes)
+
+
+def _follow_stock(raw: Mapping[str, Any], envelopes: list[dict[str, Any]]) -> None:
+    """Keep a drop's stored status in step with its stock (sold_out, and live again when a
+    reservation returns units) as soon as the stream shows it, rather than at the next sweep."""
+    new = _image(raw.get("dynamodb", {}).get("NewImage"))
+    types = {e["event_type"] for e in envelopes}
+    back_in_stock = new.get("status") == "sold_out" and (new.get("stock") or 0) > 0
+    if "sold_out" in types or ("stock_changed" in types and back_in_stock):
+        scheduling.sync_stock_status(str(new["drop_id"]))
+
+
+def handle_stream_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The `domain_events` handler: publish every record's events, reporting the records that failed."""
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=event, record_handler=_stream_record, processor=processor, context=context)
+    )

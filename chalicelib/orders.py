@@ -1,0 +1,335 @@
+"""Orders that never oversell: one TransactWriteItems reserves stock, counts the buyer's units, writes
+the order and its idempotency key; payment settles it later, or a guarded compensation gives the
+stock back exactly once (payment_failed, expired).
+
+Idempotency keys are per user (`user_id#key`) and live `settings.idempotency_key_hours` (24 by
+default): within that time the same key replays the first 201, after it the key is free again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
+
+from chalicelib.catalog import drop_terms
+from chalicelib.config import get_settings
+from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
+from chalicelib.errors import (
+    DropEndedError,
+    DropNotFoundError,
+    DropNotStartedError,
+    IdempotencyKeyReusedError,
+    InsufficientStockError,
+    InvalidPageError,
+    InvalidRequestError,
+    LiveDropError,
+    MissingIdempotencyKeyError,
+    OrderNotFoundError,
+    PurchaseLimitExceededError,
+    SoldOutError,
+    TryAgainError,
+)
+from chalicelib.models import Drop, IdempotencyKey, Order, Purchase
+from chalicelib.observability import count
+from chalicelib.pagination import decode_page, page_body
+from chalicelib.validation import format_time
+
+MAX_QUANTITY = 100
+MAX_KEY_LENGTH = 255
+PENDING = "pending_payment"
+CONFIRMED = "confirmed"
+PAYMENT_FAILED = "payment_failed"
+EXPIRED = "expired"
+RELEASED = (PAYMENT_FAILED, EXPIRED)
+# Pending orders spread over a few GSI partitions so a hot drop's reservations do not all write one
+# index partition; the sweeper queries each bucket.
+PENDING_BUCKETS = tuple(f"pending#{n}" for n in range(4))
+_ORDERS_PAGE = {"order_id": "S", "user_id": "S", "created_at": "N"}
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What POST /orders answers: a status, a body, and whether it replays an earlier response."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def idempotency_key_from(header: str | None) -> str:
+    """The Idempotency-Key header's value: 400 missing_idempotency_key when absent or empty."""
+    if header is None or header == "":
+        raise MissingIdempotencyKeyError("the Idempotency-Key header is required")
+    if len(header) > MAX_KEY_LENGTH:
+        raise InvalidRequestError(f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
+    return header
+
+
+def request_hash(drop_id: str, quantity: int, payment_token: str) -> str:
+    """A digest of an order request's body, to tell a replay from a reused key."""
+    canonical = json.dumps(
+        {"drop_id": drop_id, "quantity": quantity, "payment_token": payment_token},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def pending_bucket(order_id: str) -> str:
+    """The sparse pending_by_expiry partition an order waits in while unpaid."""
+    return PENDING_BUCKETS[zlib.crc32(order_id.encode()) % len(PENDING_BUCKETS)]
+
+
+def derived_status(order: Order, at_ms: int | None = None) -> str:
+    """The status a reader sees: an unpaid reservation past expires_at is expired, swept or not."""
+    now = now_ms() if at_ms is None else at_ms
+    if order.status == PENDING and now > order.expires_at:
+        return EXPIRED
+    return str(order.status)
+
+
+def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "user_id": order.user_id,
+        "drop_id": order.drop_id,
+        "quantity": int(order.quantity),
+        "amount_cents": int(order.amount_cents),
+        "currency": order.currency,
+        "status": derived_status(order, at_ms),
+        "created_at": format_time(order.created_at),
+        "expires_at": format_time(order.expires_at),
+    }
+
+
+def place_order(user_id: str, key: str, drop_id: str, quantity: int, payment_token: str) -> OrderResult:
+    """Reserve `quantity` units of a drop for `user_id` in one transaction, or replay the key's first answer."""
+    settings = get_settings()
+    terms = drop_terms(drop_id)
+    now = now_ms()
+    digest = request_hash(drop_id, quantity, payment_token)
+    order_id = new_id("or")
+    order = Order(
+        order_id=order_id,
+        user_id=user_id,
+        drop_id=drop_id,
+        quantity=quantity,
+        amount_cents=terms.price_cents * quantity,
+        currency=terms.currency,
+        status=PENDING,
+        idempotency_key=key,
+        request_hash=digest,
+        payment_token=payment_token,
+        pending_bucket=pending_bucket(order_id),
+        created_at=now,
+        expires_at=now + settings.reservation_seconds * 1000,
+    )
+    body = order_view(order, now)
+    key_id = f"{user_id}#{key}"
+    expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)
+    record = IdempotencyKey(
+        key_id=key_id,
+        order_id=order_id,
+        request_hash=digest,
+        status_code=201,
+        response_body=json.dumps(body, separators=(",", ":")),
+        ttl=expires,
+    )
+    tx = Transaction()
+    tx.update(
+        "drop",
+        Drop(drop_id=drop_id),
+        [Drop.stock.set(Drop.stock - quantity)],
+        (Drop.stock >= quantity) & (Drop.start_time <= now) & (Drop.end_time > now),
+        return_old=True,
+    )
+    tx.update(
+        "purchase",
+        Purchase(purchase_id=purchase_id(drop_id, user_id)),
+        [Purchase.quantity.set((Purchase.quantity | 0) + quantity)],
+        _within_limit(terms.per_user_limit, quantity),
+    )
+    tx.put("order", order, Order.order_id.does_not_exist())
+    # DynamoDB's TTL deletes late (up to days): a key past its ttl counts as free here already.
+    key_free = IdempotencyKey.key_id.does_not_exist() | (IdempotencyKey.ttl < datetime.fromtimestamp(now // 1000, UTC))
+    tx.put("idempotency_key", record, key_free, return_old=True)
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        return _explain(cancelled, key_id, digest, drop_id, quantity, now)
+    except TryAgainError:
+        count("OrderRejected_try_again")
+        raise
+    count("OrderPlaced")
+    return OrderResult(201, body)
+
+
+def purchase_id(drop_id: str, user_id: str) -> str:
+    return f"{drop_id}#{user_id}"
+
+
+def _within_limit(limit: int | None, quantity: int) -> Condition | None:
+    if limit is None:
+        return None
+    if quantity > limit:
+        # Can never pass; kept inside the transaction so a reused key is still told apart first.
+        return Purchase.quantity <= limit - quantity
+    return Purchase.purchase_id.does_not_exist() | (Purchase.quantity <= limit - quantity)
+
+
+def _explain(
+    cancelled: TransactionCancelledError, key_id: str, digest: str, drop_id: str, quantity: int, now: int
+) -> OrderResult:
+    """Turn a cancelled order transaction into a replay or the api.md error, reading only when
+    DynamoDB did not hand back the item that failed."""
+    if cancelled.failed("idempotency_key"):
+        raw = cancelled.old_item("idempotency_key")
+        stored = IdempotencyKey.from_raw_data(raw) if raw else _stored_key(key_id)
+        if stored.request_hash != digest:
+            raise _rejected(IdempotencyKeyReusedError("this Idempotency-Key was used with another request"))
+        count("OrderReplayed")
+        return OrderResult(int(stored.status_code), json.loads(stored.response_body), replayed=True)
+    if cancelled.failed("drop"):
+        raw = cancelled.old_item("drop")
+        drop = Drop.from_raw_data(raw) if raw else _stored_drop(drop_id)
+        if now < drop.start_time:
+            raise _rejected(DropNotStartedError("the drop has not started yet"))
+        if now >= drop.end_time:
+            raise _rejected(DropEndedError("the drop has ended"))
+        if drop.stock <= 0:
+            raise _rejected(SoldOutError("the drop is sold out"))
+        if drop.stock < quantity:
+            raise _rejected(InsufficientStockError(f"only {int(drop.stock)} left"))
+    if cancelled.failed("purchase"):
+        raise _rejected(PurchaseLimitExceededError("this would exceed the drop's per-user limit"))
+    # A condition that held again by the time it was read back: the caller may simply retry.
+    raise _rejected(TryAgainError("the drop changed while ordering, try again", headers={"Retry-After": "1"}))
+
+
+def _rejected(error: LiveDropError) -> LiveDropError:
+    count(f"OrderRejected_{error.code}")
+    return error
+
+
+def _stored_key(key_id: str) -> IdempotencyKey:
+    try:
+        return IdempotencyKey.get(key_id, consistent_read=True)
+    except DoesNotExist:
+        raise TryAgainError("the key changed while ordering, try again", headers={"Retry-After": "1"}) from None
+
+
+def _stored_drop(drop_id: str) -> Drop:
+    try:
+        return Drop.get(drop_id, consistent_read=True)
+    except DoesNotExist:
+        raise DropNotFoundError("no such drop") from None
+
+
+# --- reads --------------------------------------------------------------------------------------
+def get_order(user_id: str, order_id: str) -> dict[str, Any]:
+    """GET /orders/{id}: the caller's order; anyone else's is 404, as if it did not exist."""
+    try:
+        order = Order.get(order_id)
+    except DoesNotExist:
+        raise OrderNotFoundError("no such order") from None
+    if order.user_id != user_id:
+        raise OrderNotFoundError("no such order")
+    return order_view(order)
+
+
+def list_orders(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
+    """GET /users/{id}/orders: the user's orders, newest first."""
+    start = decode_page(page, _ORDERS_PAGE)
+    if start is not None and start["user_id"]["S"] != user_id:
+        raise InvalidPageError("page belongs to another listing")
+    results = Order.by_user.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+    now = now_ms()
+    items = [order_view(order, now) for order in results]
+    return page_body(items, results.last_evaluated_key)
+
+
+def load_order(order_id: str) -> Order | None:
+    """The stored order (strongly consistent), or None."""
+    try:
+        return Order.get(order_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+# --- settlement ---------------------------------------------------------------------------------
+def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -> bool:
+    """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did."""
+    now = now_ms() if at_ms is None else at_ms
+    try:
+        Order(order_id=order_id).update(
+            [
+                Order.status.set(CONFIRMED),
+                Order.payment_ref.set(payment_ref),
+                Order.pending_bucket.remove(),
+                Order.updated_at.set(now),
+            ],
+            condition=(Order.status == PENDING) & (Order.expires_at >= now),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    count("OrderConfirmed")
+    return True
+
+
+def release_reservation(order_id: str, to_status: str, at_ms: int | None = None) -> bool:
+    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did."""
+    if to_status not in RELEASED:
+        raise ValueError(f"cannot release an order to {to_status}")
+    now = now_ms() if at_ms is None else at_ms
+    order = load_order(order_id)
+    if order is None or order.status != PENDING:
+        return False
+    guard = Order.status == PENDING
+    if to_status == EXPIRED:
+        if order.expires_at >= now:
+            return False
+        guard = guard & (Order.expires_at < now)
+    quantity = int(order.quantity)
+    tx = Transaction()
+    tx.update(
+        "order",
+        Order(order_id=order_id),
+        [Order.status.set(to_status), Order.pending_bucket.remove(), Order.updated_at.set(now)],
+        guard,
+    )
+    tx.update("drop", Drop(drop_id=order.drop_id), [Drop.stock.set(Drop.stock + quantity)], Drop.drop_id.exists())
+    tx.update(
+        "purchase",
+        Purchase(purchase_id=purchase_id(order.drop_id, order.user_id)),
+        [Purchase.quantity.set(Purchase.quantity - quantity)],
+        Purchase.purchase_id.exists(),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("order"):
+            return False  # settled meanwhile (confirmed, or released by another worker)
+        raise
+    count("OrderReleased_" + to_status)
+    return True
+
+
+def expire_overdue(at_ms: int | None = None, max_orders: int = 1000) -> int:
+    """Expire unpaid reservations whose expires_at has passed (the sweeper calls this); returns how many."""
+    now = now_ms() if at_ms is None else at_ms
+    expired = 0
+    for bucket in PENDING_BUCKETS:
+        overdue = Order.pending_by_expiry.query(bucket, Order.expires_at < now, limit=max_orders)
+        for key in overdue:
+            if release_reservation(key.order_id, EXPIRED, now):
+                expired += 1
+    return expired

@@ -1,0 +1,297 @@
+"""Payments: a provider interface (a deterministic fake for the dev stack, Stripe's PaymentIntents over
+HTTPS in AWS), the `payments` queue consumer that charges placed orders, and Stripe's webhook."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pynamodb.exceptions import PutError
+
+from chalicelib import orders
+from chalicelib.config import get_settings
+from chalicelib.db import now_ms
+from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
+from chalicelib.models import ProcessedEvent
+from chalicelib.observability import count, logger
+
+SUCCEEDED = "succeeded"
+DECLINED = "declined"
+# The provider has not decided yet (e.g. 3-D Secure): the webhook or the expiry sweeper settles it.
+PENDING = "pending"
+WEBHOOK_TOLERANCE_S = 300
+CONSUMER = "payments"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: str
+    payment_ref: str | None = None
+    decline_code: str | None = None
+
+
+class PaymentGateway(Protocol):
+    def charge(
+        self, order_id: str, amount_cents: int, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult: ...
+
+    def refund(self, payment_ref: str, amount_cents: int, idempotency_key: str) -> None: ...
+
+
+class FakePaymentGateway:
+    """The dev stack's provider: tok_visa succeeds, tok_chargeDeclined is declined, tok_processingError
+    fails twice per order and then succeeds, tok_threeDSecureRequired stays pending (the buyer would
+    have to act; the webhook or the expiry settles it); a repeated idempotency key returns the first
+    result."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: dict[str, ChargeResult] = {}
+        self._failures: Counter[str] = Counter()
+        self.charged: list[str] = []
+        self.refunded: list[str] = []
+        self._refunds: set[str] = set()
+
+    def charge(self, order_id: str, amount_cents: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
+        """Charge once per idempotency key (deterministic per order id)."""
+        with self._lock:
+            found = self._results.get(idempotency_key)
+            if found is not None:
+                return found
+            if token == "tok_processingError":
+                self._failures[order_id] += 1
+                if self._failures[order_id] <= 2:
+                    raise PaymentProviderError("the fake provider had a processing error")
+            if token in ("tok_visa", "tok_processingError"):
+                ref = "fake_ch_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+                result = ChargeResult(SUCCEEDED, ref)
+                self.charged.append(order_id)
+            elif token == "tok_threeDSecureRequired":
+                result = ChargeResult(PENDING, "fake_pi_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24])
+            elif token == "tok_chargeDeclined":
+                result = ChargeResult(DECLINED, None, "card_declined")
+            else:
+                result = ChargeResult(DECLINED, None, "invalid_payment_method")
+            self._results[idempotency_key] = result
+            return result
+
+    def refund(self, payment_ref: str, amount_cents: int, idempotency_key: str) -> None:
+        """Refund a charge once per idempotency key."""
+        with self._lock:
+            if idempotency_key not in self._refunds:
+                self._refunds.add(idempotency_key)
+                self.refunded.append(payment_ref)
+
+
+class StripePaymentGateway:
+    """Stripe PaymentIntents over HTTPS (stdlib urllib), confirmed at creation with the token as payment method."""
+
+    api_base = "https://api.stripe.com/v1"
+
+    def __init__(self, api_key: str, timeout_s: float = 15.0) -> None:
+        self._api_key = api_key
+        self._timeout = timeout_s
+
+    def charge(self, order_id: str, amount_cents: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
+        """Create and confirm a PaymentIntent; Stripe's Idempotency-Key makes a retry return the first intent."""
+        form = {
+            "amount": str(amount_cents),
+            "currency": currency.lower(),
+            "payment_method": token,
+            "confirm": "true",
+            # Server-side confirmation cannot follow a redirect; such methods are declined instead.
+            "automatic_payment_methods[enabled]": "true",
+            "automatic_payment_methods[allow_redirects]": "never",
+            "metadata[order_id]": order_id,
+        }
+        status, body = self._post("/payment_intents", form, idempotency_key)
+        if status == 200:
+            return _intent_result(body)
+        error = body.get("error") or {}
+        if status == 402 or error.get("type") == "card_error":
+            intent = error.get("payment_intent") or {}
+            return ChargeResult(DECLINED, intent.get("id"), error.get("decline_code") or error.get("code"))
+        if status == 400 and error.get("type") == "invalid_request_error" and error.get("param") == "payment_method":
+            return ChargeResult(DECLINED, None, error.get("code") or "invalid_payment_method")
+        raise PaymentProviderError(f"stripe answered {status}: {error.get('code') or error.get('type')}")
+
+    def refund(self, payment_ref: str, amount_cents: int, idempotency_key: str) -> None:
+        """Refund a PaymentIntent in full (once per idempotency key)."""
+        status, body = self._post("/refunds", {"payment_intent": payment_ref}, idempotency_key)
+        if status != 200:
+            raise PaymentProviderError(f"stripe refund answered {status}")
+
+    def _post(self, path: str, form: dict[str, str], idempotency_key: str) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(  # noqa: S310 - a fixed https URL, never user input
+            self.api_base + path,
+            data=urllib.parse.urlencode(form).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {self._api_key}",
+                "Idempotency-Key": idempotency_key,
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - see above
+                return int(response.status), json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            try:
+                body = json.loads(error.read() or b"{}")
+            except ValueError:
+                body = {}
+            return int(error.code), body
+        except (urllib.error.URLError, TimeoutError, ValueError) as error:
+            raise PaymentProviderError(f"stripe unreachable: {error}") from None
+
+
+def _intent_result(intent: dict[str, Any]) -> ChargeResult:
+    status = intent.get("status")
+    if status == "succeeded":
+        return ChargeResult(SUCCEEDED, intent.get("id"))
+    if status in ("requires_payment_method", "canceled"):
+        error = intent.get("last_payment_error") or {}
+        return ChargeResult(DECLINED, intent.get("id"), error.get("decline_code") or error.get("code"))
+    return ChargeResult(PENDING, intent.get("id"))
+
+
+_gateway: PaymentGateway | None = None
+_gateway_lock = threading.Lock()
+
+
+def payment_gateway() -> PaymentGateway:
+    """The process-wide provider chosen by settings.payment_provider ("fake" or "stripe")."""
+    global _gateway
+    if _gateway is None:
+        with _gateway_lock:
+            if _gateway is None:
+                settings = get_settings()
+                if settings.payment_provider == "stripe":
+                    _gateway = StripePaymentGateway(settings.stripe_api_key)
+                elif settings.payment_provider == "fake":
+                    _gateway = FakePaymentGateway()
+                else:
+                    raise ValueError(f"unknown payment provider {settings.payment_provider!r}")
+    return _gateway
+
+
+# --- settling an order ----------------------------------------------------------------------------
+def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway) -> str:
+    """Apply a provider's verdict to an order, idempotently; returns what became of the order."""
+    if result.status == DECLINED:
+        orders.release_reservation(order_id, orders.PAYMENT_FAILED)
+        count("PaymentDeclined")
+        return orders.PAYMENT_FAILED
+    if result.status != SUCCEEDED or result.payment_ref is None:
+        return PENDING
+    if orders.confirm_payment(order_id, result.payment_ref):
+        return orders.CONFIRMED
+    order = orders.load_order(order_id)
+    if order is None or order.status == orders.CONFIRMED:
+        return orders.CONFIRMED if order is not None else "missing"
+    # Charged, but the reservation ran out first: the stock went (or goes) back, so the money does too.
+    if order.status == orders.PENDING:
+        orders.release_reservation(order_id, orders.EXPIRED)
+    gateway.refund(result.payment_ref, int(order.amount_cents), f"refund-{order_id}")
+    logger.warning("refunded a charge that arrived after the reservation ended", extra={"order_id": order_id})
+    count("PaymentRefundedLate")
+    return "refunded"
+
+
+def process_order_placed(envelope: dict[str, Any], gateway: PaymentGateway | None = None) -> str:
+    """Charge the order of an order_placed event and settle it; idempotent on the event id.
+
+    The ProcessedEvent marker is written after the work, not before: a charge that fails midway is
+    retried by SQS, and every step is idempotent on its own (the order id is the provider's
+    idempotency key; status-guarded updates), so a redelivery before the marker never charges twice.
+    """
+    gateway = gateway or payment_gateway()
+    marker = f"{CONSUMER}#{envelope['event_id']}"
+    if ProcessedEvent.count(marker, limit=1, consistent_read=True):
+        return "duplicate"
+    order = orders.load_order(str(envelope["data"]["order_id"]))
+    if order is None:
+        outcome = "missing"
+    elif orders.derived_status(order) != orders.PENDING:
+        # Already settled, or overdue: the sweeper owns an overdue reservation.
+        outcome = "skipped"
+    else:
+        result = gateway.charge(
+            order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
+        )
+        outcome = settle(order.order_id, result, gateway)
+    _mark_processed(marker)
+    return outcome
+
+
+def _mark_processed(marker: str) -> None:
+    with contextlib.suppress(PutError):  # a concurrent redelivery marked it first
+        ProcessedEvent(event_key=marker, processed_at=now_ms(), ttl=timedelta(days=7)).save(
+            ProcessedEvent.event_key.does_not_exist()
+        )
+
+
+def _payment_record(record: SQSRecord) -> None:
+    envelope = json.loads(record.body)
+    if envelope.get("event_type") == "order_placed":
+        process_order_placed(envelope)
+
+
+def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported."""
+    # Failures are reported per record even when all fail: the same retry, without an error in the logs.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        process_partial_response(event=event, record_handler=_payment_record, processor=processor, context=context)
+    )
+
+
+# --- Stripe webhook -------------------------------------------------------------------------------
+def verify_stripe_signature(
+    payload: bytes, header: str | None, secret: str, at_s: float | None = None, tolerance_s: int = WEBHOOK_TOLERANCE_S
+) -> None:
+    """Check a Stripe-Signature header (`t=…,v1=…`): HMAC-SHA256 of `t.payload`, at most `tolerance_s` old."""
+    if not secret:
+        raise InvalidSignatureError("the webhook secret is not configured")
+    pairs = [part.split("=", 1) for part in (header or "").split(",") if "=" in part]
+    stamps = [value for name, value in pairs if name.strip() == "t"]
+    signatures = [value.strip() for name, value in pairs if name.strip() == "v1"]
+    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not signatures:
+        raise InvalidSignatureError("Stripe-Signature is missing or malformed")
+    stamp = int(stamps[0])
+    now = time.time() if at_s is None else at_s
+    if abs(now - stamp) > tolerance_s:
+        raise InvalidSignatureError("Stripe-Signature is too old")
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, signature) for signature in signatures):
+        raise InvalidSignatureError("Stripe-Signature does not match")
+
+
+def handle_webhook(payload: bytes, signature_header: str | None) -> dict[str, Any]:
+    """POST /payments/webhook: apply payment_intent.succeeded / payment_failed to the order, idempotently."""
+    verify_stripe_signature(payload, signature_header, get_settings().stripe_webhook_secret)
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequestError("webhook body is not valid JSON") from None
+    intent = (event.get("data") or {}).get("object") or {} if isinstance(event, dict) else {}
+    order_id = (intent.get("metadata") or {}).get("order_id")
+    kind = event.get("type") if isinstance(event, dict) else None
+    if order_id and kind == "payment_intent.succeeded":
+        settle(str(order_id), ChargeResult(SUCCEEDED, intent.get("id")), payment_gateway())
+    elif order_id and kind == "payment_intent.payment_failed":
+        settle(str(order_id), ChargeResult(DECLINED, intent.get("id")), payment_gateway())
+    return {"received": True}
