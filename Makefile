@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint unit bench clean
+.PHONY: dev test lint bench fuzz clean synth
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip<26.3'
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-infra.txt
 	touch $(STAMP)
 
 dev: $(STAMP)
@@ -23,8 +23,19 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
+# The AWS deployment as CloudFormation, into infra/cdk.out (ignored). `make synth STAGE=prod`.
+STAGE ?= dev
+synth: $(STAMP)
+	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_OUTDIR=cdk.out \
+		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(PY) app.py
+	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
+
 bench: $(STAMP)
 	$(PY) -m bench
+
+# A longer schemathesis run than the bounded one in `make test`.
+fuzz: $(STAMP)
+	LIVEDROP_FUZZ_EXAMPLES=200 $(PY) -m pytest tests/fuzz/test_schemathesis.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -6,18 +6,45 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
+from chalice.app import WebsocketEvent
 
-from chalicelib import accounts, catalog, follows, openapi, scheduling
+from chalicelib import accounts, catalog, follows, notifications, openapi, orders, pusher, scheduling
+from chalicelib import connections as ws_connections
+from chalicelib import consumers as notification_consumers
+from chalicelib import events as domain_event_source
+from chalicelib import payments as payment_service
 from chalicelib.config import get_settings
-from chalicelib.errors import ForbiddenError
+from chalicelib.errors import ForbiddenError, UnauthorizedError
+from chalicelib.observability import logger, metrics
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, parse_body
-from chalicelib.web import caller_id, conditional_json, guarded, json_response
+from chalicelib.web import caller_id, conditional_json, error_response, guarded, json_response
 
 settings = get_settings()
 app = Chalice(app_name="livedrop")
 app.debug = settings.debug
+# Chalice packages on_ws_* handlers only with this flag (the WebSocket API is still "experimental" there).
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 cognito = CognitoUserPoolAuthorizer("LiveDropUsers", provider_arns=[settings.user_pool_arn])
+
+
+@app.middleware("all")
+def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every invocation: a correlation id on each log line, and its metrics flushed as EMF."""
+    logger.set_correlation_id(_correlation_id(event))
+    try:
+        return get_response(event)
+    finally:
+        if metrics.metric_set:
+            metrics.flush_metrics()  # EMF on stdout, unless POWERTOOLS_METRICS_DISABLED (the dev stack)
+            metrics.clear_metrics()
+
+
+def _correlation_id(event: Any) -> str | None:
+    context = getattr(event, "context", None)
+    if isinstance(context, dict):  # REST (API Gateway's request id) and WebSocket events
+        return context.get("requestId")
+    return getattr(context, "aws_request_id", None)  # queues, streams, schedules
 
 
 def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -194,9 +221,6 @@ def sweeper(event: Any) -> dict[str, int]:
 
 
 # --- orders and payments ----------------------------------------------------------------------
-from chalicelib import events as domain_event_source  # noqa: E402 - this section's own imports
-from chalicelib import orders  # noqa: E402
-from chalicelib import payments as payment_service  # noqa: E402
 
 ORDER = {
     "drop_id": Field(str, min=1, max=128),
@@ -239,3 +263,46 @@ def domain_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def payments(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The payments queue (order_placed) -> charge, confirm or compensate."""
     return payment_service.handle_payment_messages(event, context)
+
+
+# --- real-time notifications ---------------------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> Any:
+    """$connect: `?token=` must be a valid id token, else the handshake is refused with 401."""
+    token = (event.to_dict().get("queryStringParameters") or {}).get("token")
+    try:
+        ws_connections.open_connection(event.connection_id, token)
+    except UnauthorizedError as error:
+        return error_response(error)
+    return None
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> None:
+    """$default: subscribe, unsubscribe or ping; anything else gets an error frame and the socket stays."""
+    pusher.reply(event.connection_id, ws_connections.client_reply(event.connection_id, event.body))
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> None:
+    """$disconnect: forget the connection and its subscriptions."""
+    ws_connections.close_connection(event.connection_id)
+
+
+@route("/users/{user_id}/notifications", methods=["GET"], authorizer=cognito)
+def user_notifications(user_id: str) -> Any:
+    return json_response(notifications.inbox(me_or_403(user_id), parse_limit(query("limit")), query("page")))
+
+
+@app.lambda_function(name="fanout")
+def fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The notify queue (domain events) -> pushes, inbox rows and follower slices."""
+    return notification_consumers.handle_notify_batch(event, context)
+
+
+@app.lambda_function(name="deliver")
+def deliver(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The deliver queue (follower slices, deferred stock pushes) -> inbox rows and pushes."""
+    return notification_consumers.handle_deliver_batch(event, context)

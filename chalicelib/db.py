@@ -18,6 +18,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
 from chalicelib.errors import TryAgainError
+from chalicelib.observability import count
 
 CONFLICT_RETRIES = 5
 _connection: Connection | None = None
@@ -111,6 +112,7 @@ class Transaction:
                 codes = set(reasons.values())
                 if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
                     if attempt < retries:
+                        count("ContentionRetries")
                         time.sleep(random.uniform(0, 0.01 * 2**attempt))
                         continue
                     raise TryAgainError("the item is busy, try again", headers={"Retry-After": "1"}) from None

@@ -108,6 +108,8 @@ def activate(drop_id: str, at_ms: int | None = None) -> bool:
     )
     if changed:
         _sync_product(drop_id, "live")
+        # Orders may have emptied it while the status still said scheduled.
+        sync_stock_status(drop_id, now)
     return changed
 
 

@@ -37,7 +37,10 @@ class _Refused(Exception):
 
 
 class HttpGateway:
-    """Serves `app` on 127.0.0.1 as API Gateway would; `static_dir` is served under /web/."""
+    """Serves `app` on 127.0.0.1 as API Gateway would; `static_dir` is served under /web/.
+
+    `web_config`, when given, is served as /web/config.json: how the web page finds the WebSocket URL.
+    """
 
     def __init__(
         self,
@@ -47,11 +50,13 @@ class HttpGateway:
         port: int = 0,
         stage: str = "api",
         static_dir: Path | None = None,
+        web_config: dict[str, Any] | None = None,
     ) -> None:
         self.app = serve_concurrently(app)
         self._claims_for = claims_for
         self._stage = stage
         self._static_dir = static_dir
+        self._web_config = web_config
         self._matcher = RouteMatcher(list(app.routes))
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -139,6 +144,8 @@ class HttpGateway:
         }
 
     def _static(self, path: str) -> tuple[bytes, str] | None:
+        if path == "/web/config.json" and self._web_config is not None:
+            return json.dumps(self._web_config).encode(), "application/json"
         if self._static_dir is None:
             return None
         relative = path[len("/web/") :] or "index.html"
@@ -195,7 +202,12 @@ class HttpGateway:
                 if self.command != "HEAD":
                     self.wfile.write(raw)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Any method reaches routing, which answers 403 for one the API does not define,
+                # as API Gateway does (http.server would answer 501).
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         return Handler
 

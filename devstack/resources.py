@@ -36,6 +36,8 @@ def base_env(endpoint: str, stage: str = "dev") -> dict[str, str]:
         "AWS_REGION": REGION,
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "POWERTOOLS_TRACE_DISABLED": "1",
+        # EMF lines on stdout are for CloudWatch; locally they would drown the console.
+        "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "livedrop",
         "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         "LIVEDROP_STAGE": stage,

@@ -122,6 +122,7 @@ class DevStack:
             verifier().claims,
             port=self.http_port,
             static_dir=ROOT / "web",
+            web_config={"ws_url": self.ws.url},
         )
         self.http.start()
 

@@ -169,7 +169,7 @@ class WebSocketGateway:
         )
         try:
             # The management server first: its port is the event's domainName (see _base_context).
-            self._http = ThreadingHTTPServer((self._host, self._management_port), _make_http_handler(self))
+            self._http = _ManagementServer((self._host, self._management_port), _make_http_handler(self))
             self._http.daemon_threads = False  # so server_close() joins in-flight request threads
             self._http_thread = threading.Thread(
                 target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="ws-gateway-management"
@@ -578,6 +578,12 @@ def _reject(ws: ServerConnection, status: int, body: dict[str, Any]) -> Response
     del response.headers["Content-Type"]
     response.headers["Content-Type"] = "application/json"
     return response
+
+
+class _ManagementServer(ThreadingHTTPServer):
+    # A fan-out opens many connections at once (HTTP/1.0: one per push); the default listen backlog of 5
+    # drops the surplus SYNs, and each dropped one costs its client a 1 s retransmit.
+    request_queue_size = 1024
 
 
 def _make_http_handler(gateway: WebSocketGateway) -> type[BaseHTTPRequestHandler]:

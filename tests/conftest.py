@@ -75,3 +75,11 @@ def new_user(api: object) -> object:
     from tests.support import sign_up_user
 
     return lambda **kw: sign_up_user(api, **kw)
+
+
+@pytest.fixture(scope="session")
+def new_user_factory(api: object) -> object:
+    """A session-scoped factory of signed-up, logged-in users (for module-scoped fixtures)."""
+    from tests.support import sign_up_user
+
+    return lambda **kw: sign_up_user(api, **kw)

@@ -1,0 +1,233 @@
+"""Domain events to people: the inbox, follower fan-out in key-range slices, and pushes.
+
+The notify queue's consumer decides who hears of an event and pushes to those online; follower
+audiences are split into slices, each a message on the deliver queue whose consumer pages its
+followers and writes their inbox rows. Live stock is coalesced in chalicelib.live_stock; the queue consumers
+(batches, retries, idempotency) are in chalicelib.consumers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import aws, connections, follows, pusher
+from chalicelib.config import get_settings
+from chalicelib.errors import InvalidPageError, InvalidRequestError
+from chalicelib.models import Creator, Drop, Notification
+from chalicelib.pagination import decode_page, page_body
+from chalicelib.validation import format_time, parse_time
+
+log = logging.getLogger("livedrop.notifications")
+
+DROP_EVENTS = ("drop_started", "stock_low", "sold_out", "drop_ended")
+ORDER_EVENTS = ("order_confirmed", "order_failed", "order_expired")
+STOCK_CHANGED = "stock_changed"
+# What a frame's `data` may carry (the envelope may hold more, such as the buyer's id).
+FRAME_FIELDS = ("drop_id", "order_id", "stock", "product_id", "creator_id")
+
+MIN_SLICES = 8
+MAX_SLICES = 64
+FOLLOWERS_PER_SLICE = 250  # one deliver message reads at most this many followers, then re-enqueues the rest
+INBOX_TTL = timedelta(days=90)
+INBOX_DELAY_SECONDS = 2
+_INBOX_PAGE = {"user_id": "S", "sort_key": "S"}
+
+
+class PoisonMessageError(Exception):
+    """A queue message no retry can fix; it fails until the queue moves it to its DLQ."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A domain event as the events topic publishes it."""
+
+    event_id: str
+    event_type: str
+    occurred_at: str
+    occurred_at_ms: int
+    data: dict[str, Any]
+
+    @classmethod
+    def parse(cls, raw: Any) -> Envelope:
+        """An Envelope from its JSON text or dict; PoisonMessageError if it is not one."""
+        try:
+            body = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        except ValueError:
+            raise PoisonMessageError("not JSON") from None
+        if not isinstance(body, dict):
+            raise PoisonMessageError("not an object")
+        event_id, event_type, occurred_at, data = (
+            body.get(k) for k in ("event_id", "event_type", "occurred_at", "data")
+        )
+        if not (isinstance(event_id, str) and event_id and isinstance(event_type, str) and isinstance(data, dict)):
+            raise PoisonMessageError("event_id, event_type and data are required")
+        if not isinstance(occurred_at, str):
+            raise PoisonMessageError("occurred_at is required")
+        try:
+            occurred_ms = parse_time("occurred_at", occurred_at)
+        except InvalidRequestError:
+            raise PoisonMessageError("occurred_at is not an ISO-8601 time") from None
+        return cls(event_id, event_type, occurred_at, occurred_ms, data)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The envelope as JSON-ready data."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "occurred_at": self.occurred_at,
+            "data": self.data,
+        }
+
+    def field(self, name: str) -> str:
+        """A required string field of `data`; PoisonMessageError when it is missing."""
+        value = self.data.get(name)
+        if not isinstance(value, str) or not value:
+            raise PoisonMessageError(f"{self.event_type} without data.{name}")
+        return value
+
+    def frame(self) -> dict[str, Any]:
+        """The server frame of api.md for this event."""
+        merged = {k: v for k, v in self.data.items() if k in FRAME_FIELDS}
+        return {"type": self.event_type, "event_id": self.event_id, "occurred_at": self.occurred_at, "data": merged}
+
+
+# --- who hears of an event ---------------------------------------------------------------------
+def notify_buyer(event: Envelope) -> None:
+    """An order event to the buyer: an inbox row, and a push to each of their open connections."""
+    user_id = event.field("user_id")
+    event.field("order_id")  # an order event without its order is poison, not a notification
+    write_inbox(event, [user_id])
+    pusher.push(connections.connections_of(user_id), event.frame(), event.occurred_at_ms)
+
+
+def notify_drop_audience(event: Envelope) -> None:
+    """A drop event to the drop's viewers and online followers (pushed now, once per connection) and to
+    every follower's inbox (in slices on the deliver queue)."""
+    drop_id = event.field("drop_id")
+    creator_id = event.data.get("creator_id") or _creator_of(drop_id)
+    # Slices first: if anything below fails, the retry re-sends the same slices, which deliver dedupes.
+    # They wait a moment so the inbox writes do not compete with the pushes people are waiting for.
+    slices = follows.follower_slices(slice_count(creator_id))
+    messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
+    enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
+    targets = connections.subscribers_of(drop_id) + connections.online_followers(creator_id)
+    pusher.push(targets, event.frame(), event.occurred_at_ms)
+
+
+def _creator_of(drop_id: str) -> str:
+    try:
+        return str(Drop.get(drop_id, attributes_to_get=["creator_id"]).creator_id)
+    except DoesNotExist:
+        raise PoisonMessageError(f"drop {drop_id} has no creator_id and no Drops row") from None
+
+
+def slice_count(creator_id: str) -> int:
+    """How many parallel slices a creator's followers are read in (more for big creators)."""
+    try:
+        followers = int(Creator.get(creator_id, attributes_to_get=["follower_count"]).follower_count or 0)
+    except DoesNotExist:
+        followers = 0
+    return max(MIN_SLICES, min(MAX_SLICES, math.ceil(followers / FOLLOWERS_PER_SLICE)))
+
+
+def slice_message(event: Envelope, creator_id: str, low: str | None, high: str | None, after: str | None) -> dict:
+    """A deliver-queue message: this event to the followers in [low, high), resuming after `after`."""
+    return {
+        "kind": "followers",
+        "event": event.as_dict(),
+        "creator_id": creator_id,
+        "low": low,
+        "high": high,
+        "after": after,
+    }
+
+
+def enqueue_deliveries(messages: list[dict[str, Any]], delay_seconds: int = 0) -> None:
+    """Put messages on the deliver queue (ten to a call)."""
+    sqs = aws.client("sqs")
+    url = get_settings().queue_url("deliver")
+    for start in range(0, len(messages), 10):
+        chunk = messages[start : start + 10]
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps(m, separators=(",", ":")), "DelaySeconds": delay_seconds}
+            for i, m in enumerate(chunk)
+        ]
+        failed = sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
+        if failed:
+            raise RuntimeError(f"deliver queue refused {len(failed)} messages: {failed[0]}")
+
+
+# --- the deliver queue --------------------------------------------------------------------------
+def deliver_slice(message: dict[str, Any]) -> None:
+    """Page one slice of a creator's followers into their inboxes (the online ones were pushed already)."""
+    try:
+        event = Envelope.parse(message["event"])
+        creator_id = str(message["creator_id"])
+        part = follows.FollowerSlice(message.get("low"), message.get("high"))
+    except (KeyError, TypeError):
+        raise PoisonMessageError("malformed followers message") from None
+    user_ids, resume = follows.read_follower_slice(
+        creator_id, part, limit=FOLLOWERS_PER_SLICE, after=message.get("after")
+    )
+    if resume is not None:
+        enqueue_deliveries([{**message, "after": resume}])
+    if user_ids:
+        write_inbox(event, user_ids)
+
+
+# --- the inbox ----------------------------------------------------------------------------------
+def inbox_sort_key(event: Envelope) -> str:
+    """Newest-first order by the event's time; the event id makes a redelivery overwrite its row."""
+    return f"{event.occurred_at_ms:013d}#{event.event_id}"
+
+
+def write_inbox(event: Envelope, user_ids: Iterable[str]) -> None:
+    """One inbox row per user for this event (BatchWriteItem; a repeat overwrites the same rows)."""
+    sort_key = inbox_sort_key(event)
+    payload = json.dumps(event.frame()["data"], separators=(",", ":"))
+    drop_id = event.data.get("drop_id") if isinstance(event.data.get("drop_id"), str) else None
+    order_id = event.data.get("order_id") if isinstance(event.data.get("order_id"), str) else None
+    with Notification.batch_write() as batch:
+        for user_id in dict.fromkeys(user_ids):
+            batch.save(
+                Notification(
+                    user_id=user_id,
+                    sort_key=sort_key,
+                    notification_id=event.event_id,
+                    event_type=event.event_type,
+                    drop_id=drop_id,
+                    order_id=order_id,
+                    payload=payload,
+                    read=False,
+                    created_at=event.occurred_at_ms,
+                    ttl=INBOX_TTL,
+                )
+            )
+
+
+def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
+    """A user's notifications, newest first, paginated."""
+    start = decode_page(page, _INBOX_PAGE)
+    if start is not None and start["user_id"]["S"] != user_id:
+        raise InvalidPageError("page belongs to another listing")
+    results = Notification.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+    items = [
+        {
+            "notification_id": row.notification_id,
+            "type": row.event_type,
+            "drop_id": row.drop_id,
+            "order_id": row.order_id,
+            "created_at": format_time(row.created_at),
+            "read": bool(row.read),
+        }
+        for row in results
+    ]
+    return page_body(items, results.last_evaluated_key)

@@ -1,0 +1,1 @@
+"""LiveDrop's AWS deployment (CDK v2 + Chalice's construct)."""

@@ -1,0 +1,106 @@
+"""What each Lambda function may touch: the one place the per-function IAM policies come from.
+
+Keys are handler names: the `name=` of an `@app.lambda_function` / `@app.schedule`, the Python name of
+an `@app.on_ws_*` handler, and API_HANDLER for the REST routes. Tables are logical names (the model's
+table name without the stage prefix); "Table/index" grants reads on that index only. Queues and
+streams a function consumes come from chalicelib.topology and are added by the stack, not listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+API_HANDLER = "api"
+
+
+@dataclass(frozen=True)
+class FunctionAccess:
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    send: tuple[str, ...] = ()
+    publish: bool = False
+    # Creates drop schedules in the Scheduler group (and passes the Scheduler role to them).
+    schedules: bool = False
+    cognito: tuple[str, ...] = ()
+    # Posts to / deletes WebSocket connections through the @connections management API.
+    ws_push: bool = False
+    # Holds the Stripe secrets when the stage's payment provider is stripe.
+    payment_secrets: bool = False
+    timeout: int = 30
+    memory: int = 256
+
+
+# A gone WebSocket connection is forgotten by whoever pushed to it (chalicelib.connections.close_connection).
+_FORGET_READ = ("Subscriptions/by_connection",)
+_FORGET_WRITE = ("Connections", "Subscriptions")
+# Chalicelib's inbox and push path (chalicelib.notifications, live_stock, pusher, consumers).
+_NOTIFY_READ = ("Drops", "Connections/by_user", "Subscriptions", *_FORGET_READ, "ProcessedEvents")
+_NOTIFY_WRITE = ("Notifications", "ProcessedEvents", *_FORGET_WRITE)
+
+ACCESS: dict[str, FunctionAccess] = {
+    API_HANDLER: FunctionAccess(
+        read=(
+            "Users",
+            "Creators",
+            "Follows",
+            "Follows/by_user",
+            "Products",
+            "Products/by_status",
+            "Drops",
+            "Drops/by_status",
+            "Orders",
+            "Orders/by_user",
+            "IdempotencyKeys",
+            "Purchases",
+            "Notifications",
+        ),
+        write=("Users", "Creators", "Follows", "Products", "Drops", "Orders", "IdempotencyKeys", "Purchases"),
+        schedules=True,
+        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser"),
+        payment_secrets=True,
+        timeout=29,
+        memory=1024,
+    ),
+    # Streams -> SNS only: every event is built from the stream record's images.
+    "domain_events": FunctionAccess(publish=True, timeout=60, memory=512),
+    "payments": FunctionAccess(
+        read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        write=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        payment_secrets=True,
+        timeout=30,
+        memory=512,
+    ),
+    "fanout": FunctionAccess(
+        read=(*_NOTIFY_READ, "Creators"),
+        write=_NOTIFY_WRITE,
+        send=("deliver",),
+        ws_push=True,
+        timeout=20,
+        memory=512,
+    ),
+    "deliver": FunctionAccess(
+        read=(*_NOTIFY_READ, "Follows"),
+        write=_NOTIFY_WRITE,
+        # Re-queues the rest of a follower slice and deferred stock pushes on its own queue.
+        send=("deliver",),
+        ws_push=True,
+        timeout=20,
+        memory=512,
+    ),
+    "drop_lifecycle": FunctionAccess(
+        read=("Drops",),
+        write=("Drops", "Products"),
+        # Scheduler fires up to a minute early; the target waits for the exact second.
+        timeout=120,
+    ),
+    "sweeper": FunctionAccess(
+        # Starts/ends overdue drops (scheduling.sweep) and expires unpaid reservations (orders.expire_overdue).
+        read=("Drops", "Drops/by_status", "Orders", "Orders/pending_by_expiry"),
+        write=("Drops", "Products", "Orders", "Purchases"),
+        timeout=60,
+        memory=512,
+    ),
+    "ws_connect": FunctionAccess(write=("Connections",), timeout=10),
+    "ws_message": FunctionAccess(read=_FORGET_READ, write=("Subscriptions", "Connections"), ws_push=True, timeout=10),
+    "ws_disconnect": FunctionAccess(read=_FORGET_READ, write=_FORGET_WRITE, timeout=10),
+}

@@ -1,0 +1,57 @@
+"""The CDK app: `cdk deploy -c stage=prod` from infra/, or `make synth`.
+
+Context (cdk -c key=value, or CDK_CONTEXT_JSON):
+- stage: the Chalice stage of .chalice/config.json to deploy (dev);
+- source_dir: the Chalice project (the repo root);
+- package_dir: where Chalice packages the app, into chalice.out/ (infra/);
+- alarm_topic_arn: an SNS topic that alarms notify (none);
+- stripe_secret: the Secrets Manager secret with api_key and webhook_secret, read when the stage's
+  payment provider is stripe (livedrop/<stage>/stripe).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+INFRA_DIR = Path(__file__).resolve().parent
+ROOT = INFRA_DIR.parent
+# Chalice imports the app as the module `app`: this file must not shadow the repo's app.py.
+sys.path[:] = [str(ROOT), *(p for p in sys.path if p and Path(p).resolve() not in (INFRA_DIR, ROOT))]
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# Chalice asks for a region while packaging (service principals); the template itself uses AWS::Region.
+os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
+
+import aws_cdk as cdk  # noqa: E402
+
+from infra.stack import LiveDropStack  # noqa: E402
+
+
+def main() -> None:
+    # CDK's built-in CloudFormation validation runs on every synth; its findings fail it.
+    app = cdk.App(context={"@aws-cdk/core:validateAgainstDefaultRules": True})
+    stage = app.node.try_get_context("stage") or "dev"
+    source_dir = app.node.try_get_context("source_dir") or str(ROOT)
+    package_dir = Path(app.node.try_get_context("package_dir") or INFRA_DIR)
+    # The Chalice construct packages into ./chalice.out (ignored); keep one package, not one per synth.
+    package_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(package_dir)
+    shutil.rmtree(package_dir / "chalice.out", ignore_errors=True)
+    env = None
+    if os.environ.get("CDK_DEFAULT_ACCOUNT"):
+        env = cdk.Environment(account=os.environ["CDK_DEFAULT_ACCOUNT"], region=os.environ.get("CDK_DEFAULT_REGION"))
+    LiveDropStack(
+        app,
+        stage,
+        source_dir=source_dir,
+        alarm_topic_arn=app.node.try_get_context("alarm_topic_arn"),
+        stripe_secret_name=app.node.try_get_context("stripe_secret"),
+        env=env,
+    )
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

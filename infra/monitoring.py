@@ -1,0 +1,163 @@
+"""Alarms and the dashboard: DLQ depth, API 5xx rate, order latency p99, and the app's EMF metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+# Powertools EMF: namespace and the default "service" dimension (chalicelib.observability).
+NAMESPACE = "LiveDrop"
+SERVICE = {"service": "livedrop"}
+ORDER_LATENCY_P99_MS = 500
+API_5XX_RATE = 0.01
+PERIOD = cdk.Duration.minutes(1)
+
+
+def _app_metric(name: str, statistic: str = "Sum", label: str | None = None) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map=SERVICE,
+        statistic=statistic,
+        period=PERIOD,
+        label=label or name,
+    )
+
+
+def _search(metric_prefix: str, label: str) -> cloudwatch.MathExpression:
+    """Every app metric whose name starts with `metric_prefix` (e.g. OrderRejected_<reason>)."""
+    return cloudwatch.MathExpression(
+        expression=f"SEARCH('{{{NAMESPACE},service}} MetricName=\"{metric_prefix}\"', 'Sum', 60)",
+        label=label,
+        period=PERIOD,
+    )
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        api_name: str,
+        api_stage: str,
+        function_names: Sequence[str],
+        dead_letter_queues: Sequence[sqs.Queue],
+        alarm_topic_arn: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        action = (
+            actions.SnsAction(sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn))
+            if alarm_topic_arn
+            else None
+        )
+        self.alarms: list[cloudwatch.Alarm] = []
+
+        def alarm(alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
+            created = cloudwatch.Alarm(
+                self,
+                alarm_id,
+                alarm_name=f"livedrop-{stage}-{alarm_id}",
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            if action is not None:
+                created.add_alarm_action(action)
+            self.alarms.append(created)
+
+        dlq_depths = []
+        for queue in dead_letter_queues:
+            depth = queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum", label=queue.node.id
+            )
+            dlq_depths.append(depth)
+            alarm(f"{queue.node.id}Depth", depth, 0, "Messages a consumer gave up on: inspect and redrive")
+
+        api_dims = {"ApiName": api_name, "Stage": api_stage}
+        errors_5xx = cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name="5XXError",
+            dimensions_map=api_dims,
+            statistic="Average",
+            period=cdk.Duration.minutes(5),
+            label="5xx rate",
+        )
+        alarm("Api5xxRate", errors_5xx, API_5XX_RATE, "More than 1% of REST requests fail with 5xx")
+        order_latency = cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name="Latency",
+            dimensions_map={**api_dims, "Method": "POST", "Resource": "/orders"},
+            statistic="p99",
+            period=cdk.Duration.minutes(5),
+            label="POST /orders p99",
+        )
+        alarm("OrderLatencyP99", order_latency, ORDER_LATENCY_P99_MS, "POST /orders p99 above 500 ms")
+
+        lambda_errors = [
+            cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name="Errors",
+                dimensions_map={"FunctionName": name},
+                statistic="Sum",
+                period=PERIOD,
+                label=name.removeprefix(f"livedrop-{stage}-"),
+            )
+            for name in function_names
+        ]
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"livedrop-{stage}")
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Orders",
+                left=[_app_metric("OrderPlaced", label="placed"), _search("OrderRejected_", "rejected")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Stock contention retries",
+                left=[
+                    _app_metric("ContentionRetries", label="retries"),
+                    _app_metric("OrderRejected_try_again", label="gave up (503)"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="POST /orders latency", left=[order_latency], width=8),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Notifications",
+                left=[
+                    _app_metric("NotificationsPushed", label="pushed"),
+                    _app_metric("PushFailures", label="push failures"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Notification delay (ms)",
+                left=[
+                    _app_metric("NotificationDelayMs", "p50", "p50"),
+                    _app_metric("NotificationDelayMs", "p99", "p99"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Cache",
+                left=[_app_metric("CacheHit", label="hits"), _app_metric("CacheMiss", label="misses")],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Dead-letter queue depths", left=dlq_depths, width=8),
+            cloudwatch.GraphWidget(title="Lambda errors", left=lambda_errors, width=8),
+            cloudwatch.GraphWidget(title="REST 5xx rate", left=[errors_5xx], width=8),
+        )
+        dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24))

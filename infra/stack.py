@@ -1,0 +1,522 @@
+"""LiveDrop in AWS: the Chalice app (chalice.cdk.Chalice) plus everything Chalice does not create.
+
+Tables come from chalicelib.models.table_spec, queues, subscriptions and event sources from
+chalicelib.topology, per-function permissions from infra.access: the same definitions the dev stack
+provisions locally, so the two cannot drift.
+
+Chalice packages the app at synth time, before CDK knows any ARN. So the functions' handlers stay
+plain `@app.lambda_function`s; their event source mappings, roles, names and environment are added
+here onto the functions Chalice made, and the Cognito authorizer's provider ARN is patched into the
+packaged API definition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import aws_cdk as cdk
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from chalice.cdk import Chalice
+from constructs import Construct
+
+from chalicelib import models, topology
+from chalicelib.config import get_settings
+from infra.access import ACCESS, API_HANDLER, FunctionAccess
+from infra.monitoring import Monitoring
+
+APP_NAME = "livedrop"
+# Where a DynamoDB-stream source sends the coordinates of records it gave up on (infra only: the
+# dev stack's stream pump has no retry limit).
+STREAM_FAILURES_QUEUE = "stream-failures"
+STREAM_MAX_RETRIES = 10
+# Chalice needs some role ARN to package with manage_iam_role off; every function gets its own below.
+_PACKAGING_ROLE_ARN = "arn:aws:iam::000000000000:role/replaced-per-function"
+_READ_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:ConditionCheckItem",
+)
+_WRITE_ACTIONS = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+)
+_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+_CONSUME_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+)
+# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion).
+_SCHEDULE_ACTIONS = ("scheduler:CreateSchedule",)
+
+
+def logical_table_name(model: Any) -> str:
+    """A model's table name without the stage prefix of the process that imported the models."""
+    name: str = model.Meta.table_name
+    prefix = get_settings().table_prefix
+    if not name.startswith(prefix):
+        raise ValueError(f"table {name} does not start with the settings' prefix {prefix}")
+    return name[len(prefix) :]
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+
+
+@dataclass
+class AppFunction:
+    """One function Chalice packaged: its handler name, SAM logical id and deployed name."""
+
+    handler: str
+    logical_id: str
+    function_name: str
+    resource: cdk.CfnResource
+
+
+class LiveDropStack(cdk.Stack):
+    """One stage of LiveDrop. The construct id is the Chalice stage (dev, prod): Chalice reads it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        stage: str,
+        *,
+        source_dir: str,
+        alarm_topic_arn: str | None = None,
+        stripe_secret_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, stage, stack_name=f"{APP_NAME}-{stage}", **kwargs)
+        self.stage = stage
+        self.prefix = f"{APP_NAME}-{stage}-"
+        self.source_dir = Path(source_dir)
+        chalice_config = json.loads((self.source_dir / ".chalice" / "config.json").read_text())
+        stage_config = chalice_config.get("stages", {}).get(stage, {})
+        self.api_stage = stage_config.get("api_gateway_stage") or chalice_config.get("api_gateway_stage") or "api"
+        stage_env = {**chalice_config.get("environment_variables", {}), **stage_config.get("environment_variables", {})}
+        self.payment_provider = stage_env.get("LIVEDROP_PAYMENT_PROVIDER", "fake")
+        self.stripe_secret_name = stripe_secret_name or f"{APP_NAME}/{stage}/stripe"
+        retain = cdk.RemovalPolicy.RETAIN if stage == "prod" else cdk.RemovalPolicy.DESTROY
+        cdk.Tags.of(self).add("app", APP_NAME)
+        cdk.Tags.of(self).add("stage", stage)
+
+        self.tables = self._tables(retain)
+        self.topic = sns.Topic(self, "EventsTopic", topic_name=self.prefix + topology.EVENTS_TOPIC)
+        self.queues, self.dead_letter_queues = self._queues()
+        self.stream_failures = sqs.Queue(
+            self,
+            "StreamFailuresQueue",
+            queue_name=self.prefix + STREAM_FAILURES_QUEUE,
+            retention_period=cdk.Duration.days(14),
+            enforce_ssl=True,
+        )
+        self.schedule_group = scheduler.CfnScheduleGroup(
+            self, "DropSchedules", name=self.prefix + topology.SCHEDULER_GROUP
+        )
+        self.user_pool, self.user_pool_client = self._user_pool(retain)
+
+        self.chalice = Chalice(
+            self,
+            "Chalice",
+            source_dir=str(self.source_dir),
+            stage_config={"manage_iam_role": False, "iam_role_arn": _PACKAGING_ROLE_ARN},
+        )
+        self.sam = json.loads((Path(self.chalice._sam_package_dir) / "sam.json").read_text())
+        self.functions = self._app_functions()
+        self.scheduler_role = self._scheduler_role()
+        self.ws_api_id = self._resource_ref("WebsocketAPI")
+        self._patch_rest_api()
+        self._patch_websocket_api()
+        self.roles: dict[str, iam.Role] = {}
+        for function in self.functions.values():
+            self._configure(function)
+        self._event_sources()
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            stage=stage,
+            api_name=self.rest_api_name,
+            api_stage=self.api_stage,
+            function_names=[f.function_name for f in self.functions.values()],
+            dead_letter_queues=[*self.dead_letter_queues.values(), self.stream_failures],
+            alarm_topic_arn=alarm_topic_arn,
+        )
+        self._outputs()
+
+    # --- state ---------------------------------------------------------------------------------
+    def _tables(self, removal: cdk.RemovalPolicy) -> dict[str, cdk.CfnResource]:
+        tables = {}
+        for model in models.ALL_MODELS:
+            spec = models.table_spec(model)
+            name = logical_table_name(model)
+            properties: dict[str, Any] = {
+                **spec["create"],
+                # CreateTable's StreamEnabled is implied in CloudFormation by the view type.
+                "TableName": self.prefix + name,
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": removal == cdk.RemovalPolicy.RETAIN,
+            }
+            if "StreamSpecification" in properties:
+                properties["StreamSpecification"] = {
+                    "StreamViewType": properties["StreamSpecification"]["StreamViewType"]
+                }
+            if spec["ttl_attribute"]:
+                properties["TimeToLiveSpecification"] = {"AttributeName": spec["ttl_attribute"], "Enabled": True}
+            table = cdk.CfnResource(self, f"{name}Table", type="AWS::DynamoDB::Table", properties=properties)
+            table.apply_removal_policy(removal)
+            tables[name] = table
+        return tables
+
+    def _queues(self) -> tuple[dict[str, sqs.Queue], dict[str, sqs.Queue]]:
+        queues, dlqs = {}, {}
+        for spec in topology.QUEUES:
+            dlq = sqs.Queue(
+                self,
+                f"{_camel(spec.name)}DeadLetterQueue",
+                queue_name=self.prefix + spec.dlq_name,
+                retention_period=cdk.Duration.days(14),
+                enforce_ssl=True,
+            )
+            queue = sqs.Queue(
+                self,
+                f"{_camel(spec.name)}Queue",
+                queue_name=self.prefix + spec.name,
+                visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout),
+                dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=spec.max_receive_count, queue=dlq),
+                enforce_ssl=True,
+            )
+            if spec.event_types:
+                self.topic.add_subscription(
+                    subscriptions.SqsSubscription(
+                        queue,
+                        raw_message_delivery=True,
+                        filter_policy={
+                            "event_type": sns.SubscriptionFilter.string_filter(allowlist=list(spec.event_types))
+                        },
+                    )
+                )
+            queues[spec.name], dlqs[spec.name] = queue, dlq
+        return queues, dlqs
+
+    def _user_pool(self, removal: cdk.RemovalPolicy) -> tuple[cognito.UserPool, cognito.UserPoolClient]:
+        pool = cognito.UserPool(
+            self,
+            "Users",
+            user_pool_name=self.prefix + "users",
+            self_sign_up_enabled=True,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            standard_attributes=cognito.StandardAttributes(
+                fullname=cognito.StandardAttribute(required=True, mutable=True)
+            ),
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            removal_policy=removal,
+        )
+        client = pool.add_client(
+            "WebClient",
+            user_pool_client_name=f"{APP_NAME}-web",
+            auth_flows=cognito.AuthFlow(user_password=True),
+            generate_secret=False,
+            prevent_user_existence_errors=True,
+        )
+        return pool, client
+
+    # --- the functions Chalice made ------------------------------------------------------------
+    def _app_functions(self) -> dict[str, AppFunction]:
+        functions = {}
+        for logical_id, resource in self.sam["Resources"].items():
+            if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            handler = resource["Properties"]["Handler"].split(".", 1)[1]
+            name = API_HANDLER if handler == "app" else handler
+            if name not in ACCESS:
+                raise KeyError(f"function {name} ({logical_id}) has no entry in infra/access.py ACCESS")
+            functions[name] = AppFunction(
+                name, logical_id, f"{APP_NAME}-{self.stage}-{name}", self.chalice.get_resource(logical_id)
+            )
+        return functions
+
+    def _resource_ref(self, logical_id: str) -> str | None:
+        return self.chalice.get_resource(logical_id).ref if logical_id in self.sam["Resources"] else None
+
+    def function_arn(self, function_name: str) -> str:
+        return self.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=function_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _scheduler_role(self) -> iam.Role:
+        # By name, not by reference: the target function's environment names this role.
+        target = self.function_arn(f"{APP_NAME}-{self.stage}-{topology.DROP_LIFECYCLE_HANDLER}")
+        return iam.Role(
+            self,
+            "SchedulerRole",
+            description="EventBridge Scheduler invokes the drop lifecycle function",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self.account}}
+            ),
+            inline_policies={
+                "invoke": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[target, f"{target}:*"])
+                    ]
+                )
+            },
+        )
+
+    @property
+    def cognito_issuer(self) -> str:
+        # ProviderURL has no scheme; a token's iss does.
+        return f"https://{self.user_pool.user_pool_provider_url}"
+
+    @property
+    def rest_api_name(self) -> str:
+        return f"{APP_NAME}-{self.stage}"
+
+    @property
+    def ws_management_endpoint(self) -> str:
+        if self.ws_api_id is None:
+            return ""
+        return f"https://{self.ws_api_id}.execute-api.{self.region}.{self.url_suffix}/{self.api_stage}"
+
+    def _patch_rest_api(self) -> None:
+        if "RestAPI" not in self.sam["Resources"]:
+            return
+        api = self.chalice.get_resource("RestAPI")
+        api.add_property_override("Name", self.rest_api_name)
+        # Detailed metrics for the order path only: its p99 latency is alarmed on.
+        api.add_property_override(
+            "MethodSettings",
+            [{"ResourcePath": "/~1orders", "HttpMethod": "POST", "MetricsEnabled": True}],
+        )
+        body = self.sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+        for name, definition in body.get("securityDefinitions", {}).items():
+            authorizer = definition.get("x-amazon-apigateway-authorizer", {})
+            if authorizer.get("type") == "cognito_user_pools":
+                api.add_property_override(
+                    f"DefinitionBody.securityDefinitions.{name}.x-amazon-apigateway-authorizer.providerARNs",
+                    [self.user_pool.user_pool_arn],
+                )
+
+    def _patch_websocket_api(self) -> None:
+        if self.ws_api_id is None:
+            return
+        # The deployment must follow the routes, or CloudFormation may deploy an API with none.
+        deployment = self.chalice.get_resource("WebsocketAPIDeployment")
+        for logical_id, resource in self.sam["Resources"].items():
+            if resource["Type"] == "AWS::ApiGatewayV2::Route":
+                deployment.add_resource_dependency(self.chalice.get_resource(logical_id))
+
+    def _environment(self, access: FunctionAccess) -> dict[str, str]:
+        env = {
+            "LIVEDROP_STAGE": self.stage,
+            "LIVEDROP_ACCOUNT_ID": self.account,
+            "LIVEDROP_TABLE_PREFIX": self.prefix,
+            "LIVEDROP_EVENTS_TOPIC_ARN": self.topic.topic_arn,
+            "LIVEDROP_QUEUE_URL_PREFIX": f"https://sqs.{self.region}.{self.url_suffix}/{self.account}/",
+            "LIVEDROP_SCHEDULER_GROUP": self.prefix + topology.SCHEDULER_GROUP,
+            "LIVEDROP_SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            "LIVEDROP_FUNCTION_ARN_PREFIX": self.function_arn(f"{APP_NAME}-{self.stage}-"),
+            "LIVEDROP_USER_POOL_ID": self.user_pool.user_pool_id,
+            "LIVEDROP_USER_POOL_CLIENT_ID": self.user_pool_client.user_pool_client_id,
+            "LIVEDROP_COGNITO_ISSUER": self.cognito_issuer,
+            "LIVEDROP_JWKS_URL": f"{self.cognito_issuer}/.well-known/jwks.json",
+            "LIVEDROP_WS_MANAGEMENT_ENDPOINT": self.ws_management_endpoint,
+            "LIVEDROP_PAYMENT_PROVIDER": self.payment_provider,
+            "POWERTOOLS_SERVICE_NAME": APP_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
+        }
+        if access.payment_secrets and self.payment_provider == "stripe":
+            for variable, field in (
+                ("LIVEDROP_STRIPE_API_KEY", "api_key"),
+                ("LIVEDROP_STRIPE_WEBHOOK_SECRET", "webhook_secret"),
+            ):
+                env[variable] = cdk.SecretValue.secrets_manager(
+                    self.stripe_secret_name, json_field=field
+                ).unsafe_unwrap()
+        return env
+
+    def _configure(self, function: AppFunction) -> None:
+        access = ACCESS[function.handler]
+        role = iam.Role(
+            self,
+            f"{function.logical_id}Role",
+            description=f"LiveDrop {self.stage} {function.handler} function",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            inline_policies={"access": iam.PolicyDocument(statements=self._statements(function, access))},
+        )
+        self.roles[function.handler] = role
+        log_group = logs.LogGroup(
+            self,
+            f"{function.logical_id}Logs",
+            log_group_name=f"/aws/lambda/{function.function_name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        resource = function.resource
+        # The role may not create log groups: the function's group must exist before it first runs.
+        resource.add_resource_dependency(cast(cdk.CfnResource, log_group.node.default_child))
+        resource.add_property_override("FunctionName", function.function_name)
+        resource.add_property_override("Role", role.role_arn)
+        resource.add_property_override("Timeout", access.timeout)
+        resource.add_property_override("MemorySize", access.memory)
+        resource.add_property_override("Tracing", "Active")
+        for key, value in self._environment(access).items():
+            resource.add_property_override(f"Environment.Variables.{key}", value)
+
+    # --- least privilege -----------------------------------------------------------------------
+    def _table_arns(self, entries: tuple[str, ...]) -> list[str]:
+        arns = []
+        for entry in entries:
+            table, _, index = entry.partition("/")
+            arn = self.tables[table].get_att("Arn").to_string()
+            arns.append(f"{arn}/index/{index}" if index else arn)
+        return arns
+
+    def _statements(self, function: AppFunction, access: FunctionAccess) -> list[iam.PolicyStatement]:
+        log_group = self.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/lambda/{function.function_name}:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        statements = [
+            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group]),
+            # X-Ray has no resource-level permissions.
+            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]),
+        ]
+        if access.read:
+            statements.append(iam.PolicyStatement(actions=list(_READ_ACTIONS), resources=self._table_arns(access.read)))
+        if access.write:
+            statements.append(
+                iam.PolicyStatement(actions=list(_WRITE_ACTIONS), resources=self._table_arns(access.write))
+            )
+        if access.send:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"], resources=[self.queues[name].queue_arn for name in access.send]
+                )
+            )
+        if access.publish:
+            statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        if access.schedules:
+            group = self.prefix + topology.SCHEDULER_GROUP
+            statements.append(
+                iam.PolicyStatement(
+                    actions=list(_SCHEDULE_ACTIONS),
+                    resources=[self.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*")],
+                )
+            )
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.scheduler_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+                )
+            )
+        if access.cognito:
+            statements.append(
+                iam.PolicyStatement(actions=list(access.cognito), resources=[self.user_pool.user_pool_arn])
+            )
+        if access.ws_push and self.ws_api_id is not None:
+            connections = self.format_arn(
+                service="execute-api", resource=self.ws_api_id, resource_name=f"{self.api_stage}/*/@connections/*"
+            )
+            statements.append(iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[connections]))
+        consumed = [self.queues[s.queue].queue_arn for s in topology.QUEUE_SOURCES if s.handler == function.handler]
+        if consumed:
+            statements.append(iam.PolicyStatement(actions=list(_CONSUME_ACTIONS), resources=consumed))
+        streams = [self.tables[s.table] for s in topology.STREAM_SOURCES if s.handler == function.handler]
+        if streams:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=list(_STREAM_ACTIONS),
+                    resources=[table.get_att("StreamArn").to_string() for table in streams],
+                )
+            )
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["dynamodb:ListStreams"],
+                    resources=[f"{table.get_att('Arn').to_string()}/stream/*" for table in streams],
+                )
+            )
+            statements.append(
+                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.stream_failures.queue_arn])
+            )
+        return statements
+
+    # --- event sources -------------------------------------------------------------------------
+    def _event_sources(self) -> None:
+        for source in topology.QUEUE_SOURCES:
+            function = self.functions.get(source.handler)
+            if function is None:
+                cdk.Annotations.of(self).add_warning(f"no function {source.handler} for queue {source.queue}")
+                continue
+            mapping = lambda_.CfnEventSourceMapping(
+                self,
+                f"{_camel(source.queue)}QueueTo{function.logical_id}",
+                function_name=function.resource.ref,
+                event_source_arn=self.queues[source.queue].queue_arn,
+                batch_size=source.batch_size,
+                function_response_types=["ReportBatchItemFailures"],
+            )
+            mapping.node.add_dependency(self.roles[source.handler])
+        for stream in topology.STREAM_SOURCES:
+            function = self.functions.get(stream.handler)
+            if function is None:
+                cdk.Annotations.of(self).add_warning(f"no function {stream.handler} for stream {stream.table}")
+                continue
+            mapping = lambda_.CfnEventSourceMapping(
+                self,
+                f"{stream.table}StreamTo{function.logical_id}",
+                function_name=function.resource.ref,
+                event_source_arn=self.tables[stream.table].get_att("StreamArn").to_string(),
+                batch_size=stream.batch_size,
+                starting_position="TRIM_HORIZON",
+                function_response_types=["ReportBatchItemFailures"],
+                bisect_batch_on_function_error=True,
+                maximum_retry_attempts=STREAM_MAX_RETRIES,
+                destination_config=lambda_.CfnEventSourceMapping.DestinationConfigProperty(
+                    on_failure=lambda_.CfnEventSourceMapping.OnFailureProperty(
+                        destination=self.stream_failures.queue_arn
+                    )
+                ),
+            )
+            mapping.node.add_dependency(self.roles[stream.handler])
+
+    def _outputs(self) -> None:
+        if "RestAPI" in self.sam["Resources"]:
+            rest_id = self.chalice.get_resource("RestAPI").ref
+            cdk.CfnOutput(
+                self,
+                "RestApiUrl",
+                value=f"https://{rest_id}.execute-api.{self.region}.{self.url_suffix}/{self.api_stage}/",
+            )
+        if self.ws_api_id is not None:
+            cdk.CfnOutput(
+                self,
+                "WebSocketUrl",
+                value=f"wss://{self.ws_api_id}.execute-api.{self.region}.{self.url_suffix}/{self.api_stage}",
+            )
+        cdk.CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
+        cdk.CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
+        cdk.CfnOutput(self, "Region", value=self.region)

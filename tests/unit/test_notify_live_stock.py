@@ -1,0 +1,76 @@
+"""Notification building blocks in-process: envelopes, frames, client frames and the live-stock coalescer."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from chalicelib import connections, live_stock
+from chalicelib.notifications import Envelope, PoisonMessageError
+from tests.e2e.support import iso
+
+
+def envelope(event_type: str, **data) -> Envelope:
+    body = {"event_id": str(uuid.uuid4()), "event_type": event_type, "occurred_at": iso(), "data": data}
+    return Envelope.parse(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "nope", "[]", '{"event_id": "e"}', '{"event_id": "e", "event_type": "x", "occurred_at": "soon", "data": {}}'],
+)
+def test_what_is_not_an_envelope_is_poison(raw) -> None:
+    with pytest.raises(PoisonMessageError):
+        Envelope.parse(raw)
+
+
+def test_a_frame_carries_only_public_fields() -> None:
+    event = envelope("order_confirmed", order_id="or_1", user_id="u_1", drop_id="dr_1", secret="x")
+    frame = event.frame()
+    assert frame == {
+        "type": "order_confirmed",
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at,
+        "data": {"order_id": "or_1", "drop_id": "dr_1"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "reply"),
+    [
+        ('{"action": "ping"}', {"type": "pong"}),
+        ('{"action": "ping", "extra": 1}', {"type": "error", "code": "invalid_message"}),
+        ('{"action": "subscribe", "drop_id": ""}', {"type": "error", "code": "invalid_message"}),
+        ('{"action": "unsubscribe", "drop_id": "dr_u"}', {"type": "unsubscribed", "drop_id": "dr_u"}),
+        ("null", {"type": "error", "code": "invalid_message"}),
+        (None, {"type": "error", "code": "invalid_message"}),
+    ],
+)
+def test_client_frames(body, reply) -> None:
+    assert connections.client_reply("c_unit", body) == reply
+
+
+def test_a_burst_of_stock_changes_is_coalesced_and_ends_on_the_last_value(monkeypatch) -> None:
+    drop_id = f"dr_unit_{uuid.uuid4().hex[:8]}"
+    pushed: list[dict] = []
+    flushes: list[str] = []
+    monkeypatch.setattr(live_stock.pusher, "push", lambda ids, frame, at=None: pushed.append(frame))
+    monkeypatch.setattr(live_stock, "_queue_flush", flushes.append)
+    began = time.monotonic()
+    for stock in range(99, -1, -1):
+        live_stock.stock_changed(envelope("stock_changed", drop_id=drop_id, stock=stock))
+    windows = (time.monotonic() - began) * 1000 / live_stock.WINDOW_MS
+    # About one push per window (a slow write can stretch a window's start), never one per change.
+    assert 1 <= len(pushed) <= 2 * windows + 2 < 100
+    assert flushes == [drop_id]  # one deferred push, however many were held back
+    time.sleep(live_stock.WINDOW_MS / 1000 + 0.05)
+    live_stock.flush(drop_id)
+    assert pushed[-1]["data"] == {"drop_id": drop_id, "stock": 0}
+    # A repeat of the last event, or a flush with nothing new, shows nothing again.
+    before = len(pushed)
+    time.sleep(live_stock.WINDOW_MS / 1000 + 0.05)
+    live_stock.flush(drop_id)
+    assert len(pushed) == before
