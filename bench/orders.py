@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import statistics
 import threading
 import time
 import uuid
@@ -22,6 +21,8 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
+
+from bench.load import rush
 
 DROP_STOCK = 20_000
 LEVELS = ((16, 3000), (64, 3000))  # (concurrent buyers, orders placed at that level)
@@ -75,47 +76,6 @@ def _make_drop(client: _Client) -> str:
     drop = client.post(f"/creators/{creator_id}/drops", body, token)
     assert drop.status_code == 201, drop.text
     return str(drop.json()["drop_id"])
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def _buy(client: _Client, drop_id: str, tokens: list[str], total: int) -> dict[str, Any]:
-    """`len(tokens)` buyers place `total` single-unit orders between them, as fast as answers come back."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    share = [total // len(tokens) + (1 if i < total % len(tokens) else 0) for i in range(len(tokens))]
-
-    def buyer(index: int) -> None:
-        for _ in range(share[index]):
-            started = time.perf_counter()
-            response = client.post(
-                "/orders",
-                {"drop_id": drop_id, "quantity": 1, "payment_token": "tok_visa"},
-                tokens[index],
-                {"Idempotency-Key": uuid.uuid4().hex},
-            )
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
-        list(pool.map(buyer, range(len(tokens))))
-    wall = time.perf_counter() - started
-    return {
-        "buyers": len(tokens),
-        "orders": total,
-        "seconds": round(wall, 2),
-        "orders_per_s": round(total / wall, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-    }
 
 
 def _raw_transactions(endpoint: str, threads: int) -> dict[str, Any]:
@@ -221,7 +181,7 @@ def run(results_dir: Path | str = RESULTS_DIR) -> dict[str, Any]:
             tokens = [t for _, t in pool.map(lambda _: _sign_up(client), range(max(n for n, _ in LEVELS)))]
         levels = []
         for buyers, total in LEVELS:
-            measured = _buy(client, drop_id, tokens[:buyers], total)
+            measured = rush(stack.rest_url, drop_id, tokens[:buyers], total)
             measured["raw"] = _raw_transactions(stack.aws.endpoint, buyers)
             measured["ratio_to_raw"] = round(measured["orders_per_s"] / max(measured["raw"]["tx_per_s"], 0.1), 2)
             levels.append(measured)

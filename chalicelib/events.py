@@ -132,11 +132,34 @@ def publish(envelopes: list[dict[str, Any]]) -> None:
             raise RuntimeError(f"SNS refused {len(failed)} domain events: {failed[0].get('Code')}")
 
 
-def _stream_record(record: DynamoDBRecord) -> None:
-    envelopes = envelopes_for(record.raw_event)
+def _stream_record(record: DynamoDBRecord, superseded: set[str]) -> None:
+    envelopes = [e for e in envelopes_for(record.raw_event) if e["event_id"] not in superseded]
     if envelopes:
         publish(envelopes)
     _follow_stock(record.raw_event, envelopes)
+
+
+def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:
+    """Ids of stock_changed events that a later record of the same batch supersedes.
+
+    Viewers only need the newest stock, so a rush of orders publishes one stock_changed per drop
+    per batch instead of one per order. If a later record fails, the retry starts at it, so the
+    newest value is still published.
+    """
+    latest: dict[str, str] = {}
+    superseded: set[str] = set()
+    for raw in records:
+        try:
+            envelopes = envelopes_for(raw)
+        except Exception:  # noqa: S112 - the record's own handling reports it
+            continue
+        for envelope in envelopes:
+            if envelope["event_type"] == "stock_changed":
+                drop_id = str(envelope["data"].get("drop_id"))
+                if drop_id in latest:
+                    superseded.add(latest[drop_id])
+                latest[drop_id] = envelope["event_id"]
+    return superseded
 
 
 def _follow_stock(raw: Mapping[str, Any], envelopes: list[dict[str, Any]]) -> None:
@@ -152,6 +175,12 @@ def _follow_stock(raw: Mapping[str, Any], envelopes: list[dict[str, Any]]) -> No
 def handle_stream_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The `domain_events` handler: publish every record's events, reporting the records that failed."""
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    superseded = superseded_stock_changes(event.get("Records") or [])
     return dict(
-        process_partial_response(event=event, record_handler=_stream_record, processor=processor, context=context)
+        process_partial_response(
+            event=event,
+            record_handler=lambda record: _stream_record(record, superseded),
+            processor=processor,
+            context=context,
+        )
     )

@@ -591,6 +591,7 @@ def _make_http_handler(gateway: WebSocketGateway) -> type[BaseHTTPRequestHandler
         # HTTP/1.0: one request per connection, so server_close() never waits on an idle keep-alive socket.
         protocol_version = "HTTP/1.0"
         server_version = "ws-gateway"
+        disable_nagle_algorithm = True  # headers and body are separate writes: don't hold the body back
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("@connections %s", format % args)

@@ -198,3 +198,19 @@ def test_a_record_that_cannot_be_published_is_reported_alone(app_module, monkeyp
     result = app_module.domain_events({"Records": [good, bad]}, LambdaContext("domain_events"))
     assert result == {"batchItemFailures": [{"itemIdentifier": bad["dynamodb"]["SequenceNumber"]}]}
     assert [e["event_type"] for e in published] == ["drop_scheduled"]
+
+
+def test_a_batch_publishes_only_the_newest_stock_change_per_drop(app_module, monkeypatch) -> None:
+    published: list[dict] = []
+    monkeypatch.setattr(events, "publish", published.extend)
+    drop_a, drop_b = DROP | {"drop_id": "dr_a", "status": "live"}, DROP | {"drop_id": "dr_b", "status": "live"}
+    batch = [
+        record("MODIFY", "drop_id", drop_a | {"stock": 19}, drop_a | {"stock": 20}),
+        record("MODIFY", "drop_id", drop_b | {"stock": 9}, drop_b | {"stock": 10}),
+        record("MODIFY", "drop_id", drop_a | {"stock": 18}, drop_a | {"stock": 19}),
+        record("MODIFY", "drop_id", drop_a | {"stock": 17}, drop_a | {"stock": 18}),
+    ]
+    result = app_module.domain_events({"Records": batch}, LambdaContext("domain_events"))
+    assert result == {"batchItemFailures": []}
+    changes = [(e["data"]["drop_id"], e["data"]["stock"]) for e in published if e["event_type"] == "stock_changed"]
+    assert changes == [("dr_b", 9), ("dr_a", 17)]
