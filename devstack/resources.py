@@ -7,24 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
-
-import boto3
 
 from chalicelib import topology
+from devstack.pumps import aws_client
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-
-
-def _client(service: str, endpoint: str) -> Any:
-    return boto3.session.Session().client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def base_env(endpoint: str, stage: str = "dev") -> dict[str, str]:
@@ -62,10 +50,10 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
     settings = get_settings()
     if settings.aws_endpoint_url != endpoint:
         raise RuntimeError("chalicelib was imported before the stack's environment was set")
-    create_all_tables(_client("dynamodb", endpoint))
+    create_all_tables(aws_client("dynamodb", endpoint))
 
-    sns = _client("sns", endpoint)
-    sqs = _client("sqs", endpoint)
+    sns = aws_client("sns", endpoint)
+    sqs = aws_client("sqs", endpoint)
     topic_arn = sns.create_topic(Name=f"{settings.table_prefix}{topology.EVENTS_TOPIC}")["TopicArn"]
     for spec in topology.QUEUES:
         dlq_url = sqs.create_queue(QueueName=settings.table_prefix + spec.dlq_name)["QueueUrl"]
@@ -95,12 +83,12 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
     env["LIVEDROP_EVENTS_TOPIC_ARN"] = topic_arn
     env["LIVEDROP_QUEUE_URL_PREFIX"] = f"{endpoint}/{ACCOUNT_ID}/"
 
-    scheduler = _client("scheduler", endpoint)
+    scheduler = aws_client("scheduler", endpoint)
     group = f"{settings.table_prefix}{topology.SCHEDULER_GROUP}"
     scheduler.create_schedule_group(Name=group)
     env["LIVEDROP_SCHEDULER_GROUP"] = group
 
-    cognito = _client("cognito-idp", endpoint)
+    cognito = aws_client("cognito-idp", endpoint)
     pool_id = cognito.create_user_pool(
         PoolName=f"{settings.table_prefix}users",
         AutoVerifiedAttributes=["email"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -95,3 +96,21 @@ class DynamoCalls:
     def __exit__(self, *exc: object) -> None:
         for client in self._clients:
             client.meta.events.unregister("before-call.dynamodb", unique_id=f"count-{id(self)}")
+
+
+def iso(delta_seconds: float = 0.0) -> str:
+    """An api.md time (UTC, milliseconds, Z) `delta_seconds` from now."""
+    moment = datetime.now(UTC) + timedelta(seconds=delta_seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def open_shop(api: Api, owner: SignedInUser, name: str, price_cents: int) -> tuple[str, dict[str, Any]]:
+    """The owner's creator id and a new product of theirs."""
+    creator_id = api.get("/me", owner.token).json()["creator_id"]
+    product = api.post(
+        f"/creators/{creator_id}/products",
+        owner.token,
+        json={"name": name, "description": "limited", "price_cents": price_cents, "currency": "USD"},
+    )
+    assert product.status_code == 201, product.text
+    return creator_id, product.json()

@@ -4,7 +4,7 @@ cached reads with ETags."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import boto3
 import pytest
@@ -12,25 +12,14 @@ import pytest
 from chalicelib import catalog, scheduling
 from chalicelib.config import get_settings
 from chalicelib.models import Drop
-from tests.support import DynamoCalls
-
-
-def iso(delta_seconds: float) -> str:
-    moment = datetime.now(UTC) + timedelta(seconds=delta_seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+from tests.support import DynamoCalls, iso, open_shop
 
 
 @pytest.fixture()
 def shop(api, new_user):
     owner = new_user(name="Maker", creator=True)
-    creator_id = api.get("/me", owner.token).json()["creator_id"]
-    product = api.post(
-        f"/creators/{creator_id}/products",
-        owner.token,
-        json={"name": "Tee", "description": "cotton", "price_cents": 2500, "currency": "USD"},
-    )
-    assert product.status_code == 201, product.text
-    return owner, creator_id, product.json()
+    creator_id, product = open_shop(api, owner, "Tee", 2500)
+    return owner, creator_id, product
 
 
 def make_drop(api, shop, start: float, end: float, stock: int = 10, **extra) -> dict:

@@ -7,31 +7,19 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chalicelib import orders
 from chalicelib.models import Drop, Order
-from tests.support import DynamoCalls
-
-
-def iso(delta_seconds: float) -> str:
-    moment = datetime.now(UTC) + timedelta(seconds=delta_seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+from tests.support import DynamoCalls, iso, open_shop
 
 
 @pytest.fixture()
 def shop(api, new_user):
     owner = new_user(name="Maker", creator=True)
-    creator_id = api.get("/me", owner.token).json()["creator_id"]
-    product = api.post(
-        f"/creators/{creator_id}/products",
-        owner.token,
-        json={"name": "Sneaker", "description": "limited", "price_cents": 1999, "currency": "USD"},
-    )
-    assert product.status_code == 201, product.text
-    return owner, creator_id, product.json()
+    creator_id, product = open_shop(api, owner, "Sneaker", 1999)
+    return owner, creator_id, product
 
 
 @pytest.fixture()

@@ -9,19 +9,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
 from chalicelib import follows
 from chalicelib.config import get_settings
-
-
-def iso(delta_seconds: float = 0.0) -> str:
-    """An api.md time `delta_seconds` from now."""
-    moment = datetime.now(UTC) + timedelta(seconds=delta_seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+from tests.support import iso  # noqa: F401 - the e2e tests take it from here too
 
 
 def parse_iso(text: str) -> float:
