@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.errors import UnauthorizedError
 from chalicelib.tokens import TokenVerifier
+from tests.support import iso, open_shop
 
 
 def test_sign_up_log_in_and_me(api, new_user) -> None:
@@ -93,26 +94,49 @@ def test_creator_bad_input_is_400(api, new_user, body) -> None:
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_who_may_call_what(api, new_user) -> None:
+def test_who_may_call_what(api, new_user, app_module) -> None:
     owner = new_user(name="Owner", creator=True)
     other = new_user(name="Other")
-    creator_id = api.get("/me", owner.token).json()["creator_id"]
-    # (method, path, expected status for the owner, expected status for another signed-in user)
+    creator_id, product = open_shop(api, owner, "Matrix", 100)
+    drop_body = {"product_id": product["product_id"], "start_time": iso(-5), "end_time": iso(3600), "stock": 50}
+    drop_id = api.post(f"/creators/{creator_id}/drops", owner.token, json=drop_body).json()["drop_id"]
+    order_body = {"drop_id": drop_id, "quantity": 1, "payment_token": "tok_threeDSecureRequired"}
+    order = api.post("/orders", owner.token, json=order_body, headers={"Idempotency-Key": "matrix-0"}).json()
+    product_body = {"name": "n", "price_cents": 1, "currency": "USD"}
+    # (method, path, body, expected status for the owner, expected status for another signed-in user)
     matrix = [
-        ("GET", "/me", 200, 200),
-        ("POST", f"/creators/{creator_id}/follow", 200, 200),
-        ("GET", f"/users/{owner.user_id}/following", 200, 403),
-        ("GET", f"/users/{owner.user_id}/follows/{creator_id}", 200, 403),
-        ("GET", f"/creators/{creator_id}/followers", 200, 200),
-        ("DELETE", f"/creators/{creator_id}/follow", 204, 204),
-        ("POST", "/creators", 409, 201),
+        ("GET", "/me", None, 200, 200),
+        ("POST", f"/creators/{creator_id}/follow", None, 200, 200),
+        ("GET", f"/users/{owner.user_id}/following", None, 200, 403),
+        ("GET", f"/users/{owner.user_id}/follows/{creator_id}", None, 200, 403),
+        ("GET", f"/creators/{creator_id}/followers", None, 200, 200),
+        ("DELETE", f"/creators/{creator_id}/follow", None, 204, 204),
+        ("POST", "/creators", {"name": "n"}, 409, 201),
+        ("POST", f"/creators/{creator_id}/products", product_body, 201, 403),
+        ("POST", f"/creators/{creator_id}/drops", drop_body, 201, 403),
+        ("POST", "/orders", order_body, 201, 201),
+        ("GET", f"/orders/{order['order_id']}", None, 200, 404),
+        ("GET", f"/users/{owner.user_id}/orders", None, 200, 403),
+        ("GET", f"/users/{owner.user_id}/notifications", None, 200, 403),
     ]
-    for method, path, owner_status, other_status in matrix:
-        assert api.call(method, path).status_code == 401, (method, path)
-        assert api.call(method, path, "not.a.token").status_code == 401, (method, path)
-        kw = {"json": {"name": "n"}} if path == "/creators" else {}
-        assert api.call(method, path, other.token, **kw).status_code == other_status, (method, path)
-        assert api.call(method, path, owner.token, **kw).status_code == owner_status, (method, path)
+    protected = {
+        (path, method) for path, methods in app_module.app.routes.items() for method, route in methods.items()
+        if route.authorizer is not None
+    }  # fmt: skip
+    assert {(_route_of(app_module, path), method) for method, path, *_ in matrix} == protected
+    for method, path, body, owner_status, other_status in matrix:
+        assert api.call(method, path, json=body).status_code == 401, (method, path)
+        assert api.call(method, path, "not.a.token", json=body).status_code == 401, (method, path)
+        for user, expected in ((other, other_status), (owner, owner_status)):
+            key = {"Idempotency-Key": f"matrix-{user.user_id}"} if path == "/orders" else None
+            assert api.call(method, path, user.token, json=body, headers=key).status_code == expected, (method, path)
+
+
+def _route_of(app_module, path: str) -> str:
+    """The route template a concrete path matches."""
+    from chalice.local import RouteMatcher
+
+    return RouteMatcher(list(app_module.app.routes)).match_route(path).route
 
 
 # --- the verifier itself, against a JWKS of our own (moto cannot sign an expired token) ----------
