@@ -15,7 +15,7 @@ from chalicelib import events as domain_event_source
 from chalicelib import payments as payment_service
 from chalicelib.config import get_settings
 from chalicelib.errors import ForbiddenError, UnauthorizedError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, parse_body
 from chalicelib.web import caller_id, conditional_json, error_response, guarded, json_response
@@ -30,10 +30,11 @@ cognito = CognitoUserPoolAuthorizer("LiveDropUsers", provider_arns=[settings.use
 
 @app.middleware("all")
 def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
-    """Every invocation: a correlation id on each log line, and its metrics flushed as EMF."""
+    """Every invocation: a correlation id on each log line, a trace subsegment, its metrics flushed as EMF."""
     logger.set_correlation_id(_correlation_id(event))
     try:
-        return get_response(event)
+        with tracer.provider.in_subsegment(f"## {type(event).__name__}"):
+            return get_response(event)
     finally:
         if metrics.metric_set:
             metrics.flush_metrics()  # EMF on stdout, unless POWERTOOLS_METRICS_DISABLED (the dev stack)
