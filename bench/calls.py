@@ -14,12 +14,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from botocore.client import BaseClient
+
+from bench.shop import account, live_drop, write_result
 
 FOLLOWERS = 1000
 
@@ -58,30 +60,8 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
         base, session = stack.rest_url, requests.Session()
 
-        def account(name: str) -> dict[str, str]:
-            email = f"calls-{uuid.uuid4().hex[:10]}@example.com"
-            session.post(f"{base}/auth/signup", json={"email": email, "password": "Calls-pass-1", "name": name})
-            token = session.post(f"{base}/auth/login", json={"email": email, "password": "Calls-pass-1"}).json()
-            return {"Authorization": f"Bearer {token['id_token']}"}
-
-        owner, fan = account("Owner"), account("Fan")
-        creator = session.post(f"{base}/creators", headers=owner, json={"name": "Calls"}).json()["creator_id"]
-        product = session.post(
-            f"{base}/creators/{creator}/products",
-            headers=owner,
-            json={"name": "Tee", "price_cents": 100, "currency": "USD"},
-        ).json()["product_id"]
-        now = datetime.now(UTC)
-        drop = session.post(
-            f"{base}/creators/{creator}/drops",
-            headers=owner,
-            json={
-                "product_id": product,
-                "start_time": _iso(now - timedelta(minutes=1)),
-                "end_time": _iso(now + timedelta(hours=1)),
-                "stock": 100,
-            },
-        ).json()["drop_id"]
+        owner, fan = account(session, base, "Owner"), account(session, base, "Fan")
+        creator, product, drop = live_drop(session, base, owner, stock=100)
         for user in (str(uuid.uuid4()) for _ in range(FOLLOWERS)):
             follows.follow(user, creator)
         for pump in stack.pumps:
@@ -126,11 +106,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "operations": figures,
         "summary": {name: sum(ops.values()) for name, ops in figures.items()},
     }
-    out = Path(results_dir) / "calls.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return write_result(results_dir, "calls", result)
 
 
 if __name__ == "__main__":

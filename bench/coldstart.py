@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.shop import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 7
@@ -58,11 +59,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "ratio": round(ours / bare, 2),
         },
     }
-    out = Path(results_dir) / "coldstart.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["summary"], indent=2))
-    return result
+    return write_result(results_dir, "coldstart", result)
 
 
 if __name__ == "__main__":

@@ -6,22 +6,17 @@ with the embedded backend's raw GetItem/s measured in the same run as the limit.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from bench.load import hammer
+from bench.shop import account, live_drop, write_result
 
 DURATION = 5.0
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _raw_get_item_rate(endpoint: str, table: str, key: dict[str, Any], duration: float) -> float:
@@ -43,29 +38,8 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from devstack.stack import DevStack
 
     with DevStack(http_port=0, ws_port=0) as stack:
-        base = stack.rest_url
-        session = requests.Session()
-        email, password = "bench-reads@example.com", "Bench-reads-1"
-        session.post(f"{base}/auth/signup", json={"email": email, "password": password, "name": "Bench"})
-        token = session.post(f"{base}/auth/login", json={"email": email, "password": password}).json()["id_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        creator = session.post(f"{base}/creators", headers=auth, json={"name": "Bench"}).json()["creator_id"]
-        product = session.post(
-            f"{base}/creators/{creator}/products",
-            headers=auth,
-            json={"name": "Tee", "price_cents": 100, "currency": "USD"},
-        ).json()["product_id"]
-        now = datetime.now(UTC)
-        drop = session.post(
-            f"{base}/creators/{creator}/drops",
-            headers=auth,
-            json={
-                "product_id": product,
-                "start_time": _iso(now - timedelta(minutes=1)),
-                "end_time": _iso(now + timedelta(hours=1)),
-                "stock": 1000,
-            },
-        ).json()["drop_id"]
+        base, session = stack.rest_url, requests.Session()
+        _, _, drop = live_drop(session, base, account(session, base, "Bench"), stock=1000)
         url = f"{base}/drops/{drop}"
         from chalicelib import catalog
         from chalicelib.models import Drop
@@ -92,11 +66,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "uncached / raw": round(uncached["per_s"] / raw, 2) if raw else None,
         },
     }
-    out = Path(results_dir) / "reads.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["summary"], indent=2))
-    return result
+    return write_result(results_dir, "reads", result)
 
 
 if __name__ == "__main__":

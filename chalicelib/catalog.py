@@ -273,67 +273,103 @@ def list_drops(status: str | None, limit: int, page: str | None) -> dict[str, An
     """Drops whose derived status is `status` (all drops if None), soonest start first.
 
     Each stored-status partition of the by_status index is read from its own cursor and the results
-    are merged by start time; the page token carries one cursor per partition.
+    are merged by (start time, drop id). The page token carries one cursor per partition and the last
+    position handed out, so a drop that changes partition between two pages is never listed twice.
     """
     if status is not None and status not in DROP_STATUSES:
         raise InvalidRequestError(f"status must be one of {', '.join(DROP_STATUSES)}")
     now = now_ms()
     sources = _drop_sources(status, now)
-    cursors = _decode_drop_cursors(page, set(sources))
-    candidates: list[tuple[int, str, str, Drop]] = []
-    exhausted: set[str] = set()
+    cursors, after = _decode_drop_page(page, set(sources))
+    items: list[dict[str, Any]] = []
+    # A round can hand out nothing (all it read was listed already): read on, a bounded number of times.
+    for _ in range(MAX_DROP_ROUNDS):
+        taken, cursors, after = _drop_round(status, sources, cursors, after, limit - len(items), now)
+        items += [drop_view(drop) for drop in taken]
+        if after is None or len(items) >= limit:
+            break
+    if after is None:
+        return page_body(items, None)
+    return {"items": items, "next_page": encode_token({"cursors": cursors, "after": list(after)})}
+
+
+MAX_DROP_ROUNDS = 4
+Position = tuple[int, str]
+
+
+def _drop_round(
+    status: str | None,
+    sources: dict[str, tuple[Any, Any]],
+    cursors: dict[str, Any],
+    after: Position | None,
+    want: int,
+    now: int,
+) -> tuple[list[Drop], dict[str, Any], Position | None]:
+    """One merge of every partition: the drops handed out, the next cursors, and the new position
+    (None once every partition is read to its end)."""
+    candidates: list[tuple[Position, str, Drop]] = []
+    read_up_to: dict[str, tuple[Position, dict[str, Any]]] = {}  # partitions with more to read
     for stored, (key_condition, filter_condition) in sources.items():
-        if cursors.get(stored) == "done":
-            exhausted.add(stored)
-            continue
-        start = cursors.get(stored)
         results = Drop.by_status.query(
-            stored, key_condition, filter_condition, limit=limit, last_evaluated_key=start, page_size=limit
+            stored, key_condition, filter_condition, limit=want, last_evaluated_key=cursors.get(stored)
         )
-        fetched = list(results)
-        candidates += [(int(d.start_time), d.drop_id, stored, d) for d in fetched]
-        if results.last_evaluated_key is None:
-            exhausted.add(stored)
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    taken = [c for c in candidates if status is None or derived_status(c[3], now) == status][:limit]
-    if len(taken) < limit:
-        return page_body([drop_view(c[3]) for c in taken], None) | {"next_page": None}
-    cutoff = (taken[-1][0], taken[-1][1])
+        candidates += [((int(d.start_time), d.drop_id), stored, d) for d in results]
+        if results.last_evaluated_key:
+            lek = results.last_evaluated_key
+            read_up_to[stored] = ((int(lek["start_time"]["N"]), lek["drop_id"]["S"]), lek)
+    candidates = sorted((c for c in candidates if after is None or c[0] > after), key=lambda c: c[0])
+    # Only what every partition has been read up to can be ordered for sure.
+    bound = min((position for position, _ in read_up_to.values()), default=None)
+    eligible = [c for c in candidates if bound is None or c[0] <= bound]
+    taken = [c for c in eligible if status is None or derived_status(c[2], now) == status][:want]
+    if len(taken) == want:
+        cutoff: Position | None = taken[-1][0]
+        if bound is None and not any(c[0] > taken[-1][0] for c in candidates):
+            cutoff = None  # every partition read to its end, and nothing left after this page
+    else:
+        cutoff = bound
+    if cutoff is None:
+        return [c[2] for c in taken], cursors, None
+    # A partition read to its end keeps its cursor, never "done": a drop may move into it later.
     next_cursors: dict[str, Any] = {}
     for stored in sources:
-        consumed = [c for c in candidates if c[2] == stored and (c[0], c[1]) <= cutoff]
-        pending = [c for c in candidates if c[2] == stored and (c[0], c[1]) > cutoff]
-        if consumed:
-            last = consumed[-1][3]
+        consumed = [c[0] for c in candidates if c[1] == stored and c[0] <= cutoff]
+        if stored in read_up_to and read_up_to[stored][0] <= cutoff:
+            next_cursors[stored] = read_up_to[stored][1]
+        elif consumed:
+            position = consumed[-1]
             next_cursors[stored] = {
-                "drop_id": {"S": last.drop_id},
+                "drop_id": {"S": position[1]},
                 "status": {"S": stored},
-                "start_time": {"N": str(int(last.start_time))},
+                "start_time": {"N": str(position[0])},
             }
-        elif stored in exhausted and not pending:
-            next_cursors[stored] = "done"
         else:
             next_cursors[stored] = cursors.get(stored)
-    if all(next_cursors[s] == "done" for s in sources if s in exhausted) and all(
-        s in exhausted and not [c for c in candidates if c[2] == s and (c[0], c[1]) > cutoff] for s in sources
-    ):
-        return page_body([drop_view(c[3]) for c in taken], None)
-    return {"items": [drop_view(c[3]) for c in taken], "next_page": encode_token({"cursors": next_cursors})}
+    return [c[2] for c in taken], next_cursors, cutoff
 
 
-def _decode_drop_cursors(page: str | None, sources: set[str]) -> dict[str, Any]:
+def _decode_drop_page(page: str | None, sources: set[str]) -> tuple[dict[str, Any], tuple[int, str] | None]:
     if not page:
-        return {}
+        return {}, None
     token = decode_token(page)
     cursors = token.get("cursors") if isinstance(token, dict) else None
+    after = token.get("after") if isinstance(token, dict) else None
     if not isinstance(cursors, dict) or not set(cursors) <= sources:
         raise InvalidPageError("page is not a token this API issued")
+    if not (
+        isinstance(after, list)
+        and len(after) == 2
+        and isinstance(after[0], int)
+        and not isinstance(after[0], bool)
+        and isinstance(after[1], str)
+    ):
+        raise InvalidPageError("page is not a token this API issued")
     for stored, cursor in cursors.items():
-        if cursor not in (None, "done"):
+        if cursor is not None:
             check_key(cursor, _DROP_KEY)
             if cursor["status"]["S"] != stored:
                 raise InvalidPageError("page is not a token this API issued")
-    return cursors
+    return cursors, (after[0], after[1])
 
 
 def _drops_by_id(drop_ids: list[str]) -> dict[str, Drop]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,14 +75,16 @@ def sign_up_user(api: Api, name: str = "Fan", creator: bool = False) -> SignedIn
 
 
 class DynamoCalls:
-    """Counts DynamoDB API calls made by the app's PynamoDB clients (a botocore event hook)."""
+    """Counts DynamoDB API calls made by the app's PynamoDB clients (a botocore event hook) on the REST
+    gateway's request threads: the dev stack's pumps share those clients on threads of their own."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self._clients: list[Any] = []
 
     def _record(self, model: Any = None, **kwargs: Any) -> None:
-        self.calls.append(kwargs.get("event_name", "").rsplit(".", 1)[-1])
+        if "process_request_thread" in threading.current_thread().name:
+            self.calls.append(kwargs.get("event_name", "").rsplit(".", 1)[-1])
 
     def __enter__(self) -> DynamoCalls:
         from chalicelib import db, models

@@ -3,7 +3,6 @@ the Idempotency-Key, with api.md's error codes; reads never show an expired rese
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -235,22 +234,14 @@ def test_a_crash_after_the_commit_then_a_retry_makes_one_order(api, new_user, ma
     assert stored_stock(drop["drop_id"]) == 4
 
 
-class RequestCalls(DynamoCalls):
-    """DynamoCalls made by the REST gateway's request threads only (the dev stack's pumps run beside them)."""
-
-    def _record(self, model=None, **kwargs) -> None:
-        if "process_request_thread" in threading.current_thread().name:
-            super()._record(model, **kwargs)
-
-
 def test_the_happy_path_is_one_dynamodb_call(api, new_user, make_drop) -> None:
     drop = make_drop(stock=5)
     buyer = new_user()
     assert order(api, buyer, drop["drop_id"]).status_code == 201  # warms the drop terms cache
-    with RequestCalls() as calls:
+    with DynamoCalls() as calls:
         assert order(api, buyer, drop["drop_id"]).status_code == 201
     assert calls.calls == ["TransactWriteItems"]
-    with RequestCalls() as calls:
+    with DynamoCalls() as calls:
         assert order(api, buyer, drop["drop_id"], quantity=4).status_code == 409
     # A rejection is explained from the item DynamoDB hands back (ALL_OLD): still one call.
     assert calls.calls == ["TransactWriteItems"]
