@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -203,6 +204,7 @@ class WebSocketGateway:
         if self._http is not None:
             if self._http_thread is not None:
                 self._http.shutdown()  # returns only once serve_forever() has exited
+            self._http.close_open_connections()
             self._http.server_close()
             self._http = None
         if self._http_thread is not None:
@@ -581,15 +583,39 @@ def _reject(ws: ServerConnection, status: int, body: dict[str, Any]) -> Response
 
 
 class _ManagementServer(ThreadingHTTPServer):
-    # A fan-out opens many connections at once (HTTP/1.0: one per push); the default listen backlog of 5
-    # drops the surplus SYNs, and each dropped one costs its client a 1 s retransmit.
+    # A fan-out opens many connections at once; the default listen backlog of 5 drops the surplus
+    # SYNs, and each dropped one costs its client a 1 s retransmit.
     request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """End idle keep-alive connections so server_close() can join their threads."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _make_http_handler(gateway: WebSocketGateway) -> type[BaseHTTPRequestHandler]:
     class ManagementHandler(BaseHTTPRequestHandler):
-        # HTTP/1.0: one request per connection, so server_close() never waits on an idle keep-alive socket.
-        protocol_version = "HTTP/1.0"
+        # Keep-alive: a fan-out's pushes reuse the pusher's pooled connections instead of one each;
+        # stop() ends idle ones (close_open_connections) before joining their threads.
+        protocol_version = "HTTP/1.1"
         server_version = "ws-gateway"
         disable_nagle_algorithm = True  # headers and body are separate writes: don't hold the body back
 
