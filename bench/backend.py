@@ -28,6 +28,28 @@ DURATION_S = 3.0
 MAX_WAIT_S = 30.0
 
 
+def order_items(table: str, order_id: str) -> list[dict[str, Any]]:
+    """An order-shaped transaction: a conditional stock decrement and a new order row."""
+    return [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": {"pk": {"S": "stock"}},
+                "UpdateExpression": "SET stock = stock - :one",
+                "ConditionExpression": "stock >= :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        },
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {"pk": {"S": f"order#{order_id}"}, "qty": {"N": "1"}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        },
+    ]
+
+
 def _client(endpoint: str, pool: int = 10) -> Any:
     return boto3.session.Session().client(
         "dynamodb",
@@ -104,26 +126,7 @@ def _bench_table(endpoint: str, size: int) -> dict[str, Any]:
     clients = [_client(endpoint) for _ in range(max(THREAD_COUNTS))]
 
     def transact(index: int) -> None:
-        clients[index].transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": {"pk": {"S": "stock"}},
-                        "UpdateExpression": "SET stock = stock - :one",
-                        "ConditionExpression": "stock >= :one",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": {"pk": {"S": f"order#{uuid.uuid4().hex}"}, "qty": {"N": "1"}},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
+        clients[index].transact_write_items(TransactItems=order_items(table, uuid.uuid4().hex))
 
     def get(index: int) -> None:
         key = f"item#{random.randrange(size)}" if size else "stock"

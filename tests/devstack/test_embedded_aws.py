@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from bench.backend import order_items
 from devstack.moto_backend import EmbeddedAws
 
 REGION = "us-east-1"
@@ -78,27 +79,6 @@ def _load(endpoint: str, table: str, count: int) -> None:
         list(pool.map(chunk, range(0, count, 25)))
 
 
-def _buy(table: str, order_id: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "Update": {
-                "TableName": table,
-                "Key": {"pk": {"S": "stock"}},
-                "UpdateExpression": "SET stock = stock - :one",
-                "ConditionExpression": "stock >= :one",
-                "ExpressionAttributeValues": {":one": {"N": "1"}},
-            }
-        },
-        {
-            "Put": {
-                "TableName": table,
-                "Item": {"pk": {"S": f"order#{order_id}"}, "qty": {"N": "1"}},
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        },
-    ]
-
-
 def _rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -123,7 +103,7 @@ def test_concurrent_conditional_decrements_sell_exactly_the_stock(aws: EmbeddedA
             if attempt is None:
                 return
             try:
-                client.transact_write_items(TransactItems=_buy(table, str(attempt)))
+                client.transact_write_items(TransactItems=order_items(table, str(attempt)))
                 outcome, status = "ok", 200
             except ClientError as e:
                 outcome, status = e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
@@ -160,7 +140,7 @@ def test_transaction_cost_does_not_grow_with_table_size(aws: EmbeddedAws, ddb: A
         for table in (empty, big):
             started = time.perf_counter()
             for _ in range(50):
-                ddb.transact_write_items(TransactItems=_buy(table, uuid.uuid4().hex))
+                ddb.transact_write_items(TransactItems=order_items(table, uuid.uuid4().hex))
             elapsed[table] += time.perf_counter() - started
 
     ratio = elapsed[big] / elapsed[empty]
@@ -386,7 +366,7 @@ def test_memory_stays_bounded_over_many_transactions(aws: EmbeddedAws, ddb: Any)
 
     def transact(i: int) -> None:
         # Order rows cycle over 100 keys: the data stays the same size, so any growth is a leak.
-        items = _buy(table, str(i % 100))
+        items = order_items(table, str(i % 100))
         del items[1]["Put"]["ConditionExpression"]
         clients[i % 8].transact_write_items(TransactItems=items)
 
