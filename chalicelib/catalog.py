@@ -3,8 +3,6 @@ cached reads, and the immutable terms of a drop that the order path needs withou
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +89,6 @@ def product_view(product: Product, latest: Drop | None) -> dict[str, Any]:
         "status": derived_status(latest) if latest is not None else product.status,
         "created_at": format_time(product.created_at),
     }
-
-
-def etag_of(body: dict[str, Any]) -> str:
-    """A strong ETag of a JSON body."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return f'"{digest[:32]}"'
 
 
 # --- products -----------------------------------------------------------------------------------
