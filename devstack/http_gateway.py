@@ -3,19 +3,25 @@
 Routing follows the app's Chalice routes (chalice.local's RouteMatcher); routes that carry an
 authorizer get what API Gateway's Cognito authorizer does: 401 without a valid id token, and the
 token's claims in `requestContext.authorizer.claims` otherwise.
+
+Sockets are served by one event loop (devstack.http11: keep-alive, pipelining, read timeouts, limits);
+each request is handed to the api function's execution environments (devstack.environments), so a
+client opening a new connection per request costs a socket, never a thread or a client build. When
+every environment is busy and the queue is full the answer is 429, as API Gateway throttles.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import mimetypes
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,10 +29,16 @@ from urllib.parse import parse_qs, urlsplit
 from chalice import Chalice
 from chalice.local import RouteMatcher
 
+from devstack.environments import FunctionPool, Throttled
+from devstack.http11 import HttpServer, Limits, Request, Response, bind, error_response
 from devstack.lambda_runtime import LambdaContext, serve_concurrently
 
+logger = logging.getLogger(__name__)
 ClaimsFor = Callable[[str | None], dict[str, str]]
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+INTEGRATION_TIMEOUT = 29.0  # API Gateway's REST integration timeout
+API_FUNCTION = "api"
+_THROTTLE_HEADERS = {"x-amzn-ErrorType": "TooManyRequestsException", "Retry-After": "1"}
 
 
 class _Refused(Exception):
@@ -36,15 +48,11 @@ class _Refused(Exception):
         self.message = message
 
 
-class _Server(ThreadingHTTPServer):
-    # A rush opens many connections at once; the default listen backlog of 5 resets the surplus.
-    request_queue_size = 1024
-
-
 class HttpGateway:
     """Serves `app` on 127.0.0.1 as API Gateway would; `static_dir` is served under /web/.
 
     `web_config`, when given, is served as /web/config.json: how the web page finds the WebSocket URL.
+    `pool` runs the app (the api function's environments); without one the gateway makes its own.
     """
 
     def __init__(
@@ -56,6 +64,10 @@ class HttpGateway:
         stage: str = "api",
         static_dir: Path | None = None,
         web_config: dict[str, Any] | None = None,
+        *,
+        pool: FunctionPool | None = None,
+        limits: Limits | None = None,
+        integration_timeout: float = INTEGRATION_TIMEOUT,
     ) -> None:
         self.app = serve_concurrently(app)
         self._claims_for = claims_for
@@ -63,38 +75,100 @@ class HttpGateway:
         self._static_dir = static_dir
         self._web_config = web_config
         self._matcher = RouteMatcher(list(app.routes))
-        self._server = _Server((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._own_pool = pool is None
+        self.pool = pool if pool is not None else FunctionPool(API_FUNCTION, self.app, timeout_seconds=29)
+        self._integration_timeout = integration_timeout
+        self._limits = limits or Limits(max_body=MAX_BODY)
+        # Bound now, so the URL is known before start(), as it was with the threaded server.
+        self._sock = bind(host, port)
+        self._server: HttpServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._sock.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http-gateway", daemon=True)
+        loop = asyncio.new_event_loop()
+        self._server = HttpServer(self._handle, self._sock, self._limits)
+        self._thread = threading.Thread(target=loop.run_forever, name="http-gateway", daemon=True)
         self._thread.start()
+        self._loop = loop
+        asyncio.run_coroutine_threadsafe(self._server.start(), loop).result(10)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+        loop, server = self._loop, self._server
+        if loop is not None and server is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                if self._thread is not None:
+                    self._thread.join(timeout=5)
+                loop.close()
+        self._loop = self._server = self._thread = None
+        self._sock.close()
+        if self._own_pool:
+            self.pool.stop()
 
     def invoke(self, method: str, raw_path: str, headers: dict[str, str], body: bytes | None) -> dict[str, Any]:
         """One request through routing, the authorizer and the app; returns the proxy response dict."""
         try:
             event = self._event(method, raw_path, headers, body)
         except _Refused as refused:
-            return {
-                "statusCode": refused.status,
-                "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": "UnauthorizedException"},
-                "body": json.dumps({"message": refused.message}),
-            }
-        return self.app(event, LambdaContext("api"))
+            return _refusal(refused)
+        return dict(self.pool(event, self._context()))
 
-    def _event(self, method: str, raw_path: str, headers: dict[str, str], body: bytes | None) -> dict[str, Any]:
+    def _context(self) -> LambdaContext:
+        return LambdaContext(self.pool.function_name, timeout_seconds=self.pool.timeout_seconds)
+
+    async def _handle(self, request: Request) -> Response:
+        """The event loop's side of a request: static files, or an event for the api function."""
+        path = urlsplit(request.target).path
+        if request.method == "GET" and (path == "/" or path.startswith("/web/")):
+            return self._serve_static(path)
+        headers: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for name, value in request.headers:
+            headers[name] = value
+            multi.setdefault(name, []).append(value)
+        try:
+            event = self._event(request.method, request.target, headers, request.body, multi)
+        except _Refused as refused:
+            return _to_response(_refusal(refused))
+        try:
+            result = await asyncio.wait_for(self.pool.invoke_async(event, self._context()), self._integration_timeout)
+        except Throttled:
+            # API Gateway's throttle (429 Too Many Requests), in the API's error shape.
+            return error_response(429, "too_many_requests", "Too Many Requests", **_THROTTLE_HEADERS)
+        except TimeoutError:
+            return Response(504, {"Content-Type": "application/json"}, b'{"message": "Endpoint request timed out"}')
+        except Exception:
+            # A Lambda error (the handler raised past Chalice): API Gateway answers 502.
+            logger.exception("api function failed on %s %s", request.method, request.target)
+            return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+        if not isinstance(result, dict) or "statusCode" not in result:
+            return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+        return _to_response(result)
+
+    def _serve_static(self, path: str) -> Response:
+        if path == "/":
+            return Response(302, {"Location": "/web/"})
+        found = self._static(path)
+        if found is None:
+            return Response(404, {"Content-Type": "text/plain"}, b"not found")
+        return Response(200, {"Content-Type": found[1], "Cache-Control": "no-cache"}, found[0])
+
+    def _event(
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        multi: dict[str, list[str]] | None = None,
+    ) -> dict[str, Any]:
         parts = urlsplit(raw_path)
         try:
             match = self._matcher.match_route(parts.path or "/")
@@ -121,7 +195,7 @@ class HttpGateway:
             "path": path,
             "httpMethod": method,
             "headers": dict(headers),
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "multiValueHeaders": multi if multi is not None else {k: [v] for k, v in headers.items()},
             "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
             "multiValueQueryStringParameters": query or None,
             "requestContext": {
@@ -159,103 +233,27 @@ class HttpGateway:
             return None
         return target.read_bytes(), mimetypes.guess_type(target.name)[0] or "application/octet-stream"
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-            # delayed ACK of the headers (about 40 ms) on every keep-alive response.
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-                return
-
-            def parse_request(self) -> bool:
-                # http.server parses headers with the email package, several times slower than the
-                # rest of a cached read; a plain split does for the well-formed HTTP/1.1 of clients.
-                words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
-                if len(words) != 3 or not words[2].startswith("HTTP/1."):
-                    self.request_version = "HTTP/1.0"
-                    self.send_error(400, "Bad request line")
-                    return False
-                self.command, self.path, self.request_version = words
-                self.requestline = " ".join(words)
-                headers = _Headers()
-                while True:
-                    line = self.rfile.readline(65537)
-                    if line in (b"\r\n", b"\n", b""):
-                        break
-                    if len(headers) > 100 or len(line) > 65536 or b":" not in line:
-                        self.send_error(431 if len(headers) > 100 else 400, "Bad header")
-                        return False
-                    name, _, value = line.decode("iso-8859-1").partition(":")
-                    headers[name.strip()] = value.strip()
-                self.headers = headers  # type: ignore[assignment]
-                connection = (headers.get("Connection") or "").lower()
-                self.close_connection = connection == "close" or (
-                    self.request_version == "HTTP/1.0" and connection != "keep-alive"
-                )
-                return True
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
-                    self.close_connection = True
-                    return
-                body = self.rfile.read(length) if length else None
-                path = urlsplit(self.path).path
-                if self.command == "GET" and (path == "/" or path.startswith("/web/")):
-                    self._serve_static(path)
-                    return
-                response = gateway.invoke(self.command, self.path, dict(self.headers.items()), body)
-                payload = response.get("body") or ""
-                raw = base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
-                headers = dict(response.get("headers") or {})
-                for name, values in (response.get("multiValueHeaders") or {}).items():
-                    headers[name] = ", ".join(values)
-                self._send(int(response["statusCode"]), headers, raw)
-
-            def _serve_static(self, path: str) -> None:
-                if path == "/":
-                    self._send(302, {"Location": "/web/"}, b"")
-                    return
-                found = gateway._static(path)
-                if found is None:
-                    self._send(404, {"Content-Type": "text/plain"}, b"not found")
-                else:
-                    self._send(200, {"Content-Type": found[1], "Cache-Control": "no-cache"}, found[0])
-
-            def _send(self, status: int, headers: dict[str, str], raw: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in ("content-length", "connection"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(raw)
-
-            def __getattr__(self, name: str) -> Any:
-                # Any method reaches routing, which answers 403 for one the API does not define,
-                # as API Gateway does (http.server would answer 501).
-                if name.startswith("do_"):
-                    return self._serve
-                raise AttributeError(name)
-
-        return Handler
+def _refusal(refused: _Refused) -> dict[str, Any]:
+    return {
+        "statusCode": refused.status,
+        "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": "UnauthorizedException"},
+        "body": json.dumps({"message": refused.message}),
+    }
 
 
-class _Headers(dict[str, str]):
-    """Request headers as sent, looked up without regard to case."""
-
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        lowered = name.lower()
-        for key, value in self.items():
-            if key.lower() == lowered:
-                return value
-        return default
+def _to_response(result: dict[str, Any]) -> Response:
+    """A Lambda proxy result as the HTTP response API Gateway makes of it."""
+    payload = result.get("body") or ""
+    raw = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
+    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(str(v) for v in values)
+    try:
+        status = int(result["statusCode"])
+    except (TypeError, ValueError):
+        return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+    return Response(status, headers, raw)
 
 
 def _is_utf8(body: bytes) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from devstack.environments import FunctionPool, concurrency_from_env
 from devstack.moto_backend import EmbeddedAws
 from devstack.resources import provision
 
@@ -21,7 +22,13 @@ Handler = Callable[[dict[str, Any], Any], Any]
 class DevStack:
     """Starts everything on 127.0.0.1 and stops all of it again."""
 
-    def __init__(self, http_port: int = 8000, ws_port: int = 8001, stage: str = "dev") -> None:
+    def __init__(
+        self,
+        http_port: int = 8000,
+        ws_port: int = 8001,
+        stage: str = "dev",
+        concurrency: dict[str, int] | None = None,
+    ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
         self.stage = stage
@@ -32,6 +39,9 @@ class DevStack:
         self.ws: Any = None
         self.pumps: list[Any] = []
         self.unwired: list[str] = []
+        # Each function's execution environments, by handler name (see devstack.environments).
+        self.pools: dict[str, FunctionPool] = {}
+        self.concurrency = {**concurrency_from_env(), **(concurrency or {})}
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
@@ -43,7 +53,7 @@ class DevStack:
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
             self.ws = WebSocketGateway(
-                {route: self._ws_handler(name) for route, name in _WS_ROUTES.items()},
+                {route: self.pool(name, self._ws_handler(name)) for route, name in _WS_ROUTES.items()},
                 port=self.ws_port,
             )
             self.ws.start()
@@ -67,6 +77,9 @@ class DevStack:
         if self.ws is not None:
             self.ws.stop()
             self.ws = None
+        for pool in self.pools.values():
+            pool.stop()
+        self.pools = {}
         self.aws.stop()
 
     def __enter__(self) -> DevStack:
@@ -95,6 +108,23 @@ class DevStack:
         found = getattr(self.app_module, name, None)
         return found if callable(found) else None
 
+    def pool(self, name: str, handler: Handler) -> FunctionPool:
+        """The execution environments of the function `name` (made on first use, running `handler`)."""
+        found = self.pools.get(name)
+        if found is None:
+            from infra.access import ACCESS
+
+            access = ACCESS.get(name)
+            found = FunctionPool(
+                name,
+                handler,
+                concurrency=self.concurrency.get(name),
+                timeout_seconds=access.timeout if access else 60,
+                memory_mb=access.memory if access else 128,
+            )
+            self.pools[name] = found
+        return found
+
     def _load_app(self) -> None:
         from chalicelib import aws
         from chalicelib.config import get_settings
@@ -115,6 +145,7 @@ class DevStack:
     def _start_http(self) -> None:
         from chalicelib.tokens import verifier
         from devstack.http_gateway import HttpGateway
+        from infra.access import API_HANDLER
 
         assert self.app_module is not None
         self.http = HttpGateway(
@@ -123,6 +154,7 @@ class DevStack:
             port=self.http_port,
             static_dir=ROOT / "web",
             web_config={"ws_url": self.ws.url},
+            pool=self.pool(API_HANDLER, self.app_module.app),
         )
         self.http.start()
 
@@ -138,21 +170,21 @@ class DevStack:
             if handler is None:
                 self.unwired.append(source.handler)
                 continue
+            pool = self.pool(source.handler, handler)
             self.pumps.append(
-                StreamPump(endpoint, settings.table_name(source.table), handler, batch_size=source.batch_size)
+                StreamPump(endpoint, settings.table_name(source.table), pool, batch_size=source.batch_size)
             )
         for queue in topology.QUEUE_SOURCES:
             handler = self.handler(queue.handler)
             if handler is None:
                 self.unwired.append(queue.handler)
                 continue
-            self.pumps.append(
-                QueuePump(endpoint, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
-            )
+            pool = self.pool(queue.handler, handler)
+            self.pumps.append(QueuePump(endpoint, settings.queue_url(queue.queue), pool, batch_size=queue.batch_size))
         self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
-            self.pumps.append(PeriodicPump(sweeper, SWEEP_SECONDS, "sweeper"))
+            self.pumps.append(PeriodicPump(self.pool("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
         for pump in self.pumps:
             pump.start()
         if self.unwired:
@@ -166,7 +198,7 @@ class DevStack:
         handler = self.handler(name)
         if handler is None:
             raise LookupError(f"no handler for schedule target {arn}")
-        return handler
+        return self.pool(name, handler)
 
 
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).

@@ -16,15 +16,20 @@ Behaviour copied from API Gateway:
 - 10 min idle / 2 h maximum connection duration (configurable); only inbound data frames and pushes count as
   activity, so a client that only sends ping frames is still closed when idle.
 
-Everything runs on the gateway's own threads: one asyncio loop (websockets' server), a small pool for handler
-calls and a threaded http.server for the management API; `stop()` closes every socket and joins them all.
+One asyncio loop serves both the sockets (websockets' server) and the management API (devstack.http11), so a
+push is written by the loop that owns the socket and no socket costs a thread. Handlers run in execution
+environments (devstack.environments), one pool per route, as API Gateway invokes one function per route: a
+storm of `$disconnect`s queues in its own pool and never holds back `$default` messages or pushes. A route
+whose pool and queue are full is throttled as API Gateway does: `$connect` is refused with 429 and a
+`$default` message gets the `Too Many Requests` frame; `$disconnect` always waits its turn (it must run).
+Pools passed in are the caller's; for plain callables the gateway makes pools of `handler_workers`
+environments and ends them on `stop()`, which closes every socket and joins every thread it started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import http
 import json
@@ -38,7 +43,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -46,6 +50,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from devstack.environments import FunctionPool, Throttled
+from devstack.http11 import HttpServer, Limits, bind
+from devstack.http11 import Request as HttpRequest
+from devstack.http11 import Response as HttpResponse
 from devstack.lambda_runtime import LambdaContext
 
 logger = logging.getLogger(__name__)
@@ -63,6 +71,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _DROPPED_HEADERS = {"connection", "upgrade"}
 _CONNECTIONS_PATH = re.compile(r"^(?:/[^/]+)?/@connections/([^/]+)/?$")
 _GOING_AWAY = (1001, "Going away")
+_ROUTE_NAMES = {"$connect": "connect", "$default": "message", "$disconnect": "disconnect"}
 
 
 def _now_ms() -> int:
@@ -101,7 +110,7 @@ class WebSocketGateway:
 
     def __init__(
         self,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | FunctionPool],
         host: str = "127.0.0.1",
         port: int = 0,
         management_port: int = 0,
@@ -139,9 +148,10 @@ class WebSocketGateway:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._loop_thread: threading.Thread | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._http: ThreadingHTTPServer | None = None
-        self._http_thread: threading.Thread | None = None
+        self._pools: dict[str, FunctionPool] = {}
+        self._own_pools: list[FunctionPool] = []
+        self._management_sock: socket.socket | None = None
+        self._management: HttpServer | None = None
         self._stopping = False
         self._bound_port: int | None = None
 
@@ -157,26 +167,39 @@ class WebSocketGateway:
     def management_endpoint(self) -> str:
         """The `@connections` endpoint to give boto3's apigatewaymanagementapi client as endpoint_url."""
         self._require_started()
-        assert self._http is not None
-        return f"http://{self._host}:{self._http.server_address[1]}"
+        return f"http://{self._host}:{self._management_port_bound}"
+
+    @property
+    def pools(self) -> dict[str, FunctionPool]:
+        """The execution environments of each route ($connect, $default, $disconnect)."""
+        return dict(self._pools)
+
+    @property
+    def _management_port_bound(self) -> int:
+        assert self._management_sock is not None
+        return int(self._management_sock.getsockname()[1])
 
     def start(self) -> None:
-        """Bind both ports and serve on background threads; returns once both are listening."""
+        """Bind both ports and serve on a background thread; returns once both are listening."""
         if self._loop_thread is not None:
             raise RuntimeError("gateway already started")
         self._stopping = False
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self._handler_workers, thread_name_prefix="ws-gateway-lambda"
-        )
+        for route, handler in self._handlers.items():
+            if isinstance(handler, FunctionPool):
+                self._pools[route] = handler
+            else:
+                pool = FunctionPool(
+                    f"ws_{_ROUTE_NAMES[route]}",
+                    handler,
+                    concurrency=self._handler_workers,
+                    function_name=self._function_name(route),
+                    timeout_seconds=LAMBDA_TIMEOUT,
+                )
+                self._pools[route] = pool
+                self._own_pools.append(pool)
         try:
-            # The management server first: its port is the event's domainName (see _base_context).
-            self._http = _ManagementServer((self._host, self._management_port), _make_http_handler(self))
-            self._http.daemon_threads = False  # so server_close() joins in-flight request threads
-            self._http_thread = threading.Thread(
-                target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="ws-gateway-management"
-            )
-            self._http_thread.start()
-
+            # The management port first: it is the events' domainName (see _base_context).
+            self._management_sock = bind(self._host, self._management_port)
             ready = threading.Event()
             failure: list[BaseException] = []
             self._loop_thread = threading.Thread(
@@ -201,18 +224,13 @@ class WebSocketGateway:
                     self._loop.call_soon_threadsafe(self._stop_event.set)
             self._loop_thread.join()
             self._loop_thread = None
-        if self._http is not None:
-            if self._http_thread is not None:
-                self._http.shutdown()  # returns only once serve_forever() has exited
-            self._http.close_open_connections()
-            self._http.server_close()
-            self._http = None
-        if self._http_thread is not None:
-            self._http_thread.join()
-            self._http_thread = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        if self._management_sock is not None:
+            self._management_sock.close()
+            self._management_sock = None
+        for pool in self._own_pools:
+            pool.stop()
+        self._own_pools = []
+        self._pools = {}
         self._loop = None
         self._stop_event = None
 
@@ -226,7 +244,7 @@ class WebSocketGateway:
     # -- event loop ------------------------------------------------------------------------------------
 
     def _require_started(self) -> None:
-        if self._bound_port is None or self._http is None:
+        if self._bound_port is None or self._management_sock is None:
             raise RuntimeError("gateway not started")
 
     def _run_loop(self, ready: threading.Event, failure: list[BaseException]) -> None:
@@ -255,6 +273,16 @@ class WebSocketGateway:
             write_limit=1024 * 1024,
             server_header=None,
         )
+        assert self._management_sock is not None
+        # A @connections body above 128 KB gets the API's own 413, so the server lets a little more in.
+        management = HttpServer(self._management_request, self._management_sock, Limits(max_body=4 * MAX_MESSAGE_BYTES))
+        try:
+            await management.start()
+        except BaseException:
+            server.close()
+            await server.wait_closed()
+            raise
+        self._management = management
         self._bound_port = server.sockets[0].getsockname()[1]
         sweeper = asyncio.create_task(self._sweep_limits())
         ready.set()
@@ -268,6 +296,8 @@ class WebSocketGateway:
             # Closes open sockets with 1001 and waits for every connection handler, hence every $disconnect.
             server.close(close_connections=True, code=1001, reason="Going away")
             await server.wait_closed()
+            await management.stop()
+            self._management = None
 
     async def _sweep_limits(self) -> None:
         interval = max(0.05, min(1.0, self._idle_timeout / 4, self._max_duration / 4))
@@ -291,7 +321,6 @@ class WebSocketGateway:
     def _base_context(self, conn: _Connection, route_key: str, event_type: str) -> dict[str, Any]:
         now = _now_ms()
         request_id = _aws_id()
-        assert self._http is not None
         return {
             "routeKey": route_key,
             "eventType": event_type,
@@ -304,7 +333,7 @@ class WebSocketGateway:
             "identity": {"sourceIp": conn.source_ip},
             "requestId": request_id,
             # In AWS `https://{domainName}/{stage}` is the @connections endpoint; here the management server is.
-            "domainName": f"{self._host}:{self._http.server_address[1]}",
+            "domainName": f"{self._host}:{self._management_port_bound}",
             "connectionId": conn.connection_id,
             "apiId": self._api_id,
         }
@@ -358,15 +387,17 @@ class WebSocketGateway:
             "isBase64Encoded": False,
         }
 
+    def _function_name(self, route_key: str) -> str:
+        return f"{self._function_prefix}-websocket_{_ROUTE_NAMES[route_key]}"
+
     async def _invoke(self, route_key: str, event: dict[str, Any], timeout: float | None = None) -> Any:
-        """Run the route's handler on the pool (never on the loop); its exceptions propagate."""
-        handler = self._handlers[route_key]
-        name = {"$connect": "connect", "$default": "message", "$disconnect": "disconnect"}[route_key]
-        context = LambdaContext(f"{self._function_prefix}-websocket_{name}", timeout_seconds=LAMBDA_TIMEOUT)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, handler, event, context)
+        """Run the route's handler in its function's environments (never on the loop); its exceptions
+        propagate, and Throttled when the route's pool and queue are full ($disconnect never is)."""
+        context = LambdaContext(self._function_name(route_key), timeout_seconds=LAMBDA_TIMEOUT)
+        invocation = self._pools[route_key].invoke_async(event, context, throttle=route_key != "$disconnect")
         if timeout is None:
-            return await future
-        return await asyncio.wait_for(future, timeout)
+            return await invocation
+        return await asyncio.wait_for(invocation, timeout)
 
     # -- WebSocket side -----------------------------------------------------------------------------------
 
@@ -397,6 +428,8 @@ class WebSocketGateway:
             except TimeoutError:
                 logger.error("$connect handler timed out after %.0f s", self._integration_timeout)
                 status = 504
+            except Throttled:
+                status = 429
             except Exception:
                 # A Lambda error: API Gateway refuses the handshake with 500.
                 logger.exception("$connect handler raised")
@@ -451,6 +484,10 @@ class WebSocketGateway:
         try:
             # Return values are not echoed: Chalice handlers reply through @connections, not route responses.
             await self._invoke("$default", event)
+        except Throttled:
+            # API Gateway's frame for a throttled route; the connection stays open.
+            error = {"message": "Too Many Requests", "connectionId": conn.connection_id, "requestId": request_id}
+            await self._send_error(conn, error)
         except Exception:
             logger.exception("$default handler raised")
             error = {"message": "Internal server error", "connectionId": conn.connection_id, "requestId": request_id}
@@ -479,7 +516,29 @@ class WebSocketGateway:
         except Exception:
             logger.exception("$disconnect handler raised")
 
-    # -- @connections (called on the management server's threads) --------------------------------------
+    # -- @connections (served on the loop) ------------------------------------------------------------
+
+    async def _management_request(self, request: HttpRequest) -> HttpResponse:
+        match = _CONNECTIONS_PATH.match(urlsplit(request.target).path)
+        if match is None:
+            return _management_reply(404, {"message": "Not Found"}, "NotFoundException")
+        connection_id = unquote(match.group(1))
+        if request.method == "POST":
+            data = request.body or b""
+            if len(data) > MAX_MESSAGE_BYTES:
+                return _management_reply(413, {"message": "Request entity too large"}, "PayloadTooLargeException")
+            if await self._post(connection_id, data) == 200:
+                return _management_reply(200)
+        elif request.method == "GET":
+            description = self._describe(connection_id)
+            if description is not None:
+                return _management_reply(200, description)
+        elif request.method == "DELETE":
+            if self._delete(connection_id) == 204:
+                return _management_reply(204)
+        else:
+            return _management_reply(404, {"message": "Not Found"}, "NotFoundException")
+        return _management_reply(410, {"message": "The connection is gone"}, "GoneException")
 
     def _lookup(self, connection_id: str) -> _Connection | None:
         with self._lock:
@@ -488,53 +547,38 @@ class WebSocketGateway:
             return None
         return conn
 
-    def _post(self, connection_id: str, data: bytes) -> int:
+    async def _post(self, connection_id: str, data: bytes) -> int:
         conn = self._lookup(connection_id)
-        loop = self._loop
-        if conn is None or loop is None:
+        if conn is None or conn.ws is None:
             return 410
         try:
             message: str | bytes = data.decode("utf-8")
         except UnicodeDecodeError:
             message = data
-
-        async def send() -> None:
-            assert conn.ws is not None
-            await conn.ws.send(message)
-            conn.last_active = _now_ms()
-
         try:
-            future = asyncio.run_coroutine_threadsafe(send(), loop)
-        except RuntimeError:  # loop closed while stopping
-            return 410
-        try:
-            future.result(timeout=self._send_timeout)
+            await asyncio.wait_for(conn.ws.send(message), self._send_timeout)
         except TimeoutError:
-            # The frame is written but the client has left 1 MiB unread for send_timeout: treat it as gone
-            # rather than hold this request (and the caller's fan-out) hostage to it.
+            # The client has left 1 MiB unread for send_timeout: treat it as gone rather than hold this
+            # request (and the caller's fan-out) hostage to it.
             logger.warning("connection %s is not reading; dropping it", connection_id)
             conn.close_cause = conn.close_cause or (1006, "Connection closed abnormally")
-            if conn.ws is not None:
-                loop.call_soon_threadsafe(conn.ws.transport.abort)
+            conn.ws.transport.abort()
             return 410
-        except (ConnectionClosed, concurrent.futures.CancelledError):
+        except ConnectionClosed:
             return 410
+        conn.last_active = _now_ms()
         return 200
 
     def _delete(self, connection_id: str) -> int:
         conn = self._lookup(connection_id)
-        loop = self._loop
-        if conn is None or loop is None:
+        if conn is None or conn.ws is None:
             return 410
         conn.close_cause = (1000, "Connection deleted through the @connections API")
         with self._lock:
             if self._connections.get(conn.connection_id) is conn:
                 del self._connections[conn.connection_id]
-        ws = conn.ws
-        assert ws is not None
         # Like API Gateway, answer 204 without waiting for the closing handshake.
-        with contextlib.suppress(RuntimeError):  # loop closed while stopping
-            asyncio.run_coroutine_threadsafe(ws.close(1000, ""), loop)
+        asyncio.ensure_future(conn.ws.close(1000, ""))
         return 204
 
     def _describe(self, connection_id: str) -> dict[str, Any] | None:
@@ -546,6 +590,16 @@ class WebSocketGateway:
             "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent},
             "lastActiveAt": _iso(conn.last_active),
         }
+
+
+def _management_reply(status: int, body: dict[str, Any] | None = None, error_type: str | None = None) -> HttpResponse:
+    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+    if error_type:
+        headers["x-amzn-ErrorType"] = error_type
+    if status == 204:
+        return HttpResponse(204, headers)
+    headers["Content-Type"] = "application/json"
+    return HttpResponse(status, headers, json.dumps(body).encode() if body is not None else b"")
 
 
 def _status_of(result: Any) -> int:
@@ -580,105 +634,6 @@ def _reject(ws: ServerConnection, status: int, body: dict[str, Any]) -> Response
     del response.headers["Content-Type"]
     response.headers["Content-Type"] = "application/json"
     return response
-
-
-class _ManagementServer(ThreadingHTTPServer):
-    # A fan-out opens many connections at once; the default listen backlog of 5 drops the surplus
-    # SYNs, and each dropped one costs its client a 1 s retransmit.
-    request_queue_size = 1024
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        """End idle keep-alive connections so server_close() can join their threads."""
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-def _make_http_handler(gateway: WebSocketGateway) -> type[BaseHTTPRequestHandler]:
-    class ManagementHandler(BaseHTTPRequestHandler):
-        # Keep-alive: a fan-out's pushes reuse the pusher's pooled connections instead of one each;
-        # stop() ends idle ones (close_open_connections) before joining their threads.
-        protocol_version = "HTTP/1.1"
-        server_version = "ws-gateway"
-        disable_nagle_algorithm = True  # headers and body are separate writes: don't hold the body back
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("@connections %s", format % args)
-
-        def _connection_id(self) -> str | None:
-            match = _CONNECTIONS_PATH.match(urlsplit(self.path).path)
-            return unquote(match.group(1)) if match else None
-
-        def _reply(self, status: int, body: dict[str, Any] | None = None, error_type: str | None = None) -> None:
-            payload = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-            if error_type:
-                self.send_header("x-amzn-ErrorType", error_type)
-            if status != 204:
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if payload and status != 204:
-                self.wfile.write(payload)
-
-        def _gone(self) -> None:
-            self._reply(410, {"message": "The connection is gone"}, "GoneException")
-
-        def _not_found(self) -> None:
-            self._reply(404, {"message": "Not Found"}, "NotFoundException")
-
-        def do_POST(self) -> None:
-            connection_id = self._connection_id()
-            length = int(self.headers.get("Content-Length") or 0)
-            data = self.rfile.read(length) if length else b""
-            if connection_id is None:
-                self._not_found()
-            elif length > MAX_MESSAGE_BYTES:
-                self._reply(413, {"message": "Request entity too large"}, "PayloadTooLargeException")
-            elif gateway._post(connection_id, data) == 200:
-                self._reply(200)
-            else:
-                self._gone()
-
-        def do_GET(self) -> None:
-            connection_id = self._connection_id()
-            if connection_id is None:
-                self._not_found()
-                return
-            description = gateway._describe(connection_id)
-            if description is None:
-                self._gone()
-            else:
-                self._reply(200, description)
-
-        def do_DELETE(self) -> None:
-            connection_id = self._connection_id()
-            if connection_id is None:
-                self._not_found()
-            elif gateway._delete(connection_id) == 204:
-                self._reply(204)
-            else:
-                self._gone()
-
-    return ManagementHandler
 
 
 __all__ = ["WebSocketGateway"]

@@ -1,0 +1,264 @@
+"""Lambda's execution environments, for the dev stack: each function runs in a pool of warm environments.
+
+An environment is a worker thread of its own. It initialises once (the function's `init` hook: clients,
+caches; the time is logged as Lambda's `Init Duration`), then serves one invocation at a time and is
+reused for the next. A pool creates a new environment only when an invocation arrives and none is free,
+and never more than the function's concurrency limit (Lambda's reserved concurrency). Invocations that
+find every environment busy wait in a bounded queue; a synchronous caller (the gateways) that finds the
+queue full too is throttled (`Throttled`, which the gateways answer with 429 as API Gateway does).
+Event sources (pumps) and `$disconnect` are never throttled: Lambda's pollers and asynchronous
+invocations wait and retry, so their invocations only wait in the queue.
+
+Clients and connections are independent: whoever calls a pool (a gateway connection, a pump) never
+pays an init unless the pool has to grow, and a thread-local client built inside an invocation lives
+as long as its environment, as in Lambda.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from devstack.lambda_runtime import LambdaContext
+
+logger = logging.getLogger("devstack.lambda")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+# The dev stack's default concurrency limit per function (Lambda's reserved concurrency): enough for
+# a rush on two cores without letting one function's backlog starve the others of the embedded AWS.
+# Functions fed by one poller each (queues, streams) never use more than their pollers; the sweeper
+# must not overlap itself, as a rate() rule with reserved concurrency 1.
+DEFAULT_CONCURRENCY: dict[str, int] = {
+    "api": 16,
+    "ws_connect": 8,
+    "ws_message": 8,
+    "ws_disconnect": 4,
+    "domain_events": 2,
+    "payments": 4,
+    "fanout": 4,
+    "deliver": 4,
+    "drop_lifecycle": 16,
+    "sweeper": 1,
+}
+FALLBACK_CONCURRENCY = 4
+# Invocations that may wait for an environment before a synchronous caller is throttled: the listen
+# backlog the threaded gateways had, so only a rush beyond what they accepted is refused.
+DEFAULT_QUEUE_SIZE = 1024
+CONCURRENCY_ENV = "LIVEDROP_DEV_CONCURRENCY"
+
+
+class Throttled(Exception):
+    """Every environment of the function is busy and its queue is full (Lambda's TooManyRequestsException)."""
+
+    def __init__(self, function: str) -> None:
+        super().__init__(f"function {function} is at its concurrency limit and its queue is full")
+        self.function = function
+
+
+def concurrency_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Overrides of the concurrency limits from LIVEDROP_DEV_CONCURRENCY, e.g. `api=32,payments=2`."""
+    text = (environ if environ is not None else os.environ).get(CONCURRENCY_ENV, "")
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"{CONCURRENCY_ENV}: expected name=positive integer, got {part!r}")
+        limits[name.strip()] = int(value)
+    return limits
+
+
+@dataclass
+class _Job:
+    event: dict[str, Any]
+    context: Any
+    future: concurrent.futures.Future[Any]
+
+
+@dataclass
+class Environment:
+    """One execution environment: its number in the pool, its thread and how long its init took."""
+
+    index: int
+    thread: threading.Thread | None = None
+    init_ms: float | None = None
+    invocations: int = 0
+
+
+class FunctionPool:
+    """The warm execution environments of one function, at most `concurrency` of them.
+
+    Called like a Lambda handler, `pool(event, context)`, it runs the invocation in an environment and
+    waits for the result (never throttled: what event sources use). `submit` and `invoke_async` are the
+    gateways' synchronous invocations, throttled when the pool and its queue are full.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        concurrency: int | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        init: Callable[[], Any] | None = None,
+        function_name: str | None = None,
+        timeout_seconds: float = 60.0,
+        memory_mb: int = 128,
+    ) -> None:
+        limit = concurrency if concurrency is not None else DEFAULT_CONCURRENCY.get(name, FALLBACK_CONCURRENCY)
+        if limit < 1 or queue_size < 0:
+            raise ValueError("concurrency must be >= 1 and queue_size >= 0")
+        self.name = name
+        self.handler = handler
+        self.concurrency = limit
+        self.queue_size = queue_size
+        self.function_name = function_name or name
+        self.timeout_seconds = timeout_seconds
+        self.memory_mb = memory_mb
+        self._init = init
+        self._cond = threading.Condition()
+        self._pending: deque[_Job] = deque()
+        self._environments: list[Environment] = []
+        self._idle = 0  # environments waiting for an invocation
+        self._initializing = 0  # environments started, not yet waiting
+        self._busy = 0
+        self._max_busy = 0
+        self._inits = 0
+        self._invocations = 0
+        self._throttles = 0
+        self._stopping = False
+
+    # --- invoking ------------------------------------------------------------------------------
+    def __call__(self, event: dict[str, Any], context: Any = None) -> Any:
+        """Invoke and wait for the result (an event source's invocation: waits, never throttled)."""
+        return self.submit(event, context, throttle=False).result()
+
+    def submit(
+        self, event: dict[str, Any], context: Any = None, *, throttle: bool = True
+    ) -> concurrent.futures.Future[Any]:
+        """Queue one invocation; raises Throttled when `throttle` and no environment or queue slot is left."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError(f"function {self.name} is stopped")
+            # Jobs already queued take the free environments first.
+            waiting = len(self._pending) - self._idle - self._initializing
+            if waiting >= 0:
+                if len(self._environments) < self.concurrency:
+                    self._start_environment()
+                elif throttle and waiting >= self.queue_size:
+                    self._throttles += 1
+                    raise Throttled(self.name)
+            self._pending.append(_Job(event, context, future))
+            self._cond.notify()
+        return future
+
+    async def invoke_async(self, event: dict[str, Any], context: Any = None, *, throttle: bool = True) -> Any:
+        """Invoke from an event loop without blocking it; cancelling the await drops a still-queued job."""
+        return await asyncio.wrap_future(self.submit(event, context, throttle=throttle))
+
+    # --- the environments ----------------------------------------------------------------------
+    def _start_environment(self) -> None:
+        env = Environment(len(self._environments) + 1)
+        self._environments.append(env)
+        self._initializing += 1
+        env.thread = threading.Thread(target=self._serve, args=(env,), name=f"lambda-{self.name}-{env.index}")
+        env.thread.daemon = True
+        env.thread.start()
+
+    def _serve(self, env: Environment) -> None:
+        started = time.perf_counter()
+        try:
+            if self._init is not None:
+                self._init()
+        except Exception:
+            # Lambda reports an init error and initialises again on the next invocation; the dev stack
+            # logs it and lets the invocation run (its own error then says what is wrong).
+            logger.exception("function %s: environment %d failed to initialise", self.name, env.index)
+        env.init_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "INIT_REPORT Function: %s Environment: %d Init Duration: %.2f ms", self.name, env.index, env.init_ms
+        )
+        with self._cond:
+            self._initializing -= 1
+            self._inits += 1
+        while True:
+            with self._cond:
+                self._idle += 1
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                self._idle -= 1
+                if not self._pending:  # stopping and nothing left to run
+                    return
+                job = self._pending.popleft()
+                if not job.future.set_running_or_notify_cancel():
+                    continue  # its caller gave up while it waited
+                self._busy += 1
+                self._max_busy = max(self._max_busy, self._busy)
+                self._invocations += 1
+            env.invocations += 1
+            context = job.context or LambdaContext(
+                self.function_name,
+                memory_limit_in_mb=self.memory_mb,
+                timeout_seconds=self.timeout_seconds,
+                aws_request_id=str(uuid.uuid4()),
+            )
+            try:
+                result = self.handler(job.event, context)
+            except BaseException as error:  # noqa: BLE001 - a Lambda error goes back to the invoker
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(result)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+
+    # --- observing and stopping ----------------------------------------------------------------
+    @property
+    def environments(self) -> list[Environment]:
+        """The environments started so far."""
+        with self._cond:
+            return list(self._environments)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: environments started (inits), busy and queued now, the most ever busy, throttles."""
+        with self._cond:
+            return {
+                "concurrency": self.concurrency,
+                "queue_size": self.queue_size,
+                "environments": len(self._environments),
+                "inits": self._inits,
+                "busy": self._busy,
+                "max_busy": self._max_busy,
+                "queued": max(0, len(self._pending) - self._idle - self._initializing),
+                "invocations": self._invocations,
+                "throttles": self._throttles,
+                "init_ms": [round(e.init_ms, 2) for e in self._environments if e.init_ms is not None],
+            }
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Run what is queued, then end every environment; idempotent."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            threads = [e.thread for e in self._environments if e.thread is not None]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            for job in self._pending:
+                job.future.cancel()
+            self._pending.clear()
+
+    def __repr__(self) -> str:
+        return f"FunctionPool({self.name!r}, concurrency={self.concurrency})"
