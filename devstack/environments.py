@@ -57,6 +57,14 @@ DEFAULT_QUEUE_SIZE = 1024
 CONCURRENCY_ENV = "LIVEDROP_DEV_CONCURRENCY"
 
 
+_current = threading.local()
+
+
+def current_function() -> str | None:
+    """The name of the function whose environment runs the calling thread (None outside environments)."""
+    return getattr(_current, "function", None)
+
+
 class Throttled(Exception):
     """Every environment of the function is busy and its queue is full (Lambda's TooManyRequestsException)."""
 
@@ -176,6 +184,7 @@ class FunctionPool:
         env.thread.start()
 
     def _serve(self, env: Environment) -> None:
+        _current.function = self.name
         started = time.perf_counter()
         try:
             if self._init is not None:
@@ -191,17 +200,18 @@ class FunctionPool:
         with self._cond:
             self._initializing -= 1
             self._inits += 1
+            self._idle += 1
         while True:
             with self._cond:
-                self._idle += 1
                 while not self._pending and not self._stopping:
                     self._cond.wait()
-                self._idle -= 1
                 if not self._pending:  # stopping and nothing left to run
+                    self._idle -= 1
                     return
                 job = self._pending.popleft()
                 if not job.future.set_running_or_notify_cancel():
                     continue  # its caller gave up while it waited
+                self._idle -= 1
                 self._busy += 1
                 self._max_busy = max(self._max_busy, self._busy)
                 self._invocations += 1
@@ -212,15 +222,19 @@ class FunctionPool:
                 timeout_seconds=self.timeout_seconds,
                 aws_request_id=str(uuid.uuid4()),
             )
+            outcome: tuple[bool, Any]
             try:
-                result = self.handler(job.event, context)
+                outcome = (True, self.handler(job.event, context))
             except BaseException as error:  # noqa: BLE001 - a Lambda error goes back to the invoker
-                job.future.set_exception(error)
+                outcome = (False, error)
+            # Free again before the caller hears back, so its next invocation finds this environment.
+            with self._cond:
+                self._busy -= 1
+                self._idle += 1
+            if outcome[0]:
+                job.future.set_result(outcome[1])
             else:
-                job.future.set_result(result)
-            finally:
-                with self._cond:
-                    self._busy -= 1
+                job.future.set_exception(outcome[1])
 
     # --- observing and stopping ----------------------------------------------------------------
     @property

@@ -311,7 +311,8 @@ class _Connection(asyncio.Protocol):
         if len(parts) != 3 or not _TOKEN.match(parts[0]) or not _TARGET.match(parts[1]):
             raise _Refuse(400, "invalid_request", "malformed request line")
         if parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
-            raise _Refuse(505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served")
+            # 400 rather than 505: nothing a client sends is answered with a 5xx.
+            raise _Refuse(400, "invalid_request", "only HTTP/1.0 and HTTP/1.1 are served")
         return parts[0].decode("ascii"), parts[1].decode("latin-1"), parts[2].decode("ascii")
 
     # --- answering ---------------------------------------------------------------------------

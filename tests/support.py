@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
+
+from devstack.environments import current_function
 
 
 class Api:
@@ -75,15 +76,15 @@ def sign_up_user(api: Api, name: str = "Fan", creator: bool = False) -> SignedIn
 
 
 class DynamoCalls:
-    """Counts DynamoDB API calls made by the app's PynamoDB clients (a botocore event hook) on the REST
-    gateway's request threads: the dev stack's pumps share those clients on threads of their own."""
+    """Counts DynamoDB API calls made by the app's PynamoDB clients (a botocore event hook) in the api
+    function's environments: the dev stack's other functions share those clients in environments of their own."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self._clients: list[Any] = []
 
     def _record(self, model: Any = None, **kwargs: Any) -> None:
-        if "process_request_thread" in threading.current_thread().name:
+        if current_function() == "api":
             self.calls.append(kwargs.get("event_name", "").rsplit(".", 1)[-1])
 
     def __enter__(self) -> DynamoCalls:
