@@ -165,10 +165,9 @@ class _Connection(asyncio.Protocol):
         self._closing = True
         self._server.connections.discard(self)
         self._disarm()
+        # A request being handled runs to its end, as API Gateway completes an integration whose
+        # client has gone; its answer is dropped (see _handle).
         self._writable.set()
-        if self._task is not None and not self._task.done():
-            # The client left: nobody reads the answer, but the invocation may still run to its end.
-            self._task.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:

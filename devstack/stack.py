@@ -115,10 +115,12 @@ class DevStack:
             from infra.access import ACCESS
 
             access = ACCESS.get(name)
+            # A limit given to the stack, else the function's reserved concurrency in infra, else the default.
+            reserved = getattr(access, "reserved_concurrency", None)
             found = FunctionPool(
                 name,
                 handler,
-                concurrency=self.concurrency.get(name),
+                concurrency=self.concurrency.get(name) or reserved,
                 timeout_seconds=access.timeout if access else 60,
                 memory_mb=access.memory if access else 128,
             )

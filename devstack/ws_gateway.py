@@ -154,6 +154,7 @@ class WebSocketGateway:
         self._management: HttpServer | None = None
         self._stopping = False
         self._bound_port: int | None = None
+        self._management_bound_port = 0
 
     # -- public interface -------------------------------------------------------------------------------
 
@@ -167,17 +168,12 @@ class WebSocketGateway:
     def management_endpoint(self) -> str:
         """The `@connections` endpoint to give boto3's apigatewaymanagementapi client as endpoint_url."""
         self._require_started()
-        return f"http://{self._host}:{self._management_port_bound}"
+        return f"http://{self._host}:{self._management_bound_port}"
 
     @property
     def pools(self) -> dict[str, FunctionPool]:
         """The execution environments of each route ($connect, $default, $disconnect)."""
         return dict(self._pools)
-
-    @property
-    def _management_port_bound(self) -> int:
-        assert self._management_sock is not None
-        return int(self._management_sock.getsockname()[1])
 
     def start(self) -> None:
         """Bind both ports and serve on a background thread; returns once both are listening."""
@@ -200,6 +196,7 @@ class WebSocketGateway:
         try:
             # The management port first: it is the events' domainName (see _base_context).
             self._management_sock = bind(self._host, self._management_port)
+            self._management_bound_port = int(self._management_sock.getsockname()[1])
             ready = threading.Event()
             failure: list[BaseException] = []
             self._loop_thread = threading.Thread(
@@ -333,7 +330,7 @@ class WebSocketGateway:
             "identity": {"sourceIp": conn.source_ip},
             "requestId": request_id,
             # In AWS `https://{domainName}/{stage}` is the @connections endpoint; here the management server is.
-            "domainName": f"{self._host}:{self._management_port_bound}",
+            "domainName": f"{self._host}:{self._management_bound_port}",
             "connectionId": conn.connection_id,
             "apiId": self._api_id,
         }
