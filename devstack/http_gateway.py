@@ -249,6 +249,8 @@ def _to_response(result: dict[str, Any]) -> Response:
     headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(str(v) for v in values)
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/json"  # what API Gateway sends when the function names none
     try:
         status = int(result["statusCode"])
     except (TypeError, ValueError):
