@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -121,6 +123,7 @@ class DevStack:
                 name,
                 handler,
                 concurrency=self.concurrency.get(name) or reserved,
+                init=_warm_clients,
                 timeout_seconds=access.timeout if access else 60,
                 memory_mb=access.memory if access else 128,
             )
@@ -201,6 +204,23 @@ class DevStack:
         if handler is None:
             raise LookupError(f"no handler for schedule target {arn}")
         return self.pool(name, handler)
+
+
+_WARM_LOCK = threading.Lock()
+
+
+def _warm_clients() -> None:
+    """An environment's init: the DynamoDB clients every function uses, built before its first invocation
+    rather than during it (in-process they are shared, so only the first environment pays for them)."""
+    if "chalicelib.models" not in sys.modules:
+        return  # the app is not loaded yet (the WebSocket functions' pools exist before it)
+    from chalicelib import db, models
+
+    # One at a time: environments starting together would otherwise each build the same clients.
+    with _WARM_LOCK:
+        for model in models.ALL_MODELS:
+            model._get_connection().connection.client  # noqa: B018 - built on first access
+        db.connection().client  # noqa: B018
 
 
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
