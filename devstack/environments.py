@@ -90,6 +90,7 @@ class _Job:
     event: dict[str, Any]
     context: Any
     future: concurrent.futures.Future[Any]
+    queued_at: float = 0.0
 
 
 @dataclass
@@ -166,7 +167,7 @@ class FunctionPool:
                 elif throttle and waiting >= self.queue_size:
                     self._throttles += 1
                     raise Throttled(self.name)
-            self._pending.append(_Job(event, context, future))
+            self._pending.append(_Job(event, context, future, time.perf_counter()))
             self._cond.notify()
         return future
 
@@ -223,10 +224,19 @@ class FunctionPool:
                 aws_request_id=str(uuid.uuid4()),
             )
             outcome: tuple[bool, Any]
+            started = time.perf_counter()
             try:
                 outcome = (True, self.handler(job.event, context))
             except BaseException as error:  # noqa: BLE001 - a Lambda error goes back to the invoker
                 outcome = (False, error)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "REPORT Function: %s Environment: %d Duration: %.2f ms Queued: %.2f ms",
+                    self.name,
+                    env.index,
+                    (time.perf_counter() - started) * 1000,
+                    (started - job.queued_at) * 1000,
+                )
             # Free again before the caller hears back, so its next invocation finds this environment.
             with self._cond:
                 self._busy -= 1
