@@ -292,3 +292,38 @@ def test_a_storm_of_disconnects_does_not_hold_back_other_users_messages_or_pushe
     finally:
         cleanup.set()
         gateway.stop()
+
+
+def test_a_throttled_message_gets_api_gateways_frame_and_the_socket_stays_open() -> None:
+    gate = Gate()
+    message_pool = FunctionPool("ws_message", gate, concurrency=1, queue_size=0)
+    gateway = WebSocketGateway({"$default": message_pool})
+    gateway.start()
+    try:
+        with connect(gateway.url, open_timeout=DEADLINE) as busy, connect(gateway.url, open_timeout=DEADLINE) as other:
+            busy.send("hold the only environment")
+            _until(lambda: message_pool.stats()["busy"] == 1, "the first message running")
+            other.send("one more")
+            frame = json.loads(other.recv(timeout=DEADLINE))
+            assert frame["message"] == "Too Many Requests" and frame["connectionId"] and frame["requestId"]
+            gate.release.set()
+            other.send("now there is room")
+            _until(lambda: gate.calls == 2, "the later message handled")
+    finally:
+        gate.release.set()
+        gateway.stop()
+        message_pool.stop()
+
+
+def test_a_function_past_the_integration_timeout_is_answered_504() -> None:
+    app = _app()
+    pool = FunctionPool("api", app, concurrency=1)
+    gateway = HttpGateway(app, lambda header: {}, pool=pool, integration_timeout=0.2)
+    gateway.start()
+    try:
+        status, body = _get(gateway.url, "/wait")  # held until released: only the timeout can answer it
+        assert (status, body) == (504, {"message": "Endpoint request timed out"})
+    finally:
+        app.release.set()  # type: ignore[attr-defined]
+        gateway.stop()
+        pool.stop()
