@@ -307,6 +307,7 @@ def test_a_throttled_message_gets_api_gateways_frame_and_the_socket_stays_open()
             frame = json.loads(other.recv(timeout=DEADLINE))
             assert frame["message"] == "Too Many Requests" and frame["connectionId"] and frame["requestId"]
             gate.release.set()
+            _until(lambda: message_pool.stats()["busy"] == 0, "the first message done")
             other.send("now there is room")
             _until(lambda: gate.calls == 2, "the later message handled")
     finally:
