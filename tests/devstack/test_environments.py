@@ -224,8 +224,12 @@ def test_concurrency_overrides_come_from_the_environment() -> None:
 
 def test_throttled_connect_is_refused_with_429() -> None:
     gate = Gate()
-    connect_pool = FunctionPool("ws_connect", lambda e, c: {"statusCode": 200 if gate(e, c) else 500}, concurrency=1)
-    connect_pool.queue_size = 0
+
+    def on_connect(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        gate(event, context)
+        return {"statusCode": 200}
+
+    connect_pool = FunctionPool("ws_connect", on_connect, concurrency=1, queue_size=0)
     gateway = WebSocketGateway({"$connect": connect_pool})
     gateway.start()
     try:
