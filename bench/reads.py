@@ -30,7 +30,7 @@ from bench.shop import account, live_drop, write_result
 
 DURATION = 5  # seconds per wrk run
 CONNECTIONS = 32
-THREADS = 2
+THREADS = 1  # one wrk thread drives far more than the server serves, and leaves the server the other core
 TARGET_NEW_CONNECTION_RATIO = 0.8
 TARGET_CACHED_TO_HEALTH_RATIO = 0.9
 
