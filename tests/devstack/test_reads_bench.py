@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from chalice import Chalice
 
-from bench.reads import parse_wrk, wrk
+from bench.reads import _median, parse_wrk, wrk
 from devstack.environments import FunctionPool
 from devstack.http_gateway import HttpGateway
 
@@ -42,6 +42,18 @@ def test_wrk_report_is_read_into_rates_percentiles_and_errors() -> None:
     }
     with pytest.raises(ValueError):
         parse_wrk("unable to connect to 127.0.0.1:9 Connection refused")
+
+
+def test_rounds_are_summarised_by_their_median() -> None:
+    rounds = [
+        {"requests": 10, "per_s": 300.0, "p50_ms": 3.0, "p99_ms": 9.0, "non_2xx": 0, "socket_errors": 1},
+        {"requests": 30, "per_s": 100.0, "p50_ms": 1.0, "p99_ms": 30.0, "non_2xx": 2, "socket_errors": 0},
+        {"requests": 20, "per_s": 200.0, "p50_ms": 2.0, "p99_ms": 20.0, "non_2xx": 0, "socket_errors": 0},
+    ]
+    summary = _median(rounds)
+    assert (summary["per_s"], summary["p50_ms"], summary["p99_ms"]) == (200.0, 2.0, 20.0)
+    assert (summary["requests"], summary["non_2xx"], summary["socket_errors"]) == (60, 2, 1)
+    assert summary["rounds_per_s"] == [300.0, 100.0, 200.0]
 
 
 @pytest.fixture
