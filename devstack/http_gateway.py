@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's REST integration timeout
 API_FUNCTION = "api"
 _THROTTLE_HEADERS = {"x-amzn-ErrorType": "TooManyRequestsException", "Retry-After": "1"}
+
+
+_CHECK = object()  # _event's claims not checked yet: the authorizer runs there
 
 
 class _Refused(Exception):
@@ -79,6 +83,7 @@ class HttpGateway:
         self.pool = pool if pool is not None else FunctionPool(API_FUNCTION, self.app, timeout_seconds=29)
         self._integration_timeout = integration_timeout
         self._limits = limits or Limits(max_body=MAX_BODY)
+        self._authorizer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-gateway-authorizer")
         # Bound now, so the URL is known before start(), as it was with the threaded server.
         self._sock = bind(host, port)
         self._server: HttpServer | None = None
@@ -110,6 +115,7 @@ class HttpGateway:
                 loop.close()
         self._loop = self._server = self._thread = None
         self._sock.close()
+        self._authorizer.shutdown(wait=True)
         if self._own_pool:
             self.pool.stop()
 
@@ -135,7 +141,8 @@ class HttpGateway:
             headers[name] = value
             multi.setdefault(name, []).append(value)
         try:
-            event = self._event(request.method, request.target, headers, request.body, multi)
+            claims = await self._authorize(request.method, request.target, headers)
+            event = self._event(request.method, request.target, headers, request.body, multi, claims=claims)
         except _Refused as refused:
             return _to_response(_refusal(refused))
         try:
@@ -153,6 +160,29 @@ class HttpGateway:
             return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
         return _to_response(result)
 
+    async def _authorize(self, method: str, raw_path: str, headers: dict[str, str]) -> dict[str, str] | None:
+        """The Cognito authorizer's claims for a route that has one, checked off the loop: verifying a token
+        may fetch the pool's keys, and no client may hold every other connection up with that."""
+        route = self._route(method, raw_path)
+        if route.authorizer is None:
+            return None
+        header = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._authorizer, self._claims_for, header)
+        except Exception:
+            raise _Refused(401, "Unauthorized") from None
+
+    def _route(self, method: str, raw_path: str) -> Any:
+        try:
+            match = self._matcher.match_route(urlsplit(raw_path).path or "/")
+        except ValueError:
+            raise _Refused(403, "Missing Authentication Token") from None
+        route = self.app.routes[match.route].get(method)
+        if route is None:
+            raise _Refused(403, "Missing Authentication Token")
+        return route
+
     def _serve_static(self, path: str) -> Response:
         if path == "/":
             return Response(302, {"Location": "/web/"})
@@ -168,7 +198,10 @@ class HttpGateway:
         headers: dict[str, str],
         body: bytes | None,
         multi: dict[str, list[str]] | None = None,
+        *,
+        claims: Any = _CHECK,
     ) -> dict[str, Any]:
+        """The proxy event of a request; the authorizer runs here unless `claims` come already checked."""
         parts = urlsplit(raw_path)
         try:
             match = self._matcher.match_route(parts.path or "/")
@@ -178,8 +211,9 @@ class HttpGateway:
         if route is None:
             raise _Refused(403, "Missing Authentication Token")
         lower = {k.lower(): v for k, v in headers.items()}
-        claims = None
-        if route.authorizer is not None:
+        if route.authorizer is None:
+            claims = None
+        elif claims is _CHECK:
             try:
                 claims = self._claims_for(lower.get("authorization"))
             except Exception:
