@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chalice import Chalice
+from chalice import Chalice, CognitoUserPoolAuthorizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -254,3 +255,39 @@ def test_any_request_head_gets_a_non_5xx_answer_or_a_close(gateway, head) -> Non
     if raw:
         assert raw.startswith(b"HTTP/1.1 ")
         assert int(raw[9:12]) < 500
+
+
+def test_a_slow_token_check_holds_up_no_other_connection() -> None:
+    app = Chalice(app_name="slow-authorizer")
+    auth = CognitoUserPoolAuthorizer("pool", provider_arns=["arn:aws:cognito-idp:us-east-1:1:userpool/p"])
+
+    @app.route("/private", authorizer=auth)
+    def private() -> dict[str, Any]:
+        return {"sub": app.current_request.context["authorizer"]["claims"]["sub"]}
+
+    @app.route("/public")
+    def public() -> dict[str, Any]:
+        return {"public": True}
+
+    checking, release = threading.Event(), threading.Event()
+
+    def claims_for(header: str | None) -> dict[str, str]:
+        checking.set()
+        assert release.wait(PATIENCE)  # e.g. fetching the pool's keys
+        return {"sub": "u1"}
+
+    pool = FunctionPool("api", app, concurrency=2)
+    served = HttpGateway(app, claims_for, pool=pool)
+    served.start()
+    try:
+        with _socket(served) as slow:
+            slow.sendall(b"GET /private HTTP/1.1\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n")
+            assert checking.wait(PATIENCE)
+            answers = _exchange(served, b"GET /public HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert [(s, json.loads(b)) for s, _, b in answers] == [(200, {"public": True})]
+            release.set()
+            assert [(s, json.loads(b)) for s, _, b in _responses(_read_all(slow))] == [(200, {"sub": "u1"})]
+    finally:
+        release.set()
+        served.stop()
+        pool.stop()
