@@ -149,7 +149,7 @@ class HttpGateway:
             result = await asyncio.wait_for(self.pool.invoke_async(event, self._context()), self._integration_timeout)
         except Throttled:
             # API Gateway's throttle (429 Too Many Requests), in the API's error shape.
-            return error_response(429, "too_many_requests", "Too Many Requests", **_THROTTLE_HEADERS)
+            return error_response(429, "throttled", "Too Many Requests", **_THROTTLE_HEADERS)
         except TimeoutError:
             return Response(504, {"Content-Type": "application/json"}, b'{"message": "Endpoint request timed out"}')
         except Exception:

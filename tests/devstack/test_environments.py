@@ -205,7 +205,7 @@ def test_rest_gateway_answers_429_in_the_api_error_shape_when_pool_and_queue_are
         _until(lambda: gateway.pool.stats()["busy"] == 2 and gateway.pool.stats()["queued"] == 1, "full pool")
         status, body = _get(gateway.url, "/ping", close=False)
         assert status == 429
-        assert body == {"error": {"code": "too_many_requests", "message": "Too Many Requests"}}
+        assert body == {"error": {"code": "throttled", "message": "Too Many Requests"}}
         gateway.app.release.set()  # type: ignore[attr-defined]
         assert [f.result(DEADLINE) for f in held] == [(200, {"waited": True})] * 3
     assert gateway.pool.stats()["throttles"] == 1
