@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -408,13 +407,3 @@ def bind(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
-
-
-def run_loop_thread(name: str) -> tuple[asyncio.AbstractEventLoop, Any]:
-    """A new event loop running on a thread of its own: (loop, thread)."""
-    import threading
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
-    thread.start()
-    return loop, thread
