@@ -36,6 +36,8 @@ class Settings:
     reservation_seconds: int
     idempotency_key_hours: int
     debug: bool
+    # The Secrets Manager secret holding Stripe's api_key and webhook_secret (read at run time).
+    stripe_secret_name: str = ""
 
     @property
     def user_pool_arn(self) -> str:
@@ -89,6 +91,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         reservation_seconds=int(env.get("LIVEDROP_RESERVATION_SECONDS", "600")),
         idempotency_key_hours=int(env.get("LIVEDROP_IDEMPOTENCY_KEY_HOURS", "24")),
         debug=_flag(env.get("LIVEDROP_DEBUG")),
+        stripe_secret_name=env.get("LIVEDROP_STRIPE_SECRET", f"livedrop/{stage}/stripe"),
     )
 
 

@@ -18,6 +18,7 @@ from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.models import ProcessedEvent
 from chalicelib.notifications import Envelope, PoisonMessageError
+from chalicelib.threads import in_context
 
 log = logging.getLogger("livedrop.consumers")
 
@@ -52,7 +53,7 @@ class RetryingBatchProcessor(BatchProcessor):
             (repeats if body in seen else firsts).append(record)
             seen.add(body)
         with ThreadPoolExecutor(max_workers=min(self._workers, len(firsts))) as pool:
-            results = list(pool.map(self._process_record, firsts))
+            results = list(pool.map(in_context(self._process_record), firsts))
         return results + [self._process_record(record) for record in repeats]
 
     def failure_handler(self, record: Any, exception: Any) -> Any:

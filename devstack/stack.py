@@ -10,8 +10,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from devstack import iam
 from devstack.moto_backend import EmbeddedAws
 from devstack.resources import provision
+from infra.access import API_HANDLER
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,7 @@ class DevStack:
         self.ws: Any = None
         self.pumps: list[Any] = []
         self.unwired: list[str] = []
+        self.iam: iam.Enforcer | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
@@ -40,6 +43,7 @@ class DevStack:
         try:
             endpoint = self.aws.start()
             self.env = provision(endpoint, stage=self.stage)
+            self._enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
             self.ws = WebSocketGateway(
@@ -68,6 +72,9 @@ class DevStack:
             self.ws.stop()
             self.ws = None
         self.aws.stop()
+        if self.iam is not None:
+            iam.uninstall(self.iam)
+            self.iam = None
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -110,7 +117,7 @@ class DevStack:
                 return {"statusCode": 503}
             return handler(event, context)
 
-        return invoke
+        return iam.as_function(name, invoke)
 
     def _start_http(self) -> None:
         from chalicelib.tokens import verifier
@@ -124,6 +131,8 @@ class DevStack:
             static_dir=ROOT / "web",
             web_config={"ws_url": self.ws.url},
         )
+        # Every REST route runs as the one API function (IAM: its role).
+        self.http.invoke = iam.as_function(API_HANDLER, self.http.invoke)
         self.http.start()
 
     def _start_pumps(self) -> None:
@@ -138,21 +147,29 @@ class DevStack:
             if handler is None:
                 self.unwired.append(source.handler)
                 continue
-            self.pumps.append(
-                StreamPump(endpoint, settings.table_name(source.table), handler, batch_size=source.batch_size)
+            pump = StreamPump(
+                endpoint,
+                settings.table_name(source.table),
+                iam.as_function(source.handler, handler),
+                batch_size=source.batch_size,
             )
+            self.pumps.append(iam.bind_pump(pump, source.handler))
         for queue in topology.QUEUE_SOURCES:
             handler = self.handler(queue.handler)
             if handler is None:
                 self.unwired.append(queue.handler)
                 continue
-            self.pumps.append(
-                QueuePump(endpoint, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
+            pump = QueuePump(
+                endpoint,
+                settings.queue_url(queue.queue),
+                iam.as_function(queue.handler, handler),
+                batch_size=queue.batch_size,
             )
+            self.pumps.append(iam.bind_pump(pump, queue.handler))
         self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
-            self.pumps.append(PeriodicPump(sweeper, SWEEP_SECONDS, "sweeper"))
+            self.pumps.append(PeriodicPump(iam.as_function("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
         for pump in self.pumps:
             pump.start()
         if self.unwired:
@@ -166,9 +183,22 @@ class DevStack:
         handler = self.handler(name)
         if handler is None:
             raise LookupError(f"no handler for schedule target {arn}")
-        return handler
+        return iam.as_function(name, handler)
+
+    # --- IAM -------------------------------------------------------------------------------
+    def _enforce_iam(self) -> None:
+        """Check every AWS call a function makes against its role as infra deploys it (infra/access.py)."""
+        from devstack.pumps import aws_client
+
+        self.iam = iam.install(
+            iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
+        )
 
 
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
+# The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the
+# @connections ARNs the functions' policies name.
+WS_API_ID = "devws00001"
+WS_STAGE = "api"
 _WS_ROUTES = {"$connect": "ws_connect", "$disconnect": "ws_disconnect", "$default": "ws_message"}

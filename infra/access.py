@@ -17,6 +17,8 @@ API_HANDLER = "api"
 class FunctionAccess:
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
+    # Tables (never indexes) the function may Scan: a read of the whole table, so granted by name.
+    scan: tuple[str, ...] = ()
     send: tuple[str, ...] = ()
     publish: bool = False
     # Creates drop schedules in the Scheduler group (and passes the Scheduler role to them).
@@ -28,6 +30,8 @@ class FunctionAccess:
     payment_secrets: bool = False
     timeout: int = 30
     memory: int = 256
+    # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
+    reserved_concurrency: int | None = None
 
 
 # A gone WebSocket connection is forgotten by whoever pushed to it (chalicelib.connections.close_connection).

@@ -31,39 +31,15 @@ from constructs import Construct
 
 from chalicelib import models, topology
 from chalicelib.config import get_settings
+from infra import policy
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.monitoring import Monitoring
+from infra.policy import STREAM_FAILURES_QUEUE
 
 APP_NAME = "livedrop"
-# Where a DynamoDB-stream source sends the coordinates of records it gave up on (infra only: the
-# dev stack's stream pump has no retry limit).
-STREAM_FAILURES_QUEUE = "stream-failures"
 STREAM_MAX_RETRIES = 10
 # Chalice needs some role ARN to package with manage_iam_role off; every function gets its own below.
 _PACKAGING_ROLE_ARN = "arn:aws:iam::000000000000:role/replaced-per-function"
-_READ_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:Scan",
-    "dynamodb:ConditionCheckItem",
-)
-_WRITE_ACTIONS = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-)
-_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
-_CONSUME_ACTIONS = (
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueAttributes",
-)
-# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion).
-_SCHEDULE_ACTIONS = ("scheduler:CreateSchedule",)
 
 
 def logical_table_name(model: Any) -> str:
@@ -384,85 +360,16 @@ class LiveDropStack(cdk.Stack):
             resource.add_property_override(f"Environment.Variables.{key}", value)
 
     # --- least privilege -----------------------------------------------------------------------
-    def _table_arns(self, entries: tuple[str, ...]) -> list[str]:
-        arns = []
-        for entry in entries:
-            table, _, index = entry.partition("/")
-            arn = self.tables[table].get_att("Arn").to_string()
-            arns.append(f"{arn}/index/{index}" if index else arn)
-        return arns
-
     def _statements(self, function: AppFunction, access: FunctionAccess) -> list[iam.PolicyStatement]:
-        log_group = self.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"/aws/lambda/{function.function_name}:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        rendered = policy.function_statements(
+            function.handler, access, _CdkArns(self), payment_secrets=self.payment_provider == "stripe"
         )
-        statements = [
-            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group]),
-            # X-Ray has no resource-level permissions.
-            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]),
+        return [
+            iam.PolicyStatement(
+                actions=list(s.actions), resources=list(s.resources), conditions=dict(s.conditions) or None
+            )
+            for s in rendered
         ]
-        if access.read:
-            statements.append(iam.PolicyStatement(actions=list(_READ_ACTIONS), resources=self._table_arns(access.read)))
-        if access.write:
-            statements.append(
-                iam.PolicyStatement(actions=list(_WRITE_ACTIONS), resources=self._table_arns(access.write))
-            )
-        if access.send:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["sqs:SendMessage"], resources=[self.queues[name].queue_arn for name in access.send]
-                )
-            )
-        if access.publish:
-            statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
-        if access.schedules:
-            group = self.prefix + topology.SCHEDULER_GROUP
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(_SCHEDULE_ACTIONS),
-                    resources=[self.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*")],
-                )
-            )
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[self.scheduler_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-                )
-            )
-        if access.cognito:
-            statements.append(
-                iam.PolicyStatement(actions=list(access.cognito), resources=[self.user_pool.user_pool_arn])
-            )
-        if access.ws_push and self.ws_api_id is not None:
-            connections = self.format_arn(
-                service="execute-api", resource=self.ws_api_id, resource_name=f"{self.api_stage}/*/@connections/*"
-            )
-            statements.append(iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[connections]))
-        consumed = [self.queues[s.queue].queue_arn for s in topology.QUEUE_SOURCES if s.handler == function.handler]
-        if consumed:
-            statements.append(iam.PolicyStatement(actions=list(_CONSUME_ACTIONS), resources=consumed))
-        streams = [self.tables[s.table] for s in topology.STREAM_SOURCES if s.handler == function.handler]
-        if streams:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(_STREAM_ACTIONS),
-                    resources=[table.get_att("StreamArn").to_string() for table in streams],
-                )
-            )
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["dynamodb:ListStreams"],
-                    resources=[f"{table.get_att('Arn').to_string()}/stream/*" for table in streams],
-                )
-            )
-            statements.append(
-                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.stream_failures.queue_arn])
-            )
-        return statements
 
     # --- event sources -------------------------------------------------------------------------
     def _event_sources(self) -> None:
@@ -520,3 +427,60 @@ class LiveDropStack(cdk.Stack):
         cdk.CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
         cdk.CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
         cdk.CfnOutput(self, "Region", value=self.region)
+
+
+class _CdkArns:
+    """infra.policy's Arns as CloudFormation tokens of one LiveDropStack."""
+
+    def __init__(self, stack: LiveDropStack) -> None:
+        self.stack = stack
+
+    def log_group(self, function: str) -> str:
+        return self.stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/lambda/{self.stack.functions[function].function_name}:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def table(self, name: str) -> str:
+        return self.stack.tables[name].get_att("Arn").to_string()
+
+    def stream(self, table: str) -> str:
+        return self.stack.tables[table].get_att("StreamArn").to_string()
+
+    def queue(self, name: str) -> str:
+        if name == STREAM_FAILURES_QUEUE:
+            return self.stack.stream_failures.queue_arn
+        return self.stack.queues[name].queue_arn
+
+    def events_topic(self) -> str:
+        return self.stack.topic.topic_arn
+
+    def schedules(self) -> str:
+        group = self.stack.prefix + topology.SCHEDULER_GROUP
+        return self.stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*")
+
+    def scheduler_role(self) -> str:
+        return self.stack.scheduler_role.role_arn
+
+    def user_pool(self) -> str:
+        return self.stack.user_pool.user_pool_arn
+
+    def connections(self) -> str | None:
+        if self.stack.ws_api_id is None:
+            return None
+        return self.stack.format_arn(
+            service="execute-api",
+            resource=self.stack.ws_api_id,
+            resource_name=f"{self.stack.api_stage}/*/@connections/*",
+        )
+
+    def stripe_secret(self) -> str:
+        # A secret's ARN ends in "-" and six random characters after its name.
+        return self.stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{self.stack.stripe_secret_name}-??????",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
