@@ -22,7 +22,7 @@ from chalicelib.threads import in_context
 
 log = logging.getLogger("livedrop.consumers")
 
-# Seconds until a failed message is tried again, by attempt. The queues' 30 s visibility timeout is for a
+# Seconds until a failed message is tried again, by attempt. The queues' visibility timeout is for a
 # consumer that dies mid-batch; a consumer that reports a failure retries sooner, backing off as it goes.
 RETRY_DELAYS = (1, 1, 1, 2, 2, 4, 8, 16, 30)
 PROCESSED_TTL = timedelta(days=7)
