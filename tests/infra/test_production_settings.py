@@ -13,7 +13,7 @@ from infra.access import ACCESS
 from infra.gateway_responses import GATEWAY_RESPONSES
 from infra.stack import QUEUE_SOURCE_TUNING
 from tests.infra.conftest import ALARM_EMAIL, PREFIX, Synth
-from tests.infra.test_stack import functions, queue_logical, render
+from tests.infra.test_stack import alarm_metric, functions, queue_logical, render
 
 STAGES = ["dev", "prod"]
 
@@ -104,7 +104,7 @@ def test_every_alarm_notifies_the_alarm_topic(synths: dict[str, Synth], stage: s
 def test_alarms_watch_stream_lag_function_errors_and_throttles_and_queue_age(synth: Synth) -> None:
     watched: dict[str, set[str]] = {}
     for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
-        props = alarm["Properties"]
+        props = alarm_metric(alarm["Properties"])
         for dimension in props.get("Dimensions", []):
             watched.setdefault(props["MetricName"], set()).add(render(synth, dimension["Value"]))
     stream_consumers = {PREFIX + s.handler for s in topology.STREAM_SOURCES}
