@@ -265,9 +265,15 @@ class Enforcer:
     role_prefix: str
     ws_api_id: str
     ws_stage: str
+    # The EventBridge Scheduler role's policy (whom schedules may invoke).
+    scheduler: list[Statement] = field(default_factory=list)
     denied: list[tuple[str, str, str]] = field(default_factory=list)
     _logged: set[tuple[str, str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def may_schedule(self, target_arn: str) -> bool:
+        """Whether the Scheduler role may invoke `target_arn`."""
+        return allows(self.scheduler, Request("lambda:InvokeFunction", target_arn))
 
     def principal(self, function: str) -> str:
         """The assumed-role ARN a function's calls carry (role, then the function as session name)."""
@@ -414,6 +420,9 @@ class LocalArns:
     def connections(self) -> str | None:
         return f"arn:aws:execute-api:{self._base}:{self.ws_api_id}/{self.ws_stage}/*/@connections/*"
 
+    def function(self, name: str) -> str:
+        return str(self.settings.function_arn(name))
+
     def stripe_secret(self) -> str:
         return f"arn:aws:secretsmanager:{self._base}:secret:{self.settings.stripe_secret_name}-??????"
 
@@ -425,7 +434,7 @@ def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:
     from chalicelib import topology
     from chalicelib.config import get_settings
     from infra.access import ACCESS
-    from infra.policy import function_statements
+    from infra.policy import function_statements, scheduler_statements
 
     settings = get_settings()
     streams = {}
@@ -437,4 +446,6 @@ def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:
     policies = {
         name: function_statements(name, access, arns, payment_secrets=stripe) for name, access in ACCESS.items()
     }
-    return Enforcer(policies, settings.account_id, settings.table_prefix, ws_api_id, ws_stage)
+    return Enforcer(
+        policies, settings.account_id, settings.table_prefix, ws_api_id, ws_stage, scheduler_statements(arns)
+    )

@@ -178,6 +178,9 @@ class DevStack:
     def _schedule_target(self, arn: str) -> Handler:
         from chalicelib.config import get_settings
 
+        if self.iam is not None and not self.iam.may_schedule(arn):
+            # In AWS the Scheduler's role could not invoke it: the schedule fails (and retries, then gives up).
+            raise PermissionError(f"the Scheduler role may not invoke {arn}")
         prefix = get_settings().function_arn_prefix
         name = arn[len(prefix) :] if arn.startswith(prefix) else arn.rsplit(":", 1)[-1]
         handler = self.handler(name)

@@ -72,6 +72,7 @@ class Arns(Protocol):
     def user_pool(self) -> str: ...
     def connections(self) -> str | None: ...
     def stripe_secret(self) -> str: ...
+    def function(self, name: str) -> str: ...
 
 
 def _table_arns(arns: Arns, entries: tuple[str, ...]) -> tuple[str, ...]:
@@ -82,6 +83,12 @@ def _table_arns(arns: Arns, entries: tuple[str, ...]) -> tuple[str, ...]:
         arn = arns.table(table)
         found.append(f"{arn}/index/{index}" if index else arn)
     return tuple(found)
+
+
+def scheduler_statements(arns: Arns) -> list[Statement]:
+    """The EventBridge Scheduler role's policy: it may invoke the drop lifecycle function only."""
+    target = arns.function(topology.DROP_LIFECYCLE_HANDLER)
+    return [Statement(("lambda:InvokeFunction",), (target, f"{target}:*"))]
 
 
 def function_statements(

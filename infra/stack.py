@@ -282,7 +282,7 @@ class LiveDropStack(cdk.Stack):
 
     def _scheduler_role(self) -> iam.Role:
         # By name, not by reference: the target function's environment names this role.
-        target = self.function_arn(f"{APP_NAME}-{self.stage}-{topology.DROP_LIFECYCLE_HANDLER}")
+        statements = policy.scheduler_statements(_CdkArns(self))
         return iam.Role(
             self,
             "SchedulerRole",
@@ -293,7 +293,7 @@ class LiveDropStack(cdk.Stack):
             inline_policies={
                 "invoke": iam.PolicyDocument(
                     statements=[
-                        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[target, f"{target}:*"])
+                        iam.PolicyStatement(actions=list(s.actions), resources=list(s.resources)) for s in statements
                     ]
                 )
             },
@@ -563,6 +563,9 @@ class _CdkArns:
             resource=self.stack.ws_api_id,
             resource_name=f"{self.stack.api_stage}/*/@connections/*",
         )
+
+    def function(self, name: str) -> str:
+        return self.stack.function_arn(f"{APP_NAME}-{self.stack.stage}-{name}")
 
     def stripe_secret(self) -> str:
         # A secret's ARN ends in "-" and six random characters after its name.

@@ -113,3 +113,11 @@ def test_every_functions_synthesized_policy_is_what_the_dev_stack_enforces(synth
         local = enforced(stack.iam.policies[name])
         assert template == local, f"{name}: only in the template {template - local}, only enforced {local - template}"
         assert any(action.startswith(("dynamodb:", "sqs:", "sns:")) for action, _, _ in local), name
+
+
+def test_the_scheduler_role_may_invoke_what_the_dev_stacks_scheduler_may(synth: Synth, stack: Any) -> None:
+    (role,) = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith("SchedulerRole")]
+    template = grants(statements_of_role(synth, role), Resolver(synth, stack))
+    assert template == enforced(stack.iam.scheduler)
+    lifecycle = get_settings().function_arn("drop_lifecycle")
+    assert stack.iam.may_schedule(lifecycle) and not stack.iam.may_schedule(get_settings().function_arn("payments"))
