@@ -268,6 +268,8 @@ class Enforcer:
     # The EventBridge Scheduler role's policy (whom schedules may invoke).
     scheduler: list[Statement] = field(default_factory=list)
     denied: list[tuple[str, str, str]] = field(default_factory=list)
+    # Every (function, action, resource) allowed so far: what the code really uses of each policy.
+    used: set[tuple[str, str, str]] = field(default_factory=set)
     _logged: set[tuple[str, str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -299,6 +301,7 @@ class Enforcer:
         for request in requests_for(site, operation, params):
             if not allows(statements, request):
                 self._deny(function, client, site, operation, request)
+            self.used.add((function, request.action, request.resource))
 
     def _deny(self, function: str, client: Any, site: CallSite, operation: str, request: Request) -> None:
         key = (function, request.action, request.resource)

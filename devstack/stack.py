@@ -43,7 +43,7 @@ class DevStack:
         try:
             endpoint = self.aws.start()
             self.env = provision(endpoint, stage=self.stage)
-            self._enforce_iam()
+            self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
             self.ws = WebSocketGateway(
@@ -73,6 +73,10 @@ class DevStack:
             self.ws = None
         self.aws.stop()
         if self.iam is not None:
+            usage = os.environ.get("LIVEDROP_IAM_USAGE")
+            if usage:
+                # What the functions called, for comparing with their grants (least privilege).
+                Path(usage).write_text("\n".join(sorted("\t".join(u) for u in self.iam.used)) + "\n")
             iam.uninstall(self.iam)
             self.iam = None
 
@@ -189,8 +193,10 @@ class DevStack:
         return iam.as_function(name, handler)
 
     # --- IAM -------------------------------------------------------------------------------
-    def _enforce_iam(self) -> None:
-        """Check every AWS call a function makes against its role as infra deploys it (infra/access.py)."""
+    def enforce_iam(self) -> None:
+        """Check every AWS call a function makes against its role as infra deploys it (infra/access.py).
+
+        Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
         from devstack.pumps import aws_client
 
         self.iam = iam.install(
