@@ -18,7 +18,14 @@ from chalicelib.errors import ForbiddenError, UnauthorizedError
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, parse_body
-from chalicelib.web import caller_id, conditional_json, error_response, guarded, json_response
+from chalicelib.web import (
+    caller_id,
+    chalice_errors_in_api_shape,
+    conditional_json,
+    error_response,
+    guarded,
+    json_response,
+)
 
 settings = get_settings()
 app = Chalice(app_name="livedrop")
@@ -39,6 +46,9 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
         if metrics.metric_set:
             metrics.flush_metrics()  # EMF on stdout, unless POWERTOOLS_METRICS_DISABLED (the dev stack)
             metrics.clear_metrics()
+
+
+app.register_middleware(chalice_errors_in_api_shape, "http")
 
 
 def _correlation_id(event: Any) -> str | None:

@@ -76,7 +76,9 @@ class DevStack:
             usage = os.environ.get("LIVEDROP_IAM_USAGE")
             if usage:
                 # What the functions called, for comparing with their grants (least privilege).
-                Path(usage).write_text("\n".join(sorted("\t".join(u) for u in self.iam.used)) + "\n")
+                lines = ["\t".join(u) for u in sorted(self.iam.used)]
+                lines += ["\t".join(("DENIED", *d)) for d in sorted(set(self.iam.denied))]
+                Path(usage).write_text("\n".join(lines) + "\n")
             iam.uninstall(self.iam)
             self.iam = None
 

@@ -162,3 +162,12 @@ def test_the_dev_stacks_gateway_answers_as_the_deployed_one(api: Any, path: str,
     expected = GATEWAY_RESPONSES[kind]
     assert response.status_code == expected.status
     assert response.json() == {"error": {"code": expected.code, "message": expected.message}}
+
+
+def test_a_body_of_a_type_the_route_does_not_take_is_refused_in_the_same_shape(api: Any) -> None:
+    response = api.post("/auth/login", data="email=a", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert error["code"] == GATEWAY_RESPONSES["UNSUPPORTED_MEDIA_TYPE"].code
+    assert "text/plain" in error["message"]
+    assert response.headers["Content-Type"] == "application/json"
