@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from chalicelib.config import get_settings
@@ -74,3 +75,33 @@ def test_a_drop_start_reaches_online_fans_only_when_fanout_may_scan_the_connecti
         frames = frames_of_type(ws, "drop_started", timeout=30)
     started = [f for f in frames if f.get("type") == "drop_started"]
     assert [f["data"]["drop_id"] for f in started] == [drop["drop_id"]]
+
+
+def test_a_websocket_handshake_fails_when_connect_may_not_store_the_connection(stack, new_user) -> None:
+    fan = new_user()
+    denial = ("ws_connect", "dynamodb:PutItem", table_arn("Connections"))
+    with stack.iam.revoked("ws_connect", "dynamodb:PutItem"), pytest.raises(InvalidStatus) as refused:
+        connect(f"{stack.ws_url}?token={fan.token}", open_timeout=10)
+    # A Lambda error on $connect: API Gateway refuses the handshake with 500.
+    assert refused.value.response.status_code == 500
+    assert denial in stack.iam.denied
+    with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=10) as ws:
+        ws.send(json.dumps({"action": "ping"}))
+        assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
+
+
+def test_streams_and_schedules_invoke_their_functions_under_their_own_roles(stack, api, new_user) -> None:
+    owner = new_user(name="Owner")
+    creator_id, product_id = make_shop(api, owner.token)
+    settings = get_settings()
+    published = ("domain_events", "sns:Publish", settings.events_topic_arn)
+    started = ("drop_lifecycle", "dynamodb:UpdateItem", table_arn("Drops"))
+    with (
+        stack.iam.revoked("domain_events", "sns:Publish"),
+        stack.iam.revoked("drop_lifecycle", "dynamodb:UpdateItem"),
+    ):
+        before = len(stack.iam.denied)
+        make_drop(api, owner.token, creator_id, product_id, start=1.0)
+        # The Drops stream's new record (drop_scheduled) and the drop's start schedule.
+        assert wait_until(lambda: published in stack.iam.denied[before:])
+        assert wait_until(lambda: started in stack.iam.denied[before:])
