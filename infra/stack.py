@@ -39,10 +39,10 @@ from infra.policy import STREAM_FAILURES_QUEUE
 
 APP_NAME = "livedrop"
 STREAM_MAX_RETRIES = 10
-# Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Fuller batches under load
-# cost at most a second; the concurrency caps keep one queue's backlog from taking every execution
-# environment (and stay within the consumers' reserved concurrency).
-QUEUE_SOURCE_TUNING = {"notify": (1, 20), "payments": (1, 5), "deliver": (1, 50)}
+# Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
+# no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
+# one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
+QUEUE_SOURCE_TUNING = {"notify": (0, 20), "payments": (1, 5), "deliver": (1, 50)}
 # Stage throttling (requests per second, burst), well under the account's shared 10,000/s.
 REST_THROTTLE = (2000.0, 1000)
 WS_THROTTLE = (1000.0, 500)
@@ -471,7 +471,7 @@ class LiveDropStack(cdk.Stack):
                 event_source_arn=self.queues[source.queue].queue_arn,
                 batch_size=source.batch_size,
                 function_response_types=["ReportBatchItemFailures"],
-                maximum_batching_window_in_seconds=window,
+                maximum_batching_window_in_seconds=window or None,
                 scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=concurrency),
             )
             mapping.node.add_dependency(self.roles[source.handler])
