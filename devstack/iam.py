@@ -35,6 +35,8 @@ log = logging.getLogger("devstack.iam")
 Handler = Callable[[dict[str, Any], Any], Any]
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar("livedrop_function", default=None)
 _POLLER_ATTRIBUTE = "_livedrop_poller_of"
+# Denials remembered for inspection (a long dev session that keeps being refused must not grow for ever).
+_DENIED_KEPT = 10_000
 
 # Calls that need no AWS credentials at all (the caller proves itself with a token, or is signing up).
 PUBLIC_OPERATIONS = {
@@ -268,7 +270,9 @@ class Enforcer:
     # The EventBridge Scheduler role's policy (whom schedules may invoke).
     scheduler: list[Statement] = field(default_factory=list)
     denied: list[tuple[str, str, str]] = field(default_factory=list)
-    # Every (function, action, resource) allowed so far: what the code really uses of each policy.
+    # With record_usage, every (function, action, resource) allowed so far: what the code really uses of
+    # each policy (off by default: connection ids and schedule names make it grow for ever).
+    record_usage: bool = False
     used: set[tuple[str, str, str]] = field(default_factory=set)
     _logged: set[tuple[str, str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -301,11 +305,14 @@ class Enforcer:
         for request in requests_for(site, operation, params):
             if not allows(statements, request):
                 self._deny(function, client, site, operation, request)
-            self.used.add((function, request.action, request.resource))
+            if self.record_usage:
+                self.used.add((function, request.action, request.resource))
 
     def _deny(self, function: str, client: Any, site: CallSite, operation: str, request: Request) -> None:
         key = (function, request.action, request.resource)
         with self._lock:
+            if len(self.denied) >= _DENIED_KEPT:
+                del self.denied[: _DENIED_KEPT // 2]
             self.denied.append(key)
             first = key not in self._logged
             self._logged.add(key)

@@ -201,9 +201,9 @@ class DevStack:
         Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
         from devstack.pumps import aws_client
 
-        self.iam = iam.install(
-            iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
-        )
+        enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
+        enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
+        self.iam = iam.install(enforcer)
 
 
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
