@@ -191,3 +191,15 @@ def test_queue_pollers_poll_with_the_role_of_the_function_they_feed(stack) -> No
         while denial not in stack.iam.denied[before:] and time.time() < deadline:
             time.sleep(0.05)
     assert denial in stack.iam.denied[before:]
+
+
+def test_policies_name_every_action_and_scan_only_the_tables_listed_for_it(stack) -> None:
+    from infra.access import ACCESS
+
+    for function, statements in stack.iam.policies.items():
+        scanned = set()
+        for statement in statements:
+            assert all("*" not in action for action in statement.actions), (function, statement)
+            if "dynamodb:Scan" in statement.actions:
+                scanned |= {resource.rsplit("/", 1)[1] for resource in statement.resources}
+        assert scanned == {get_settings().table_name(t) for t in ACCESS[function].scan}, function
