@@ -137,7 +137,6 @@ class CallSite:
     service: str
     region: str
     account: str
-    endpoint: str
     ws_api_id: str
     ws_stage: str
 
@@ -291,7 +290,6 @@ class Enforcer:
             service=client.meta.service_model.service_name,
             region=client.meta.region_name or "us-east-1",
             account=self.account,
-            endpoint=client.meta.endpoint_url,
             ws_api_id=self.ws_api_id,
             ws_stage=self.ws_stage,
         )
@@ -385,11 +383,6 @@ def uninstall(enforcer: Enforcer | None = None) -> None:
     global _enforcer
     if enforcer is None or _enforcer is enforcer:
         _enforcer = None
-
-
-def installed() -> Enforcer | None:
-    """The enforcer checking calls now, if any."""
-    return _enforcer
 
 
 # --- the dev stack's policies ---------------------------------------------------------------------

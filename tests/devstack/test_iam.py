@@ -19,7 +19,7 @@ from chalicelib.threads import in_context
 from devstack import iam
 from devstack.iam import CallSite, Request, matches, requests_for
 
-SITE = CallSite("dynamodb", "us-east-1", "123456789012", "http://127.0.0.1:1", "api1", "api")
+SITE = CallSite("dynamodb", "us-east-1", "123456789012", "api1", "api")
 
 
 def table_arn(name: str) -> str:
@@ -55,11 +55,11 @@ def test_a_query_on_an_index_asks_for_the_index_and_a_transaction_for_each_item(
 
 
 def test_queues_schedules_and_connections_are_named_by_their_arns() -> None:
-    sqs = CallSite("sqs", "us-east-1", "123456789012", "", "api1", "api")
+    sqs = CallSite("sqs", "us-east-1", "123456789012", "api1", "api")
     assert requests_for(sqs, "DeleteMessageBatch", {"QueueUrl": "http://127.0.0.1:5000/123456789012/q1"}) == [
         Request("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:123456789012:q1")
     ]
-    scheduler = CallSite("scheduler", "us-east-1", "123456789012", "", "api1", "api")
+    scheduler = CallSite("scheduler", "us-east-1", "123456789012", "api1", "api")
     created = requests_for(
         scheduler, "CreateSchedule", {"Name": "s1", "GroupName": "g", "Target": {"RoleArn": "arn:aws:iam::1:role/r"}}
     )
@@ -67,7 +67,7 @@ def test_queues_schedules_and_connections_are_named_by_their_arns() -> None:
         Request("scheduler:CreateSchedule", "arn:aws:scheduler:us-east-1:123456789012:schedule/g/s1"),
         Request("iam:PassRole", "arn:aws:iam::1:role/r", (("iam:PassedToService", "scheduler.amazonaws.com"),)),
     ]
-    management = CallSite("apigatewaymanagementapi", "us-east-1", "123456789012", "", "api1", "api")
+    management = CallSite("apigatewaymanagementapi", "us-east-1", "123456789012", "api1", "api")
     assert requests_for(management, "PostToConnection", {"ConnectionId": "c1", "Data": b""}) == [
         Request(
             "execute-api:ManageConnections", "arn:aws:execute-api:us-east-1:123456789012:api1/api/POST/@connections/c1"
