@@ -8,7 +8,6 @@ from typing import Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 from chalice.app import WebsocketEvent
 
-import chalicelib.web
 from chalicelib import accounts, catalog, follows, notifications, openapi, orders, pusher, scheduling
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
@@ -19,7 +18,14 @@ from chalicelib.errors import ForbiddenError, UnauthorizedError
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, parse_body
-from chalicelib.web import caller_id, conditional_json, error_response, guarded, json_response
+from chalicelib.web import (
+    caller_id,
+    chalice_errors_in_api_shape,
+    conditional_json,
+    error_response,
+    guarded,
+    json_response,
+)
 
 settings = get_settings()
 app = Chalice(app_name="livedrop")
@@ -42,7 +48,7 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
             metrics.clear_metrics()
 
 
-app.register_middleware(chalicelib.web.chalice_errors_in_api_shape, "http")
+app.register_middleware(chalice_errors_in_api_shape, "http")
 
 
 def _correlation_id(event: Any) -> str | None:
