@@ -396,6 +396,9 @@ class EmbeddedAws:
             text=True,
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            # Out of the terminal's process group: Ctrl-C reaches only the parent, which stops the
+            # pumps before this child, so nothing loses the embedded AWS mid-call.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         assert self._process.stdout is not None
