@@ -6,8 +6,10 @@ import signal
 import sys
 
 if __name__ == "__main__":
-    # Ctrl-C while the modules below load: leave at once, quietly (main() installs the real handler).
+    # Ctrl-C or SIGTERM while the modules below load: leave at once, quietly (main() installs the real
+    # handlers). Before this line only the interpreter's own start-up can be interrupted.
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 import argparse  # noqa: E402 - after the handler above, so a Ctrl-C here is quiet too
 import errno  # noqa: E402
