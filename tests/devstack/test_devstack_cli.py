@@ -248,3 +248,14 @@ def test_ctrl_c_after_ready_stops_everything_quietly() -> None:
         _assert_stopped_quietly(stack, children)
         assert "stopping" in stack.output.splitlines()[-1]
         assert not _listening(http_port)
+
+
+def test_the_first_make_dev_says_what_it_installs_and_lets_pip_show_its_progress() -> None:
+    # -W: plan the run as if the requirements had just changed, as on a fresh clone; -n runs nothing.
+    planned = subprocess.run(
+        ["make", "-n", "-W", "requirements.txt", "dev"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert planned.returncode == 0, planned.stderr
+    installs = [line for line in planned.stdout.splitlines() if "pip install" in line]
+    assert installs and not any("--quiet" in line or " -q " in line for line in installs), planned.stdout
+    assert "installing" in planned.stdout and "-m devstack" in planned.stdout.splitlines()[-1]
