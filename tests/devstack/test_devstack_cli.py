@@ -259,3 +259,16 @@ def test_the_first_make_dev_says_what_it_installs_and_lets_pip_show_its_progress
     installs = [line for line in planned.stdout.splitlines() if "pip install" in line]
     assert installs and not any("--quiet" in line or " -q " in line for line in installs), planned.stdout
     assert "installing" in planned.stdout and "-m devstack" in planned.stdout.splitlines()[-1]
+
+
+def test_the_embedded_aws_does_not_outlive_a_killed_dev_stack() -> None:
+    http_port = _free_port()
+    with devstack("--http-port", str(http_port), "--ws-port", "0", "--no-demo") as stack:
+        # The REST gateway listens only once the embedded AWS serves.
+        assert _poll(lambda: _listening(http_port), START_DEADLINE), "the REST gateway never listened"
+        children = _children(stack.process.pid)
+        assert children, "the embedded AWS runs as a child process"
+        stack.process.kill()  # the dev stack alone, as an OOM killer or `kill -9` would
+        stack.process.wait()
+        for child in children:
+            assert _poll(lambda child=child: _gone(child), STOP_DEADLINE), f"child {child} outlived the dev stack"
