@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         print(READY_LINE, flush=True)
         interrupts.starting = False
         interrupts.stopping.wait()
+        print("stopping…", flush=True)
     except KeyboardInterrupt:
-        pass
+        print("stopping…", flush=True)
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise
@@ -83,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         interrupts.stopping.set()
         if stack is not None:
-            print("stopping…", flush=True)
             _quiet_from_now_on()
             stack.stop()
     return 0
