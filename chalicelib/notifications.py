@@ -94,7 +94,7 @@ class Envelope:
         return value
 
     def frame(self) -> dict[str, Any]:
-        """The server frame of api.md for this event."""
+        """The server frame of docs/api.md for this event."""
         merged = {k: v for k, v in self.data.items() if k in FRAME_FIELDS}
         return {"type": self.event_type, "event_id": self.event_id, "occurred_at": self.occurred_at, "data": merged}
 

@@ -187,7 +187,7 @@ def _within_limit(limit: int | None, quantity: int) -> Condition | None:
 def _explain(
     cancelled: TransactionCancelledError, key_id: str, digest: str, drop_id: str, quantity: int, now: int
 ) -> OrderResult:
-    """Turn a cancelled order transaction into a replay or the api.md error, reading only when
+    """Turn a cancelled order transaction into a replay or the docs/api.md error, reading only when
     DynamoDB did not hand back the item that failed."""
     if cancelled.failed("idempotency_key"):
         raw = cancelled.old_item("idempotency_key")

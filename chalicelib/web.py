@@ -26,7 +26,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: LiveDropError) -> Response:
-    """The api.md error body for a domain error."""
+    """The docs/api.md error body for a domain error."""
     return json_response(error.body(), error.status, error.headers)
 
 

@@ -367,11 +367,25 @@ def serve(port: int) -> None:
     _patch_moto_leaks()
     server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    _shut_down_when_orphaned(server)
     print(f"LISTENING {server.server_address[1]}", flush=True)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+def _shut_down_when_orphaned(server: Any) -> None:
+    """Stop serving once the parent is gone: this process is outside the terminal's process group (so
+    Ctrl-C reaches only the parent), and a parent that was killed outright cannot stop it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        server.shutdown()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class EmbeddedAws:
@@ -396,6 +410,9 @@ class EmbeddedAws:
             text=True,
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            # Out of the terminal's process group: Ctrl-C reaches only the parent, which stops the
+            # pumps before this child, so nothing loses the embedded AWS mid-call.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         assert self._process.stdout is not None

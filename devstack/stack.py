@@ -62,6 +62,9 @@ class DevStack:
         return self
 
     def stop(self) -> None:
+        # All pumps are told at once, then joined: one slow batch does not hold up the others' stop.
+        for pump in self.pumps:
+            pump.request_stop()
         for pump in reversed(self.pumps):
             pump.stop()
         self.pumps = []

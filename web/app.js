@@ -1,4 +1,4 @@
-// LiveDrop web page: plain ES module, no build step. Talks only to the REST + WebSocket API of api.md.
+// LiveDrop web page: plain ES module, no build step. Talks only to the REST + WebSocket API of docs/api.md.
 
 // --- small DOM helpers ------------------------------------------------------------------------
 const $ = (selector, root = document) => root.querySelector(selector);

@@ -1,4 +1,4 @@
-"""Sign-up, log-in, tokens and who may call what (api.md "Auth and users", "Conventions")."""
+"""Sign-up, log-in, tokens and who may call what (docs/api.md "Auth and users", "Conventions")."""
 
 from __future__ import annotations
 
