@@ -102,7 +102,7 @@ def test_the_creators_drop_list_carries_the_same_figures(api, shop, sold, make_d
     items = {item["drop_id"]: item for item in response.json()["items"]}
     assert list(items) == [later["drop_id"], drop["drop_id"]]  # latest start first
     assert figures_of(items[drop["drop_id"]]) == truth(drop["drop_id"])
-    assert items[later["drop_id"]]["orders"] == {"pending_payment": 0, "confirmed": 0, "payment_failed": 0, "expired": 0}
+    assert set(items[later["drop_id"]]["orders"].values()) == {0}
     first = api.get(f"/creators/{creator_id}/drops?limit=1", owner.token).json()
     second = api.get(f"/creators/{creator_id}/drops?limit=1&page={first['next_page']}", owner.token).json()
     assert [i["drop_id"] for i in first["items"] + second["items"]] == [later["drop_id"], drop["drop_id"]]
