@@ -133,3 +133,48 @@ def test_nobody_else_sees_a_creators_sales(api, new_user, shop, sold) -> None:
     assert api.get("/drops/dr_nope/sales", owner.token).json()["error"]["code"] == "drop_not_found"
     assert api.get("/creators/cr_nope/drops", owner.token).json()["error"]["code"] == "creator_not_found"
     assert api.get(f"/creators/{creator_id}/drops?page=garbage", owner.token).status_code == 400
+
+
+def test_concurrent_orders_and_settlements_keep_the_figures_exact(api, new_user, shop, make_drop) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    drop = make_drop(stock=10)
+    cards = ["tok_visa", "tok_chargeDeclined", "tok_threeDSecureRequired"]
+    buyers = [new_user() for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(
+            pool.map(
+                lambda n: order(api, buyers[n], drop["drop_id"], quantity=1 + n % 2, token=cards[n % 3]), range(12)
+            )
+        )
+    placed = [a.json() for a in answers if a.status_code == 201]
+    assert placed and all(a.status_code in (201, 409, 503) for a in answers)
+
+    def settled() -> bool:
+        stored = orders_of_drop(drop["drop_id"])
+        # Only the 3-D Secure orders stay pending; every other one is charged or declined by now.
+        return len(stored) == len(placed) and all(
+            row.status != orders.PENDING or row.payment_token == "tok_threeDSecureRequired" for row in stored
+        )
+
+    wait_for(settled)
+    body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
+    assert figures_of(body) == truth(drop["drop_id"])
+    assert body["stock"] + body["units_sold"] + body["units_reserved"] == body["initial_stock"]
+
+
+def test_settling_an_order_twice_counts_it_once(api, new_user, shop, make_drop) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    drop = make_drop(stock=5)
+    first = order(api, new_user(), drop["drop_id"], quantity=2, token="tok_threeDSecureRequired").json()
+    second = order(api, new_user(), drop["drop_id"], quantity=1, token="tok_threeDSecureRequired").json()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        confirmed = list(pool.map(lambda _: orders.confirm_payment(first["order_id"], "ref"), range(4)))
+    assert confirmed.count(True) == 1
+    failed = [orders.release_reservation(second["order_id"], orders.PAYMENT_FAILED) for _ in range(2)]
+    assert failed == [True, False]
+    body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
+    assert figures_of(body) == truth(drop["drop_id"])
+    assert body["orders"] == {"pending_payment": 0, "confirmed": 1, "payment_failed": 1, "expired": 0}
+    assert (body["units_sold"], body["revenue_cents"], body["stock"]) == (2, 2 * PRICE, 3)
