@@ -196,3 +196,29 @@ def _made_safe(module: str, backend: Any) -> None:
                 message.receipt_handle = None
                 message._old_receipt_handles = []
                 message.visible_at = 0.0
+
+
+# --- on the stack's side: a restored table from an older schema -------------------------------------
+def add_missing_indexes(dynamodb: Any) -> list[str]:
+    """Add the global secondary indexes the models define but a restored table lacks (a data folder
+    saved before the schema gained them); returns `table/index` for each one added."""
+    from chalicelib.models import ALL_MODELS, table_spec
+
+    added = []
+    for model in ALL_MODELS:
+        create = table_spec(model)["create"]
+        try:
+            described = dynamodb.describe_table(TableName=create["TableName"])["Table"]
+        except dynamodb.exceptions.ResourceNotFoundException:
+            continue
+        present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+        for index in create.get("GlobalSecondaryIndexes", []):
+            if index["IndexName"] in present:
+                continue
+            dynamodb.update_table(
+                TableName=create["TableName"],
+                AttributeDefinitions=create["AttributeDefinitions"],
+                GlobalSecondaryIndexUpdates=[{"Create": index}],
+            )
+            added.append(f"{create['TableName']}/{index['IndexName']}")
+    return added

@@ -9,6 +9,7 @@ import json
 import os
 
 from chalicelib import topology
+from devstack.persistence import add_missing_indexes
 from devstack.pumps import aws_client
 
 REGION = "us-east-1"
@@ -51,6 +52,7 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
     if settings.aws_endpoint_url != endpoint:
         raise RuntimeError("chalicelib was imported before the stack's environment was set")
     create_all_tables(aws_client("dynamodb", endpoint))
+    add_missing_indexes(aws_client("dynamodb", endpoint))  # tables restored from an older data folder
 
     sns = aws_client("sns", endpoint)
     sqs = aws_client("sqs", endpoint)

@@ -253,3 +253,26 @@ def test_a_state_from_another_version_is_refused_with_a_clear_message(tmp_path: 
     aws = EmbeddedAws(data_dir=tmp_path, group="test")
     with pytest.raises(RuntimeError, match="did not start"):
         aws.start(timeout=60)
+
+
+def test_a_table_restored_from_an_older_schema_gets_the_indexes_it_lacks(embedded) -> None:
+    from chalicelib.models import Order, table_spec
+    from devstack.persistence import add_missing_indexes
+
+    # This embedded AWS is the test's own: the Orders table as it was before the by_drop index.
+    dynamodb = _client("dynamodb", embedded().endpoint)
+    create = table_spec(Order)["create"]
+    indexes = [index for index in create["GlobalSecondaryIndexes"] if index["IndexName"] != "by_drop"]
+    attributes = [a for a in create["AttributeDefinitions"] if a["AttributeName"] != "drop_id"]
+    dynamodb.create_table(**{**create, "GlobalSecondaryIndexes": indexes, "AttributeDefinitions": attributes})
+    item = {"order_id": {"S": "or_1"}, "user_id": {"S": "u"}, "drop_id": {"S": "dr_1"}, "created_at": {"N": "5"}}
+    dynamodb.put_item(TableName=create["TableName"], Item=item)
+    assert add_missing_indexes(dynamodb) == [f"{create['TableName']}/by_drop"]
+    assert add_missing_indexes(dynamodb) == []
+    found = dynamodb.query(
+        TableName=create["TableName"],
+        IndexName="by_drop",
+        KeyConditionExpression="drop_id = :d",
+        ExpressionAttributeValues={":d": {"S": "dr_1"}},
+    )["Items"]
+    assert [i["order_id"]["S"] for i in found] == ["or_1"]
