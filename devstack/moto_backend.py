@@ -385,8 +385,10 @@ def serve(port: int, data_dir: str | None = None, group: str = "aws") -> None:
     if data_dir:
         from devstack import persistence
 
-        # Requests still in flight finish first: the snapshot is taken under the serialization lock.
-        persistence.save(data_dir, group, lock=app._lock)
+        # Requests in flight finish first, and none runs after (kept-alive connections may still send
+        # some): the lock stays held until the process exits, so the snapshot is the final state.
+        app._lock.acquire()
+        persistence.save(data_dir, group)
 
 
 class EmbeddedAws:

@@ -67,13 +67,16 @@ def save(data_dir: str | os.PathLike[str], group: str, lock: Any = None) -> Path
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with lock if lock is not None else nullcontext(), temporary.open("wb") as out:
-        _StatePickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(
-            {"format": FORMAT, "moto": _moto_version(), "backends": backends}
-        )
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
+    try:
+        with lock if lock is not None else nullcontext(), temporary.open("wb") as out:
+            _StatePickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(
+                {"format": FORMAT, "moto": _moto_version(), "backends": backends}
+            )
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)  # only left over if writing failed: the old state stays
     return path
 
 

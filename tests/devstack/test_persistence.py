@@ -123,9 +123,20 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         paid = buy(base, fan_token, drop["drop_id"], "tok_visa", 2)
         waiting = buy(base, fan_token, drop["drop_id"], "tok_threeDSecureRequired")
         until(lambda: call(base, "GET", f"/orders/{paid['order_id']}", fan_token)["status"] == "confirmed")
-        drops_before = call(base, "GET", "/drops?limit=100")["items"]
         sales_before = call(base, "GET", f"/drops/{drop['drop_id']}/sales", owner_token)
+        # A drop due to start while the stack is down: its schedule must still fire after the restart.
+        starts_at = time.time() + 4
+        later = call(
+            base,
+            "POST",
+            f"/creators/{creator_id}/drops",
+            owner_token,
+            201,
+            json={"product_id": product["product_id"], "start_time": iso(4), "end_time": iso(3600), "stock": 5},
+        )
+        drops_before = call(base, "GET", "/drops?limit=100")["items"]
     assert (data / "aws.state").is_file()
+    until(lambda: time.time() > starts_at + 1)
 
     with devstack(data) as (base, banner):
         assert "Demo user:" in banner
@@ -146,6 +157,14 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         assert [f["creator_id"] for f in following] == [creator_id]
         assert call(base, "GET", f"/drops/{drop['drop_id']}/sales", fresh) == sales_before
         assert owner["user_id"] == call(base, "GET", "/me", fresh)["user_id"]
+        started = until(
+            lambda: [
+                n
+                for n in call(base, "GET", f"/users/{fan['user_id']}/notifications", fan_token)["items"]
+                if n["type"] == "drop_started" and n["drop_id"] == later["drop_id"]
+            ]
+        )
+        assert len(started) == 1
         # The event pipeline runs on the restored state: a new order is paid and counted.
         again = buy(base, fan_token, drop["drop_id"], "tok_visa")
         until(lambda: call(base, "GET", f"/orders/{again['order_id']}", fan_token)["status"] == "confirmed")
