@@ -6,8 +6,9 @@ Each embedded-AWS process persists the moto backends it serves itself, in a file
 - `restore(data_dir, group)` runs in the process before it serves its first request: it loads the
   file, if there is one, into moto's backends and makes it safe to use again (below);
 - `save(data_dir, group, lock)` runs at the process's clean shutdown, after it stopped accepting
-  requests, holding the lock that serializes requests so the snapshot is of whole requests; it
-  writes a new file and renames it over the old one, so a crash mid-save keeps the previous state.
+  requests, holding the lock that serializes requests so the snapshot is of whole requests (it drops
+  the one-run-only state below from the live backends first: the process is stopping); it writes a
+  new file and renames it over the old one, so a crash mid-save keeps the previous state.
 
 A process that is killed saves nothing: the next start restores the last clean stop.
 
@@ -69,6 +70,11 @@ def save(data_dir: str | os.PathLike[str], group: str, lock: Any = None) -> Path
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with lock if lock is not None else nullcontext(), temporary.open("wb") as out:
+            # This runs as the process stops: what only this run could use is dropped before writing.
+            for (module, _), accounts in backends.items():
+                for regions in accounts.values():
+                    for backend in regions.values():
+                        _made_safe(module, backend)
             _StatePickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(
                 {"format": FORMAT, "moto": _moto_version(), "backends": backends}
             )
