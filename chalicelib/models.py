@@ -130,16 +130,24 @@ class Drop(Model):
     price_cents = NumberAttribute()
     currency = UnicodeAttribute()
     created_at = NumberAttribute()
-    # Sales counters for the creator's view, kept in step by the order and settlement transactions
-    # (absent until the first order): placed orders, how they settled, and what confirmed ones brought in.
+    # Order counters for the creator's view, moved by the transactions that already write this row
+    # (placing an order, giving its stock back); absent until the first order. Confirmations are
+    # counted in DropSales instead, so they never contend with buyers for this hot row.
     orders_placed = NumberAttribute(null=True)
-    orders_confirmed = NumberAttribute(null=True)
     orders_failed = NumberAttribute(null=True)
     orders_expired = NumberAttribute(null=True)
-    units_sold = NumberAttribute(null=True)
-    revenue_cents = NumberAttribute(null=True)
     by_status = DropsByStatus()
     by_creator = DropsByCreator()
+
+
+class DropSales(Model):
+    """What a drop's confirmed orders add up to, moved in the same transaction as each confirmation."""
+
+    Meta = _meta("DropSales")
+    drop_id = UnicodeAttribute(hash_key=True)
+    orders_confirmed = NumberAttribute(default=0)
+    units_sold = NumberAttribute(default=0)
+    revenue_cents = NumberAttribute(default=0)
 
 
 class OrdersByUser(GlobalSecondaryIndex["Order"]):
@@ -278,6 +286,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Follow,
     Product,
     Drop,
+    DropSales,
     Order,
     IdempotencyKey,
     Purchase,

@@ -36,7 +36,7 @@ from chalicelib.errors import (
     SoldOutError,
     TryAgainError,
 )
-from chalicelib.models import Drop, IdempotencyKey, Order, Purchase
+from chalicelib.models import Drop, DropSales, IdempotencyKey, Order, Purchase
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
@@ -267,7 +267,7 @@ def load_order(order_id: str) -> Order | None:
 def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -> bool:
     """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did.
 
-    The drop's sales counters move in the same transaction, so they never disagree with the orders."""
+    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders."""
     now = now_ms() if at_ms is None else at_ms
     order = load_order(order_id)
     if order is None or order.status != PENDING:
@@ -284,15 +284,15 @@ def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -
         ],
         (Order.status == PENDING) & (Order.expires_at >= now),
     )
+    # Not the drop's row: buyers' order transactions write that one, a confirmation must not slow them.
     tx.update(
-        "drop",
-        Drop(drop_id=order.drop_id),
+        "sales",
+        DropSales(drop_id=order.drop_id),
         [
-            Drop.orders_confirmed.add(1),
-            Drop.units_sold.add(int(order.quantity)),
-            Drop.revenue_cents.add(int(order.amount_cents)),
+            DropSales.orders_confirmed.add(1),
+            DropSales.units_sold.add(int(order.quantity)),
+            DropSales.revenue_cents.add(int(order.amount_cents)),
         ],
-        Drop.drop_id.exists(),
     )
     try:
         tx.commit()

@@ -1,9 +1,10 @@
 """The creator's view of their drops: live stock, orders by status, units sold, revenue, latest orders.
 
-Nothing here scans or counts orders: the figures are counters on the drop row that the order
-transaction (placed), payment confirmation (confirmed, units, revenue) and the reservation release
-(payment_failed, expired) move in the same transaction as the order itself; the latest orders are
-one query on the Orders `by_drop` index.
+Nothing here scans or counts orders: the figures are counters moved in the same transaction as the
+order itself. Placing an order and giving its stock back (payment_failed, expired) already write the
+drop's row, so their counts live there; a confirmation writes the order and the drop's DropSales row
+(confirmed orders, units, revenue) and leaves the drop's row to the buyers. The latest orders are one
+query on the Orders `by_drop` index.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from chalicelib import accounts
 from chalicelib.catalog import drop_view
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
-from chalicelib.models import Drop, Order
+from chalicelib.models import Drop, DropSales, Order
 from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
@@ -25,11 +26,11 @@ RECENT_ORDERS = 10
 _CREATOR_DROPS_PAGE = {"drop_id": "S", "creator_id": "S", "start_time": "N"}
 
 
-def figures(drop: Drop) -> dict[str, Any]:
+def figures(drop: Drop, sales: DropSales | None) -> dict[str, Any]:
     """A drop's sales counters. An unpaid order stays pending_payment here until the sweeper expires it."""
-    placed, confirmed = int(drop.orders_placed or 0), int(drop.orders_confirmed or 0)
-    failed, expired = int(drop.orders_failed or 0), int(drop.orders_expired or 0)
-    units_sold = int(drop.units_sold or 0)
+    placed, failed, expired = (int(n or 0) for n in (drop.orders_placed, drop.orders_failed, drop.orders_expired))
+    confirmed = int(sales.orders_confirmed) if sales else 0
+    units_sold = int(sales.units_sold) if sales else 0
     return {
         "orders": {
             PENDING: max(0, placed - confirmed - failed - expired),
@@ -40,7 +41,7 @@ def figures(drop: Drop) -> dict[str, Any]:
         "units_sold": units_sold,
         # Stock taken by orders still awaiting payment (it comes back if they fail or expire).
         "units_reserved": max(0, int(drop.initial_stock) - int(drop.stock) - units_sold),
-        "revenue_cents": int(drop.revenue_cents or 0),
+        "revenue_cents": int(sales.revenue_cents) if sales else 0,
     }
 
 
@@ -51,7 +52,9 @@ def creator_drops(user_id: str, creator_id: str, limit: int, page: str | None) -
     if start is not None and start["creator_id"]["S"] != creator_id:
         raise InvalidPageError("page belongs to another listing")
     results = Drop.by_creator.query(creator_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
-    items = [{**drop_view(drop), **figures(drop)} for drop in results]
+    drops = list(results)
+    sales = {row.drop_id: row for row in DropSales.batch_get([d.drop_id for d in drops])} if drops else {}
+    items = [{**drop_view(drop), **figures(drop, sales.get(drop.drop_id))} for drop in drops]
     return page_body(items, results.last_evaluated_key)
 
 
@@ -66,6 +69,10 @@ def drop_sales(user_id: str, drop_id: str) -> dict[str, Any]:
     except (ForbiddenError, CreatorNotFoundError):
         # Another creator's drop is private here: answered exactly as if it did not exist.
         raise DropNotFoundError("no such drop") from None
+    try:
+        sales: DropSales | None = DropSales.get(drop_id, consistent_read=True)
+    except DoesNotExist:
+        sales = None
     now = now_ms()
     latest = Order.by_drop.query(drop_id, scan_index_forward=False, limit=RECENT_ORDERS)
     recent = [
@@ -76,4 +83,4 @@ def drop_sales(user_id: str, drop_id: str) -> dict[str, Any]:
         }
         for order in latest
     ]
-    return {**drop_view(drop), **figures(drop), "recent_orders": recent}
+    return {**drop_view(drop), **figures(drop, sales), "recent_orders": recent}

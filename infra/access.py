@@ -55,6 +55,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Notifications",
             # The creator's view (chalicelib.sales) and the inbox's unread count and read marks.
             "Drops/by_creator",
+            "DropSales",
             "Orders/by_drop",
             "Notifications/unread",
         ),
@@ -64,6 +65,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Follows",
             "Products",
             "Drops",
+            "DropSales",  # the Stripe webhook confirms orders (chalicelib.payments.handle_webhook)
             "Orders",
             "IdempotencyKeys",
             "Purchases",
@@ -79,7 +81,8 @@ ACCESS: dict[str, FunctionAccess] = {
     "domain_events": FunctionAccess(publish=True, timeout=60, memory=512),
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
-        write=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
+        write=("Orders", "Drops", "DropSales", "Purchases", "ProcessedEvents"),
         payment_secrets=True,
         timeout=30,
         memory=512,
