@@ -68,6 +68,9 @@ def test_a_creator_sees_their_drops_sales_live_instead_of_buy_and_follow(pages, 
     _text_is(page, "sales-orders-confirmed", "2")
     _text_is(page, "sales-units", "3 / 6")
     assert page.evaluate("window.__sameDocument") is True
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the view fits without sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.set_viewport_size({"width": 1100, "height": 900})
 
     # Their own creator page has no Follow button; the studio lists the drop with its sales.
     page.goto(pages.base_url + f"#/creator/{creator_id}")
