@@ -23,11 +23,14 @@ Handler = Callable[[dict[str, Any], Any], Any]
 class DevStack:
     """Starts everything on 127.0.0.1 and stops all of it again."""
 
-    def __init__(self, http_port: int = 8000, ws_port: int = 8001, stage: str = "dev") -> None:
+    def __init__(
+        self, http_port: int = 8000, ws_port: int = 8001, stage: str = "dev", data_dir: str | Path | None = None
+    ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
         self.stage = stage
-        self.aws = EmbeddedAws()
+        # Opt-in: the embedded AWS restores its state from data_dir and saves it there on stop.
+        self.aws = EmbeddedAws(data_dir=data_dir)
         self.env: dict[str, str] = {}
         self.app_module: ModuleType | None = None
         self.http: Any = None

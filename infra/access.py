@@ -57,8 +57,24 @@ ACCESS: dict[str, FunctionAccess] = {
             "IdempotencyKeys",
             "Purchases",
             "Notifications",
+            # The creator's view (chalicelib.sales) and the inbox's unread count and read marks.
+            "Drops/by_creator",
+            "DropSales",
+            "Orders/by_drop",
+            "Notifications/unread",
         ),
-        write=("Users", "Creators", "Follows", "Products", "Drops", "Orders", "IdempotencyKeys", "Purchases"),
+        write=(
+            "Users",
+            "Creators",
+            "Follows",
+            "Products",
+            "Drops",
+            "DropSales",  # the Stripe webhook confirms orders (chalicelib.payments.handle_webhook)
+            "Orders",
+            "IdempotencyKeys",
+            "Purchases",
+            "Notifications",
+        ),
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
         schedules=True,
@@ -72,7 +88,8 @@ ACCESS: dict[str, FunctionAccess] = {
     "domain_events": FunctionAccess(read=("Drops",), write=("Drops", "Products"), publish=True, timeout=60, memory=512),
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
-        write=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
+        write=("Orders", "Drops", "DropSales", "Purchases", "ProcessedEvents"),
         payment_secrets=True,
         timeout=30,
         memory=512,
