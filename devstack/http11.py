@@ -43,6 +43,8 @@ class Limits:
     read_timeout: float = 30.0
     # An idle keep-alive connection is closed after this long without a new request.
     keep_alive_timeout: float = 60.0
+    # The body of the 413 for a body over max_body.
+    too_large: bytes = b'{"message": "Request Too Long"}'
 
 
 @dataclass
@@ -285,7 +287,7 @@ class _Connection(asyncio.Protocol):
                 raise _Refuse(400, "invalid_request", "Content-Length must be a non-negative integer")
             length = int(raw)
         if length > self._limits.max_body:
-            refused = Response(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
+            refused = Response(413, {"Content-Type": "application/json"}, self._limits.too_large)
             raise _RefuseWith(refused)
         total = end + 4 + length
         if len(buffer) < total:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import mimetypes
@@ -31,8 +32,9 @@ from chalice import Chalice
 from chalice.local import RouteMatcher
 
 from devstack.environments import FunctionPool, Throttled
-from devstack.http11 import HttpServer, Limits, Request, Response, bind, error_response
+from devstack.http11 import HttpServer, Limits, Request, Response, bind
 from devstack.lambda_runtime import LambdaContext, serve_concurrently
+from infra import gateway_responses
 
 logger = logging.getLogger(__name__)
 ClaimsFor = Callable[[str | None], dict[str, str]]
@@ -83,6 +85,7 @@ class HttpGateway:
         self.pool = pool if pool is not None else FunctionPool(API_FUNCTION, self.app, timeout_seconds=29)
         self._integration_timeout = integration_timeout
         self._limits = limits or Limits(max_body=MAX_BODY)
+        self._limits = dataclasses.replace(self._limits, too_large=gateway_responses.body("REQUEST_TOO_LARGE"))
         self._authorizer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-gateway-authorizer")
         # Bound now, so the URL is known before start(), as it was with the threaded server.
         self._sock = bind(host, port)
@@ -149,15 +152,15 @@ class HttpGateway:
             result = await asyncio.wait_for(self.pool.invoke_async(event, self._context()), self._integration_timeout)
         except Throttled:
             # API Gateway's throttle (429 Too Many Requests), in the API's error shape.
-            return error_response(429, "throttled", "Too Many Requests", **_THROTTLE_HEADERS)
+            return _gateway_response(429, "THROTTLED", **_THROTTLE_HEADERS)
         except TimeoutError:
-            return Response(504, {"Content-Type": "application/json"}, b'{"message": "Endpoint request timed out"}')
+            return _gateway_response(504, "INTEGRATION_TIMEOUT")
         except Exception:
             # A Lambda error (the handler raised past Chalice): API Gateway answers 502.
             logger.exception("api function failed on %s %s", request.method, request.target)
-            return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+            return _gateway_response(502, "DEFAULT_5XX")
         if not isinstance(result, dict) or "statusCode" not in result:
-            return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+            return _gateway_response(502, "DEFAULT_5XX")
         return _to_response(result)
 
     async def _authorize(self, method: str, raw_path: str, headers: dict[str, str]) -> dict[str, str] | None:
@@ -269,11 +272,19 @@ class HttpGateway:
 
 
 def _refusal(refused: _Refused) -> dict[str, Any]:
+    # API Gateway's gateway responses, in the API's error shape (infra/gateway_responses.py).
+    kind = "UNAUTHORIZED" if refused.status == 401 else "MISSING_AUTHENTICATION_TOKEN"
+    error_type = "UnauthorizedException" if refused.status == 401 else "MissingAuthenticationTokenException"
     return {
         "statusCode": refused.status,
-        "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": "UnauthorizedException"},
-        "body": json.dumps({"message": refused.message}),
+        "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+        "body": gateway_responses.body(kind).decode(),
     }
+
+
+def _gateway_response(status: int, kind: str, **headers: str) -> Response:
+    """What API Gateway itself answers, in the API's error shape (infra/gateway_responses.py)."""
+    return Response(status, {"Content-Type": "application/json", **headers}, gateway_responses.body(kind))
 
 
 def _to_response(result: dict[str, Any]) -> Response:
@@ -288,7 +299,7 @@ def _to_response(result: dict[str, Any]) -> Response:
     try:
         status = int(result["statusCode"])
     except (TypeError, ValueError):
-        return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+        return _gateway_response(502, "DEFAULT_5XX")
     return Response(status, headers, raw)
 
 

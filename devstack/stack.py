@@ -5,16 +5,16 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
 from devstack.moto_backend import EmbeddedAws
 from devstack.resources import provision
+from infra.access import API_HANDLER
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,18 +29,21 @@ class DevStack:
         http_port: int = 8000,
         ws_port: int = 8001,
         stage: str = "dev",
+        data_dir: str | Path | None = None,
         concurrency: dict[str, int] | None = None,
     ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
         self.stage = stage
-        self.aws = EmbeddedAws()
+        # Opt-in: the embedded AWS restores its state from data_dir and saves it there on stop.
+        self.aws = EmbeddedAws(data_dir=data_dir)
         self.env: dict[str, str] = {}
         self.app_module: ModuleType | None = None
         self.http: Any = None
         self.ws: Any = None
         self.pumps: list[Any] = []
         self.unwired: list[str] = []
+        self.iam: iam.Enforcer | None = None
         # Each function's execution environments, by handler name (see devstack.environments).
         self.pools: dict[str, FunctionPool] = {}
         self.concurrency = {**concurrency_from_env(), **(concurrency or {})}
@@ -52,6 +55,7 @@ class DevStack:
         try:
             endpoint = self.aws.start()
             self.env = provision(endpoint, stage=self.stage)
+            self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
             self.ws = WebSocketGateway(
@@ -70,6 +74,9 @@ class DevStack:
         return self
 
     def stop(self) -> None:
+        # All pumps are told at once, then joined: one slow batch does not hold up the others' stop.
+        for pump in self.pumps:
+            pump.request_stop()
         for pump in reversed(self.pumps):
             pump.stop()
         self.pumps = []
@@ -83,6 +90,15 @@ class DevStack:
             pool.stop()
         self.pools = {}
         self.aws.stop()
+        if self.iam is not None:
+            usage = os.environ.get("LIVEDROP_IAM_USAGE")
+            if usage:
+                # What the functions called, for comparing with their grants (least privilege).
+                lines = ["\t".join(u) for u in sorted(self.iam.used)]
+                lines += ["\t".join(("DENIED", *d)) for d in sorted(set(self.iam.denied))]
+                Path(usage).write_text("\n".join(lines) + "\n")
+            iam.uninstall(self.iam)
+            self.iam = None
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -121,9 +137,9 @@ class DevStack:
             reserved = getattr(access, "reserved_concurrency", None)
             found = FunctionPool(
                 name,
-                handler,
+                # Every invocation runs as the function (IAM: its role), set inside the environment's thread.
+                iam.as_function(name, handler),
                 concurrency=self.concurrency.get(name) or reserved,
-                init=_warm_clients,
                 timeout_seconds=access.timeout if access else 60,
                 memory_mb=access.memory if access else 128,
             )
@@ -150,7 +166,6 @@ class DevStack:
     def _start_http(self) -> None:
         from chalicelib.tokens import verifier
         from devstack.http_gateway import HttpGateway
-        from infra.access import API_HANDLER
 
         assert self.app_module is not None
         self.http = HttpGateway(
@@ -175,17 +190,25 @@ class DevStack:
             if handler is None:
                 self.unwired.append(source.handler)
                 continue
-            pool = self.pool(source.handler, handler)
-            self.pumps.append(
-                StreamPump(endpoint, settings.table_name(source.table), pool, batch_size=source.batch_size)
+            pump = StreamPump(
+                endpoint,
+                settings.table_name(source.table),
+                self.pool(source.handler, handler),
+                batch_size=source.batch_size,
             )
+            self.pumps.append(iam.bind_pump(pump, source.handler))
         for queue in topology.QUEUE_SOURCES:
             handler = self.handler(queue.handler)
             if handler is None:
                 self.unwired.append(queue.handler)
                 continue
-            pool = self.pool(queue.handler, handler)
-            self.pumps.append(QueuePump(endpoint, settings.queue_url(queue.queue), pool, batch_size=queue.batch_size))
+            pump = QueuePump(
+                endpoint,
+                settings.queue_url(queue.queue),
+                self.pool(queue.handler, handler),
+                batch_size=queue.batch_size,
+            )
+            self.pumps.append(iam.bind_pump(pump, queue.handler))
         self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
@@ -198,6 +221,9 @@ class DevStack:
     def _schedule_target(self, arn: str) -> Handler:
         from chalicelib.config import get_settings
 
+        if self.iam is not None and not self.iam.may_schedule(arn):
+            # In AWS the Scheduler's role could not invoke it: the schedule fails (and retries, then gives up).
+            raise PermissionError(f"the Scheduler role may not invoke {arn}")
         prefix = get_settings().function_arn_prefix
         name = arn[len(prefix) :] if arn.startswith(prefix) else arn.rsplit(":", 1)[-1]
         handler = self.handler(name)
@@ -205,24 +231,22 @@ class DevStack:
             raise LookupError(f"no handler for schedule target {arn}")
         return self.pool(name, handler)
 
+    # --- IAM -------------------------------------------------------------------------------
+    def enforce_iam(self) -> None:
+        """Check every AWS call a function makes against its role as infra deploys it (infra/access.py).
 
-_WARM_LOCK = threading.Lock()
+        Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
+        from devstack.pumps import aws_client
 
-
-def _warm_clients() -> None:
-    """An environment's init: the DynamoDB clients every function uses, built before its first invocation
-    rather than during it (in-process they are shared, so only the first environment pays for them)."""
-    if "chalicelib.models" not in sys.modules:
-        return  # the app is not loaded yet (the WebSocket functions' pools exist before it)
-    from chalicelib import db, models
-
-    # One at a time: environments starting together would otherwise each build the same clients.
-    with _WARM_LOCK:
-        for model in models.ALL_MODELS:
-            model._get_connection().connection.client  # noqa: B018 - built on first access
-        db.connection().client  # noqa: B018
+        enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
+        enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
+        self.iam = iam.install(enforcer)
 
 
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
+# The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the
+# @connections ARNs the functions' policies name.
+WS_API_ID = "devws00001"
+WS_STAGE = "api"
 _WS_ROUTES = {"$connect": "ws_connect", "$disconnect": "ws_disconnect", "$default": "ws_message"}

@@ -327,7 +327,7 @@ def test_a_function_past_the_integration_timeout_is_answered_504() -> None:
     gateway.start()
     try:
         status, body = _get(gateway.url, "/wait")  # held until released: only the timeout can answer it
-        assert (status, body) == (504, {"message": "Endpoint request timed out"})
+        assert (status, body) == (504, {"error": {"code": "timeout", "message": "Endpoint request timed out"}})
     finally:
         app.release.set()  # type: ignore[attr-defined]
         gateway.stop()
