@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +13,20 @@ from chalicelib import accounts, catalog, follows, notifications, openapi, order
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
+from chalicelib import health as health_check
 from chalicelib import payments as payment_service
 from chalicelib.config import get_settings
-from chalicelib.errors import ForbiddenError, UnauthorizedError
+from chalicelib.errors import (
+    CreatorNotFoundError,
+    DropNotFoundError,
+    ForbiddenError,
+    OrderNotFoundError,
+    ProductNotFoundError,
+    UnauthorizedError,
+)
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
-from chalicelib.validation import Field, parse_body
+from chalicelib.validation import Field, check_path_ids, parse_body
 from chalicelib.web import caller_id, conditional_json, error_response, guarded, json_response
 
 settings = get_settings()
@@ -48,11 +57,25 @@ def _correlation_id(event: Any) -> str | None:
     return getattr(context, "aws_request_id", None)  # queues, streams, schedules
 
 
+# A path id that no id this API issues could match names nothing: the resource's 404, before any read.
+PATH_IDS = {
+    "creator_id": CreatorNotFoundError,
+    "product_id": ProductNotFoundError,
+    "drop_id": DropNotFoundError,
+    "order_id": OrderNotFoundError,
+}
+
+
 def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """app.route with the one error mapping of chalicelib.web applied."""
+    """app.route with path ids checked and the one error mapping of chalicelib.web applied."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
-        return app.route(path, **options)(guarded(view))
+        @functools.wraps(view)
+        def checked(**path_params: Any) -> Any:
+            check_path_ids(path_params, PATH_IDS)
+            return view(**path_params)
+
+        return app.route(path, **options)(guarded(checked))
 
     return register
 
@@ -75,7 +98,7 @@ def me_or_403(user_id: str) -> str:
 
 @route("/health", methods=["GET"])
 def health() -> Any:
-    return json_response({"status": "ok", "stage": settings.stage})
+    return json_response(health_check.check(settings.stage))
 
 
 @route("/openapi.json", methods=["GET"])
@@ -88,7 +111,7 @@ SIGNUP = {"email": Field("email"), "password": Field(str, min=8, max=256), "name
 CONFIRM = {"email": Field("email"), "code": Field(str, min=1, max=32)}
 LOGIN = {"email": Field("email"), "password": Field(str, min=1, max=256)}
 REFRESH = {"refresh_token": Field(str, min=1, max=8192)}
-CREATOR = {"name": Field(str, min=1, max=100), "profile": Field(str, required=False, max=2000)}
+CREATOR = {"name": Field(str, min=1, max=100), "profile": Field(str, required=False, max=2000, multiline=True)}
 
 
 @route("/auth/signup", methods=["POST"])
@@ -160,12 +183,12 @@ def follows_creator(user_id: str, creator_id: str) -> Any:
 # --- products and drops -----------------------------------------------------------------------
 PRODUCT = {
     "name": Field(str, min=1, max=200),
-    "description": Field(str, required=False, max=5000),
+    "description": Field(str, required=False, max=5000, multiline=True),
     "price_cents": Field(int, min=0, max=100_000_000),
     "currency": Field("currency"),
 }
 DROP = {
-    "product_id": Field(str, min=1, max=64),
+    "product_id": Field("id"),
     "start_time": Field("time"),
     "end_time": Field("time"),
     "stock": Field(int, min=1, max=catalog.MAX_STOCK),
@@ -224,7 +247,7 @@ def sweeper(event: Any) -> dict[str, int]:
 # --- orders and payments ----------------------------------------------------------------------
 
 ORDER = {
-    "drop_id": Field(str, min=1, max=128),
+    "drop_id": Field("id"),
     "quantity": Field(int, min=1, max=orders.MAX_QUANTITY),
     "payment_token": Field(str, min=1, max=255),
 }
