@@ -8,7 +8,10 @@ import signal
 import sys
 import threading
 
+from devstack import faults
+
 READY_LINE = "LiveDrop dev stack ready"
+WATCH_SECONDS = 0.1  # how often the embedded AWS child is checked for life (a cheap waitpid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8000, help="REST gateway and web page (default 8000)")
     parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket gateway (default 8001)")
     parser.add_argument("--no-demo", action="store_true", help="start with empty tables")
+    parser.add_argument("--faults", metavar="SPEC", help=faults.CLI_HELP)
     args = parser.parse_args(argv)
+    plan = faults.configure(args.faults, parser.error)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from devstack.stack import DevStack
@@ -36,10 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WebSocket:  {stack.ws_url}", flush=True)
         print(f"Web page:   {stack.web_url}", flush=True)
         print(f"Local AWS:  {stack.aws.endpoint}", flush=True)
+        if plan.active:
+            print(f"Faults:     {plan.describe()}", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
-        stopping.wait()
+        while not stopping.wait(WATCH_SECONDS):
+            failure = stack.failure()
+            if failure:
+                print(f"error: {failure}; stopping", file=sys.stderr, flush=True)
+                logging.disable(logging.CRITICAL)  # what fails while stopping only buries that line
+                return 1
         print("stopping…", flush=True)
     finally:
         stack.stop()

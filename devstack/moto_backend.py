@@ -365,7 +365,10 @@ def serve(port: int) -> None:
     _patch_moto_transactions()
     _patch_sqs_long_poll()
     _patch_moto_leaks()
-    server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=_request_handler_class())
+    from devstack import faults
+
+    app = faults.wrap(build_app())  # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"LISTENING {server.server_address[1]}", flush=True)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
@@ -386,6 +389,11 @@ class EmbeddedAws:
     def pid(self) -> int | None:
         """The child process id while it runs."""
         return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit status once it has died on its own (None while it runs or after stop())."""
+        return self._process.poll() if self._process is not None else None
 
     def start(self, timeout: float = 30.0) -> str:
         """Start the child process and return its endpoint URL."""
