@@ -20,9 +20,9 @@ from chalicelib.errors import (
     CreatorNotFoundError,
     DropNotFoundError,
     ForbiddenError,
+    LiveDropError,
     OrderNotFoundError,
     ProductNotFoundError,
-    UnauthorizedError,
 )
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
@@ -294,11 +294,12 @@ def payments(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> Any:
-    """$connect: `?token=` must be a valid id token, else the handshake is refused with 401."""
+    """$connect: `?token=` must be a valid id token, else the handshake is refused with 401 (429 past
+    the user's connection cap)."""
     token = (event.to_dict().get("queryStringParameters") or {}).get("token")
     try:
         ws_connections.open_connection(event.connection_id, token)
-    except UnauthorizedError as error:
+    except LiveDropError as error:
         return error_response(error)
     return None
 
