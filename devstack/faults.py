@@ -119,6 +119,7 @@ class _Dice:
         self._seeded: int | None = None
         self.requests = 0
         self.injected: Counter[str] = Counter()
+        self.reporting = False  # whether the summary is printed at exit
 
     def roll(self, plan: FaultPlan, kind: str) -> bool:
         rate = getattr(plan, kind)
@@ -151,7 +152,9 @@ def wrap(app: WsgiApp, plan: FaultPlan | None = None) -> WsgiApp:
     chosen = plan_from_env() if plan is None else plan
     if not (chosen.conflict or chosen.throttle or chosen.error):
         return app
-    atexit.register(lambda: print(_dice.summary(), file=sys.stderr, flush=True))
+    if not _dice.reporting:
+        _dice.reporting = True
+        atexit.register(lambda: print(_dice.summary(), file=sys.stderr, flush=True))
     return _FaultyApp(app, chosen)
 
 
