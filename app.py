@@ -66,13 +66,15 @@ PATH_IDS = {
 }
 
 
-def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """app.route with path ids checked and the one error mapping of chalicelib.web applied."""
+def route(path: str, check_ids: bool = True, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """app.route with path ids checked (unless the view answers for ids that name nothing itself)
+    and the one error mapping of chalicelib.web applied."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def checked(**path_params: Any) -> Any:
-            check_path_ids(path_params, PATH_IDS)
+            if check_ids:
+                check_path_ids(path_params, PATH_IDS)
             return view(**path_params)
 
         return app.route(path, **options)(guarded(checked))
@@ -158,7 +160,7 @@ def follow(creator_id: str) -> Any:
     return json_response(follows.follow(caller_id(app.current_request), creator_id))
 
 
-@route("/creators/{creator_id}/follow", methods=["DELETE"], authorizer=cognito)
+@route("/creators/{creator_id}/follow", methods=["DELETE"], authorizer=cognito, check_ids=False)
 def unfollow(creator_id: str) -> Any:
     follows.unfollow(caller_id(app.current_request), creator_id)
     return json_response(None, 204)
@@ -175,7 +177,7 @@ def followers(creator_id: str) -> Any:
     return json_response(follows.list_followers(creator_id, parse_limit(query("limit")), query("page")))
 
 
-@route("/users/{user_id}/follows/{creator_id}", methods=["GET"], authorizer=cognito)
+@route("/users/{user_id}/follows/{creator_id}", methods=["GET"], authorizer=cognito, check_ids=False)
 def follows_creator(user_id: str, creator_id: str) -> Any:
     return json_response({"following": follows.is_following(me_or_403(user_id), creator_id)})
 

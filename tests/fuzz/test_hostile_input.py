@@ -474,3 +474,12 @@ def test_frames_that_are_not_json_objects_are_invalid_message(socket, raw) -> No
     assert reply["type"] in ("error", "pong")
     socket.send(json.dumps({"action": "ping"}))
     assert _reply(socket) == {"type": "pong"}
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=300), st.just(b'{"action": "ping"}'), st.just(b"\xed\xa0\x80")))
+def test_binary_frames_get_an_error_frame_and_the_socket_stays_open(socket, raw) -> None:
+    socket.send(raw)
+    assert _reply(socket)["type"] == "error"
+    socket.send(json.dumps({"action": "ping"}))
+    assert _reply(socket) == {"type": "pong"}
