@@ -62,8 +62,9 @@ _CONSUME_ACTIONS = (
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
 )
-# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion).
-_SCHEDULE_ACTIONS = ("scheduler:CreateSchedule",)
+# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion); a drop
+# whose creation fails takes its schedules back (catalog.create_drop).
+_SCHEDULE_ACTIONS = ("scheduler:CreateSchedule", "scheduler:DeleteSchedule")
 
 
 def logical_table_name(model: Any) -> str:
