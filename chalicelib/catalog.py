@@ -188,7 +188,7 @@ def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[s
     try:
         scheduling.schedule_drop(drop.drop_id, start, end)
         _store_drop(drop, product)
-    except BaseException:
+    except Exception:
         scheduling.unschedule_drop(drop.drop_id)
         raise
     product_cache.invalidate(product.product_id)

@@ -11,13 +11,14 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.catalog import drop_terms
-from chalicelib.db import Transaction, TransactionCancelledError, now_ms
+from chalicelib.db import Transaction, TransactionCancelledError, is_transient, now_ms
 from chalicelib.errors import (
     DropNotFoundError,
     InvalidRequestError,
     LiveDropError,
     TooManyConnectionsError,
     TooManySubscriptionsError,
+    TryAgainError,
 )
 from chalicelib.models import Connection, Follow, Subscription
 from chalicelib.tokens import verifier
@@ -136,8 +137,12 @@ def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
             subscribe(connection_id, drop_id)
             return {"type": "subscribed", "drop_id": drop_id}
         unsubscribe(connection_id, drop_id)
-    except (DropNotFoundError, TooManySubscriptionsError) as refused:
+    except (DropNotFoundError, TooManySubscriptionsError, TryAgainError) as refused:
         return _error_frame(refused, drop_id)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        return _error_frame(TryAgainError("the service is busy, try again"), drop_id)
     return {"type": "unsubscribed", "drop_id": drop_id}
 
 
