@@ -3,7 +3,7 @@ lone surrogates, control characters, deep nesting, extreme numbers, times with o
 of the calendar, over-long and malformed ids. Never a 5xx, never a hang (every call has a timeout),
 always the error shape; and after every accepted write every public read route still answers 2xx.
 
-LIVEDROP_FUZZ_EXAMPLES raises the bound of examples per test (`make fuzz`).
+LIVEDROP_FUZZ_EXAMPLES raises the bound of examples per test (25 by default) for a longer run.
 """
 
 from __future__ import annotations
