@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8000, help="REST gateway and web page (default 8000)")
     parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket gateway (default 8001)")
     parser.add_argument("--no-demo", action="store_true", help="start with empty tables")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="keep the embedded AWS's data in DIR across restarts (saved on a clean stop, restored at start)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     refused = _unusable_port(args.http_port, args.ws_port)
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from devstack.stack import DevStack
 
-        stack = DevStack(http_port=args.http_port, ws_port=args.ws_port)
+        stack = DevStack(http_port=args.http_port, ws_port=args.ws_port, data_dir=args.data)
         stack.start()
         accounts = []
         if not args.no_demo:
