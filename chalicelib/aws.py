@@ -1,4 +1,4 @@
-"""boto3 clients built lazily, once per process, pointed at Settings' endpoint."""
+"""boto3 clients built lazily, once per process, pointed at Settings' endpoint for their service."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, max_poo
 def client(service: str, endpoint_url: str | None = None) -> Any:
     """A shared boto3 client for `service` (optionally at another endpoint)."""
     settings = get_settings()
-    endpoint = endpoint_url or settings.aws_endpoint_url
+    endpoint = endpoint_url or settings.endpoint_url(service)
     key = f"{service}@{endpoint}"
     found = _clients.get(key)
     if found is not None:

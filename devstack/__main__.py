@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"REST API:   {stack.rest_url}", flush=True)
         print(f"WebSocket:  {stack.ws_url}", flush=True)
         print(f"Web page:   {stack.web_url}", flush=True)
-        print(f"Local AWS:  {stack.aws.endpoint}", flush=True)
+        print(f"Local AWS:  {stack.aws.endpoint} (DynamoDB), {stack.aws.messaging_endpoint} (the rest)", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)

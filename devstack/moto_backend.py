@@ -1,7 +1,16 @@
-"""The embedded AWS: moto in server mode, in a child process of its own, on 127.0.0.1.
+"""The embedded AWS: moto in server mode, split by service into child processes, on 127.0.0.1.
 
-A child process keeps moto's CPU work off the GIL of the process that runs the app, gateways and
-pumps. `python -m devstack.moto_backend --port 0` prints `LISTENING <port>` once it serves.
+Child processes keep moto's CPU work off the GIL of the process that runs the app, gateways and
+pumps, and each has its own serialization lock, so the pipeline's messaging never waits behind the
+order path's DynamoDB transactions and both cores are used:
+
+- `dynamodb`: DynamoDB and DynamoDB Streams (moto reads a table's stream in process);
+- `messaging`: SQS, SNS, EventBridge Scheduler, Cognito and any other service. SNS delivers to its
+  SQS subscriptions inside moto, in process, so SNS and SQS stay together.
+
+A child refuses requests for services of the other group (HTTP 400), so a client pointed at the
+wrong endpoint fails loudly instead of writing to an empty copy of a service.
+`python -m devstack.moto_backend --port 0 --group dynamodb` prints `LISTENING <port>` once it serves.
 
 Inside the child (and only there) `serve` adjusts moto for a long-running dev stack:
 `_patch_moto_transactions` (rollback journal instead of whole-table copies),
@@ -41,6 +50,25 @@ MODEL_RESET_EVERY = 1000
 # The serialization lock the current request thread holds, so a long poll can let go of it.
 _held = threading.local()
 
+# moto's backend names per child process; the messaging child also serves every service not listed.
+DYNAMODB = "dynamodb"
+MESSAGING = "messaging"
+SERVICE_GROUPS: dict[str, tuple[str, ...]] = {
+    DYNAMODB: ("dynamodb", "dynamodbstreams"),
+    MESSAGING: ("sqs", "sns", "scheduler", "cognito-idp"),
+}
+
+
+def group_of(service: str) -> str:
+    """The child process (group) that serves moto/botocore service `service`."""
+    return DYNAMODB if service in SERVICE_GROUPS[DYNAMODB] else MESSAGING
+
+
+def _serves(group: str, backend: str) -> bool:
+    if backend in ("moto_api", "instance_metadata"):
+        return True
+    return group_of(backend) == group
+
 
 class SerializedApp:
     """WSGI middleware that lets one request at a time into moto (its backends are not thread-safe)."""
@@ -70,11 +98,24 @@ def _forget_tracked_models() -> None:
     reset_model_data()
 
 
-def build_app() -> Any:
-    """moto's WSGI app, wrapped for safe concurrent use."""
+def _refusal(group: str, backend: str) -> Any:
+    message = f"this embedded AWS process serves the {group} services, not {backend}".encode()
+
+    def refuse(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(message)))])
+        return [message]
+
+    return refuse
+
+
+def build_app(group: str = MESSAGING) -> Any:
+    """moto's WSGI app for the services of `group`, wrapped for safe concurrent use."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return SerializedApp(DomainDispatcherApplication(create_backend_app))
+    def create_app(backend: Any) -> Any:
+        return create_backend_app(backend) if _serves(group, str(backend)) else _refusal(group, str(backend))
+
+    return SerializedApp(DomainDispatcherApplication(create_app))
 
 
 class _TransactionJournal:
@@ -117,7 +158,7 @@ class _TransactionJournal:
 
 def _patch_moto_transactions() -> None:
     """Make moto's TransactWriteItems roll back from a per-item journal instead of whole-table deep copies."""
-    from moto.dynamodb.comparisons import get_filter_expression
+    import moto.dynamodb.comparisons as comparisons
     from moto.dynamodb.exceptions import (
         ConditionalCheckFailed,
         MockValidationException,
@@ -176,7 +217,7 @@ def _patch_moto_transactions() -> None:
                 journal.remember(table, hash_key, range_key, current, will_mutate=op_type == "Update")
 
                 if condition_expression is not None:
-                    condition_op = get_filter_expression(
+                    condition_op = comparisons.get_filter_expression(
                         condition_expression, expression_attribute_names, expression_attribute_values
                     )
                     if not condition_op.expr(current):
@@ -184,11 +225,11 @@ def _patch_moto_transactions() -> None:
                             original_item = current.to_json()["Attributes"]
                         raise ConditionalCheckFailed(item=original_item)
 
+                # The condition held just above, under the same lock: moto would parse and check it again.
                 if op_type == "Put":
                     self.put_item(
                         table_name,
                         op["Item"],
-                        condition_expression=condition_expression,
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
@@ -196,7 +237,6 @@ def _patch_moto_transactions() -> None:
                     self.delete_item(
                         table_name,
                         key,
-                        condition_expression=condition_expression,
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
@@ -205,7 +245,6 @@ def _patch_moto_transactions() -> None:
                         table_name,
                         key,
                         update_expression=op["UpdateExpression"],
-                        condition_expression=condition_expression,
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
@@ -223,6 +262,76 @@ def _patch_moto_transactions() -> None:
             raise TransactionCanceledException(errors)
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+EXPRESSION_CACHE_SIZE = 2048
+
+
+def _patch_expression_cache() -> None:
+    """Parse each DynamoDB condition and update expression once, not on every request.
+
+    The app sends a handful of expression shapes over and over. A parsed condition (moto's Op tree)
+    embeds its values and is only evaluated, never changed, so it is cached by expression, names
+    and values. The update-expression AST that moto's request layer builds only to list the names
+    and values used is cached by expression alone; the model layer parses its own copy, because its
+    validator rewrites the tree it is given.
+    """
+    import json
+    from functools import lru_cache
+
+    import moto.dynamodb.comparisons as comparisons
+    import moto.dynamodb.models as models
+    import moto.dynamodb.models.table as tables
+    import moto.dynamodb.responses as responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    original_parser = comparisons.create_condition_expression_parser
+
+    @lru_cache(maxsize=EXPRESSION_CACHE_SIZE)
+    def parsed(expr: str | None, names: str, values: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
+        parser = original_parser(expr, json.loads(names), json.loads(values))
+        op = parser.parse()
+        return op, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found)
+
+    class _CachedCondition:
+        """Stands in for moto's ConditionExpressionParser: parse(), then the names and values it found."""
+
+        def __init__(self, expr: str | None, names: Any, values: Any) -> None:
+            self._args = (expr, names, values)
+            self.expr_attr_names_found: list[str] = []
+            self.expr_attr_values_found: list[str] = []
+
+        def parse(self) -> Any:
+            expr, names, values = self._args
+            try:
+                key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+            except (TypeError, ValueError):
+                parser = original_parser(expr, names, values)
+                op = parser.parse()
+                self.expr_attr_names_found, self.expr_attr_values_found = (
+                    parser.expr_attr_names_found,
+                    parser.expr_attr_values_found,
+                )
+                return op
+            op, found_names, found_values = parsed(*key)
+            self.expr_attr_names_found, self.expr_attr_values_found = list(found_names), list(found_values)
+            return op
+
+    def create_condition_expression_parser(expr: str | None, names: Any, values: Any) -> Any:
+        return _CachedCondition(expr, names, values)
+
+    def get_filter_expression(expr: str | None, names: Any, values: Any) -> Any:
+        return create_condition_expression_parser(expr, names, values).parse()
+
+    class _CachedUpdateParser:
+        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(UpdateExpressionParser.make))
+
+    for module in (comparisons, models, tables, responses):
+        if hasattr(module, "create_condition_expression_parser"):
+            module.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[attr-defined]
+        if hasattr(module, "get_filter_expression"):
+            module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
+    responses.UpdateExpressionParser = _CachedUpdateParser  # type: ignore[attr-defined,misc]
 
 
 def _patch_sqs_long_poll() -> None:
@@ -358,14 +467,17 @@ def _patch_moto_leaks() -> None:
     Queue.delete_message = bounded_delete_message  # type: ignore[method-assign]
 
 
-def serve(port: int) -> None:
-    """Serve the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
+def serve(port: int, group: str = MESSAGING) -> None:
+    """Serve the `group` services of the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
     from werkzeug.serving import make_server
 
+    if group not in SERVICE_GROUPS:
+        raise ValueError(f"unknown service group {group!r}")
     _patch_moto_transactions()
+    _patch_expression_cache()
     _patch_sqs_long_poll()
     _patch_moto_leaks()
-    server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=_request_handler_class())
+    server = make_server("127.0.0.1", port, build_app(group), threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"LISTENING {server.server_address[1]}", flush=True)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
@@ -374,10 +486,11 @@ def serve(port: int) -> None:
         server.serve_forever()
 
 
-class EmbeddedAws:
-    """Starts and stops the embedded AWS child process; `endpoint` is its URL, `pid` its process id."""
+class EmbeddedAwsProcess:
+    """One child process serving the services of one group; `endpoint` is its URL, `pid` its process id."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, group: str = MESSAGING, port: int = 0) -> None:
+        self.group = group
         self._port = port
         self._process: subprocess.Popen[str] | None = None
         self.endpoint = ""
@@ -387,18 +500,21 @@ class EmbeddedAws:
         """The child process id while it runs."""
         return self._process.pid if self._process is not None else None
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start the child process and return its endpoint URL."""
+    def launch(self) -> None:
+        """Start the child process without waiting for it to serve."""
         env = {**os.environ, **FAKE_ENV}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port)],
+            [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), "--group", self.group],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
+
+    def wait_listening(self, timeout: float = 30.0) -> str:
+        """Wait for the launched child's LISTENING line and return its endpoint URL."""
+        assert self._process is not None and self._process.stdout is not None
         deadline = time.monotonic() + timeout
-        assert self._process.stdout is not None
         while time.monotonic() < deadline:
             line = self._process.stdout.readline()
             if line.startswith("LISTENING "):
@@ -407,7 +523,17 @@ class EmbeddedAws:
             if not line and self._process.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError("the embedded AWS did not start")
+        raise RuntimeError(f"the embedded AWS ({self.group}) did not start")
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the child process and return its endpoint URL."""
+        self.launch()
+        return self.wait_listening(timeout)
+
+    def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM) without waiting."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
 
     def stop(self) -> None:
         """Stop the child process (SIGTERM, then SIGKILL after 10 s)."""
@@ -424,6 +550,70 @@ class EmbeddedAws:
             self._process.stdout.close()
         self._process = None
 
+
+class EmbeddedAws:
+    """The embedded AWS: one child process per service group, started and stopped together.
+
+    `endpoint_for(service)` is where a client of that service goes; `endpoint` is DynamoDB's (the
+    order path's), `messaging_endpoint` everything else's. `env()` is how the app learns both.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.processes = {DYNAMODB: EmbeddedAwsProcess(DYNAMODB, port), MESSAGING: EmbeddedAwsProcess(MESSAGING)}
+
+    @property
+    def endpoint(self) -> str:
+        """DynamoDB's (and DynamoDB Streams') endpoint."""
+        return self.processes[DYNAMODB].endpoint
+
+    @property
+    def messaging_endpoint(self) -> str:
+        """The endpoint of SQS, SNS, Scheduler, Cognito and every other service."""
+        return self.processes[MESSAGING].endpoint
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Each group's endpoint, by group name."""
+        return {group: child.endpoint for group, child in self.processes.items()}
+
+    def endpoint_for(self, service: str) -> str:
+        """The endpoint serving `service` (a botocore service name such as "sqs" or "dynamodbstreams")."""
+        return self.processes[group_of(service)].endpoint
+
+    @property
+    def pid(self) -> int | None:
+        """The DynamoDB child's process id while it runs."""
+        return self.processes[DYNAMODB].pid
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        """Every child's process id, by group."""
+        return {group: child.pid for group, child in self.processes.items()}
+
+    def env(self) -> dict[str, str]:
+        """The app's settings for these endpoints: messaging is the default, DynamoDB's services go apart."""
+        dynamodb = ",".join(f"{service}={self.endpoint}" for service in SERVICE_GROUPS[DYNAMODB])
+        return {"LIVEDROP_AWS_ENDPOINT": self.messaging_endpoint, "LIVEDROP_AWS_ENDPOINTS": dynamodb}
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start every child (in parallel) and return DynamoDB's endpoint."""
+        try:
+            for child in self.processes.values():
+                child.launch()
+            for child in self.processes.values():
+                child.wait_listening(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Stop every child (all asked at once, then each waited for)."""
+        for child in self.processes.values():
+            child.terminate()
+        for child in self.processes.values():
+            child.stop()
+
     def __enter__(self) -> EmbeddedAws:
         self.start()
         return self
@@ -435,8 +625,10 @@ class EmbeddedAws:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="LiveDrop's embedded AWS (moto server)")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--group", choices=sorted(SERVICE_GROUPS), default=MESSAGING)
+    args = parser.parse_args(argv)
     os.environ.update(FAKE_ENV)
-    serve(parser.parse_args(argv).port)
+    serve(args.port, args.group)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ class DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
         try:
-            endpoint = self.aws.start()
-            self.env = provision(endpoint, stage=self.stage)
+            self.aws.start()
+            self.env = provision(self.aws.messaging_endpoint, stage=self.stage, dynamodb_endpoint=self.aws.endpoint)
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
             self.ws = WebSocketGateway(
@@ -132,7 +132,7 @@ class DevStack:
         from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
 
         settings = get_settings()
-        endpoint = self.aws.endpoint
+        endpoint, messaging = self.aws.endpoint, self.aws.messaging_endpoint
         for source in topology.STREAM_SOURCES:
             handler = self.handler(source.handler)
             if handler is None:
@@ -147,9 +147,9 @@ class DevStack:
                 self.unwired.append(queue.handler)
                 continue
             self.pumps.append(
-                QueuePump(endpoint, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
+                QueuePump(messaging, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
             )
-        self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
+        self.pumps.append(SchedulePump(messaging, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
             self.pumps.append(PeriodicPump(sweeper, SWEEP_SECONDS, "sweeper"))
