@@ -139,7 +139,13 @@ class DevStack:
                 self.unwired.append(source.handler)
                 continue
             self.pumps.append(
-                StreamPump(endpoint, settings.table_name(source.table), handler, batch_size=source.batch_size)
+                StreamPump(
+                    endpoint,
+                    settings.table_name(source.table),
+                    handler,
+                    batch_size=source.batch_size,
+                    batching_window_s=source.batching_window_s,
+                )
             )
         for queue in topology.QUEUE_SOURCES:
             handler = self.handler(queue.handler)
@@ -147,7 +153,13 @@ class DevStack:
                 self.unwired.append(queue.handler)
                 continue
             self.pumps.append(
-                QueuePump(messaging, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
+                QueuePump(
+                    messaging,
+                    settings.queue_url(queue.queue),
+                    handler,
+                    batch_size=queue.batch_size,
+                    batching_window_s=queue.batching_window_s,
+                )
             )
         self.pumps.append(SchedulePump(messaging, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")

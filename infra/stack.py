@@ -477,6 +477,7 @@ class LiveDropStack(cdk.Stack):
                 function_name=function.resource.ref,
                 event_source_arn=self.queues[source.queue].queue_arn,
                 batch_size=source.batch_size,
+                maximum_batching_window_in_seconds=source.batching_window_s or None,
                 function_response_types=["ReportBatchItemFailures"],
             )
             mapping.node.add_dependency(self.roles[source.handler])
@@ -491,6 +492,7 @@ class LiveDropStack(cdk.Stack):
                 function_name=function.resource.ref,
                 event_source_arn=self.tables[stream.table].get_att("StreamArn").to_string(),
                 batch_size=stream.batch_size,
+                maximum_batching_window_in_seconds=stream.batching_window_s or None,
                 starting_position="TRIM_HORIZON",
                 function_response_types=["ReportBatchItemFailures"],
                 bisect_batch_on_function_error=True,

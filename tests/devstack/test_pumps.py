@@ -373,3 +373,26 @@ def test_pumps_start_and_stop_together_promptly(aws_endpoint, messaging_endpoint
 
     with pytest.raises(ClientError):  # a missing source fails start(), not the thread later
         QueuePump(messaging_endpoint, url + "-missing", Recorder()).start()
+
+
+def test_a_batching_window_gathers_a_trickle_into_one_batch(messaging_endpoint):
+    sqs, url, _ = _queue(messaging_endpoint, visibility=120)
+    handler = Recorder()
+    with QueuePump(messaging_endpoint, url, handler, batch_size=10, batching_window_s=60):
+        for i in range(4):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        # Four messages and a 60 s window: nothing is invoked while the batch is short and the window open.
+        seen = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        deadline = time.monotonic() + 30
+        while seen["Attributes"]["ApproximateNumberOfMessagesNotVisible"] != "4" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            seen = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        assert seen["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "4"
+        assert handler.calls == []
+        for i in range(4, 10):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        deadline = time.monotonic() + 50
+        while not handler.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(handler.calls) == 1
+    assert sorted(r["body"] for r in handler.calls[0][1]["Records"]) == [f"m{i}" for i in range(10)]
