@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from chalicelib.config import get_settings
@@ -25,6 +24,8 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
         return found
     with _lock:
         if key not in _clients:
+            import boto3  # here, not at import: a cold start that needs no client does not pay for boto3
+
             _clients[key] = boto3.session.Session().client(
                 service, region_name=settings.region, endpoint_url=endpoint, config=_CLIENT_CONFIG
             )

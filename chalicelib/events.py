@@ -11,9 +11,8 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
-
-from boto3.dynamodb.types import TypeDeserializer
 
 from chalicelib import aws, scheduling
 from chalicelib.config import get_settings
@@ -21,7 +20,6 @@ from chalicelib.validation import format_time
 
 logger = logging.getLogger("livedrop.events")
 _EVENT_NAMESPACE = uuid.UUID("6f1c2b1e-5d8a-4c1e-9a57-4c1d0e0b7a11")
-_deserializer = TypeDeserializer()
 ORDER_STATUS_EVENTS = {"confirmed": "order_confirmed", "payment_failed": "order_failed", "expired": "order_expired"}
 
 
@@ -30,8 +28,17 @@ def event_id_for(record_id: str, event_type: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{record_id}/{event_type}"))
 
 
+@lru_cache(maxsize=1)
+def _deserializer() -> Any:
+    # boto3 only when a stream batch needs it: importing it costs every cold start a quarter second.
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
+
+
 def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {name: _plain(_deserializer.deserialize(value)) for name, value in (raw or {}).items()}
+    deserialize = _deserializer().deserialize
+    return {name: _plain(deserialize(value)) for name, value in (raw or {}).items()}
 
 
 def _plain(value: Any) -> Any:
