@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench fuzz clean synth
+.PHONY: dev test lint bench bench-publish fuzz clean synth
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ synth: $(STAMP)
 		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(PY) app.py
 	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
 
+# Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in the README.
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-publish: $(STAMP)
+	$(PY) -m bench.publish
 
 # A longer schemathesis run than the bounded one in `make test`.
 fuzz: $(STAMP)
