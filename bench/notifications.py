@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from bench.profile import profiled
 from devstack.stack import DevStack
 
 FOLLOWERS = 1000
@@ -58,10 +59,11 @@ def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -
     buyers = make_fans(BUYERS)
     with Crowd(stack.ws_url, [b.token for b in buyers], "order_confirmed") as crowd:
         began = time.time()
-        placed = paced_orders(stack.rest_url, drop["drop_id"], [b.token for b in buyers], rate, ORDER_SECONDS)
-        offered_s = time.time() - began
-        sent = {order_id: at for order_id, at, status in placed if status == 201 and order_id}
-        arrivals = crowd.until_ids("order_id", set(sent), timeout=300)
+        with profiled("order-confirmed", seconds=ORDER_SECONDS + 30) as profile:
+            placed = paced_orders(stack.rest_url, drop["drop_id"], [b.token for b in buyers], rate, ORDER_SECONDS)
+            offered_s = time.time() - began
+            sent = {order_id: at for order_id, at, status in placed if status == 201 and order_id}
+            arrivals = crowd.until_ids("order_id", set(sent), timeout=300)
     arrived: dict[str, float] = {}
     for sink in arrivals:
         for at, data in sink:
@@ -76,6 +78,7 @@ def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -
         "other_statuses": sorted({s for s in statuses if s != 201}),
         "confirmed_frames": len(delays),
         "delay_from_post": _percentiles(delays),
+        "profile": profile,
     }
 
 

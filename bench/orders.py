@@ -24,6 +24,7 @@ import requests
 from botocore.config import Config
 
 from bench.load import rush
+from bench.profile import profiled
 
 DROP_STOCK = 20_000
 LEVELS = ((32, 4000),)  # (concurrent buyers, orders placed at that level)
@@ -185,8 +186,10 @@ def run(results_dir: Path | str = RESULTS_DIR) -> dict[str, Any]:
         for buyers, total in LEVELS:
             # Raw first, with the pipeline idle: the backend's own limit on this machine, this minute.
             raw = _raw_transactions(stack.aws.endpoint, buyers)
-            measured = rush(stack.rest_url, drop_id, tokens[:buyers], total)
+            with profiled(f"orders-{buyers}", seconds=120) as profile:
+                measured = rush(stack.rest_url, drop_id, tokens[:buyers], total)
             measured["raw"] = raw
+            measured["profile"] = profile
             measured["ratio_to_raw"] = round(measured["orders_per_s"] / max(measured["raw"]["tx_per_s"], 0.1), 2)
             levels.append(measured)
         sold = sum(level["statuses"].get("201", 0) for level in levels)
