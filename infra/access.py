@@ -63,9 +63,10 @@ ACCESS: dict[str, FunctionAccess] = {
     ),
     # Streams -> SNS only: every event is built from the stream record's images.
     "domain_events": FunctionAccess(publish=True, timeout=60, memory=512),
+    # Reads a batch's orders at once (BatchGetItem); the order's status is its idempotency record.
     "payments": FunctionAccess(
-        read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
-        write=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        read=("Orders", "Drops", "Purchases"),
+        write=("Orders", "Drops", "Purchases"),
         payment_secrets=True,
         timeout=30,
         memory=512,
