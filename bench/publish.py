@@ -32,7 +32,7 @@ def publish(results: Path = RESULTS, published: Path = PUBLISHED, readme: Path =
     _, tail = rest.split(END, 1)
     table = (results / "latest.md").read_text().strip()
     readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
-    print(f"published {', '.join(FILES)} to {published.relative_to(ROOT)} and the table to README.md")
+    print(f"published {', '.join(FILES)} to {published} and the table to {readme}")
 
 
 if __name__ == "__main__":
