@@ -50,8 +50,9 @@ def summarize(collapsed: str, top: int = 15) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        match = _PROCESS.match(frames[0])
-        by_role[_role(match.group("cmd") if match else "")] += count
+        # A child's stacks hang under its parent's "process" frame: the innermost one is the sampled process.
+        processes = [m for m in map(_PROCESS.match, frames) if m]
+        by_role[_role(processes[-1].group("cmd") if processes else "")] += count
         leaf = frames[-1]
         # "function (path/to/module.py:line)" -> "function (module.py)"
         leaf = re.sub(r"\((?:[^()]*/)?([^/():]+\.py):\d+\)", r"(\1)", leaf)

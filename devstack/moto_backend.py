@@ -467,6 +467,20 @@ def _patch_moto_leaks() -> None:
     Queue.delete_message = bounded_delete_message  # type: ignore[method-assign]
 
 
+def _patch_sqs_retention_check() -> None:
+    """ReceiveMessage checks each candidate message's retention by computing all of the queue's attributes,
+    counts of visible, invisible and delayed messages included: O(n) per message, O(n^2) per receive with a
+    backlog (the messaging process's top hot spot under a rush). Read the retention period itself."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
 def serve(port: int, group: str = MESSAGING) -> None:
     """Serve the `group` services of the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
     from werkzeug.serving import make_server
@@ -476,6 +490,7 @@ def serve(port: int, group: str = MESSAGING) -> None:
     _patch_moto_transactions()
     _patch_expression_cache()
     _patch_sqs_long_poll()
+    _patch_sqs_retention_check()
     _patch_moto_leaks()
     server = make_server("127.0.0.1", port, build_app(group), threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())

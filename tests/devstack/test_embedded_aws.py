@@ -430,3 +430,27 @@ def test_stopping_the_embedded_aws_stops_every_process() -> None:
     embedded.stop()
     assert not any(_alive(pid) for pid in pids)
     assert embedded.pids == {"dynamodb": None, "messaging": None}
+
+
+def test_the_cheap_retention_check_answers_as_moto_does() -> None:
+    from moto import mock_aws
+    from moto.sqs.models import SQSBackend, sqs_backends
+
+    from devstack.moto_backend import _patch_sqs_retention_check
+
+    original = SQSBackend.is_message_valid_based_on_retention_period
+    with mock_aws():
+        sqs = _client("sqs", None)
+        url = sqs.create_queue(QueueName="retained", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        for body in ("old", "new"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        backend = sqs_backends["123456789012"][REGION]
+        old, new = backend.queues["retained"]._messages
+        old.sent_timestamp -= 61_000  # sent 61 s before its 60 s retention ran out
+        expected = [original(backend, "retained", m) for m in (old, new)]
+        try:
+            _patch_sqs_retention_check()
+            assert [backend.is_message_valid_based_on_retention_period("retained", m) for m in (old, new)] == expected
+        finally:
+            SQSBackend.is_message_valid_based_on_retention_period = original  # type: ignore[method-assign]
+    assert expected == [False, True]
