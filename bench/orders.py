@@ -27,7 +27,7 @@ from bench.load import rush
 from bench.profile import profiled
 
 DROP_STOCK = 20_000
-LEVELS = ((32, 4000),)  # (concurrent buyers, orders placed at that level)
+LEVELS = ((32, 2000),)  # (concurrent buyers, orders placed at that level)
 TARGET_RATIO, TARGET_P99_MS = 0.8, 500
 RAW_SECONDS = 3.0
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
