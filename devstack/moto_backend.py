@@ -479,6 +479,36 @@ def _patch_sqs_retention_check() -> None:
         return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    _patch_sqs_send()
+
+
+def _patch_sqs_send() -> None:
+    """SendMessage (and every SNS delivery to a queue) computes all of the queue's attributes, message counts
+    included, only to read ContentBasedDeduplication, a FIFO-only attribute: O(n) per message sent. For a
+    standard queue the answer is always "absent", so the send sees an attribute view without the counts."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    class _StandardQueueOnSend(Queue):
+        __module__ = Queue.__module__  # moto's model metaclass files classes by their module
+
+        @property
+        def attributes(self) -> dict[str, Any]:  # type: ignore[override]
+            return {}
+
+    send_message = SQSBackend.send_message
+
+    def cheap_send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue or type(queue) is not Queue:
+            return send_message(self, queue_name, *args, **kwargs)
+        # Requests run one at a time (SerializedApp), so no one else sees the queue while its class is swapped.
+        queue.__class__ = _StandardQueueOnSend
+        try:
+            return send_message(self, queue_name, *args, **kwargs)
+        finally:
+            queue.__class__ = Queue
+
+    SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
 
 
 def serve(port: int, group: str = MESSAGING) -> None:

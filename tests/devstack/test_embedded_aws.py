@@ -454,3 +454,25 @@ def test_the_cheap_retention_check_answers_as_moto_does() -> None:
         finally:
             SQSBackend.is_message_valid_based_on_retention_period = original  # type: ignore[method-assign]
     assert expected == [False, True]
+
+
+def test_sending_to_standard_and_fifo_queues_behaves_as_moto_does(aws: EmbeddedAws) -> None:
+    sqs = _client("sqs", aws.messaging_endpoint)
+    standard = sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    fifo = sqs.create_queue(
+        QueueName=f"fifo-{uuid.uuid4().hex[:8]}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    for body in ("a", "b", "a"):
+        sqs.send_message(QueueUrl=standard, MessageBody=body)
+        sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId="g")
+    counts = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == "3" and "ContentBasedDeduplication" not in counts
+    # Content-based deduplication still drops the FIFO queue's repeated "a".
+    got = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["a", "b"]
+    assert sorted(m["Body"] for m in sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"]) == [
+        "a",
+        "a",
+        "b",
+    ]
