@@ -173,7 +173,7 @@ def run(results_dir: str) -> dict[str, Any]:
     confirmed = results["order_confirmed"]
     started = results["drop_started"]
     results["summary"] = {
-        f"order -> order_confirmed, {confirmed['offered_rate_per_s']} orders/s for {ORDER_SECONDS:.0f} s "
+        f"order -> order_confirmed, {confirmed['target_rate_per_s']} orders/s offered for {ORDER_SECONDS:.0f} s "
         f"(half of raw {raw['tx_per_s']}): p50 / p99 ms (target p99 < 2000)": (
             f"{confirmed['delay_from_post'].get('p50_ms')} / {confirmed['delay_from_post'].get('p99_ms')}"
             f" ({confirmed['confirmed_frames']} of {confirmed['orders_created']} confirmed)"
