@@ -19,7 +19,7 @@ class LiveDropError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        """The JSON error body of api.md."""
+        """The JSON error body of docs/api.md."""
         return {"error": {"code": self.code, "message": self.message}}
 
 
@@ -107,8 +107,20 @@ class IdempotencyKeyReusedError(LiveDropError):
     status, code = 422, "idempotency_key_reused"
 
 
+class TooManyConnectionsError(LiveDropError):
+    status, code = 429, "too_many_connections"
+
+
+class TooManySubscriptionsError(LiveDropError):
+    status, code = 429, "too_many_subscriptions"
+
+
 class TryAgainError(LiveDropError):
     status, code = 503, "try_again"
+
+
+class BackendUnavailableError(LiveDropError):
+    status, code = 503, "backend_unavailable"
 
 
 class InvalidSignatureError(LiveDropError):

@@ -14,7 +14,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import get_settings
@@ -130,8 +130,24 @@ class Drop(Model):
     price_cents = NumberAttribute()
     currency = UnicodeAttribute()
     created_at = NumberAttribute()
+    # Order counters for the creator's view, moved by the transactions that already write this row
+    # (placing an order, giving its stock back); absent until the first order. Confirmations are
+    # counted in DropSales instead, so they never contend with buyers for this hot row.
+    orders_placed = NumberAttribute(null=True)
+    orders_failed = NumberAttribute(null=True)
+    orders_expired = NumberAttribute(null=True)
     by_status = DropsByStatus()
     by_creator = DropsByCreator()
+
+
+class DropSales(Model):
+    """What a drop's confirmed orders add up to, moved in the same transaction as each confirmation."""
+
+    Meta = _meta("DropSales")
+    drop_id = UnicodeAttribute(hash_key=True)
+    orders_confirmed = NumberAttribute(default=0)
+    units_sold = NumberAttribute(default=0)
+    revenue_cents = NumberAttribute(default=0)
 
 
 class OrdersByUser(GlobalSecondaryIndex["Order"]):
@@ -146,6 +162,14 @@ class PendingOrdersByExpiry(GlobalSecondaryIndex["Order"]):
     Meta = _index_meta("pending_by_expiry", KeysOnlyProjection())
     pending_bucket = UnicodeAttribute(hash_key=True)
     expires_at = NumberAttribute(range_key=True)
+
+
+class OrdersByDrop(GlobalSecondaryIndex["Order"]):
+    """A drop's orders by time: the creator's view reads its latest few without scanning."""
+
+    Meta = _index_meta("by_drop", IncludeProjection(["quantity", "status", "expires_at"]))
+    drop_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
 
 
 class Order(Model):
@@ -166,6 +190,7 @@ class Order(Model):
     expires_at = NumberAttribute()
     updated_at = NumberAttribute(null=True)
     by_user = OrdersByUser()
+    by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()
 
 
@@ -189,6 +214,14 @@ class Purchase(Model):
     quantity = NumberAttribute(default=0)
 
 
+class UnreadNotifications(GlobalSecondaryIndex["Notification"]):
+    """Sparse: only unread rows carry `unread_user`, so the unread count reads the unread rows only."""
+
+    Meta = _index_meta("unread", KeysOnlyProjection())
+    unread_user = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
 class Notification(Model):
     """Inbox row; the sort key embeds the event id so a redelivery overwrites, never duplicates."""
 
@@ -201,8 +234,10 @@ class Notification(Model):
     order_id = UnicodeAttribute(null=True)
     payload = UnicodeAttribute(default="{}")
     read = BooleanAttribute(default=False)
+    unread_user = UnicodeAttribute(null=True)  # the user_id while unread (the `unread` index's key)
     created_at = NumberAttribute()
     ttl = TTLAttribute(null=True)
+    unread = UnreadNotifications()
 
 
 class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
@@ -217,6 +252,8 @@ class Connection(Model):
     user_id = UnicodeAttribute()
     connected_at = NumberAttribute()
     ttl = TTLAttribute(null=True)
+    # How many drops this connection watches; moves with each Subscription row in one transaction.
+    subscriptions = NumberAttribute(null=True)
     by_user = ConnectionsByUser()
 
 
@@ -251,6 +288,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Follow,
     Product,
     Drop,
+    DropSales,
     Order,
     IdempotencyKey,
     Purchase,

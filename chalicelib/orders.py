@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.catalog import drop_terms
@@ -36,10 +36,10 @@ from chalicelib.errors import (
     SoldOutError,
     TryAgainError,
 )
-from chalicelib.models import Drop, IdempotencyKey, Order, Purchase
+from chalicelib.models import Drop, DropSales, IdempotencyKey, Order, Purchase
 from chalicelib.observability import count
-from chalicelib.pagination import decode_page, page_body
-from chalicelib.validation import format_time
+from chalicelib.pagination import decode_page, page_body, render_each
+from chalicelib.validation import check_text, format_time
 
 MAX_QUANTITY = 100
 MAX_KEY_LENGTH = 255
@@ -69,7 +69,7 @@ def idempotency_key_from(header: str | None) -> str:
         raise MissingIdempotencyKeyError("the Idempotency-Key header is required")
     if len(header) > MAX_KEY_LENGTH:
         raise InvalidRequestError(f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
-    return header
+    return check_text("Idempotency-Key", header)
 
 
 def request_hash(drop_id: str, quantity: int, payment_token: str) -> str:
@@ -146,7 +146,7 @@ def place_order(user_id: str, key: str, drop_id: str, quantity: int, payment_tok
     tx.update(
         "drop",
         Drop(drop_id=drop_id),
-        [Drop.stock.set(Drop.stock - quantity)],
+        [Drop.stock.set(Drop.stock - quantity), Drop.orders_placed.add(1)],
         (Drop.stock >= quantity) & (Drop.start_time <= now) & (Drop.end_time > now),
         return_old=True,
     )
@@ -187,7 +187,7 @@ def _within_limit(limit: int | None, quantity: int) -> Condition | None:
 def _explain(
     cancelled: TransactionCancelledError, key_id: str, digest: str, drop_id: str, quantity: int, now: int
 ) -> OrderResult:
-    """Turn a cancelled order transaction into a replay or the api.md error, reading only when
+    """Turn a cancelled order transaction into a replay or the docs/api.md error, reading only when
     DynamoDB did not hand back the item that failed."""
     if cancelled.failed("idempotency_key"):
         raw = cancelled.old_item("idempotency_key")
@@ -251,7 +251,7 @@ def list_orders(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
         raise InvalidPageError("page belongs to another listing")
     results = Order.by_user.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
     now = now_ms()
-    items = [order_view(order, now) for order in results]
+    items = render_each(results, lambda order: order_view(order, now))
     return page_body(items, results.last_evaluated_key)
 
 
@@ -265,20 +265,39 @@ def load_order(order_id: str) -> Order | None:
 
 # --- settlement ---------------------------------------------------------------------------------
 def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -> bool:
-    """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did."""
+    """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did.
+
+    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders."""
     now = now_ms() if at_ms is None else at_ms
+    order = load_order(order_id)
+    if order is None or order.status != PENDING:
+        return False
+    tx = Transaction()
+    tx.update(
+        "order",
+        Order(order_id=order_id),
+        [
+            Order.status.set(CONFIRMED),
+            Order.payment_ref.set(payment_ref),
+            Order.pending_bucket.remove(),
+            Order.updated_at.set(now),
+        ],
+        (Order.status == PENDING) & (Order.expires_at >= now),
+    )
+    # Not the drop's row: buyers' order transactions write that one, a confirmation must not slow them.
+    tx.update(
+        "sales",
+        DropSales(drop_id=order.drop_id),
+        [
+            DropSales.orders_confirmed.add(1),
+            DropSales.units_sold.add(int(order.quantity)),
+            DropSales.revenue_cents.add(int(order.amount_cents)),
+        ],
+    )
     try:
-        Order(order_id=order_id).update(
-            [
-                Order.status.set(CONFIRMED),
-                Order.payment_ref.set(payment_ref),
-                Order.pending_bucket.remove(),
-                Order.updated_at.set(now),
-            ],
-            condition=(Order.status == PENDING) & (Order.expires_at >= now),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("order"):
             return False
         raise
     count("OrderConfirmed")
@@ -306,7 +325,13 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
         [Order.status.set(to_status), Order.pending_bucket.remove(), Order.updated_at.set(now)],
         guard,
     )
-    tx.update("drop", Drop(drop_id=order.drop_id), [Drop.stock.set(Drop.stock + quantity)], Drop.drop_id.exists())
+    settled = Drop.orders_failed if to_status == PAYMENT_FAILED else Drop.orders_expired
+    tx.update(
+        "drop",
+        Drop(drop_id=order.drop_id),
+        [Drop.stock.set(Drop.stock + quantity), settled.add(1)],
+        Drop.drop_id.exists(),
+    )
     tx.update(
         "purchase",
         Purchase(purchase_id=purchase_id(order.drop_id, order.user_id)),

@@ -108,12 +108,14 @@ def _refusal(group: str, backend: str) -> Any:
     return refuse
 
 
-def build_app(group: str = MESSAGING) -> Any:
-    """moto's WSGI app for the services of `group`, wrapped for safe concurrent use."""
+def build_app(group: str | None = None) -> Any:
+    """moto's WSGI app for the services of `group` (every service when None), wrapped for safe concurrent use."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     def create_app(backend: Any) -> Any:
-        return create_backend_app(backend) if _serves(group, str(backend)) else _refusal(group, str(backend))
+        if group is None or _serves(group, str(backend)):
+            return create_backend_app(backend)
+        return _refusal(group, str(backend))
 
     return SerializedApp(DomainDispatcherApplication(create_app))
 
@@ -511,8 +513,10 @@ def _patch_sqs_send() -> None:
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
 
 
-def serve(port: int, group: str = MESSAGING) -> None:
-    """Serve the `group` services of the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
+def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> None:
+    """Serve the `group` services of the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT; with
+    `data_dir`, restore this process's state from it first and save it there on a clean stop
+    (devstack.persistence: each process keeps its own services' state, under its group's name)."""
     from werkzeug.serving import make_server
 
     if group not in SERVICE_GROUPS:
@@ -522,21 +526,56 @@ def serve(port: int, group: str = MESSAGING) -> None:
     _patch_sqs_long_poll()
     _patch_sqs_retention_check()
     _patch_moto_leaks()
-    server = make_server("127.0.0.1", port, build_app(group), threaded=True, request_handler=_request_handler_class())
+    if data_dir:
+        from devstack import persistence
+
+        try:
+            persistence.restore(data_dir, group)
+        except persistence.PersistenceError as error:
+            print(f"embedded AWS: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+    from devstack import faults
+
+    # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
+    app = faults.wrap(build_app(group))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    _shut_down_when_orphaned(server)
     print(f"LISTENING {server.server_address[1]}", flush=True)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    if data_dir:
+        from devstack import persistence
+
+        # Requests in flight finish first, and none runs after (kept-alive connections may still send
+        # some): the lock stays held until the process exits, so the snapshot is the final state.
+        app._lock.acquire()
+        persistence.save(data_dir, group)
+
+
+def _shut_down_when_orphaned(server: Any) -> None:
+    """Stop serving once the parent is gone: this process is outside the terminal's process group (so
+    Ctrl-C reaches only the parent), and a parent that was killed outright cannot stop it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        server.shutdown()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class EmbeddedAwsProcess:
     """One child process serving the services of one group; `endpoint` is its URL, `pid` its process id."""
 
-    def __init__(self, group: str = MESSAGING, port: int = 0) -> None:
-        self.group = group
+    def __init__(self, group: str = MESSAGING, port: int = 0, data_dir: str | os.PathLike[str] | None = None) -> None:
         self._port = port
+        # With a data folder, the child restores its state at start and saves it when stopped.
+        self.data_dir = os.fspath(data_dir) if data_dir is not None else None
+        self.group = group
         self._process: subprocess.Popen[str] | None = None
         self.endpoint = ""
 
@@ -545,15 +584,24 @@ class EmbeddedAwsProcess:
         """The child process id while it runs."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit status once it has died on its own (None while it runs or after stop())."""
+        return self._process.poll() if self._process is not None else None
+
     def launch(self) -> None:
         """Start the child process without waiting for it to serve."""
         env = {**os.environ, **FAKE_ENV}
+        command = [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), "--group", self.group]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), "--group", self.group],
+            [*command, *self._data_args()],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            # Out of the terminal's process group: Ctrl-C reaches only the parent, which stops the
+            # pumps before this child, so nothing loses the embedded AWS mid-call.
+            process_group=0,
         )
 
     def wait_listening(self, timeout: float = 30.0) -> str:
@@ -580,14 +628,17 @@ class EmbeddedAwsProcess:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
 
+    def _data_args(self) -> list[str]:
+        return ["--data", os.path.abspath(self.data_dir)] if self.data_dir else []
+
     def stop(self) -> None:
-        """Stop the child process (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop the child process (SIGTERM, then SIGKILL after 10 s, or 120 s while it saves its data)."""
         if self._process is None:
             return
         if self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=120 if self.data_dir else 10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
@@ -603,8 +654,12 @@ class EmbeddedAws:
     order path's), `messaging_endpoint` everything else's. `env()` is how the app learns both.
     """
 
-    def __init__(self, port: int = 0) -> None:
-        self.processes = {DYNAMODB: EmbeddedAwsProcess(DYNAMODB, port), MESSAGING: EmbeddedAwsProcess(MESSAGING)}
+    def __init__(self, port: int = 0, data_dir: str | os.PathLike[str] | None = None) -> None:
+        self.data_dir = os.fspath(data_dir) if data_dir is not None else None
+        self.processes = {
+            DYNAMODB: EmbeddedAwsProcess(DYNAMODB, port, data_dir),
+            MESSAGING: EmbeddedAwsProcess(MESSAGING, 0, data_dir),
+        }
 
     @property
     def endpoint(self) -> str:
@@ -627,8 +682,19 @@ class EmbeddedAws:
 
     @property
     def pid(self) -> int | None:
-        """The DynamoDB child's process id while it runs."""
+        """The process id of a child that died on its own, else the DynamoDB child's while it runs."""
+        for child in self.processes.values():
+            if child.exit_code is not None:
+                return child.pid
         return self.processes[DYNAMODB].pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status of the first child that died on its own (None while all run or after stop())."""
+        for child in self.processes.values():
+            if child.exit_code is not None:
+                return child.exit_code
+        return None
 
     @property
     def pids(self) -> dict[str, int | None]:
@@ -671,9 +737,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="LiveDrop's embedded AWS (moto server)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--group", choices=sorted(SERVICE_GROUPS), default=MESSAGING)
+    parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
     args = parser.parse_args(argv)
     os.environ.update(FAKE_ENV)
-    serve(args.port, args.group)
+    serve(args.port, args.data, args.group)
 
 
 if __name__ == "__main__":

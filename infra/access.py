@@ -17,6 +17,8 @@ API_HANDLER = "api"
 class FunctionAccess:
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
+    # Tables (never indexes) the function may Scan: a read of the whole table, so granted by name.
+    scan: tuple[str, ...] = ()
     send: tuple[str, ...] = ()
     publish: bool = False
     # Creates drop schedules in the Scheduler group (and passes the Scheduler role to them).
@@ -28,6 +30,8 @@ class FunctionAccess:
     payment_secrets: bool = False
     timeout: int = 30
     memory: int = 256
+    # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
+    reserved_concurrency: int | None = None
 
 
 # A gone WebSocket connection is forgotten by whoever pushed to it (chalicelib.connections.close_connection).
@@ -53,31 +57,58 @@ ACCESS: dict[str, FunctionAccess] = {
             "IdempotencyKeys",
             "Purchases",
             "Notifications",
+            # The creator's view (chalicelib.sales) and the inbox's unread count and read marks.
+            "Drops/by_creator",
+            "DropSales",
+            "Orders/by_drop",
+            "Notifications/unread",
         ),
-        write=("Users", "Creators", "Follows", "Products", "Drops", "Orders", "IdempotencyKeys", "Purchases"),
+        write=(
+            "Users",
+            "Creators",
+            "Follows",
+            "Products",
+            "Drops",
+            "DropSales",  # the Stripe webhook confirms orders (chalicelib.payments.handle_webhook)
+            "Orders",
+            "IdempotencyKeys",
+            "Purchases",
+            "Notifications",
+        ),
+        # GET /products without a status filter pages through the whole catalog.
+        scan=("Products",),
         schedules=True,
-        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser"),
+        # AdminDeleteUser undoes a sign-up whose Users row could not be written.
+        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
         timeout=29,
         memory=1024,
     ),
-    # Streams -> SNS only: every event is built from the stream record's images.
-    "domain_events": FunctionAccess(publish=True, timeout=60, memory=512),
+    # Streams -> SNS: every event is built from the stream record's images. A sell-out (or stock coming
+    # back) also moves the drop's and its product's status (scheduling.sync_stock_status).
+    "domain_events": FunctionAccess(read=("Drops",), write=("Drops", "Products"), publish=True, timeout=60, memory=512),
     # Reads a batch's orders at once (BatchGetItem); the order's status is its idempotency record.
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases"),
-        write=("Orders", "Drops", "Purchases"),
+        # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
+        write=("Orders", "Drops", "DropSales", "Purchases"),
         payment_secrets=True,
         timeout=30,
         memory=512,
+        # Charges are few and Stripe rate-limits: a handful at once leaves the account's concurrency to the API.
+        reserved_concurrency=10,
     ),
     "fanout": FunctionAccess(
-        read=(*_NOTIFY_READ, "Creators"),
+        # A drop's online audience: every open connection intersected with the follow graph
+        # (connections.online_followers: a Scan of Connections, BatchGetItem on Follows).
+        read=(*_NOTIFY_READ, "Creators", "Follows"),
+        scan=("Connections",),
         write=_NOTIFY_WRITE,
         send=("deliver",),
         ws_push=True,
         timeout=20,
         memory=512,
+        reserved_concurrency=25,
     ),
     "deliver": FunctionAccess(
         read=(*_NOTIFY_READ, "Follows"),
@@ -87,6 +118,8 @@ ACCESS: dict[str, FunctionAccess] = {
         ws_push=True,
         timeout=20,
         memory=512,
+        # A drop to a million followers is thousands of slices: capped so the API keeps its share.
+        reserved_concurrency=60,
     ),
     "drop_lifecycle": FunctionAccess(
         read=("Drops",),
@@ -101,7 +134,13 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=60,
         memory=512,
     ),
-    "ws_connect": FunctionAccess(write=("Connections",), timeout=10),
-    "ws_message": FunctionAccess(read=_FORGET_READ, write=("Subscriptions", "Connections"), ws_push=True, timeout=10),
+    # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those.
+    "ws_connect": FunctionAccess(
+        read=("Connections/by_user", *_FORGET_READ), write=_FORGET_WRITE, ws_push=True, timeout=10
+    ),
+    # A subscription checks that the drop exists.
+    "ws_message": FunctionAccess(
+        read=("Drops", *_FORGET_READ), write=("Subscriptions", "Connections"), ws_push=True, timeout=10
+    ),
     "ws_disconnect": FunctionAccess(read=_FORGET_READ, write=_FORGET_WRITE, timeout=10),
 }
