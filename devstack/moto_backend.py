@@ -59,6 +59,11 @@ SERVICE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The file each process keeps its state in, in a data folder: the tables (users, drops, orders) stay in
+# aws.state, where a single process kept everything before the split.
+STATE_NAMES = {DYNAMODB: "aws", MESSAGING: "aws-messaging"}
+
+
 def group_of(service: str) -> str:
     """The child process (group) that serves moto/botocore service `service`."""
     return DYNAMODB if service in SERVICE_GROUPS[DYNAMODB] else MESSAGING
@@ -519,8 +524,9 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
     (devstack.persistence: each process keeps its own services' state, under its group's name)."""
     from werkzeug.serving import make_server
 
-    if group not in SERVICE_GROUPS:
-        raise ValueError(f"unknown service group {group!r}")
+    # A group other than the split's two serves every service (one process, as before the split).
+    services = group if group in SERVICE_GROUPS else None
+    state_name = STATE_NAMES.get(group, group)
     _patch_moto_transactions()
     _patch_expression_cache()
     _patch_sqs_long_poll()
@@ -530,14 +536,14 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
         from devstack import persistence
 
         try:
-            persistence.restore(data_dir, group)
+            persistence.restore(data_dir, state_name)
         except persistence.PersistenceError as error:
             print(f"embedded AWS: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
     from devstack import faults
 
     # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
-    app = faults.wrap(build_app(group))
+    app = faults.wrap(build_app(services))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
@@ -552,7 +558,7 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
         # Requests in flight finish first, and none runs after (kept-alive connections may still send
         # some): the lock stays held until the process exits, so the snapshot is the final state.
         app._lock.acquire()
-        persistence.save(data_dir, group)
+        persistence.save(data_dir, state_name)
 
 
 def _shut_down_when_orphaned(server: Any) -> None:
@@ -654,8 +660,13 @@ class EmbeddedAws:
     order path's), `messaging_endpoint` everything else's. `env()` is how the app learns both.
     """
 
-    def __init__(self, port: int = 0, data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, port: int = 0, data_dir: str | os.PathLike[str] | None = None, group: str | None = None) -> None:
         self.data_dir = os.fspath(data_dir) if data_dir is not None else None
+        if group is not None:
+            # One process for every service, its state under `group` (tests that need no split).
+            single = EmbeddedAwsProcess(group, port, data_dir)
+            self.processes = {DYNAMODB: single, MESSAGING: single}
+            return
         self.processes = {
             DYNAMODB: EmbeddedAwsProcess(DYNAMODB, port, data_dir),
             MESSAGING: EmbeddedAwsProcess(MESSAGING, 0, data_dir),
@@ -709,9 +720,9 @@ class EmbeddedAws:
     def start(self, timeout: float = 30.0) -> str:
         """Start every child (in parallel) and return DynamoDB's endpoint."""
         try:
-            for child in self.processes.values():
+            for child in self._children():
                 child.launch()
-            for child in self.processes.values():
+            for child in self._children():
                 child.wait_listening(timeout)
         except BaseException:
             self.stop()
@@ -720,10 +731,13 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         """Stop every child (all asked at once, then each waited for)."""
-        for child in self.processes.values():
+        for child in self._children():
             child.terminate()
-        for child in self.processes.values():
+        for child in self._children():
             child.stop()
+
+    def _children(self) -> list[EmbeddedAwsProcess]:
+        return list({id(child): child for child in self.processes.values()}.values())
 
     def __enter__(self) -> EmbeddedAws:
         self.start()
@@ -736,7 +750,7 @@ class EmbeddedAws:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="LiveDrop's embedded AWS (moto server)")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--group", choices=sorted(SERVICE_GROUPS), default=MESSAGING)
+    parser.add_argument("--group", default=MESSAGING, help="dynamodb, messaging, or any other name for all services")
     parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
     args = parser.parse_args(argv)
     os.environ.update(FAKE_ENV)
