@@ -87,10 +87,11 @@ ACCESS: dict[str, FunctionAccess] = {
     # Streams -> SNS: every event is built from the stream record's images. A sell-out (or stock coming
     # back) also moves the drop's and its product's status (scheduling.sync_stock_status).
     "domain_events": FunctionAccess(read=("Drops",), write=("Drops", "Products"), publish=True, timeout=60, memory=512),
+    # Reads a batch's orders at once (BatchGetItem); the order's status is its idempotency record.
     "payments": FunctionAccess(
-        read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        read=("Orders", "Drops", "Purchases"),
         # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
-        write=("Orders", "Drops", "DropSales", "Purchases", "ProcessedEvents"),
+        write=("Orders", "Drops", "DropSales", "Purchases"),
         payment_secrets=True,
         timeout=30,
         memory=512,
