@@ -22,7 +22,9 @@ import requests
 from tests.devstack.test_devstack_process import _free_port
 from tests.support import iso
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Its own stack, a rush and a settlement that waits out payment retries: more than the suite's 300 s
+# per test on a machine several times slower than usual.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = "conflict=0.2,throttle=0.2,seed=14"
 STOCK, ORDERS, BUYERS, CONNECTIONS = 100, 1000, 25, 16
