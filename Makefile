@@ -22,7 +22,7 @@ WS_PORT ?= 8001
 DATA ?=
 ARGS ?=
 dev: $(STAMP)
-	$(PY) -m devstack --http-port $(HTTP_PORT) --ws-port $(WS_PORT) $(if $(DATA),--data $(DATA)) $(ARGS)
+	$(PY) -m devstack --http-port $(HTTP_PORT) --ws-port $(WS_PORT)$(if $(DATA), --data $(DATA))$(if $(ARGS), $(ARGS))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
