@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench fuzz clean synth
+.PHONY: dev test lint bench bench-publish fuzz clean synth
 
 # pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
 # so the next run picks it up again (and a venv cut short before it had pip is completed).
@@ -22,7 +22,7 @@ WS_PORT ?= 8001
 DATA ?=
 ARGS ?=
 dev: $(STAMP)
-	$(PY) -m devstack --http-port $(HTTP_PORT) --ws-port $(WS_PORT) $(if $(DATA),--data $(DATA)) $(ARGS)
+	$(PY) -m devstack --http-port $(HTTP_PORT) --ws-port $(WS_PORT)$(if $(DATA), --data $(DATA))$(if $(ARGS), $(ARGS))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -39,8 +39,12 @@ synth: $(STAMP)
 		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(PY) app.py
 	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
 
+# Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in the README.
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-publish: $(STAMP)
+	$(PY) -m bench.publish
 
 # A longer schemathesis run than the bounded one in `make test`.
 fuzz: $(STAMP)

@@ -27,7 +27,7 @@ class _Meta:
     """Shared Meta attributes: region, endpoint and on-demand billing."""
 
     region = _settings.region
-    host = _settings.aws_endpoint_url
+    host = _settings.endpoint_url("dynamodb")
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
 
@@ -252,6 +252,8 @@ class Connection(Model):
     user_id = UnicodeAttribute()
     connected_at = NumberAttribute()
     ttl = TTLAttribute(null=True)
+    # How many drops this connection watches; moves with each Subscription row in one transaction.
+    subscriptions = NumberAttribute(null=True)
     by_user = ConnectionsByUser()
 
 

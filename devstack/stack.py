@@ -53,8 +53,8 @@ class DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
         try:
-            endpoint = self.aws.start()
-            self.env = provision(endpoint, stage=self.stage)
+            self.aws.start()
+            self.env = provision(self.aws.messaging_endpoint, stage=self.stage, dynamodb_endpoint=self.aws.endpoint)
             self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
@@ -99,6 +99,14 @@ class DevStack:
                 Path(usage).write_text("\n".join(lines) + "\n")
             iam.uninstall(self.iam)
             self.iam = None
+
+    def failure(self) -> str | None:
+        """One line on a child process that died under the running stack, or None while all is well."""
+        code = self.aws.exit_code
+        if code is None:
+            return None
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        return f"the embedded AWS (pid {self.aws.pid}) {how}; the dev stack cannot serve without it"
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -184,7 +192,7 @@ class DevStack:
         from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
 
         settings = get_settings()
-        endpoint = self.aws.endpoint
+        endpoint, messaging = self.aws.endpoint, self.aws.messaging_endpoint
         for source in topology.STREAM_SOURCES:
             handler = self.handler(source.handler)
             if handler is None:
@@ -195,6 +203,7 @@ class DevStack:
                 settings.table_name(source.table),
                 self.pool(source.handler, handler),
                 batch_size=source.batch_size,
+                batching_window_s=source.batching_window_s,
             )
             self.pumps.append(iam.bind_pump(pump, source.handler))
         for queue in topology.QUEUE_SOURCES:
@@ -203,13 +212,14 @@ class DevStack:
                 self.unwired.append(queue.handler)
                 continue
             pump = QueuePump(
-                endpoint,
+                messaging,
                 settings.queue_url(queue.queue),
                 self.pool(queue.handler, handler),
                 batch_size=queue.batch_size,
+                batching_window_s=queue.batching_window_s,
             )
             self.pumps.append(iam.bind_pump(pump, queue.handler))
-        self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
+        self.pumps.append(SchedulePump(messaging, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
             self.pumps.append(PeriodicPump(self.pool("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))

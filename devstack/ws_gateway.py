@@ -50,6 +50,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from devstack import faults
 from devstack.environments import FunctionPool, Throttled
 from devstack.http11 import HttpServer, Limits, bind
 from devstack.http11 import Request as HttpRequest
@@ -524,7 +525,8 @@ class WebSocketGateway:
             data = request.body or b""
             if len(data) > MAX_MESSAGE_BYTES:
                 return _management_reply(413, {"message": "Request entity too large"}, "PayloadTooLargeException")
-            if await self._post(connection_id, data) == 200:
+            # A lost post (fault injection, devstack.faults) is acknowledged and never delivered.
+            if faults.drops_post() or await self._post(connection_id, data) == 200:
                 return _management_reply(200)
         elif request.method == "GET":
             description = self._describe(connection_id)

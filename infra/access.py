@@ -78,7 +78,8 @@ ACCESS: dict[str, FunctionAccess] = {
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
         schedules=True,
-        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser"),
+        # AdminDeleteUser undoes a sign-up whose Users row could not be written.
+        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
         timeout=29,
         memory=1024,
@@ -86,10 +87,11 @@ ACCESS: dict[str, FunctionAccess] = {
     # Streams -> SNS: every event is built from the stream record's images. A sell-out (or stock coming
     # back) also moves the drop's and its product's status (scheduling.sync_stock_status).
     "domain_events": FunctionAccess(read=("Drops",), write=("Drops", "Products"), publish=True, timeout=60, memory=512),
+    # Reads a batch's orders at once (BatchGetItem); the order's status is its idempotency record.
     "payments": FunctionAccess(
-        read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        read=("Orders", "Drops", "Purchases"),
         # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
-        write=("Orders", "Drops", "DropSales", "Purchases", "ProcessedEvents"),
+        write=("Orders", "Drops", "DropSales", "Purchases"),
         payment_secrets=True,
         timeout=30,
         memory=512,
@@ -132,7 +134,13 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=60,
         memory=512,
     ),
-    "ws_connect": FunctionAccess(write=("Connections",), timeout=10),
-    "ws_message": FunctionAccess(read=_FORGET_READ, write=("Subscriptions", "Connections"), ws_push=True, timeout=10),
+    # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those.
+    "ws_connect": FunctionAccess(
+        read=("Connections/by_user", *_FORGET_READ), write=_FORGET_WRITE, ws_push=True, timeout=10
+    ),
+    # A subscription checks that the drop exists.
+    "ws_message": FunctionAccess(
+        read=("Drops", *_FORGET_READ), write=("Subscriptions", "Connections"), ws_push=True, timeout=10
+    ),
     "ws_disconnect": FunctionAccess(read=_FORGET_READ, write=_FORGET_WRITE, timeout=10),
 }
