@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 from chalice.app import WebsocketEvent
 
-from chalicelib import accounts, catalog, follows, notifications, openapi, orders, pusher, scheduling
+from chalicelib import accounts, catalog, follows, notifications, openapi, orders, pusher, scheduling, stock
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
@@ -171,6 +171,13 @@ DROP = {
     "stock": Field(int, min=1, max=catalog.MAX_STOCK),
     "per_user_limit": Field(int, required=False, min=1, max=catalog.MAX_STOCK),
     "low_stock_threshold": Field(int, required=False, min=0, max=catalog.MAX_STOCK),
+    # Sale modes and sharded stock (docs/sale-modes.md).
+    "sale_mode": Field(str, required=False, min=1, max=16),
+    "stock_shards": Field(int, required=False, min=1, max=stock.MAX_SHARDS),
+    "queue_opens_before_seconds": Field(int, required=False, min=0, max=7 * 86400),
+    "admissions_per_second": Field(int, required=False, min=1, max=10_000),
+    "purchase_window_seconds": Field(int, required=False, min=10, max=86400),
+    "entries_open_time": Field("time", required=False),
 }
 
 
@@ -227,6 +234,8 @@ ORDER = {
     "drop_id": Field(str, min=1, max=128),
     "quantity": Field(int, min=1, max=orders.MAX_QUANTITY),
     "payment_token": Field(str, min=1, max=255),
+    # Required for queue and draw drops: what GET /drops/{id}/queue/me or /entries/me hands an admitted user.
+    "admission_token": Field(str, required=False, min=1, max=1024),
 }
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from boto3.dynamodb.types import TypeDeserializer
 
-from chalicelib import aws, scheduling
+from chalicelib import aws, scheduling, stock
 from chalicelib.config import get_settings
 from chalicelib.validation import format_time
 
@@ -51,6 +51,8 @@ def envelopes_for(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         derived = _order_events(name, old, new)
     elif keys == {"drop_id"}:
         derived = _drop_events(name, old, new)
+    elif keys == {"drop_id", "shard"}:
+        derived = _shard_events(name, old, new)
     else:
         derived = []
     created = change.get("ApproximateCreationDateTime")
@@ -108,9 +110,31 @@ def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tu
             events.append(("stock_low", {**base, "stock": new_stock, "low_stock_threshold": low}))
         if old_stock > 0 and new_stock <= 0:
             events.append(("sold_out", {**base, "stock": new_stock}))
+    if (new.get("stock_shards") or 1) > 1 and before == "live" and after == "sold_out":
+        # A sharded drop's row keeps its initial stock: its status says when the last shard emptied.
+        events.append(("sold_out", {**base, "stock": 0}))
     if after == "ended" and before != "ended":
         events.append(("drop_ended", dict(base)))
     return events
+
+
+def _shard_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A shard's stock moved: the drop's stock changed (its total is filled in when published)."""
+    old_stock, new_stock = old.get("stock"), new.get("stock")
+    if name != "MODIFY" or old_stock is None or new_stock is None or old_stock == new_stock:
+        return []
+    return [("stock_changed", {"drop_id": new.get("drop_id"), "stock": None})]
+
+
+def _shard_emptied_or_refilled(raw: Mapping[str, Any]) -> str | None:
+    change = raw.get("dynamodb") or {}
+    if set((change.get("Keys") or {}).keys()) != {"drop_id", "shard"}:
+        return None
+    old, new = _image(change.get("OldImage")), _image(change.get("NewImage"))
+    before, after = old.get("stock"), new.get("stock")
+    if before is None or after is None or (before > 0) == (after > 0):
+        return None
+    return str(new["drop_id"])
 
 
 def publish(envelopes: list[dict[str, Any]]) -> None:
@@ -134,9 +158,15 @@ def publish(envelopes: list[dict[str, Any]]) -> None:
 
 def _stream_record(record: DynamoDBRecord, superseded: set[str]) -> None:
     envelopes = [e for e in envelopes_for(record.raw_event) if e["event_id"] not in superseded]
+    for envelope in envelopes:
+        if envelope["event_type"] == "stock_changed" and envelope["data"].get("stock") is None:
+            envelope["data"]["stock"] = stock.total(str(envelope["data"]["drop_id"]), fresh=True)
     if envelopes:
         publish(envelopes)
     _follow_stock(record.raw_event, envelopes)
+    sharded = _shard_emptied_or_refilled(record.raw_event)
+    if sharded is not None:
+        scheduling.sync_stock_status(sharded)
 
 
 def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:

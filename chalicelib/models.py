@@ -130,6 +130,16 @@ class Drop(Model):
     price_cents = NumberAttribute()
     currency = UnicodeAttribute()
     created_at = NumberAttribute()
+    # Sale modes (docs/sale-modes.md); a row without them is a first-come drop on its own stock.
+    sale_mode = UnicodeAttribute(null=True)
+    # > 1: the stock lives in StockShard rows and `stock` keeps the initial figure.
+    stock_shards = NumberAttribute(null=True)
+    opens_at = NumberAttribute(null=True)  # queue joins or draw entries accepted from then on
+    admissions_per_second = NumberAttribute(null=True)
+    admission_seconds = NumberAttribute(null=True)  # an admitted user's or a winner's purchase window
+    draw_seed = UnicodeAttribute(null=True)  # secret until drawn_at, then published
+    draw_commitment = UnicodeAttribute(null=True)
+    drawn_at = NumberAttribute(null=True)
     by_status = DropsByStatus()
     by_creator = DropsByCreator()
 
@@ -165,6 +175,7 @@ class Order(Model):
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     updated_at = NumberAttribute(null=True)
+    stock_shard = NumberAttribute(null=True)  # the shard a sharded drop's units came from (and go back to)
     by_user = OrdersByUser()
     pending_by_expiry = PendingOrdersByExpiry()
 
@@ -245,6 +256,77 @@ class ProcessedEvent(Model):
     ttl = TTLAttribute(null=True)
 
 
+# --- hot drops: sharded stock, waiting rooms and draws, per-user rate limits -------------------
+class StockShard(Model):
+    """One slice of a sharded drop's stock; it carries the drop's times so an order checks the clock
+    on the item it writes."""
+
+    Meta = _meta("StockShards", stream_view_type=NEW_AND_OLD_IMAGES)
+    drop_id = UnicodeAttribute(hash_key=True)
+    shard = NumberAttribute(range_key=True)
+    stock = NumberAttribute()
+    initial_stock = NumberAttribute()
+    start_time = NumberAttribute()
+    end_time = NumberAttribute()
+
+
+class LinesByActivity(GlobalSecondaryIndex["Line"]):
+    """Sparse: only lines still to serve carry `active`, so the admissions tick never scans."""
+
+    Meta = _index_meta("by_activity", AllProjection())
+    active = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class Line(Model):
+    """A queue or draw drop's line: the counters the admissions tick advances."""
+
+    Meta = _meta("Lines")
+    drop_id = UnicodeAttribute(hash_key=True)
+    sale_mode = UnicodeAttribute()
+    start_time = NumberAttribute()
+    end_time = NumberAttribute()
+    active = UnicodeAttribute(null=True)
+    early_count = NumberAttribute(default=0)  # joined before the start (or entered a draw)
+    late_count = NumberAttribute(default=0)  # joined after the start, in arrival order
+    sealed = BooleanAttribute(null=True)  # no more early joins: set by the first late join or the tick
+    placed = BooleanAttribute(null=True)  # early positions written
+    serving = NumberAttribute(default=0)  # positions up to this one are admitted
+    settled = NumberAttribute(default=0)  # positions up to this one bought or let their window pass
+    by_activity = LinesByActivity()
+
+
+class AdmissionsByPosition(GlobalSecondaryIndex["Admission"]):
+    Meta = _index_meta("by_position", AllProjection())
+    drop_id = UnicodeAttribute(hash_key=True)
+    position = NumberAttribute(range_key=True)
+
+
+class Admission(Model):
+    """One user in a drop's line: queue position or draw rank, and their purchase window once admitted."""
+
+    Meta = _meta("Admissions")
+    drop_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    joined_at = NumberAttribute()
+    ticket = UnicodeAttribute(null=True)  # early joiners' random order key
+    late_seq = NumberAttribute(null=True)
+    position = NumberAttribute(null=True)
+    admitted_at = NumberAttribute(null=True)
+    admission_expires = NumberAttribute(null=True)
+    bought = NumberAttribute(default=0)
+    by_position = AdmissionsByPosition()
+
+
+class RateLimit(Model):
+    """A fixed-window counter of one user's requests of one kind (`kind#user#window`), gone with its TTL."""
+
+    Meta = _meta("RateLimits")
+    limit_key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    ttl = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     User,
     Creator,
@@ -258,9 +340,13 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Connection,
     Subscription,
     ProcessedEvent,
+    StockShard,
+    Line,
+    Admission,
+    RateLimit,
 )
 # Tables whose changes are domain events (DynamoDB Streams are the outbox).
-STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order)
+STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order, StockShard)
 
 
 def table_spec(model: type[Model]) -> dict[str, Any]:

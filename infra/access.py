@@ -34,7 +34,7 @@ class FunctionAccess:
 _FORGET_READ = ("Subscriptions/by_connection",)
 _FORGET_WRITE = ("Connections", "Subscriptions")
 # Chalicelib's inbox and push path (chalicelib.notifications, live_stock, pusher, consumers).
-_NOTIFY_READ = ("Drops", "Connections/by_user", "Subscriptions", *_FORGET_READ, "ProcessedEvents")
+_NOTIFY_READ = ("Drops", "Connections/by_user", "Subscriptions", *_FORGET_READ, "ProcessedEvents", "StockShards")
 _NOTIFY_WRITE = ("Notifications", "ProcessedEvents", *_FORGET_WRITE)
 
 ACCESS: dict[str, FunctionAccess] = {
@@ -53,8 +53,26 @@ ACCESS: dict[str, FunctionAccess] = {
             "IdempotencyKeys",
             "Purchases",
             "Notifications",
+            # Hot drops (docs/sale-modes.md): shards, lines, admissions and per-user rate limits.
+            "StockShards",
+            "Lines",
+            "Admissions",
+            "Admissions/by_position",
         ),
-        write=("Users", "Creators", "Follows", "Products", "Drops", "Orders", "IdempotencyKeys", "Purchases"),
+        write=(
+            "Users",
+            "Creators",
+            "Follows",
+            "Products",
+            "Drops",
+            "Orders",
+            "IdempotencyKeys",
+            "Purchases",
+            "StockShards",
+            "Lines",
+            "Admissions",
+            "RateLimits",
+        ),
         schedules=True,
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser"),
         payment_secrets=True,
@@ -62,10 +80,12 @@ ACCESS: dict[str, FunctionAccess] = {
         memory=1024,
     ),
     # Streams -> SNS only: every event is built from the stream record's images.
-    "domain_events": FunctionAccess(publish=True, timeout=60, memory=512),
+    # A sharded drop's stock_changed carries its shards' total (read after the write).
+    "domain_events": FunctionAccess(read=("StockShards",), publish=True, timeout=60, memory=512),
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
-        write=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        # A failed payment gives a sharded drop's units back to their shard.
+        write=("Orders", "Drops", "Purchases", "ProcessedEvents", "StockShards"),
         payment_secrets=True,
         timeout=30,
         memory=512,
@@ -95,8 +115,24 @@ ACCESS: dict[str, FunctionAccess] = {
     ),
     "sweeper": FunctionAccess(
         # Starts/ends overdue drops (scheduling.sweep) and expires unpaid reservations (orders.expire_overdue).
-        read=("Drops", "Drops/by_status", "Orders", "Orders/pending_by_expiry"),
-        write=("Drops", "Products", "Orders", "Purchases"),
+        read=("Drops", "Drops/by_status", "Orders", "Orders/pending_by_expiry", "StockShards"),
+        write=("Drops", "Products", "Orders", "Purchases", "StockShards"),
+        timeout=60,
+        memory=512,
+    ),
+    "admissions": FunctionAccess(
+        # Seals, orders and serves queue and draw lines (chalicelib.lines); pushes and inboxes the results.
+        read=(
+            "Lines",
+            "Lines/by_activity",
+            "Admissions",
+            "Admissions/by_position",
+            "Drops",
+            "StockShards",
+            "Connections/by_user",
+        ),
+        write=("Lines", "Admissions", "Drops", "Notifications"),
+        ws_push=True,
         timeout=60,
         memory=512,
     ),

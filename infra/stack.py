@@ -23,6 +23,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -130,6 +131,13 @@ class LiveDropStack(cdk.Stack):
             self, "DropSchedules", name=self.prefix + topology.SCHEDULER_GROUP
         )
         self.user_pool, self.user_pool_client = self._user_pool(retain)
+        # Signs queue and draw admission tokens (chalicelib.admissions); generated at deploy, never in the template.
+        self.admission_key = secretsmanager.Secret(
+            self,
+            "AdmissionKey",
+            secret_name=f"{APP_NAME}/{stage}/admission-key",
+            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=64),
+        )
 
         self.chalice = Chalice(
             self,
@@ -342,6 +350,7 @@ class LiveDropStack(cdk.Stack):
             "LIVEDROP_JWKS_URL": f"{self.cognito_issuer}/.well-known/jwks.json",
             "LIVEDROP_WS_MANAGEMENT_ENDPOINT": self.ws_management_endpoint,
             "LIVEDROP_PAYMENT_PROVIDER": self.payment_provider,
+            "LIVEDROP_ADMISSION_KEY": self.admission_key.secret_value.unsafe_unwrap(),
             "POWERTOOLS_SERVICE_NAME": APP_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         }
