@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 from chalice.app import WebsocketEvent
 
-from chalicelib import accounts, catalog, follows, notifications, openapi, orders, pusher, scheduling, stock
+from chalicelib import accounts, catalog, follows, lines, notifications, openapi, orders, pusher, scheduling, stock
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
@@ -226,6 +226,40 @@ def sweeper(event: Any) -> dict[str, int]:
     swept = scheduling.sweep()
     swept["expired"] = orders.expire_overdue()
     return swept
+
+
+# --- queues and draws (docs/sale-modes.md) -----------------------------------------------------
+@route("/drops/{drop_id}/queue", methods=["POST"], authorizer=cognito)
+def join_queue(drop_id: str) -> Any:
+    place, created = lines.join_queue(caller_id(app.current_request), drop_id)
+    return json_response(place, 201 if created else 200)
+
+
+@route("/drops/{drop_id}/queue/me", methods=["GET"], authorizer=cognito)
+def my_queue_place(drop_id: str) -> Any:
+    return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.QUEUE))
+
+
+@route("/drops/{drop_id}/entries", methods=["POST"], authorizer=cognito)
+def enter_draw(drop_id: str) -> Any:
+    entry, created = lines.enter_draw(caller_id(app.current_request), drop_id)
+    return json_response(entry, 201 if created else 200)
+
+
+@route("/drops/{drop_id}/entries", methods=["GET"])
+def draw_entries(drop_id: str) -> Any:
+    return json_response(lines.list_entries(drop_id, parse_limit(query("limit")), query("page")))
+
+
+@route("/drops/{drop_id}/entries/me", methods=["GET"], authorizer=cognito)
+def my_draw_entry(drop_id: str) -> Any:
+    return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.DRAW))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="admissions")
+def admissions(event: Any) -> dict[str, int]:
+    """Seals, orders and serves queue and draw lines, every admission_tick_seconds."""
+    return lines.run(event)
 
 
 # --- orders and payments ----------------------------------------------------------------------

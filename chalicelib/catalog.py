@@ -3,13 +3,13 @@ cached reads, and the immutable terms of a drop that the order path needs withou
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import draws
 from chalicelib import stock as shards
 from chalicelib.accounts import owned_creator
 from chalicelib.cache import TtlCache
@@ -299,7 +299,7 @@ def _sale_mode_settings(fields: dict[str, Any], start: int, now: int) -> dict[st
         "opens_at": entries_open,
         "admission_seconds": window,
         "draw_seed": seed,
-        "draw_commitment": hashlib.sha256(seed.encode("ascii")).hexdigest(),
+        "draw_commitment": draws.commitment_of(seed),
     }
 
 
@@ -329,6 +329,11 @@ def _load_drop(drop_id: str) -> Drop:
             raise DropNotFoundError("no such drop") from None
 
     return _cached(drop_cache, drop_id, load)
+
+
+def load_drop(drop_id: str) -> Drop:
+    """The stored drop, from the in-process cache when warm (DropNotFoundError if there is none)."""
+    return _load_drop(drop_id)
 
 
 def get_drop(drop_id: str) -> dict[str, Any]:
