@@ -289,13 +289,13 @@ def _serve(drop: Drop, line: Line, now: int) -> int:
     drop_id = drop.drop_id
     serving, settled = int(line.serving), int(line.settled)
     total = int(line.early_count) + int(line.late_count)
-    held = {}
+    held: dict[int, Admission] = {}
     if serving > settled:
-        held = {
-            int(e.position): e
-            for e in Admission.by_position.query(drop_id, Admission.position.between(settled + 1, serving))
-        }
-    outstanding = sum(1 for entry in held.values() if state_of(entry, now) == "admitted")
+        window = Admission.by_position.query(drop_id, Admission.position.between(settled + 1, serving))
+        held = {int(entry.position): entry for entry in window}
+    # Reached by the counter but not admitted yet: a tick that stopped between the two, admitted now.
+    stranded = [entry for entry in held.values() if entry.admitted_at is None]
+    outstanding = len(stranded) + sum(1 for entry in held.values() if state_of(entry, now) == "admitted")
     now_settled = settled
     for position in range(settled + 1, serving + 1):
         entry = held.get(position)
@@ -306,13 +306,13 @@ def _serve(drop: Drop, line: Line, now: int) -> int:
     target = min(total, serving + max(0, left - outstanding))
     if catalog.sale_mode_of(drop) == QUEUE:
         target = min(target, int(drop.admissions_per_second) * max(0, now - int(drop.start_time)) // 1000)
-    admitted = 0
+    reached = list(stranded)
     if target > serving:
-        expires = now + int(drop.admission_seconds) * 1000
-        for entry in Admission.by_position.query(drop_id, Admission.position.between(serving + 1, target)):
-            if _admit(drop, entry, now, expires):
-                admitted += 1
+        # The counter first, so a reader never sees an admission ahead of it.
         _raise_counter(drop_id, Line.serving, target)
+        reached += Admission.by_position.query(drop_id, Admission.position.between(serving + 1, target))
+    expires = now + int(drop.admission_seconds) * 1000
+    admitted = sum(1 for entry in reached if _admit(drop, entry, now, expires))
     if now_settled > settled:
         _raise_counter(drop_id, Line.settled, now_settled)
     return admitted

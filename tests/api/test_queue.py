@@ -3,11 +3,13 @@ admits at a set rate and never beyond the stock, and signed admission tokens tha
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from websockets.sync.client import connect
 
 from chalicelib import admissions, lines, orders
 from chalicelib.db import now_ms
@@ -155,10 +157,27 @@ def test_queue_orders_and_the_stock_invariant_under_concurrency(api, shop) -> No
     assert_invariant(drop)
 
 
-def test_queue_routes_and_the_dev_stacks_tick(api, new_user, shop) -> None:
-    drop = queue_drop(api, shop, start=2, stock=5, admissions_per_second=100)
-    drop_id = drop["drop_id"]
+def frames_until(ws, kind: str, deadline: float) -> list[dict]:
+    """Frames received until one of `kind` arrives (or the deadline passes)."""
+    received: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        except TimeoutError:
+            break
+        received.append(frame)
+        if frame.get("type") == kind:
+            break
+    return received
+
+
+def test_queue_routes_and_the_dev_stacks_tick(api, new_user, shop, stack) -> None:
     fan, stranger = new_user(), new_user()
+    drop = queue_drop(api, shop, start=5, stock=5, admissions_per_second=100)
+    drop_id = drop["drop_id"]
+    ws = connect(f"{stack.ws_url}?token={fan.token}", open_timeout=10, legacy=True)
+    ws.send(json.dumps({"action": "ping"}))
+    assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}  # the socket is served: pushes reach it
     joined = api.post(f"/drops/{drop_id}/queue", fan.token)
     assert joined.status_code == 201, joined.text
     assert joined.json()["state"] == "waiting"
@@ -176,6 +195,14 @@ def test_queue_routes_and_the_dev_stacks_tick(api, new_user, shop) -> None:
         time.sleep(0.2)
         place = api.get(f"/drops/{drop_id}/queue/me", fan.token).json()
     assert place["state"] == "admitted" and place["position"] == 1 and place["serving"] >= 1
+    with ws:
+        pushed = frames_until(ws, "admitted", time.monotonic() + 30)
+    # Joined before the start: told the position when the line is ordered; after it: at once.
+    told = [("queue_position", None)] if joined.json()["position"] is None else []
+    told.append(("queue_position", 1))
+    assert [(f["type"], f["data"].get("position")) for f in pushed] == [*told, ("admitted", 1)]
+    admitted = [f for f in pushed if f["type"] == "admitted"]
+    assert admitted and admitted[0]["data"]["admission_token"] == place["admission_token"]
     bought = api.post(
         "/orders",
         fan.token,
