@@ -74,7 +74,7 @@ def shard_count_of(drop: Drop) -> int:
 def current_stock(drop: Drop) -> int:
     """The units left: the row's own stock, or its shards added up (cached briefly)."""
     if shard_count_of(drop) > 1:
-        return shards.total(drop.drop_id)
+        return shards.total(drop.drop_id, shard_count_of(drop))
     return int(drop.stock)
 
 

@@ -51,7 +51,7 @@ def envelopes_for(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         derived = _order_events(name, old, new)
     elif keys == {"drop_id"}:
         derived = _drop_events(name, old, new)
-    elif keys == {"drop_id", "shard"}:
+    elif keys == {"shard_id"}:
         derived = _shard_events(name, old, new)
     else:
         derived = []
@@ -123,12 +123,13 @@ def _shard_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[t
     old_stock, new_stock = old.get("stock"), new.get("stock")
     if name != "MODIFY" or old_stock is None or new_stock is None or old_stock == new_stock:
         return []
-    return [("stock_changed", {"drop_id": new.get("drop_id"), "stock": None})]
+    data = {"drop_id": new.get("drop_id"), "shard_count": new.get("shard_count"), "stock": None}
+    return [("stock_changed", data)]
 
 
 def _shard_emptied_or_refilled(raw: Mapping[str, Any]) -> str | None:
     change = raw.get("dynamodb") or {}
-    if set((change.get("Keys") or {}).keys()) != {"drop_id", "shard"}:
+    if set((change.get("Keys") or {}).keys()) != {"shard_id"}:
         return None
     old, new = _image(change.get("OldImage")), _image(change.get("NewImage"))
     before, after = old.get("stock"), new.get("stock")
@@ -159,8 +160,9 @@ def publish(envelopes: list[dict[str, Any]]) -> None:
 def _stream_record(record: DynamoDBRecord, superseded: set[str]) -> None:
     envelopes = [e for e in envelopes_for(record.raw_event) if e["event_id"] not in superseded]
     for envelope in envelopes:
-        if envelope["event_type"] == "stock_changed" and envelope["data"].get("stock") is None:
-            envelope["data"]["stock"] = stock.total(str(envelope["data"]["drop_id"]), fresh=True)
+        data = envelope["data"]
+        if envelope["event_type"] == "stock_changed" and data.get("stock") is None:
+            data["stock"] = stock.total(str(data["drop_id"]), int(data.pop("shard_count") or 1), fresh=True)
     if envelopes:
         publish(envelopes)
     _follow_stock(record.raw_event, envelopes)

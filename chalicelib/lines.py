@@ -302,7 +302,8 @@ def _serve(drop: Drop, line: Line, now: int) -> int:
         if entry is not None and state_of(entry, now) in ("admitted", "waiting"):
             break
         now_settled = position
-    left = stock.total(drop_id, fresh=True) if catalog.shard_count_of(drop) > 1 else int(drop.stock)
+    shards = catalog.shard_count_of(drop)
+    left = stock.total(drop_id, shards, fresh=True) if shards > 1 else int(drop.stock)
     target = min(total, serving + max(0, left - outstanding))
     if catalog.sale_mode_of(drop) == QUEUE:
         target = min(target, int(drop.admissions_per_second) * max(0, now - int(drop.start_time)) // 1000)

@@ -130,5 +130,5 @@ def _current_stock(drop_id: str, recorded: int) -> int:
     except DoesNotExist:
         return recorded
     if (drop.stock_shards or 1) > 1:
-        return stock.total(drop_id, fresh=True)
+        return stock.total(drop_id, int(drop.stock_shards), fresh=True)
     return int(drop.stock)

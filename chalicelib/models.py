@@ -262,8 +262,11 @@ class StockShard(Model):
     on the item it writes."""
 
     Meta = _meta("StockShards", stream_view_type=NEW_AND_OLD_IMAGES)
-    drop_id = UnicodeAttribute(hash_key=True)
-    shard = NumberAttribute(range_key=True)
+    # `drop_id#n`: a partition key of its own per shard, so each shard has a partition's full write rate.
+    shard_id = UnicodeAttribute(hash_key=True)
+    drop_id = UnicodeAttribute()
+    shard = NumberAttribute()
+    shard_count = NumberAttribute()
     stock = NumberAttribute()
     initial_stock = NumberAttribute()
     start_time = NumberAttribute()

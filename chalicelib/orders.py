@@ -149,9 +149,9 @@ def place_order(
     while True:
         shard = None
         if terms.stock_shards > 1:
-            shard = stock.pick(drop_id, quantity, tried)
+            shard = stock.pick(drop_id, terms.stock_shards, quantity, tried)
             if shard is None:
-                raise _rejected(_short_of_stock(drop_id, quantity))
+                raise _rejected(_short_of_stock(drop_id, terms.stock_shards, quantity))
             tried.add(shard)
             order.stock_shard = shard
         body = order_view(order, now)
@@ -213,7 +213,7 @@ def _take_stock(tx: Transaction, drop_id: str, shard: int | None, quantity: int,
         return
     tx.update(
         "drop",
-        StockShard(drop_id=drop_id, shard=shard),
+        stock.shard_item(drop_id, shard),
         [StockShard.stock.set(StockShard.stock - quantity)],
         (StockShard.stock >= quantity) & (StockShard.start_time <= now) & (StockShard.end_time > now),
         return_old=True,
@@ -236,12 +236,12 @@ def _shard_short(cancelled: TransactionCancelledError, drop_id: str, shard: int,
     return int(item.stock) < quantity
 
 
-def _short_of_stock(drop_id: str, quantity: int) -> LiveDropError:
+def _short_of_stock(drop_id: str, shards: int, quantity: int) -> LiveDropError:
     """Every shard was tried: sold out, or no shard holds `quantity` units in one piece."""
-    left = stock.total(drop_id, fresh=True)
+    left = stock.total(drop_id, shards, fresh=True)
     if left <= 0:
         return SoldOutError("the drop is sold out")
-    largest = max(stock.levels(drop_id).values(), default=0)
+    largest = max(stock.levels(drop_id, shards).values(), default=0)
     return InsufficientStockError(f"only {left} left, at most {largest} in one order")
 
 
@@ -390,9 +390,9 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
         # Back to the shard it came from, so every shard keeps stock + held == its initial stock.
         tx.update(
             "drop",
-            StockShard(drop_id=order.drop_id, shard=int(order.stock_shard)),
+            stock.shard_item(order.drop_id, int(order.stock_shard)),
             [StockShard.stock.set(StockShard.stock + quantity)],
-            StockShard.drop_id.exists(),
+            StockShard.shard_id.exists(),
         )
     tx.update(
         "purchase",

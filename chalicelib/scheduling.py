@@ -127,10 +127,11 @@ def sync_stock_status(drop_id: str, at_ms: int | None = None) -> bool:
     """live <-> sold_out as the stock reaches zero or comes back (a returned reservation)."""
     now = now_ms() if at_ms is None else at_ms
     running = (Drop.start_time <= now) & (Drop.end_time > now)
-    if _sharded(drop_id):
+    shards = _shard_count(drop_id)
+    if shards > 1:
         # Its shards, read after the write that emptied or refilled one; of two racing callers only
         # one moves the status, so sold_out is announced once.
-        empty = stock.total(drop_id, fresh=True) <= 0
+        empty = stock.total(drop_id, shards, fresh=True) <= 0
         to_sold_out: Any = (Drop.status == "live") & running if empty else None
         to_live: Any = None if empty else (Drop.status == "sold_out") & running
     else:
@@ -145,11 +146,11 @@ def sync_stock_status(drop_id: str, at_ms: int | None = None) -> bool:
     return False
 
 
-def _sharded(drop_id: str) -> bool:
+def _shard_count(drop_id: str) -> int:
     try:
-        return catalog.drop_terms(drop_id).stock_shards > 1
+        return catalog.drop_terms(drop_id).stock_shards
     except DropNotFoundError:
-        return False  # nothing to move: the status update's own condition fails too
+        return 1  # nothing to move: the status update's own condition fails too
 
 
 def sweep(at_ms: int | None = None) -> dict[str, int]:

@@ -36,29 +36,46 @@ def split(stock: int, shards: int) -> list[int]:
     return [base + (1 if index < extra else 0) for index in range(shards)]
 
 
+def shard_id(drop_id: str, shard: int) -> str:
+    return f"{drop_id}#{shard}"
+
+
+def shard_item(drop_id: str, shard: int) -> StockShard:
+    """A shard's key, to update it."""
+    return StockShard(shard_id=shard_id(drop_id, shard))
+
+
 def new_shards(drop_id: str, stock: int, shards: int, start_time: int, end_time: int) -> list[StockShard]:
     """The shard items of a new drop."""
     return [
         StockShard(
-            drop_id=drop_id, shard=index, stock=units, initial_stock=units, start_time=start_time, end_time=end_time
+            shard_id=shard_id(drop_id, index),
+            drop_id=drop_id,
+            shard=index,
+            shard_count=shards,
+            stock=units,
+            initial_stock=units,
+            start_time=start_time,
+            end_time=end_time,
         )
         for index, units in enumerate(split(stock, shards))
     ]
 
 
-def levels(drop_id: str, fresh: bool = False) -> dict[int, int]:
-    """Each shard's stock (a strongly consistent read when `fresh`, else cached for a second)."""
+def levels(drop_id: str, shards: int, fresh: bool = False) -> dict[int, int]:
+    """Each shard's stock (strongly consistent reads when `fresh`, else cached for a second)."""
     if not fresh:
         found = _levels.get(drop_id)
         if found is not None:
             return found
-    read = {int(s.shard): int(s.stock) for s in StockShard.query(drop_id, consistent_read=fresh)}
+    keys = [shard_id(drop_id, index) for index in range(shards)]
+    read = {int(s.shard): int(s.stock) for s in StockShard.batch_get(keys, consistent_read=fresh)}
     return _levels.put(drop_id, read)
 
 
-def total(drop_id: str, fresh: bool = False) -> int:
+def total(drop_id: str, shards: int, fresh: bool = False) -> int:
     """The drop's stock: its shards added up."""
-    return sum(max(0, units) for units in levels(drop_id, fresh).values())
+    return sum(max(0, units) for units in levels(drop_id, shards, fresh).values())
 
 
 def observed(drop_id: str, shard: int, units: int) -> None:
@@ -69,10 +86,10 @@ def observed(drop_id: str, shard: int, units: int) -> None:
             _levels.put(drop_id, {**found, shard: units})
 
 
-def pick(drop_id: str, quantity: int, tried: set[int]) -> int | None:
+def pick(drop_id: str, shards: int, quantity: int, tried: set[int]) -> int | None:
     """A random shard not tried yet that holds `quantity` units (re-read once when the cache has none)."""
     for fresh in (False, True):
-        candidates = [shard for shard, units in levels(drop_id, fresh).items() if units >= quantity]
+        candidates = [shard for shard, units in levels(drop_id, shards, fresh).items() if units >= quantity]
         candidates = [shard for shard in candidates if shard not in tried]
         if candidates:
             return random.choice(candidates)

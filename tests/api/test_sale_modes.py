@@ -150,7 +150,8 @@ def sold_out_events(url: str, drop_id: str, deadline: float) -> list[dict]:
 
 
 def shard_levels(drop_id: str) -> dict[int, int]:
-    return {int(s.shard): int(s.stock) for s in StockShard.query(drop_id, consistent_read=True)}
+    shards = StockShard.scan(StockShard.drop_id == drop_id, consistent_read=True)
+    return {int(s.shard): int(s.stock) for s in shards}
 
 
 def held_units(drop_id: str) -> int:
