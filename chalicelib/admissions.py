@@ -54,7 +54,7 @@ def verify_token(token: str | None, user_id: str, drop_id: str, now: int) -> int
     if not token:
         raise AdmissionRequiredError("this drop sells to admitted users only: send your admission_token")
     payload, _, signature = token.partition(".")
-    if not payload or not hmac.compare_digest(_sign(payload).encode(), signature.encode()):
+    if not payload or not token.isascii() or not hmac.compare_digest(_sign(payload).encode(), signature.encode()):
         raise AdmissionRequiredError("admission_token is not a token this API issued")
     try:
         claims = json.loads(_unb64(payload))
