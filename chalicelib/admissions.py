@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from typing import Any
 
 from chalicelib.config import get_settings
 from chalicelib.errors import AdmissionExpiredError, AdmissionRequiredError
@@ -68,3 +69,25 @@ def verify_token(token: str | None, user_id: str, drop_id: str, now: int) -> int
     if expires <= now:
         raise AdmissionExpiredError("your admission has expired")
     return expires
+
+
+def _fernet() -> Any:
+    # Imported here: only the draw's entry listing needs it, and `import app` stays light for cold starts.
+    from cryptography.fernet import Fernet
+
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(_key() + b"/page-tokens").digest()))
+
+
+def seal(text: str) -> str:
+    """`text` encrypted and authenticated under the admission key (page tokens that name a user)."""
+    return _fernet().encrypt(text.encode()).decode("ascii")
+
+
+def unseal(token: str) -> str | None:
+    """What `seal` sealed, or None for anything else."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return str(_fernet().decrypt(token.encode("ascii")).decode())
+    except (InvalidToken, UnicodeError, ValueError):
+        return None

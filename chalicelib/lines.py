@@ -35,12 +35,10 @@ from chalicelib.errors import (
 )
 from chalicelib.models import Admission, Drop, Line
 from chalicelib.observability import count
-from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
 
 log = logging.getLogger("livedrop.lines")
 _NAMESPACE = uuid.UUID("0b7d3c52-2f3e-4a43-8d0e-1f5a9c3e6b21")
-_ENTRIES_PAGE = {"drop_id": "S", "user_id": "S"}
 
 
 class _SealedError(Exception):
@@ -196,12 +194,17 @@ def list_entries(drop_id: str, limit: int, page: str | None) -> dict[str, Any]:
     """GET /drops/{id}/entries: every entry id of a draw and its position once drawn (no user ids), so
     anyone can recompute the draw from the seed."""
     _drop_in_mode(drop_id, DRAW)
-    start = decode_page(page, _ENTRIES_PAGE)
-    if start is not None and start["drop_id"]["S"] != drop_id:
-        raise InvalidPageError("page belongs to another listing")
+    start = None
+    if page:
+        # The page token names the last user listed: sealed, so the listing never shows a user id.
+        after = admissions.unseal(page)
+        if after is None or not after.startswith(f"{drop_id}/"):
+            raise InvalidPageError("page is not a token this API issued for this listing")
+        start = {"drop_id": {"S": drop_id}, "user_id": {"S": after[len(drop_id) + 1 :]}}
     results = Admission.query(drop_id, limit=limit, last_evaluated_key=start)
     items = [{"entry_id": entry.ticket, "position": _int(entry.position)} for entry in results]
-    return page_body(items, results.last_evaluated_key)
+    last = results.last_evaluated_key
+    return {"items": items, "next_page": admissions.seal(f"{drop_id}/{last['user_id']['S']}") if last else None}
 
 
 # --- the tick -----------------------------------------------------------------------------------

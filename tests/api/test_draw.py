@@ -6,6 +6,7 @@ The recomputation below deliberately uses only hashlib and the published data, n
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 import uuid
@@ -90,7 +91,10 @@ def test_five_hundred_entries_fifty_units_winners_anyone_can_recompute(api, shop
         with pytest.raises(LiveDropError) as refused:
             lines.enter_draw(f"u_{uuid.uuid4().hex}", drop_id, at_ms=at_ms)
         assert refused.value.code == code
-    assert len(published_entries(api, drop_id)) == 500
+    assert len(published_entries(api, drop_id)) == 500  # five pages, whose tokens name no user
+    first_page = api.get(f"/drops/{drop_id}/entries?limit=100").json()["next_page"]
+    opened = base64.urlsafe_b64decode(first_page + "=" * (-len(first_page) % 4))
+    assert not any(user.encode() in opened for user in users)
     assert api.get(f"/drops/{drop_id}").json()["draw"]["seed"] is None
 
     assert lines.advance(drop_id, start) == 0  # the draw: positions and the seed are published
@@ -145,6 +149,8 @@ def test_draw_routes(api, new_user, shop) -> None:
     ]
     assert api.post(f"/drops/{drop_id}/queue", fan.token).json()["error"]["code"] == "wrong_sale_mode"
     assert api.get("/drops/dr_nope/entries").status_code == 404
+    forged = api.get(f"/drops/{drop_id}/entries?page=eyJ1c2VyX2lkIjoieCJ9")
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "invalid_page"
     body = {"drop_id": drop_id, "quantity": 1, "payment_token": TOKEN}
     refused = api.post("/orders", fan.token, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "admission_required"
