@@ -70,11 +70,10 @@ def join_queue(user_id: str, drop_id: str, at_ms: int | None = None) -> tuple[di
             created = _join_late(user_id, drop_id, now)
     else:
         created = _join_late(user_id, drop_id, now)
-    entry = _entry(drop_id, user_id)
     if created:
         count("QueueJoined")
-        _tell(entry, "queue_position", {"position": _int(entry.position)}, now)
-    return place_view(drop, entry, now), created
+    # The answer carries the place; the tick pushes positions once the line is ordered at the start.
+    return place_view(drop, _entry(drop_id, user_id), now), created
 
 
 def enter_draw(user_id: str, drop_id: str, at_ms: int | None = None) -> tuple[dict[str, Any], bool]:

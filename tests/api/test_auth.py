@@ -118,6 +118,11 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
         ("GET", f"/orders/{order['order_id']}", None, 200, 404),
         ("GET", f"/users/{owner.user_id}/orders", None, 200, 403),
         ("GET", f"/users/{owner.user_id}/notifications", None, 200, 403),
+        # A first-come drop has no line to join or enter.
+        ("POST", f"/drops/{drop_id}/queue", None, 409, 409),
+        ("GET", f"/drops/{drop_id}/queue/me", None, 409, 409),
+        ("POST", f"/drops/{drop_id}/entries", None, 409, 409),
+        ("GET", f"/drops/{drop_id}/entries/me", None, 409, 409),
     ]
     protected = {
         (path, method) for path, methods in app_module.app.routes.items() for method, route in methods.items()
