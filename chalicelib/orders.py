@@ -21,7 +21,7 @@ from pynamodb.expressions.condition import Condition
 from chalicelib import admissions, ratelimits, stock
 from chalicelib.catalog import FIRST_COME, drop_terms
 from chalicelib.config import get_settings
-from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
+from chalicelib.db import CONFLICT_RETRIES, Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.errors import (
     AdmissionRequiredError,
     DropEndedError,
@@ -53,6 +53,7 @@ RELEASED = (PAYMENT_FAILED, EXPIRED)
 # Pending orders spread over a few GSI partitions so a hot drop's reservations do not all write one
 # index partition; the sweeper queries each bucket.
 PENDING_BUCKETS = tuple(f"pending#{n}" for n in range(4))
+SHARD_CONFLICT_RETRIES = 1
 _ORDERS_PAGE = {"order_id": "S", "user_id": "S", "created_at": "N"}
 
 
@@ -146,11 +147,15 @@ def place_order(
     key_id = f"{user_id}#{key}"
     expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)
     tried: set[int] = set()
+    busy = False
     while True:
         shard = None
         if terms.stock_shards > 1:
             shard = stock.pick(drop_id, terms.stock_shards, quantity, tried)
             if shard is None:
+                if busy:  # a shard with stock was only busy: not sold out, just hot
+                    count("OrderRejected_try_again")
+                    raise TryAgainError("the drop is busy, try again", headers={"Retry-After": "1"})
                 raise _rejected(_short_of_stock(drop_id, terms.stock_shards, quantity))
             tried.add(shard)
             order.stock_shard = shard
@@ -188,12 +193,16 @@ def place_order(
                 Admission.admitted_at.exists(),
             )
         try:
-            tx.commit()
+            # A sharded order that keeps conflicting on its shard moves to another rather than waiting.
+            tx.commit(retries=CONFLICT_RETRIES if shard is None else SHARD_CONFLICT_RETRIES)
         except TransactionCancelledError as cancelled:
             if shard is not None and _shard_short(cancelled, drop_id, shard, quantity, now):
                 continue  # another shard may still hold enough
             return _explain(cancelled, key_id, digest, drop_id, quantity, now)
         except TryAgainError:
+            if shard is not None:
+                busy = True
+                continue
             count("OrderRejected_try_again")
             raise
         count("OrderPlaced")

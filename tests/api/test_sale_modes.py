@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import aws, orders, ratelimits, stock
+from chalicelib import aws, db, orders, ratelimits, stock
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
@@ -218,3 +218,33 @@ def test_an_order_larger_than_any_shard_is_insufficient_stock(api, shop) -> None
         orders.place_order(f"u_{uuid.uuid4().hex}", "k", drop_id, 3, "tok_threeDSecureRequired")
     assert refused.value.code == "insufficient_stock"
     assert sum(shard_levels(drop_id).values()) == 8
+
+
+def test_a_busy_shard_is_passed_over_and_never_reported_as_sold_out(api, shop) -> None:
+    drop_id = create_drop(api, shop, stock=20, stock_shards=4).json()["drop_id"]
+    hot = stock.shard_id(drop_id, 0)
+
+    def always_busy(params: dict, **_: object):
+        items = json.loads(params.get("body") or b"{}").get("TransactItems") or []
+        keys = [((item.get("Update") or {}).get("Key") or {}).get("shard_id", {}).get("S") for item in items]
+        if hot not in keys:
+            return None
+        reasons = [{"Code": "TransactionConflict" if key == hot else "None"} for key in keys]
+        error = {"Error": {"Code": "TransactionCanceledException", "Message": "busy"}, "CancellationReasons": reasons}
+        return type("Http", (), {"status_code": 400, "headers": {}})(), error
+
+    client = db.connection().client
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", always_busy, unique_id="busy-shard")
+    try:
+        outcomes = []
+        for _ in range(17):
+            try:
+                result = orders.place_order(f"u_{uuid.uuid4().hex}", "k", drop_id, 1, "tok_threeDSecureRequired")
+                outcomes.append(str(result.status_code))
+            except LiveDropError as error:
+                outcomes.append(error.code)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", unique_id="busy-shard")
+    assert outcomes[:15] == ["201"] * 15  # the other three shards serve every order
+    assert outcomes[15:] == ["try_again", "try_again"]  # units left on a busy shard: not sold out
+    assert shard_levels(drop_id) == {0: 5, 1: 0, 2: 0, 3: 0}
