@@ -6,14 +6,23 @@ STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint bench fuzz clean synth
 
+# pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
+# so the next run picks it up again (and a venv cut short before it had pip is completed).
 $(STAMP): requirements.txt requirements-dev.txt requirements-infra.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip<26.3'
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-infra.txt
+	@test -x $(VENV)/bin/pip || { echo "== creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== installing the Python packages into $(VENV) (the first time takes a few minutes)"
+	$(PY) -m pip install --disable-pip-version-check --upgrade 'pip<26.3'
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt -r requirements-infra.txt
 	touch $(STAMP)
 
+# `make dev HTTP_PORT=9000 WS_PORT=9001`; other flags of `python -m devstack` go in ARGS (ARGS=--no-demo).
+# `make dev DATA=.devdata` keeps users, drops and orders across restarts (saved on Ctrl-C).
+HTTP_PORT ?= 8000
+WS_PORT ?= 8001
+DATA ?=
+ARGS ?=
 dev: $(STAMP)
-	$(PY) -m devstack
+	$(PY) -m devstack --http-port $(HTTP_PORT) --ws-port $(WS_PORT) $(if $(DATA),--data $(DATA)) $(ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -8,7 +8,19 @@ from typing import Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 from chalice.app import WebsocketEvent
 
-from chalicelib import accounts, catalog, follows, lines, notifications, openapi, orders, pusher, scheduling, stock
+from chalicelib import (
+    accounts,
+    catalog,
+    follows,
+    lines,
+    notifications,
+    openapi,
+    orders,
+    pusher,
+    sales,
+    scheduling,
+    stock,
+)
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
@@ -18,7 +30,14 @@ from chalicelib.errors import ForbiddenError, UnauthorizedError
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, parse_body
-from chalicelib.web import caller_id, conditional_json, error_response, guarded, json_response
+from chalicelib.web import (
+    caller_id,
+    chalice_errors_in_api_shape,
+    conditional_json,
+    error_response,
+    guarded,
+    json_response,
+)
 
 settings = get_settings()
 app = Chalice(app_name="livedrop")
@@ -39,6 +58,9 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
         if metrics.metric_set:
             metrics.flush_metrics()  # EMF on stdout, unless POWERTOOLS_METRICS_DISABLED (the dev stack)
             metrics.clear_metrics()
+
+
+app.register_middleware(chalice_errors_in_api_shape, "http")
 
 
 def _correlation_id(event: Any) -> str | None:
@@ -338,6 +360,27 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 @route("/users/{user_id}/notifications", methods=["GET"], authorizer=cognito)
 def user_notifications(user_id: str) -> Any:
     return json_response(notifications.inbox(me_or_403(user_id), parse_limit(query("limit")), query("page")))
+
+
+READ = {"up_to": Field("time", required=False), "notification_id": Field(str, required=False, min=1, max=64)}
+
+
+@route("/users/{user_id}/notifications/read", methods=["POST"], authorizer=cognito)
+def read_notifications(user_id: str) -> Any:
+    user, fields = me_or_403(user_id), body(READ)
+    return json_response(notifications.mark_read(user, fields.get("up_to"), fields.get("notification_id")))
+
+
+# --- the creator's view of their sales ----------------------------------------------------------
+@route("/creators/{creator_id}/drops", methods=["GET"], authorizer=cognito)
+def creator_drops(creator_id: str) -> Any:
+    user_id = caller_id(app.current_request)
+    return json_response(sales.creator_drops(user_id, creator_id, parse_limit(query("limit")), query("page")))
+
+
+@route("/drops/{drop_id}/sales", methods=["GET"], authorizer=cognito)
+def drop_sales(drop_id: str) -> Any:
+    return json_response(sales.drop_sales(caller_id(app.current_request), drop_id))
 
 
 @app.lambda_function(name="fanout")

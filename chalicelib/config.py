@@ -33,6 +33,8 @@ class Settings:
     payment_provider: str
     stripe_api_key: str
     stripe_webhook_secret: str
+    # The Secrets Manager secret holding Stripe's api_key and webhook_secret (read at run time).
+    stripe_secret_name: str
     reservation_seconds: int
     idempotency_key_hours: int
     debug: bool
@@ -93,6 +95,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         payment_provider=env.get("LIVEDROP_PAYMENT_PROVIDER", "fake"),
         stripe_api_key=env.get("LIVEDROP_STRIPE_API_KEY", ""),
         stripe_webhook_secret=env.get("LIVEDROP_STRIPE_WEBHOOK_SECRET", ""),
+        stripe_secret_name=env.get("LIVEDROP_STRIPE_SECRET", f"livedrop/{stage}/stripe"),
         reservation_seconds=int(env.get("LIVEDROP_RESERVATION_SECONDS", "600")),
         idempotency_key_hours=int(env.get("LIVEDROP_IDEMPOTENCY_KEY_HOURS", "24")),
         debug=_flag(env.get("LIVEDROP_DEBUG")),

@@ -49,7 +49,7 @@ def unsubscribe(connection_id: str, drop_id: str) -> None:
 
 
 def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
-    """Act on one client frame and return the reply frame of api.md (an error frame for anything else)."""
+    """Act on one client frame and return the reply frame of docs/api.md (an error frame for anything else)."""
     try:
         action, drop_id = _parse_client_frame(body)
     except InvalidRequestError:

@@ -18,10 +18,11 @@ from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.models import ProcessedEvent
 from chalicelib.notifications import Envelope, PoisonMessageError
+from chalicelib.threads import in_context
 
 log = logging.getLogger("livedrop.consumers")
 
-# Seconds until a failed message is tried again, by attempt. The queues' 30 s visibility timeout is for a
+# Seconds until a failed message is tried again, by attempt. The queues' visibility timeout is for a
 # consumer that dies mid-batch; a consumer that reports a failure retries sooner, backing off as it goes.
 RETRY_DELAYS = (1, 1, 1, 2, 2, 4, 8, 16, 30)
 PROCESSED_TTL = timedelta(days=7)
@@ -52,7 +53,7 @@ class RetryingBatchProcessor(BatchProcessor):
             (repeats if body in seen else firsts).append(record)
             seen.add(body)
         with ThreadPoolExecutor(max_workers=min(self._workers, len(firsts))) as pool:
-            results = list(pool.map(self._process_record, firsts))
+            results = list(pool.map(in_context(self._process_record), firsts))
         return results + [self._process_record(record) for record in repeats]
 
     def failure_handler(self, record: Any, exception: Any) -> Any:

@@ -19,7 +19,7 @@ class LiveDropError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        """The JSON error body of api.md."""
+        """The JSON error body of docs/api.md."""
         return {"error": {"code": self.code, "message": self.message}}
 
 

@@ -14,7 +14,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import get_settings
@@ -130,6 +130,12 @@ class Drop(Model):
     price_cents = NumberAttribute()
     currency = UnicodeAttribute()
     created_at = NumberAttribute()
+    # Order counters for the creator's view, moved by the transactions that already write this row
+    # (placing an order, giving its stock back); absent until the first order. Confirmations are
+    # counted in DropSales instead, so they never contend with buyers for this hot row.
+    orders_placed = NumberAttribute(null=True)
+    orders_failed = NumberAttribute(null=True)
+    orders_expired = NumberAttribute(null=True)
     # Sale modes (docs/sale-modes.md); a row without them is a first-come drop on its own stock.
     sale_mode = UnicodeAttribute(null=True)
     # > 1: the stock lives in StockShard rows and `stock` keeps the initial figure.
@@ -144,6 +150,16 @@ class Drop(Model):
     by_creator = DropsByCreator()
 
 
+class DropSales(Model):
+    """What a drop's confirmed orders add up to, moved in the same transaction as each confirmation."""
+
+    Meta = _meta("DropSales")
+    drop_id = UnicodeAttribute(hash_key=True)
+    orders_confirmed = NumberAttribute(default=0)
+    units_sold = NumberAttribute(default=0)
+    revenue_cents = NumberAttribute(default=0)
+
+
 class OrdersByUser(GlobalSecondaryIndex["Order"]):
     Meta = _index_meta("by_user", AllProjection())
     user_id = UnicodeAttribute(hash_key=True)
@@ -156,6 +172,14 @@ class PendingOrdersByExpiry(GlobalSecondaryIndex["Order"]):
     Meta = _index_meta("pending_by_expiry", KeysOnlyProjection())
     pending_bucket = UnicodeAttribute(hash_key=True)
     expires_at = NumberAttribute(range_key=True)
+
+
+class OrdersByDrop(GlobalSecondaryIndex["Order"]):
+    """A drop's orders by time: the creator's view reads its latest few without scanning."""
+
+    Meta = _index_meta("by_drop", IncludeProjection(["quantity", "status", "expires_at"]))
+    drop_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
 
 
 class Order(Model):
@@ -177,6 +201,7 @@ class Order(Model):
     updated_at = NumberAttribute(null=True)
     stock_shard = NumberAttribute(null=True)  # the shard a sharded drop's units came from (and go back to)
     by_user = OrdersByUser()
+    by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()
 
 
@@ -200,6 +225,14 @@ class Purchase(Model):
     quantity = NumberAttribute(default=0)
 
 
+class UnreadNotifications(GlobalSecondaryIndex["Notification"]):
+    """Sparse: only unread rows carry `unread_user`, so the unread count reads the unread rows only."""
+
+    Meta = _index_meta("unread", KeysOnlyProjection())
+    unread_user = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
 class Notification(Model):
     """Inbox row; the sort key embeds the event id so a redelivery overwrites, never duplicates."""
 
@@ -212,8 +245,10 @@ class Notification(Model):
     order_id = UnicodeAttribute(null=True)
     payload = UnicodeAttribute(default="{}")
     read = BooleanAttribute(default=False)
+    unread_user = UnicodeAttribute(null=True)  # the user_id while unread (the `unread` index's key)
     created_at = NumberAttribute()
     ttl = TTLAttribute(null=True)
+    unread = UnreadNotifications()
 
 
 class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
@@ -271,6 +306,10 @@ class StockShard(Model):
     initial_stock = NumberAttribute()
     start_time = NumberAttribute()
     end_time = NumberAttribute()
+    # The creator's order counters (chalicelib.sales), moved by the writes that move this shard's stock.
+    orders_placed = NumberAttribute(null=True)
+    orders_failed = NumberAttribute(null=True)
+    orders_expired = NumberAttribute(null=True)
 
 
 class LinesByActivity(GlobalSecondaryIndex["Line"]):
@@ -336,6 +375,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Follow,
     Product,
     Drop,
+    DropSales,
     Order,
     IdempotencyKey,
     Purchase,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import aws, connections, follows, pusher
 from chalicelib.config import get_settings
@@ -94,7 +94,7 @@ class Envelope:
         return value
 
     def frame(self) -> dict[str, Any]:
-        """The server frame of api.md for this event."""
+        """The server frame of docs/api.md for this event."""
         merged = {k: v for k, v in self.data.items() if k in FRAME_FIELDS}
         return {"type": self.event_type, "event_id": self.event_id, "occurred_at": self.occurred_at, "data": merged}
 
@@ -207,6 +207,7 @@ def write_inbox(event: Envelope, user_ids: Iterable[str]) -> None:
                     order_id=order_id,
                     payload=payload,
                     read=False,
+                    unread_user=user_id,
                     created_at=event.occurred_at_ms,
                     ttl=INBOX_TTL,
                 )
@@ -230,4 +231,48 @@ def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
         }
         for row in results
     ]
-    return page_body(items, results.last_evaluated_key)
+    # The count comes with the page, so the badge and the list the user sees come from the same moment.
+    return {**page_body(items, results.last_evaluated_key), "unread": unread_count(user_id)}
+
+
+# --- read state -----------------------------------------------------------------------------------
+MAX_MARKED = 500  # rows one call marks read; the answer's `unread` tells the client whether to call again
+
+
+def unread_count(user_id: str) -> int:
+    """How many of the user's notifications are unread: a COUNT query of the sparse `unread` index."""
+    return int(Notification.unread.count(user_id))
+
+
+def mark_read(user_id: str, up_to_ms: int | None = None, notification_id: str | None = None) -> dict[str, int]:
+    """Mark one notification (by id) or every one at or before `up_to_ms` read; returns how many it
+    marked and how many stay unread. Marking again is a no-op, so retries are safe."""
+    if (up_to_ms is None) == (notification_id is None):
+        raise InvalidRequestError("give exactly one of up_to or notification_id")
+    rows: Iterable[Notification]
+    if up_to_ms is not None:
+        # Sort keys are `<13-digit ms>#<event id>`: "~" sorts after every event id of that millisecond.
+        rows = Notification.unread.query(user_id, Notification.sort_key <= f"{max(up_to_ms, 0):013d}~")
+    else:
+        rows = (row for row in Notification.unread.query(user_id) if row.sort_key.endswith(f"#{notification_id}"))
+    marked = 0
+    for row in rows:
+        if marked >= MAX_MARKED:
+            break
+        if _mark_row_read(user_id, row.sort_key):
+            marked += 1
+    return {"marked": marked, "unread": unread_count(user_id)}
+
+
+def _mark_row_read(user_id: str, sort_key: str) -> bool:
+    try:
+        Notification(user_id=user_id, sort_key=sort_key).update(
+            [Notification.read.set(True), Notification.unread_user.remove()],
+            # Never recreate a row the TTL removed meanwhile; one already read is left alone.
+            condition=Notification.unread_user.exists(),
+        )
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

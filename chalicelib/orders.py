@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
 from chalicelib import admissions, ratelimits, stock
@@ -38,7 +38,7 @@ from chalicelib.errors import (
     SoldOutError,
     TryAgainError,
 )
-from chalicelib.models import Admission, Drop, IdempotencyKey, Order, Purchase, StockShard
+from chalicelib.models import Admission, Drop, DropSales, IdempotencyKey, Order, Purchase, StockShard
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
@@ -215,7 +215,7 @@ def _take_stock(tx: Transaction, drop_id: str, shard: int | None, quantity: int,
         tx.update(
             "drop",
             Drop(drop_id=drop_id),
-            [Drop.stock.set(Drop.stock - quantity)],
+            [Drop.stock.set(Drop.stock - quantity), Drop.orders_placed.add(1)],
             (Drop.stock >= quantity) & (Drop.start_time <= now) & (Drop.end_time > now),
             return_old=True,
         )
@@ -223,7 +223,7 @@ def _take_stock(tx: Transaction, drop_id: str, shard: int | None, quantity: int,
     tx.update(
         "drop",
         stock.shard_item(drop_id, shard),
-        [StockShard.stock.set(StockShard.stock - quantity)],
+        [StockShard.stock.set(StockShard.stock - quantity), StockShard.orders_placed.add(1)],
         (StockShard.stock >= quantity) & (StockShard.start_time <= now) & (StockShard.end_time > now),
         return_old=True,
     )
@@ -270,7 +270,7 @@ def _within_limit(limit: int | None, quantity: int) -> Condition | None:
 def _explain(
     cancelled: TransactionCancelledError, key_id: str, digest: str, drop_id: str, quantity: int, now: int
 ) -> OrderResult:
-    """Turn a cancelled order transaction into a replay or the api.md error, reading only when
+    """Turn a cancelled order transaction into a replay or the docs/api.md error, reading only when
     DynamoDB did not hand back the item that failed."""
     if cancelled.failed("idempotency_key"):
         raw = cancelled.old_item("idempotency_key")
@@ -352,20 +352,39 @@ def load_order(order_id: str) -> Order | None:
 
 # --- settlement ---------------------------------------------------------------------------------
 def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -> bool:
-    """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did."""
+    """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did.
+
+    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders."""
     now = now_ms() if at_ms is None else at_ms
+    order = load_order(order_id)
+    if order is None or order.status != PENDING:
+        return False
+    tx = Transaction()
+    tx.update(
+        "order",
+        Order(order_id=order_id),
+        [
+            Order.status.set(CONFIRMED),
+            Order.payment_ref.set(payment_ref),
+            Order.pending_bucket.remove(),
+            Order.updated_at.set(now),
+        ],
+        (Order.status == PENDING) & (Order.expires_at >= now),
+    )
+    # Not the drop's row: buyers' order transactions write that one, a confirmation must not slow them.
+    tx.update(
+        "sales",
+        DropSales(drop_id=order.drop_id),
+        [
+            DropSales.orders_confirmed.add(1),
+            DropSales.units_sold.add(int(order.quantity)),
+            DropSales.revenue_cents.add(int(order.amount_cents)),
+        ],
+    )
     try:
-        Order(order_id=order_id).update(
-            [
-                Order.status.set(CONFIRMED),
-                Order.payment_ref.set(payment_ref),
-                Order.pending_bucket.remove(),
-                Order.updated_at.set(now),
-            ],
-            condition=(Order.status == PENDING) & (Order.expires_at >= now),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("order"):
             return False
         raise
     count("OrderConfirmed")
@@ -394,13 +413,21 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
         guard,
     )
     if order.stock_shard is None:
-        tx.update("drop", Drop(drop_id=order.drop_id), [Drop.stock.set(Drop.stock + quantity)], Drop.drop_id.exists())
+        settled = Drop.orders_failed if to_status == PAYMENT_FAILED else Drop.orders_expired
+        tx.update(
+            "drop",
+            Drop(drop_id=order.drop_id),
+            [Drop.stock.set(Drop.stock + quantity), settled.add(1)],
+            Drop.drop_id.exists(),
+        )
     else:
-        # Back to the shard it came from, so every shard keeps stock + held == its initial stock.
+        # Back to the shard it came from, so every shard keeps stock + held == its initial stock; the
+        # creator's counters of a sharded drop live on its shards too (chalicelib.sales adds them up).
+        counted = StockShard.orders_failed if to_status == PAYMENT_FAILED else StockShard.orders_expired
         tx.update(
             "drop",
             stock.shard_item(order.drop_id, int(order.stock_shard)),
-            [StockShard.stock.set(StockShard.stock + quantity)],
+            [StockShard.stock.set(StockShard.stock + quantity), counted.add(1)],
             StockShard.shard_id.exists(),
         )
     tx.update(

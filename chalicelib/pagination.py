@@ -1,4 +1,4 @@
-"""`?limit=` and the opaque `?page=` token of api.md (a DynamoDB LastEvaluatedKey, encoded)."""
+"""`?limit=` and the opaque `?page=` token of docs/api.md (a DynamoDB LastEvaluatedKey, encoded)."""
 
 from __future__ import annotations
 
@@ -68,5 +68,5 @@ def _is_number(text: str) -> bool:
 
 
 def page_body(items: list[dict[str, Any]], last_key: dict[str, Any] | None) -> dict[str, Any]:
-    """The list body of api.md."""
+    """The list body of docs/api.md."""
     return {"items": items, "next_page": encode_page(last_key)}

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pynamodb.exceptions import PutError
 
-from chalicelib import orders
+from chalicelib import orders, secrets
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
@@ -180,7 +180,7 @@ def payment_gateway() -> PaymentGateway:
             if _gateway is None:
                 settings = get_settings()
                 if settings.payment_provider == "stripe":
-                    _gateway = StripePaymentGateway(settings.stripe_api_key)
+                    _gateway = StripePaymentGateway(secrets.stripe_value(settings, "api_key"))
                 elif settings.payment_provider == "fake":
                     _gateway = FakePaymentGateway()
                 else:
@@ -282,7 +282,7 @@ def verify_stripe_signature(
 
 def handle_webhook(payload: bytes, signature_header: str | None) -> dict[str, Any]:
     """POST /payments/webhook: apply payment_intent.succeeded / payment_failed to the order, idempotently."""
-    verify_stripe_signature(payload, signature_header, get_settings().stripe_webhook_secret)
+    verify_stripe_signature(payload, signature_header, secrets.stripe_value(get_settings(), "webhook_secret"))
     try:
         event = json.loads(payload)
     except (ValueError, UnicodeDecodeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -17,6 +18,7 @@ from chalicelib import aws, connections
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.observability import count
+from chalicelib.threads import in_context
 
 log = logging.getLogger("livedrop.pusher")
 
@@ -60,7 +62,8 @@ def push(connection_ids: Iterable[str], frame: dict[str, Any], occurred_at_ms: i
         return report
     data = json.dumps(frame, separators=(",", ":")).encode()
     # One connection (a reply, a single buyer) needs no hop through the pool.
-    outcomes = [_post(ids[0], data)] if len(ids) == 1 else list(_executor().map(lambda cid: _post(cid, data), ids))
+    post = in_context(functools.partial(_post, data=data))
+    outcomes = [_post(ids[0], data)] if len(ids) == 1 else list(_executor().map(post, ids))
     for connection_id, outcome in zip(ids, outcomes, strict=True):
         if outcome == "delivered":
             report.delivered += 1

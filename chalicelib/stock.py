@@ -62,6 +62,11 @@ def new_shards(drop_id: str, stock: int, shards: int, start_time: int, end_time:
     ]
 
 
+def shard_rows(drop_id: str, shards: int) -> list[StockShard]:
+    """Every shard of a drop as stored (strongly consistent)."""
+    return list(StockShard.batch_get([shard_id(drop_id, index) for index in range(shards)], consistent_read=True))
+
+
 def levels(drop_id: str, shards: int, fresh: bool = False) -> dict[int, int]:
     """Each shard's stock (strongly consistent reads when `fresh`, else cached for a second)."""
     if not fresh:

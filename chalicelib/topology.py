@@ -52,10 +52,12 @@ NOTIFY_EVENT_TYPES = (
 )
 PAYMENT_EVENT_TYPES = ("order_placed",)
 
+# Visibility timeouts are six times the consuming function's timeout (infra/access.py), as AWS advises:
+# a batch Lambda retries after a throttle must not become visible, and be handled, twice meanwhile.
 QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec("notify", event_types=NOTIFY_EVENT_TYPES),
-    QueueSpec("payments", visibility_timeout=60, event_types=PAYMENT_EVENT_TYPES),
-    QueueSpec("deliver"),
+    QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES),
+    QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES),
+    QueueSpec("deliver", visibility_timeout=120),
 )
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     QueueSource("notify", "fanout"),

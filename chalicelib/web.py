@@ -26,7 +26,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: LiveDropError) -> Response:
-    """The api.md error body for a domain error."""
+    """The docs/api.md error body for a domain error."""
     return json_response(error.body(), error.status, error.headers)
 
 
@@ -75,3 +75,20 @@ def conditional_json(body: dict[str, Any], request: Any, max_age: int) -> Respon
         return json_response(None, 304, headers)
     merged: dict[str, str | list[str]] = {**JSON_HEADERS, **headers}
     return Response(body=raw, status_code=200, headers=merged)
+
+
+def chalice_errors_in_api_shape(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """HTTP middleware: the few errors Chalice answers itself, before any view runs (415 for a body
+    whose Content-Type a route does not accept), in the API's error shape instead of Chalice's
+    `{"Code", "Message"}`."""
+    response = get_response(event)
+    if response.status_code == 415 and isinstance(response.body, dict) and "Code" in response.body:
+        message = str(response.body.get("Message") or "Unsupported Media Type")
+        return json_response(
+            {"error": {"code": "unsupported_media_type", "message": message}}, 415, _without_type(response.headers)
+        )
+    return response
+
+
+def _without_type(headers: dict[str, Any] | None) -> dict[str, str]:
+    return {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}

@@ -2,30 +2,67 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import signal
 import sys
-import threading
+
+if __name__ == "__main__":
+    # Ctrl-C or SIGTERM while the modules below load: leave at once, quietly (main() installs the real
+    # handlers). Before this line only the interpreter's own start-up can be interrupted.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+import argparse  # noqa: E402 - after the handler above, so a Ctrl-C here is quiet too
+import errno  # noqa: E402
+import logging  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+from types import FrameType
 
 READY_LINE = "LiveDrop dev stack ready"
 
 
+class _Interrupts:
+    """Ctrl-C and SIGTERM: a start-up is abandoned at once, a running stack stops, repeats are ignored."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.starting = True
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        if self.starting:
+            # Unwinds whatever start-up step is running; main() stops what was started.
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    interrupts = _Interrupts()
+    signal.signal(signal.SIGINT, interrupts)
+    signal.signal(signal.SIGTERM, interrupts)
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--http-port", type=int, default=8000, help="REST gateway and web page (default 8000)")
     parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket gateway (default 8001)")
     parser.add_argument("--no-demo", action="store_true", help="start with empty tables")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="keep the embedded AWS's data in DIR across restarts (saved on a clean stop, restored at start)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    refused = _unusable_port(args.http_port, args.ws_port)
+    if refused:
+        print(refused, file=sys.stderr, flush=True)
+        return 2
 
-    from devstack.stack import DevStack
-
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    stack = DevStack(http_port=args.http_port, ws_port=args.ws_port)
+    stack = None
     try:
+        from devstack.stack import DevStack
+
+        stack = DevStack(http_port=args.http_port, ws_port=args.ws_port, data_dir=args.data)
         stack.start()
         accounts = []
         if not args.no_demo:
@@ -39,12 +76,72 @@ def main(argv: list[str] | None = None) -> int:
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
-        stopping.wait()
+        interrupts.starting = False
+        interrupts.stopping.wait()
         print("stopping…", flush=True)
+    except KeyboardInterrupt:
+        print("stopping…", flush=True)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        # Taken between the check above and the bind: still one line, not a traceback.
+        print(f"devstack: a port is already in use ({error.strerror}); {_PORT_HINT}", file=sys.stderr, flush=True)
+        return 2
     finally:
-        stack.stop()
+        interrupts.stopping.set()
+        if stack is not None:
+            _quiet_from_now_on()
+            stack.stop()
     return 0
 
 
+_PORT_HINT = "choose others with `make dev HTTP_PORT=9000 WS_PORT=9001` (or --http-port/--ws-port)"
+
+
+def _unusable_port(http_port: int, ws_port: int) -> str | None:
+    """One line saying which asked-for port cannot be bound and how to choose another; None if all can."""
+    if http_port and http_port == ws_port:
+        return f"devstack: --http-port and --ws-port are both {http_port}; {_PORT_HINT}"
+    for port, what, variable in ((http_port, "REST API", "HTTP_PORT"), (ws_port, "WebSocket", "WS_PORT")):
+        if port == 0:
+            continue
+        problem = _bind_problem(port)
+        if problem is None:
+            continue
+        flag = "--http-port" if variable == "HTTP_PORT" else "--ws-port"
+        other = _free_port_after(port, {http_port, ws_port}) or "PORT"
+        hint = f"choose another with `make dev {variable}={other}` (or {flag} {other})"
+        return f"devstack: port {port} ({what}) {problem}; {hint}"
+    return None
+
+
+def _free_port_after(port: int, taken: set[int]) -> int | None:
+    """A port just above `port` that can be bound now, to suggest (None if none of the next few can)."""
+    return next((p for p in range(port + 1, min(port + 50, 65536)) if p not in taken and not _bind_problem(p)), None)
+
+
+def _bind_problem(port: int) -> str | None:
+    # SO_REUSEADDR as the gateways' servers use it: a port left in TIME_WAIT by a previous run is free.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OverflowError:
+            return "is not a port number"
+        except OSError as error:
+            return "is already in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error.strerror})"
+    return None
+
+
+def _quiet_from_now_on() -> None:
+    """While the stack stops, a thread caught mid-call by the teardown has nothing to tell the user."""
+    logging.disable(logging.CRITICAL)
+    threading.excepthook = lambda args: None
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl-C before main() installed its handler: nothing was started yet.
+        sys.exit(0)

@@ -33,6 +33,11 @@ def seed_demo(stack: DevStack) -> list[dict[str, Any]]:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    accounts = [{"email": email, "password": PASSWORD, "role": role} for email, _, role in ACCOUNTS]
+    known = session.post(base + "/auth/login", json={"email": ACCOUNTS[0][0], "password": PASSWORD}, timeout=30)
+    if known.status_code == 200:
+        # Restored from a data folder: the demo is there already, with whatever was done to it since.
+        return accounts
     tokens: dict[str, str] = {}
     for email, name, _ in ACCOUNTS:
         call("POST", "/auth/signup", json={"email": email, "password": PASSWORD, "name": name})
@@ -66,4 +71,4 @@ def seed_demo(stack: DevStack) -> list[dict[str, Any]]:
                 "per_user_limit": 2,
             },
         )
-    return [{"email": email, "password": PASSWORD, "role": role} for email, _, role in ACCOUNTS]
+    return accounts

@@ -24,6 +24,7 @@ from chalice import Chalice
 from chalice.local import RouteMatcher
 
 from devstack.lambda_runtime import LambdaContext, serve_concurrently
+from infra import gateway_responses
 
 ClaimsFor = Callable[[str | None], dict[str, str]]
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -87,10 +88,13 @@ class HttpGateway:
         try:
             event = self._event(method, raw_path, headers, body)
         except _Refused as refused:
+            # API Gateway's gateway responses, in the API's error shape (infra/gateway_responses.py).
+            kind = "UNAUTHORIZED" if refused.status == 401 else "MISSING_AUTHENTICATION_TOKEN"
+            error_type = "UnauthorizedException" if refused.status == 401 else "MissingAuthenticationTokenException"
             return {
                 "statusCode": refused.status,
-                "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": "UnauthorizedException"},
-                "body": json.dumps({"message": refused.message}),
+                "headers": {"Content-Type": "application/json", "x-amzn-ErrorType": error_type},
+                "body": gateway_responses.body(kind).decode(),
             }
         return self.app(event, LambdaContext("api"))
 
@@ -201,7 +205,7 @@ class HttpGateway:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY:
-                    self._send(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
+                    self._send(413, {"Content-Type": "application/json"}, gateway_responses.body("REQUEST_TOO_LARGE"))
                     self.close_connection = True
                     return
                 body = self.rfile.read(length) if length else None

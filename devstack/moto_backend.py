@@ -358,27 +358,61 @@ def _patch_moto_leaks() -> None:
     Queue.delete_message = bounded_delete_message  # type: ignore[method-assign]
 
 
-def serve(port: int) -> None:
-    """Serve the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT."""
+def serve(port: int, data_dir: str | None = None, group: str = "aws") -> None:
+    """Serve the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT; with `data_dir`, restore this
+    process's state from it first and save it there on a clean stop (devstack.persistence)."""
     from werkzeug.serving import make_server
 
     _patch_moto_transactions()
     _patch_sqs_long_poll()
     _patch_moto_leaks()
-    server = make_server("127.0.0.1", port, build_app(), threaded=True, request_handler=_request_handler_class())
+    if data_dir:
+        from devstack import persistence
+
+        try:
+            persistence.restore(data_dir, group)
+        except persistence.PersistenceError as error:
+            print(f"embedded AWS: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+    app = build_app()
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    _shut_down_when_orphaned(server)
     print(f"LISTENING {server.server_address[1]}", flush=True)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    if data_dir:
+        from devstack import persistence
+
+        # Requests in flight finish first, and none runs after (kept-alive connections may still send
+        # some): the lock stays held until the process exits, so the snapshot is the final state.
+        app._lock.acquire()
+        persistence.save(data_dir, group)
+
+
+def _shut_down_when_orphaned(server: Any) -> None:
+    """Stop serving once the parent is gone: this process is outside the terminal's process group (so
+    Ctrl-C reaches only the parent), and a parent that was killed outright cannot stop it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        server.shutdown()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class EmbeddedAws:
     """Starts and stops the embedded AWS child process; `endpoint` is its URL, `pid` its process id."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, data_dir: str | os.PathLike[str] | None = None, group: str = "aws") -> None:
         self._port = port
+        # With a data folder, the child restores its state at start and saves it when stopped.
+        self.data_dir = os.fspath(data_dir) if data_dir is not None else None
+        self.group = group
         self._process: subprocess.Popen[str] | None = None
         self.endpoint = ""
 
@@ -391,11 +425,14 @@ class EmbeddedAws:
         """Start the child process and return its endpoint URL."""
         env = {**os.environ, **FAKE_ENV}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port)],
+            [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), *self._data_args()],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            # Out of the terminal's process group: Ctrl-C reaches only the parent, which stops the
+            # pumps before this child, so nothing loses the embedded AWS mid-call.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         assert self._process.stdout is not None
@@ -409,14 +446,17 @@ class EmbeddedAws:
         self.stop()
         raise RuntimeError("the embedded AWS did not start")
 
+    def _data_args(self) -> list[str]:
+        return ["--data", os.path.abspath(self.data_dir), "--group", self.group] if self.data_dir else []
+
     def stop(self) -> None:
-        """Stop the child process (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop the child process (SIGTERM, then SIGKILL after 10 s, or 120 s while it saves its data)."""
         if self._process is None:
             return
         if self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=120 if self.data_dir else 10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
@@ -435,8 +475,11 @@ class EmbeddedAws:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="LiveDrop's embedded AWS (moto server)")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
+    parser.add_argument("--group", default="aws", help="this process's name in the data folder")
     os.environ.update(FAKE_ENV)
-    serve(parser.parse_args(argv).port)
+    args = parser.parse_args(argv)
+    serve(args.port, args.data, args.group)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,10 @@ class Pump:
                 delay = self._poll_once()
                 errors = 0
             except Exception:
+                if self._stop_event.is_set():
+                    # Stopping: a poll cut short by the teardown is expected, not worth a traceback.
+                    logger.debug("pump %s: poll interrupted by stop", self.name, exc_info=True)
+                    return
                 # The embedded AWS may be restarting or a resource may have gone: back off, keep going.
                 errors += 1
                 logger.exception("pump %s: poll failed (%d in a row)", self.name, errors)

@@ -9,6 +9,7 @@ import json
 import os
 
 from chalicelib import topology
+from devstack.persistence import add_missing_indexes
 from devstack.pumps import aws_client
 
 REGION = "us-east-1"
@@ -51,6 +52,7 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
     if settings.aws_endpoint_url != endpoint:
         raise RuntimeError("chalicelib was imported before the stack's environment was set")
     create_all_tables(aws_client("dynamodb", endpoint))
+    add_missing_indexes(aws_client("dynamodb", endpoint))  # tables restored from an older data folder
 
     sns = aws_client("sns", endpoint)
     sqs = aws_client("sqs", endpoint)
@@ -85,21 +87,32 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
 
     scheduler = aws_client("scheduler", endpoint)
     group = f"{settings.table_prefix}{topology.SCHEDULER_GROUP}"
-    scheduler.create_schedule_group(Name=group)
+    # Everything here may exist already (state restored from a data folder): reused, never replaced.
+    try:
+        scheduler.get_schedule_group(Name=group)
+    except scheduler.exceptions.ResourceNotFoundException:
+        scheduler.create_schedule_group(Name=group)
     env["LIVEDROP_SCHEDULER_GROUP"] = group
 
     cognito = aws_client("cognito-idp", endpoint)
-    pool_id = cognito.create_user_pool(
-        PoolName=f"{settings.table_prefix}users",
-        AutoVerifiedAttributes=["email"],
-        UsernameAttributes=["email"],
-        Schema=[{"Name": "name", "AttributeDataType": "String", "Mutable": True}],
-    )["UserPool"]["Id"]
-    client_id = cognito.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName="livedrop-web",
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
+    pool_name = f"{settings.table_prefix}users"
+    pools = cognito.list_user_pools(MaxResults=60)["UserPools"]
+    pool_id = next((pool["Id"] for pool in pools if pool["Name"] == pool_name), None)
+    if pool_id is None:
+        pool_id = cognito.create_user_pool(
+            PoolName=pool_name,
+            AutoVerifiedAttributes=["email"],
+            UsernameAttributes=["email"],
+            Schema=[{"Name": "name", "AttributeDataType": "String", "Mutable": True}],
+        )["UserPool"]["Id"]
+    clients = cognito.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+    client_id = next((c["ClientId"] for c in clients if c["ClientName"] == "livedrop-web"), None)
+    if client_id is None:
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id,
+            ClientName="livedrop-web",
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        )["UserPoolClient"]["ClientId"]
     env["LIVEDROP_USER_POOL_ID"] = pool_id
     env["LIVEDROP_USER_POOL_CLIENT_ID"] = client_id
     os.environ.update(env)

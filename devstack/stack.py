@@ -10,8 +10,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from devstack import iam
 from devstack.moto_backend import EmbeddedAws
 from devstack.resources import provision
+from infra.access import API_HANDLER
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,17 +23,21 @@ Handler = Callable[[dict[str, Any], Any], Any]
 class DevStack:
     """Starts everything on 127.0.0.1 and stops all of it again."""
 
-    def __init__(self, http_port: int = 8000, ws_port: int = 8001, stage: str = "dev") -> None:
+    def __init__(
+        self, http_port: int = 8000, ws_port: int = 8001, stage: str = "dev", data_dir: str | Path | None = None
+    ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
         self.stage = stage
-        self.aws = EmbeddedAws()
+        # Opt-in: the embedded AWS restores its state from data_dir and saves it there on stop.
+        self.aws = EmbeddedAws(data_dir=data_dir)
         self.env: dict[str, str] = {}
         self.app_module: ModuleType | None = None
         self.http: Any = None
         self.ws: Any = None
         self.pumps: list[Any] = []
         self.unwired: list[str] = []
+        self.iam: iam.Enforcer | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
@@ -40,6 +46,7 @@ class DevStack:
         try:
             endpoint = self.aws.start()
             self.env = provision(endpoint, stage=self.stage)
+            self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
             self.ws = WebSocketGateway(
@@ -58,6 +65,9 @@ class DevStack:
         return self
 
     def stop(self) -> None:
+        # All pumps are told at once, then joined: one slow batch does not hold up the others' stop.
+        for pump in self.pumps:
+            pump.request_stop()
         for pump in reversed(self.pumps):
             pump.stop()
         self.pumps = []
@@ -68,6 +78,15 @@ class DevStack:
             self.ws.stop()
             self.ws = None
         self.aws.stop()
+        if self.iam is not None:
+            usage = os.environ.get("LIVEDROP_IAM_USAGE")
+            if usage:
+                # What the functions called, for comparing with their grants (least privilege).
+                lines = ["\t".join(u) for u in sorted(self.iam.used)]
+                lines += ["\t".join(("DENIED", *d)) for d in sorted(set(self.iam.denied))]
+                Path(usage).write_text("\n".join(lines) + "\n")
+            iam.uninstall(self.iam)
+            self.iam = None
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -110,7 +129,7 @@ class DevStack:
                 return {"statusCode": 503}
             return handler(event, context)
 
-        return invoke
+        return iam.as_function(name, invoke)
 
     def _start_http(self) -> None:
         from chalicelib.tokens import verifier
@@ -124,6 +143,8 @@ class DevStack:
             static_dir=ROOT / "web",
             web_config={"ws_url": self.ws.url},
         )
+        # Every REST route runs as the one API function (IAM: its role).
+        self.http.invoke = iam.as_function(API_HANDLER, self.http.invoke)
         self.http.start()
 
     def _start_pumps(self) -> None:
@@ -138,26 +159,36 @@ class DevStack:
             if handler is None:
                 self.unwired.append(source.handler)
                 continue
-            self.pumps.append(
-                StreamPump(endpoint, settings.table_name(source.table), handler, batch_size=source.batch_size)
+            pump = StreamPump(
+                endpoint,
+                settings.table_name(source.table),
+                iam.as_function(source.handler, handler),
+                batch_size=source.batch_size,
             )
+            self.pumps.append(iam.bind_pump(pump, source.handler))
         for queue in topology.QUEUE_SOURCES:
             handler = self.handler(queue.handler)
             if handler is None:
                 self.unwired.append(queue.handler)
                 continue
-            self.pumps.append(
-                QueuePump(endpoint, settings.queue_url(queue.queue), handler, batch_size=queue.batch_size)
+            pump = QueuePump(
+                endpoint,
+                settings.queue_url(queue.queue),
+                iam.as_function(queue.handler, handler),
+                batch_size=queue.batch_size,
             )
+            self.pumps.append(iam.bind_pump(pump, queue.handler))
         self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
-            self.pumps.append(PeriodicPump(sweeper, SWEEP_SECONDS, "sweeper"))
+            self.pumps.append(PeriodicPump(iam.as_function("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
         # In AWS the admissions function runs a minute at a time, ticking inside; here a pump is the tick.
         admissions = self.handler("admissions")
         if admissions is not None:
             tick = settings.admission_tick_seconds
-            self.pumps.append(PeriodicPump(admissions, tick, "admissions", first_after=tick))
+            self.pumps.append(
+                PeriodicPump(iam.as_function("admissions", admissions), tick, "admissions", first_after=tick)
+            )
         for pump in self.pumps:
             pump.start()
         if self.unwired:
@@ -166,14 +197,32 @@ class DevStack:
     def _schedule_target(self, arn: str) -> Handler:
         from chalicelib.config import get_settings
 
+        if self.iam is not None and not self.iam.may_schedule(arn):
+            # In AWS the Scheduler's role could not invoke it: the schedule fails (and retries, then gives up).
+            raise PermissionError(f"the Scheduler role may not invoke {arn}")
         prefix = get_settings().function_arn_prefix
         name = arn[len(prefix) :] if arn.startswith(prefix) else arn.rsplit(":", 1)[-1]
         handler = self.handler(name)
         if handler is None:
             raise LookupError(f"no handler for schedule target {arn}")
-        return handler
+        return iam.as_function(name, handler)
+
+    # --- IAM -------------------------------------------------------------------------------
+    def enforce_iam(self) -> None:
+        """Check every AWS call a function makes against its role as infra deploys it (infra/access.py).
+
+        Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
+        from devstack.pumps import aws_client
+
+        enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
+        enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
+        self.iam = iam.install(enforcer)
 
 
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
+# The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the
+# @connections ARNs the functions' policies name.
+WS_API_ID = "devws00001"
+WS_STAGE = "api"
 _WS_ROUTES = {"$connect": "ws_connect", "$disconnect": "ws_disconnect", "$default": "ws_message"}

@@ -3,7 +3,7 @@
 Neither `chalice local` nor SAM serves WebSockets, and moto's apigatewaymanagementapi never answers 410 Gone,
 so the dev stack runs this instead. Handlers are Lambda-style callables `(event, context) -> dict | None`,
 exactly what Chalice's `on_ws_connect` / `on_ws_message` / `on_ws_disconnect` functions are when Lambda calls
-them, and the events carry the keys API Gateway sends (see /work/shared/aws-events/apigw-websocket-*.json).
+them, and the events carry the keys API Gateway sends (see tests/events/apigw-websocket-*.json).
 
 Behaviour copied from API Gateway:
 - `$connect` refuses the handshake with the handler's non-2xx `statusCode`, with 500 if it raises (a Lambda

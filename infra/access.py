@@ -17,6 +17,8 @@ API_HANDLER = "api"
 class FunctionAccess:
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
+    # Tables (never indexes) the function may Scan: a read of the whole table, so granted by name.
+    scan: tuple[str, ...] = ()
     send: tuple[str, ...] = ()
     publish: bool = False
     # Creates drop schedules in the Scheduler group (and passes the Scheduler role to them).
@@ -28,6 +30,8 @@ class FunctionAccess:
     payment_secrets: bool = False
     timeout: int = 30
     memory: int = 256
+    # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
+    reserved_concurrency: int | None = None
 
 
 # A gone WebSocket connection is forgotten by whoever pushed to it (chalicelib.connections.close_connection).
@@ -53,6 +57,11 @@ ACCESS: dict[str, FunctionAccess] = {
             "IdempotencyKeys",
             "Purchases",
             "Notifications",
+            # The creator's view (chalicelib.sales) and the inbox's unread count and read marks.
+            "Drops/by_creator",
+            "DropSales",
+            "Orders/by_drop",
+            "Notifications/unread",
             # Hot drops (docs/sale-modes.md): shards, lines, admissions and per-user rate limits.
             "StockShards",
             "Lines",
@@ -65,38 +74,52 @@ ACCESS: dict[str, FunctionAccess] = {
             "Follows",
             "Products",
             "Drops",
+            "DropSales",  # the Stripe webhook confirms orders (chalicelib.payments.handle_webhook)
             "Orders",
             "IdempotencyKeys",
             "Purchases",
+            "Notifications",
             "StockShards",
             "Lines",
             "Admissions",
             "RateLimits",
         ),
+        # GET /products without a status filter pages through the whole catalog.
+        scan=("Products",),
         schedules=True,
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser"),
         payment_secrets=True,
         timeout=29,
         memory=1024,
     ),
-    # Streams -> SNS only: every event is built from the stream record's images.
-    # A sharded drop's stock_changed carries its shards' total (read after the write).
-    "domain_events": FunctionAccess(read=("StockShards",), publish=True, timeout=60, memory=512),
+    # Streams -> SNS: every event is built from the stream record's images. A sell-out (or stock coming
+    # back) also moves the drop's and its product's status (scheduling.sync_stock_status); a sharded
+    # drop's stock_changed carries its shards' total (read after the write).
+    "domain_events": FunctionAccess(
+        read=("Drops", "StockShards"), write=("Drops", "Products"), publish=True, timeout=60, memory=512
+    ),
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
-        # A failed payment gives a sharded drop's units back to their shard.
-        write=("Orders", "Drops", "Purchases", "ProcessedEvents", "StockShards"),
+        # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
+        # StockShards: a failed payment gives a sharded drop's units back to their shard.
+        write=("Orders", "Drops", "DropSales", "Purchases", "ProcessedEvents", "StockShards"),
         payment_secrets=True,
         timeout=30,
         memory=512,
+        # Charges are few and Stripe rate-limits: a handful at once leaves the account's concurrency to the API.
+        reserved_concurrency=10,
     ),
     "fanout": FunctionAccess(
-        read=(*_NOTIFY_READ, "Creators"),
+        # A drop's online audience: every open connection intersected with the follow graph
+        # (connections.online_followers: a Scan of Connections, BatchGetItem on Follows).
+        read=(*_NOTIFY_READ, "Creators", "Follows"),
+        scan=("Connections",),
         write=_NOTIFY_WRITE,
         send=("deliver",),
         ws_push=True,
         timeout=20,
         memory=512,
+        reserved_concurrency=25,
     ),
     "deliver": FunctionAccess(
         read=(*_NOTIFY_READ, "Follows"),
@@ -106,6 +129,8 @@ ACCESS: dict[str, FunctionAccess] = {
         ws_push=True,
         timeout=20,
         memory=512,
+        # A drop to a million followers is thousands of slices: capped so the API keeps its share.
+        reserved_concurrency=60,
     ),
     "drop_lifecycle": FunctionAccess(
         read=("Drops",),

@@ -4,7 +4,10 @@ Context (cdk -c key=value, or CDK_CONTEXT_JSON):
 - stage: the Chalice stage of .chalice/config.json to deploy (dev);
 - source_dir: the Chalice project (the repo root);
 - package_dir: where Chalice packages the app, into chalice.out/ (infra/);
-- alarm_topic_arn: an SNS topic that alarms notify (none);
+- alarm_email: an address the stack's alarm topic e-mails (none: subscribe to the topic yourself);
+- alarm_topic_arn: an existing SNS topic that alarms notify too (none);
+- reserve_concurrency: false to deploy without reserved concurrency (accounts with a small quota);
+- api_gateway_logging_role: false where the account's API Gateway already has a CloudWatch role;
 - stripe_secret: the Secrets Manager secret with api_key and webhook_secret, read when the stage's
   payment provider is stripe (livedrop/<stage>/stripe).
 """
@@ -29,6 +32,13 @@ import aws_cdk as cdk  # noqa: E402
 from infra.stack import LiveDropStack  # noqa: E402
 
 
+def _flag(value: object, default: bool) -> bool:
+    """A boolean context value (-c key=false arrives as a string)."""
+    if value is None:
+        return default
+    return str(value).strip().lower() not in {"false", "0", "no", "off"}
+
+
 def main() -> None:
     # CDK's built-in CloudFormation validation runs on every synth; its findings fail it.
     app = cdk.App(context={"@aws-cdk/core:validateAgainstDefaultRules": True})
@@ -47,6 +57,9 @@ def main() -> None:
         stage,
         source_dir=source_dir,
         alarm_topic_arn=app.node.try_get_context("alarm_topic_arn"),
+        alarm_email=app.node.try_get_context("alarm_email"),
+        reserve_concurrency=_flag(app.node.try_get_context("reserve_concurrency"), True),
+        api_gateway_logging_role=_flag(app.node.try_get_context("api_gateway_logging_role"), True),
         stripe_secret_name=app.node.try_get_context("stripe_secret"),
         env=env,
     )

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -16,6 +17,11 @@ NAMESPACE = "LiveDrop"
 SERVICE = {"service": "livedrop"}
 ORDER_LATENCY_P99_MS = 500
 API_5XX_RATE = 0.01
+# A stream consumer more than a minute behind: live pushes and stock status lag by as much.
+ITERATOR_AGE_MS = 60_000
+ALARM_TOPIC = "alarms"
+# A notification or payment waiting five minutes is a consumer that is failing or starved.
+OLDEST_MESSAGE_SECONDS = 300
 PERIOD = cdk.Duration.minutes(1)
 
 
@@ -28,6 +34,10 @@ def _app_metric(name: str, statistic: str = "Sum", label: str | None = None) -> 
         period=PERIOD,
         label=label or name,
     )
+
+
+def _title(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
 def _search(metric_prefix: str, label: str) -> cloudwatch.MathExpression:
@@ -51,13 +61,20 @@ class Monitoring(Construct):
         function_names: Sequence[str],
         dead_letter_queues: Sequence[sqs.Queue],
         alarm_topic_arn: str | None = None,
+        alarm_email: str | None = None,
+        queues: Sequence[sqs.Queue] = (),
+        stream_function_names: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
-        action = (
-            actions.SnsAction(sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn))
-            if alarm_topic_arn
-            else None
-        )
+        # Every alarm notifies this topic (and an existing one, when given): an alarm nobody hears is no alarm.
+        self.topic = sns.Topic(self, "AlarmTopic", topic_name=f"livedrop-{stage}-{ALARM_TOPIC}", enforce_ssl=True)
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        alarm_actions = [actions.SnsAction(self.topic)]
+        if alarm_topic_arn:
+            alarm_actions.append(
+                actions.SnsAction(sns.Topic.from_topic_arn(self, "ExternalAlarmTopic", alarm_topic_arn))
+            )
         self.alarms: list[cloudwatch.Alarm] = []
 
         def alarm(alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
@@ -72,8 +89,7 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-            if action is not None:
-                created.add_alarm_action(action)
+            created.add_alarm_action(*alarm_actions)
             self.alarms.append(created)
 
         dlq_depths = []
@@ -103,6 +119,40 @@ class Monitoring(Construct):
             label="POST /orders p99",
         )
         alarm("OrderLatencyP99", order_latency, ORDER_LATENCY_P99_MS, "POST /orders p99 above 500 ms")
+
+        for queue in queues:
+            oldest = queue.metric_approximate_age_of_oldest_message(
+                period=PERIOD, statistic="Maximum", label=queue.node.id
+            )
+            alarm(
+                f"{queue.node.id}OldestMessage",
+                oldest,
+                OLDEST_MESSAGE_SECONDS,
+                "Messages wait too long for their consumer",
+            )
+        for name in stream_function_names:
+            short = name.removeprefix(f"livedrop-{stage}-")
+            age = cloudwatch.Metric(
+                namespace="AWS/Lambda",
+                metric_name="IteratorAge",
+                dimensions_map={"FunctionName": name},
+                statistic="Maximum",
+                period=PERIOD,
+                label=f"{short} iterator age",
+            )
+            alarm(f"{_title(short)}IteratorAge", age, ITERATOR_AGE_MS, "A stream consumer is more than a minute behind")
+        for name in function_names:
+            short = name.removeprefix(f"livedrop-{stage}-")
+            for metric_name in ("Errors", "Throttles"):
+                metric = cloudwatch.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name=metric_name,
+                    dimensions_map={"FunctionName": name},
+                    statistic="Sum",
+                    period=cdk.Duration.minutes(5),
+                    label=f"{short} {metric_name.lower()}",
+                )
+                alarm(f"{_title(short)}{metric_name}", metric, 0, f"{short}: Lambda {metric_name.lower()}")
 
         lambda_errors = [
             cloudwatch.Metric(

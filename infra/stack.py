@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -32,39 +33,40 @@ from constructs import Construct
 
 from chalicelib import models, topology
 from chalicelib.config import get_settings
+from infra import gateway_responses, policy
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.monitoring import Monitoring
+from infra.policy import STREAM_FAILURES_QUEUE
 
 APP_NAME = "livedrop"
-# Where a DynamoDB-stream source sends the coordinates of records it gave up on (infra only: the
-# dev stack's stream pump has no retry limit).
-STREAM_FAILURES_QUEUE = "stream-failures"
 STREAM_MAX_RETRIES = 10
+# Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
+# no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
+# one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
+QUEUE_SOURCE_TUNING = {"notify": (0, 20), "payments": (1, 5), "deliver": (1, 50)}
+# Stage throttling (requests per second, burst), well under the account's shared 10,000/s.
+REST_THROTTLE = (2000.0, 1000)
+WS_THROTTLE = (1000.0, 500)
+# Access log lines as JSON, one per request.
+_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+        "connectionId": "$context.connectionId",
+        "error": "$context.error.message",
+    }
+)
+
+
 # Chalice needs some role ARN to package with manage_iam_role off; every function gets its own below.
 _PACKAGING_ROLE_ARN = "arn:aws:iam::000000000000:role/replaced-per-function"
-_READ_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:Scan",
-    "dynamodb:ConditionCheckItem",
-)
-_WRITE_ACTIONS = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-)
-_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
-_CONSUME_ACTIONS = (
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueAttributes",
-)
-# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion).
-_SCHEDULE_ACTIONS = ("scheduler:CreateSchedule",)
 
 
 def logical_table_name(model: Any) -> str:
@@ -100,6 +102,9 @@ class LiveDropStack(cdk.Stack):
         *,
         source_dir: str,
         alarm_topic_arn: str | None = None,
+        alarm_email: str | None = None,
+        reserve_concurrency: bool = True,
+        api_gateway_logging_role: bool = True,
         stripe_secret_name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -113,6 +118,7 @@ class LiveDropStack(cdk.Stack):
         stage_env = {**chalice_config.get("environment_variables", {}), **stage_config.get("environment_variables", {})}
         self.payment_provider = stage_env.get("LIVEDROP_PAYMENT_PROVIDER", "fake")
         self.stripe_secret_name = stripe_secret_name or f"{APP_NAME}/{stage}/stripe"
+        self.reserve_concurrency = reserve_concurrency
         retain = cdk.RemovalPolicy.RETAIN if stage == "prod" else cdk.RemovalPolicy.DESTROY
         cdk.Tags.of(self).add("app", APP_NAME)
         cdk.Tags.of(self).add("stage", stage)
@@ -149,6 +155,7 @@ class LiveDropStack(cdk.Stack):
         self.functions = self._app_functions()
         self.scheduler_role = self._scheduler_role()
         self.ws_api_id = self._resource_ref("WebsocketAPI")
+        self.access_logs = self._access_logs(api_gateway_logging_role)
         self._patch_rest_api()
         self._patch_websocket_api()
         self.roles: dict[str, iam.Role] = {}
@@ -165,6 +172,15 @@ class LiveDropStack(cdk.Stack):
             function_names=[f.function_name for f in self.functions.values()],
             dead_letter_queues=[*self.dead_letter_queues.values(), self.stream_failures],
             alarm_topic_arn=alarm_topic_arn,
+            alarm_email=alarm_email,
+            queues=list(self.queues.values()),
+            stream_function_names=sorted(
+                {
+                    self.functions[s.handler].function_name
+                    for s in topology.STREAM_SOURCES
+                    if s.handler in self.functions
+                }
+            ),
         )
         self._outputs()
 
@@ -274,7 +290,7 @@ class LiveDropStack(cdk.Stack):
 
     def _scheduler_role(self) -> iam.Role:
         # By name, not by reference: the target function's environment names this role.
-        target = self.function_arn(f"{APP_NAME}-{self.stage}-{topology.DROP_LIFECYCLE_HANDLER}")
+        statements = policy.scheduler_statements(_CdkArns(self))
         return iam.Role(
             self,
             "SchedulerRole",
@@ -285,7 +301,7 @@ class LiveDropStack(cdk.Stack):
             inline_policies={
                 "invoke": iam.PolicyDocument(
                     statements=[
-                        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[target, f"{target}:*"])
+                        iam.PolicyStatement(actions=list(s.actions), resources=list(s.resources)) for s in statements
                     ]
                 )
             },
@@ -312,9 +328,21 @@ class LiveDropStack(cdk.Stack):
         api = self.chalice.get_resource("RestAPI")
         api.add_property_override("Name", self.rest_api_name)
         # Detailed metrics for the order path only: its p99 latency is alarmed on.
+        rate, burst = REST_THROTTLE
         api.add_property_override(
             "MethodSettings",
-            [{"ResourcePath": "/~1orders", "HttpMethod": "POST", "MetricsEnabled": True}],
+            [
+                {"ResourcePath": "/~1orders", "HttpMethod": "POST", "MetricsEnabled": True},
+                {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst},
+            ],
+        )
+        api.add_property_override("TracingEnabled", True)
+        api.add_property_override(
+            "AccessLogSetting", {"DestinationArn": self.access_logs["rest"].log_group_arn, "Format": _ACCESS_LOG_FORMAT}
+        )
+        # What API Gateway answers itself (401, unknown route, 415, 429, 5xx...) in the API's error shape.
+        api.add_property_override(
+            "DefinitionBody.x-amazon-apigateway-gateway-responses", gateway_responses.openapi_extension()
         )
         body = self.sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
         for name, definition in body.get("securityDefinitions", {}).items():
@@ -330,9 +358,46 @@ class LiveDropStack(cdk.Stack):
             return
         # The deployment must follow the routes, or CloudFormation may deploy an API with none.
         deployment = self.chalice.get_resource("WebsocketAPIDeployment")
+        rate, burst = WS_THROTTLE
+        stage = self.chalice.get_resource("WebsocketAPIStage")
+        stage.add_property_override(
+            "DefaultRouteSettings", {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+        )
+        # API Gateway has no X-Ray tracing for WebSocket APIs: the functions behind it trace instead.
+        stage.add_property_override(
+            "AccessLogSettings", {"DestinationArn": self.access_logs["ws"].log_group_arn, "Format": _ACCESS_LOG_FORMAT}
+        )
         for logical_id, resource in self.sam["Resources"].items():
             if resource["Type"] == "AWS::ApiGatewayV2::Route":
                 deployment.add_resource_dependency(self.chalice.get_resource(logical_id))
+
+    def _access_logs(self, logging_role: bool) -> dict[str, logs.LogGroup]:
+        groups = {
+            kind: logs.LogGroup(
+                self,
+                f"{title}AccessLogs",
+                log_group_name=f"/aws/apigateway/{self.prefix}{kind}-access",
+                retention=logs.RetentionDays.ONE_MONTH,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            for kind, title in (("rest", "Rest"), ("ws", "WebSocket"))
+        }
+        if logging_role:
+            # Stages may log only once the account's API Gateway has a CloudWatch role (one per account and
+            # region: deploy with -c api_gateway_logging_role=false where another stack already set it).
+            role = iam.Role(
+                self,
+                "ApiGatewayLoggingRole",
+                assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                managed_policies=[
+                    iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+                ],
+            )
+            account = apigateway.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
+            for logical_id in ("RestAPI", "WebsocketAPIStage"):
+                if logical_id in self.sam["Resources"]:
+                    self.chalice.get_resource(logical_id).add_dependency(account)
+        return groups
 
     def _environment(self, access: FunctionAccess) -> dict[str, str]:
         env = {
@@ -350,18 +415,12 @@ class LiveDropStack(cdk.Stack):
             "LIVEDROP_JWKS_URL": f"{self.cognito_issuer}/.well-known/jwks.json",
             "LIVEDROP_WS_MANAGEMENT_ENDPOINT": self.ws_management_endpoint,
             "LIVEDROP_PAYMENT_PROVIDER": self.payment_provider,
+            # The secret's name, not its values: those are read at run time, where granted (chalicelib.secrets).
+            "LIVEDROP_STRIPE_SECRET": self.stripe_secret_name,
             "LIVEDROP_ADMISSION_KEY": self.admission_key.secret_value.unsafe_unwrap(),
             "POWERTOOLS_SERVICE_NAME": APP_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         }
-        if access.payment_secrets and self.payment_provider == "stripe":
-            for variable, field in (
-                ("LIVEDROP_STRIPE_API_KEY", "api_key"),
-                ("LIVEDROP_STRIPE_WEBHOOK_SECRET", "webhook_secret"),
-            ):
-                env[variable] = cdk.SecretValue.secrets_manager(
-                    self.stripe_secret_name, json_field=field
-                ).unsafe_unwrap()
         return env
 
     def _configure(self, function: AppFunction) -> None:
@@ -389,89 +448,22 @@ class LiveDropStack(cdk.Stack):
         resource.add_property_override("Timeout", access.timeout)
         resource.add_property_override("MemorySize", access.memory)
         resource.add_property_override("Tracing", "Active")
+        if access.reserved_concurrency is not None and self.reserve_concurrency:
+            resource.add_property_override("ReservedConcurrentExecutions", access.reserved_concurrency)
         for key, value in self._environment(access).items():
             resource.add_property_override(f"Environment.Variables.{key}", value)
 
     # --- least privilege -----------------------------------------------------------------------
-    def _table_arns(self, entries: tuple[str, ...]) -> list[str]:
-        arns = []
-        for entry in entries:
-            table, _, index = entry.partition("/")
-            arn = self.tables[table].get_att("Arn").to_string()
-            arns.append(f"{arn}/index/{index}" if index else arn)
-        return arns
-
     def _statements(self, function: AppFunction, access: FunctionAccess) -> list[iam.PolicyStatement]:
-        log_group = self.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"/aws/lambda/{function.function_name}:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        rendered = policy.function_statements(
+            function.handler, access, _CdkArns(self), payment_secrets=self.payment_provider == "stripe"
         )
-        statements = [
-            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group]),
-            # X-Ray has no resource-level permissions.
-            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]),
+        return [
+            iam.PolicyStatement(
+                actions=list(s.actions), resources=list(s.resources), conditions=dict(s.conditions) or None
+            )
+            for s in rendered
         ]
-        if access.read:
-            statements.append(iam.PolicyStatement(actions=list(_READ_ACTIONS), resources=self._table_arns(access.read)))
-        if access.write:
-            statements.append(
-                iam.PolicyStatement(actions=list(_WRITE_ACTIONS), resources=self._table_arns(access.write))
-            )
-        if access.send:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["sqs:SendMessage"], resources=[self.queues[name].queue_arn for name in access.send]
-                )
-            )
-        if access.publish:
-            statements.append(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
-        if access.schedules:
-            group = self.prefix + topology.SCHEDULER_GROUP
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(_SCHEDULE_ACTIONS),
-                    resources=[self.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*")],
-                )
-            )
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[self.scheduler_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-                )
-            )
-        if access.cognito:
-            statements.append(
-                iam.PolicyStatement(actions=list(access.cognito), resources=[self.user_pool.user_pool_arn])
-            )
-        if access.ws_push and self.ws_api_id is not None:
-            connections = self.format_arn(
-                service="execute-api", resource=self.ws_api_id, resource_name=f"{self.api_stage}/*/@connections/*"
-            )
-            statements.append(iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[connections]))
-        consumed = [self.queues[s.queue].queue_arn for s in topology.QUEUE_SOURCES if s.handler == function.handler]
-        if consumed:
-            statements.append(iam.PolicyStatement(actions=list(_CONSUME_ACTIONS), resources=consumed))
-        streams = [self.tables[s.table] for s in topology.STREAM_SOURCES if s.handler == function.handler]
-        if streams:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(_STREAM_ACTIONS),
-                    resources=[table.get_att("StreamArn").to_string() for table in streams],
-                )
-            )
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["dynamodb:ListStreams"],
-                    resources=[f"{table.get_att('Arn').to_string()}/stream/*" for table in streams],
-                )
-            )
-            statements.append(
-                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.stream_failures.queue_arn])
-            )
-        return statements
 
     # --- event sources -------------------------------------------------------------------------
     def _event_sources(self) -> None:
@@ -480,6 +472,7 @@ class LiveDropStack(cdk.Stack):
             if function is None:
                 cdk.Annotations.of(self).add_warning(f"no function {source.handler} for queue {source.queue}")
                 continue
+            window, concurrency = QUEUE_SOURCE_TUNING.get(source.queue, (0, 2))
             mapping = lambda_.CfnEventSourceMapping(
                 self,
                 f"{_camel(source.queue)}QueueTo{function.logical_id}",
@@ -487,6 +480,8 @@ class LiveDropStack(cdk.Stack):
                 event_source_arn=self.queues[source.queue].queue_arn,
                 batch_size=source.batch_size,
                 function_response_types=["ReportBatchItemFailures"],
+                maximum_batching_window_in_seconds=window or None,
+                scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=concurrency),
             )
             mapping.node.add_dependency(self.roles[source.handler])
         for stream in topology.STREAM_SOURCES:
@@ -529,3 +524,63 @@ class LiveDropStack(cdk.Stack):
         cdk.CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
         cdk.CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
         cdk.CfnOutput(self, "Region", value=self.region)
+
+
+class _CdkArns:
+    """infra.policy's Arns as CloudFormation tokens of one LiveDropStack."""
+
+    def __init__(self, stack: LiveDropStack) -> None:
+        self.stack = stack
+
+    def log_group(self, function: str) -> str:
+        return self.stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/lambda/{self.stack.functions[function].function_name}:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def table(self, name: str) -> str:
+        return self.stack.tables[name].get_att("Arn").to_string()
+
+    def stream(self, table: str) -> str:
+        return self.stack.tables[table].get_att("StreamArn").to_string()
+
+    def queue(self, name: str) -> str:
+        if name == STREAM_FAILURES_QUEUE:
+            return self.stack.stream_failures.queue_arn
+        return self.stack.queues[name].queue_arn
+
+    def events_topic(self) -> str:
+        return self.stack.topic.topic_arn
+
+    def schedules(self) -> str:
+        group = self.stack.prefix + topology.SCHEDULER_GROUP
+        return self.stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{group}/*")
+
+    def scheduler_role(self) -> str:
+        return self.stack.scheduler_role.role_arn
+
+    def user_pool(self) -> str:
+        return self.stack.user_pool.user_pool_arn
+
+    def connections(self) -> str | None:
+        if self.stack.ws_api_id is None:
+            return None
+        return self.stack.format_arn(
+            service="execute-api",
+            resource=self.stack.ws_api_id,
+            resource_name=f"{self.stack.api_stage}/*/@connections/*",
+        )
+
+    def function(self, name: str) -> str:
+        return self.stack.function_arn(f"{APP_NAME}-{self.stack.stage}-{name}")
+
+    def stripe_secret(self) -> str:
+        # A secret's ARN ends in "-" and six random characters after its name.
+        return self.stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{self.stack.stripe_secret_name}-??????",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )

@@ -102,7 +102,7 @@ class DynamoCalls:
 
 
 def iso(delta_seconds: float = 0.0) -> str:
-    """An api.md time (UTC, milliseconds, Z) `delta_seconds` from now."""
+    """A docs/api.md time (UTC, milliseconds, Z) `delta_seconds` from now."""
     moment = datetime.now(UTC) + timedelta(seconds=delta_seconds)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

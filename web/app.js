@@ -1,4 +1,4 @@
-// LiveDrop web page: plain ES module, no build step. Talks only to the REST + WebSocket API of api.md.
+// LiveDrop web page: plain ES module, no build step. Talks only to the REST + WebSocket API of docs/api.md.
 
 // --- small DOM helpers ------------------------------------------------------------------------
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -25,6 +25,12 @@ function h(spec, attrs = {}, ...children) {
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;
+}
+
+/** parent.append(...children) for children that may be absent (append itself would write "null"). */
+function put(parent, ...children) {
+  parent.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return parent;
 }
 
 // --- configuration: where the WebSocket lives --------------------------------------------------
@@ -283,6 +289,30 @@ function toast(type, title, text = "", link = null) {
   box.prepend(item);
   while (box.children.length > 4) box.lastElementChild.remove();
   setTimeout(() => item.remove(), type === "error" ? 12000 : 9000);
+  placeToasts();
+}
+
+const overlap = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+
+/** Keep the toasts off every visible [data-keep-clear] element (the Buy button): at the bottom if that
+ * leaves it clear, else at the top under the header, else only the newest toast, compact. */
+function placeToasts() {
+  const box = $('[data-testid="toasts"]');
+  const header = $(".site-header").getBoundingClientRect();
+  box.style.setProperty("--toasts-top", `${Math.max(0, header.bottom) + 8}px`);
+  const keep = $$("[data-keep-clear]").map((el) => el.getBoundingClientRect()).filter((r) => r.width && r.height);
+  const clear = () => !keep.some((r) => [...box.children].some((t) => overlap(t.getBoundingClientRect(), r)));
+  box.classList.remove("compact");
+  for (const dock of ["bottom", "top"]) {
+    box.dataset.dock = dock;
+    if (clear()) return;
+  }
+  box.classList.add("compact");
+  for (const dock of ["bottom", "top"]) {
+    box.dataset.dock = dock;
+    if (clear()) return;
+  }
+  box.dataset.dock = "parked"; // no room anywhere (a tiny window): out of the way until a scroll makes room
 }
 
 // --- the WebSocket: notifications and live stock -----------------------------------------------------------
@@ -388,7 +418,6 @@ const live = new Live();
 
 // --- what each server frame does ------------------------------------------------------------------------------
 const seenEvents = new Set();
-let unseenInbox = 0;
 
 async function onEvent(frame) {
   if (frame.event_id) {
@@ -404,7 +433,8 @@ async function onEvent(frame) {
     drops.set(dropId, { ...known, stock: data.stock, _stockAt: at });
     refreshDropViews(dropId);
   }
-  if (frame.type !== "stock_changed") bumpInbox();
+  if (dropId && salesViews.has(dropId)) salesViews.get(dropId)();
+  if (frame.type !== "stock_changed") unreadSoon();
 
   const name = async () => {
     try {
@@ -417,7 +447,8 @@ async function onEvent(frame) {
   const link = dropId ? { href: `#/drop/${encodeURIComponent(dropId)}`, text: "Open drop" } : null;
   switch (frame.type) {
     case "drop_started":
-      toast("drop_started", `${await name()} is live now!`, "A creator you follow just started a drop.", link);
+      if (isMine(data.creator_id || known?.creator_id)) toast("drop_started", `${await name()} is live now!`, "Your drop just started: buyers can order now.", link);
+      else toast("drop_started", `${await name()} is live now!`, "It just started: order before it's gone.", link);
       if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
       break;
     case "stock_low":
@@ -446,17 +477,45 @@ async function onEvent(frame) {
   }
 }
 
-function bumpInbox() {
-  if (route.name === "inbox") return;
-  unseenInbox += 1;
+// --- the inbox badge: the server's unread count, the same number the inbox page shows -----------------------
+const UNREAD_POLL_MS = 30000;
+// An event is pushed at once; its inbox row is written a moment later (after the pushes): look again then.
+const UNREAD_AFTER_EVENT_MS = [2500, 6000];
+let unreadTimers = [];
+
+function setUnread(count) {
   const badge = $('[data-testid="inbox-badge"]');
-  badge.hidden = false;
-  badge.textContent = String(unseenInbox);
-  badge.setAttribute("aria-label", `${unseenInbox} new`);
+  badge.hidden = !count;
+  badge.textContent = String(count);
+  badge.setAttribute("aria-label", `${count} unread`);
+  const line = $('[data-testid="inbox-unread"]');
+  if (line) line.textContent = count ? `${count} unread` : "All read";
+}
+
+async function refreshUnread() {
+  if (!session || !session.user) return;
+  try {
+    const { data } = await api("GET", `/users/${encodeURIComponent(session.user.user_id)}/notifications?limit=1`);
+    setUnread(data.unread);
+  } catch {
+    // the badge is a hint; the inbox page shows the real list
+  }
+}
+
+function unreadSoon() {
+  for (const timer of unreadTimers) clearTimeout(timer);
+  unreadTimers = UNREAD_AFTER_EVENT_MS.map((ms) => setTimeout(refreshUnread, ms));
+}
+
+async function markRead(body) {
+  const { data } = await api("POST", `/users/${encodeURIComponent(session.user.user_id)}/notifications/read`, { body });
+  setUnread(data.unread);
+  return data;
 }
 
 /** After a reconnect we may have missed frames: re-read what is on screen. */
 function onReconnected() {
+  refreshUnread();
   for (const dropId of live.subscriptions) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
   for (const [id, order] of orders) if (!TERMINAL.has(order.status)) refreshOrder(id);
 }
@@ -656,6 +715,7 @@ async function logIn(email, password) {
     throw error;
   }
   live.open();
+  refreshUnread();
   const next = sessionStorage.getItem("livedrop.after-login") || "#/drops";
   sessionStorage.removeItem("livedrop.after-login");
   go(next);
@@ -697,7 +757,7 @@ function viewDrops(main) {
   const hint = session ? null : h("p.hint", { testid: "drops-hint" },
     h("a", { href: "#/login" }, "Log in"), " or ", h("a", { href: "#/signup" }, "sign up"),
     " to follow creators, get a ping the second a drop goes live, and buy.");
-  main.append(h("div.view-head", h("h1", { text: "Drops" }), tabs), hint, box, list, empty, more);
+  put(main, h("div.view-head", h("h1", { text: "Drops" }), tabs), hint, box, list, empty, more);
   let page = null;
   const load = async () => {
     clearError(box);
@@ -796,7 +856,13 @@ async function loadMyOrdersFor(dropId) {
   }
 }
 
+/** Whether `creatorId` is the signed-in user's own creator profile. */
+function isMine(creatorId) {
+  return Boolean(session && session.user && session.user.creator_id && session.user.creator_id === creatorId);
+}
+
 function dropDetail(drop, item, maker) {
+  const mine = isMine(drop.creator_id);
   const limit = drop.per_user_limit || 10;
   const quantity = h("select", { name: "quantity", testid: "buy-quantity" },
     Array.from({ length: Math.min(limit, 10) }, (_, i) => h("option", { value: i + 1 }, String(i + 1))));
@@ -810,7 +876,7 @@ function dropDetail(drop, item, maker) {
       h("label.radio", {}, h("input", { type: "radio", name: "card", value, checked: i === 0, testid: `card-${value}` }), ` ${label}`)));
   const box = errorBox("buy-error");
   const retry = h("button.secondary", { type: "button", testid: "buy-retry", hidden: true }, "Retry the same purchase");
-  const buy = h("button.primary.buy", { type: "submit", testid: "buy-button" }, "Buy now");
+  const buy = h("button.primary.buy", { type: "submit", testid: "buy-button", "data-keep-clear": true }, "Buy now");
   const form = h("form.buy-box", { testid: "buy-form", "aria-labelledby": "buy-title" },
     h("h2", { id: "buy-title", text: "Buy" }),
     field("Quantity", quantity, drop.per_user_limit ? `Up to ${drop.per_user_limit} per person.` : null),
@@ -858,7 +924,13 @@ function dropDetail(drop, item, maker) {
   });
   retry.addEventListener("click", () => attempt && send(0));
 
-  const followButton = maker ? followToggle(maker) : null;
+  // On their own drop a creator sees how it sells, not Buy and Follow.
+  const followButton = maker && !mine ? followToggle(maker) : null;
+  const action = mine
+    ? creatorView(drop)
+    : session
+      ? form
+      : h("p.card", h("a", { href: "#/login", testid: "login-to-buy", onclick: () => sessionStorage.setItem("livedrop.after-login", location.hash) }, "Log in"), " to buy and to watch the stock live.");
   return h("article.drop-detail", { testid: "drop-detail", "data-drop-id": drop.drop_id, "data-subscribed": "false" },
     h("div.view-head",
       h("h1", { testid: "drop-title", text: item.name }),
@@ -876,10 +948,93 @@ function dropDetail(drop, item, maker) {
     h("div.meter", { role: "progressbar", "aria-label": "Stock left", "aria-valuemin": "0", "aria-valuemax": String(drop.initial_stock), testid: "drop-meter" }, h("span")),
     h("p.low", { testid: "drop-low", hidden: true, text: "Almost gone!" }),
     h("p.muted.live-note", { testid: "drop-live-note" }),
-    session ? form : h("p.card", h("a", { href: "#/login", testid: "login-to-buy", onclick: () => sessionStorage.setItem("livedrop.after-login", location.hash) }, "Log in"), " to buy and to watch the stock live."),
+    action,
     h("section.orders-box", { hidden: true, "aria-labelledby": "orders-title" },
       h("h2", { id: "orders-title", text: "Your orders for this drop" }),
       h("ul.orders", { testid: "drop-orders", "aria-live": "polite" })));
+}
+
+// --- the creator's view of their own drop ------------------------------------------------------------------
+const SALES_STATUSES = [
+  ["confirmed", "Paid"],
+  ["pending_payment", "Awaiting payment"],
+  ["payment_failed", "Payment failed"],
+  ["expired", "Expired"],
+];
+const SALES_REFRESH_MS = 5000;
+
+function creatorView(drop) {
+  const stat = (label, testid) => h("div.stat", h("span.label", { text: label }), h("span.value", { testid, text: "…" }));
+  const box = errorBox("sales-error");
+  const view = h("section.creator-view.card", { testid: "creator-view", "aria-labelledby": "sales-title" },
+    h("div.view-head",
+      h("h2", { id: "sales-title", text: "Your drop's sales" }),
+      h("span.muted", { testid: "sales-updated", role: "status", "aria-live": "off" })),
+    box,
+    h("div.stats",
+      stat("Units sold", "sales-units"),
+      stat("Revenue", "sales-revenue"),
+      stat("Reserved, unpaid", "sales-reserved")),
+    h("h3", { text: "Orders by status" }),
+    h("ul.sales-statuses", { testid: "sales-orders" },
+      SALES_STATUSES.map(([status, label]) =>
+        h("li", { "data-status": status, class: `order-${status}` },
+          h("span.count", { testid: `sales-orders-${status}`, text: "…" }), ` ${label}`))),
+    h("h3", { text: "Latest orders" }),
+    h("ol.rows.recent-orders", { testid: "sales-recent" }));
+  let timer = null;
+  let stopped = false;
+  const load = async () => {
+    clearTimeout(timer);
+    if (stopped) return;
+    try {
+      const { data } = await api("GET", `/drops/${encodeURIComponent(drop.drop_id)}/sales`);
+      if (stopped) return;
+      fillSales(view, data);
+      clearError(box);
+    } catch (error) {
+      showError(box, error);
+    }
+    clearTimeout(timer);
+    if (!stopped) timer = setTimeout(load, SALES_REFRESH_MS);
+  };
+  salesViews.set(drop.drop_id, () => {
+    // A stock change means an order came or went: read the figures again, at most once per half second.
+    clearTimeout(timer);
+    timer = setTimeout(load, 500);
+  });
+  onLeave(() => {
+    stopped = true;
+    clearTimeout(timer);
+    salesViews.delete(drop.drop_id);
+  });
+  load();
+  return view;
+}
+const salesViews = new Map(); // drop_id -> refresh(), for the creator's view on screen
+
+function fillSales(view, data) {
+  $('[data-testid="sales-units"]', view).textContent = `${data.units_sold} / ${data.initial_stock}`;
+  $('[data-testid="sales-revenue"]', view).textContent = money(data.revenue_cents, data.currency);
+  $('[data-testid="sales-reserved"]', view).textContent = String(data.units_reserved);
+  for (const [status] of SALES_STATUSES) $(`[data-testid="sales-orders-${status}"]`, view).textContent = String(data.orders[status]);
+  const list = $('[data-testid="sales-recent"]', view);
+  list.replaceChildren(...data.recent_orders.map((order) =>
+    h("li", { testid: "sales-recent-order", "data-status": order.status },
+      h("time", { datetime: order.created_at, text: orderTime(order.created_at) }),
+      ` · ${order.quantity} × · `,
+      h("span", { class: `order-${order.status}`, text: ORDER_LABEL[order.status] || order.status }))));
+  if (!data.recent_orders.length) list.append(h("li.muted", { testid: "sales-recent-empty", text: "No orders yet." }));
+  // The stock figures come with the sales: keep the live ones on screen at least as fresh.
+  const known = drops.get(data.drop_id);
+  if (known && !(known._stockAt && known._stockAt > now() - 1500)) drops.set(data.drop_id, { ...known, stock: data.stock });
+  $('[data-testid="sales-updated"]', view).textContent = `Updated ${new Date().toLocaleTimeString()}`;
+}
+
+function orderTime(iso) {
+  const at = new Date(iso);
+  const today = at.toDateString() === new Date().toDateString();
+  return at.toLocaleString(undefined, today ? { timeStyle: "medium" } : { dateStyle: "medium", timeStyle: "medium" });
 }
 
 function markSubscribed() {
@@ -971,8 +1126,9 @@ function viewCreator(main) {
   main.append(box);
   creator(route.id, true).then(
     (maker) => {
-      main.append(
-        h("div.view-head", h("h1", { testid: "creator-name", text: maker.name }), followToggle(maker)),
+      put(
+        main,
+        h("div.view-head", h("h1", { testid: "creator-name", text: maker.name }), isMine(maker.creator_id) ? null : followToggle(maker)),
         maker.profile ? h("p", { text: maker.profile }) : null,
         h("p.muted", h("span", { testid: "follower-count", text: String(maker.follower_count) }), " followers"),
         h("h2", { text: "Drops" }),
@@ -1055,29 +1211,59 @@ const INBOX_TEXT = {
 };
 
 function viewInbox(main) {
-  unseenInbox = 0;
-  $('[data-testid="inbox-badge"]').hidden = true;
   const box = errorBox("inbox-error");
   const list = h("ul.rows", { testid: "inbox-list" });
   const more = h("button.secondary", { type: "button", hidden: true, testid: "inbox-more" }, "Show more");
+  const markAll = h("button.chip", { type: "button", testid: "inbox-mark-all", disabled: true }, "Mark all read");
   main.append(h("div.view-head", h("h1", { text: "Inbox" }),
-    h("button.chip", { type: "button", testid: "inbox-refresh", onclick: () => render() }, "Refresh")), box, list, more);
+    h("div.actions",
+      markAll,
+      h("button.chip", { type: "button", testid: "inbox-refresh", onclick: () => render() }, "Refresh"))),
+    h("p.muted", { testid: "inbox-unread", role: "status" }), box, list, more);
   let page = null;
+  let newest = null; // the newest notification's time on screen: "mark all read" marks up to it
+  const setRead = (row) => {
+    row.classList.replace("unread", "read");
+    $('[data-testid="inbox-mark-read"]', row)?.remove();
+  };
+  const readOne = async (note, row) => {
+    try {
+      await markRead({ notification_id: note.notification_id });
+      setRead(row);
+    } catch (error) {
+      showError(box, error);
+    }
+  };
+  markAll.addEventListener("click", async () => {
+    markAll.disabled = true;
+    try {
+      await markRead({ up_to: newest });
+      for (const row of $$('[data-testid="inbox-item"].unread', list)) if (row.dataset.at <= newest) setRead(row);
+    } catch (error) {
+      showError(box, error);
+    } finally {
+      markAll.disabled = false;
+    }
+  });
   const load = async () => {
     try {
       const params = new URLSearchParams({ limit: "20" });
       if (page) params.set("page", page);
       const { data } = await api("GET", `/users/${encodeURIComponent(session.user.user_id)}/notifications?${params}`);
+      setUnread(data.unread);
       for (const note of data.items) {
-        const row = h("li", { testid: "inbox-item", "data-type": note.type, class: note.read ? "read" : "unread" },
+        newest = newest && newest > note.created_at ? newest : note.created_at;
+        const row = h("li", { testid: "inbox-item", "data-type": note.type, "data-at": note.created_at, class: note.read ? "read" : "unread" },
           h("strong", { text: INBOX_TEXT[note.type] || note.type }),
           h("span.muted", { text: ` · ${when(note.created_at)}` }),
-          note.drop_id ? h("a", { href: `#/drop/${encodeURIComponent(note.drop_id)}` }, " Open drop") : null);
+          note.drop_id ? h("a", { href: `#/drop/${encodeURIComponent(note.drop_id)}`, onclick: () => !note.read && markRead({ notification_id: note.notification_id }).catch(() => {}) }, " Open drop") : null,
+          note.read ? null : h("button.link", { type: "button", testid: "inbox-mark-read", onclick: () => readOne(note, row) }, "Mark read"));
         list.append(row);
         if (note.drop_id) {
           fetchDrop(note.drop_id).then((d) => product(d.product_id)).then((p) => $("strong", row).append(`: ${p.name}`), () => {});
         }
       }
+      markAll.disabled = !newest;
       page = data.next_page;
       more.hidden = !page;
       if (!list.children.length) list.replaceWith(h("p.muted", { testid: "inbox-empty", text: "Nothing yet. Follow a creator to hear about their drops." }));
@@ -1196,12 +1382,17 @@ function viewStudio(main) {
       if (!page) break;
     }
   })().catch(() => {});
-  api("GET", "/drops?limit=100", { auth: false }).then(({ data }) => {
-    for (const drop of data.items) {
-      if (drop.creator_id === me.creator_id && !myDrops.has(drop.drop_id)) myDrops.set(drop.drop_id, rememberDrop(drop));
-    }
+  // Every drop of this creator with its sales (owner-only listing), latest start first.
+  api("GET", `/creators/${encodeURIComponent(me.creator_id)}/drops?limit=100`).then(({ data }) => {
     const shown = new Set($$('[data-testid="drop-card"]', scheduled).map((c) => c.dataset.dropId));
-    for (const drop of myDrops.values()) if (!shown.has(drop.drop_id)) scheduled.append(dropCard(drop));
+    for (const drop of data.items) {
+      myDrops.set(drop.drop_id, rememberDrop(drop));
+      if (shown.has(drop.drop_id)) continue;
+      const card = dropCard(drop);
+      card.append(h("p.when", { testid: "drop-sales" },
+        `${drop.units_sold} sold · ${money(drop.revenue_cents, drop.currency)} · ${drop.orders.pending_payment} awaiting payment`));
+      scheduled.append(card);
+    }
   }, () => {});
   const ticker = setInterval(() => $$('[data-testid="drop-card"]', scheduled).forEach(updateCard), 1000);
   onLeave(() => clearInterval(ticker));
@@ -1214,6 +1405,7 @@ async function main() {
     live.close();
     saveSession(null);
     orders.clear();
+    setUnread(0);
     renderChrome();
     go("#/login");
   });
@@ -1221,6 +1413,7 @@ async function main() {
     try {
       await loadMe();
       live.open();
+      refreshUnread();
     } catch (error) {
       if (error.code === "unauthorized" || !session?.user) saveSession(null);
       if (error.code !== "unauthorized") toast("error", "Couldn't load your account", describeError(error));
@@ -1232,6 +1425,9 @@ async function main() {
     if (document.visibilityState === "visible" && route.name === "drop" && route.id) fetchDrop(route.id).then(() => refreshDropViews(route.id), () => {});
   });
   render();
+  setInterval(() => document.visibilityState === "visible" && refreshUnread(), UNREAD_POLL_MS);
+  new MutationObserver(placeToasts).observe($('[data-testid="toasts"]'), { childList: true });
+  for (const event of ["scroll", "resize"]) window.addEventListener(event, placeToasts, { passive: true });
   document.documentElement.dataset.ready = "true";
 }
 

@@ -1,4 +1,4 @@
-"""Sign-up, log-in, tokens and who may call what (api.md "Auth and users", "Conventions")."""
+"""Sign-up, log-in, tokens and who may call what (docs/api.md "Auth and users", "Conventions")."""
 
 from __future__ import annotations
 
@@ -118,6 +118,9 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
         ("GET", f"/orders/{order['order_id']}", None, 200, 404),
         ("GET", f"/users/{owner.user_id}/orders", None, 200, 403),
         ("GET", f"/users/{owner.user_id}/notifications", None, 200, 403),
+        ("POST", f"/users/{owner.user_id}/notifications/read", {"up_to": iso()}, 200, 403),
+        ("GET", f"/creators/{creator_id}/drops", None, 200, 403),
+        ("GET", f"/drops/{drop_id}/sales", None, 200, 404),
         # A first-come drop has no line to join or enter.
         ("POST", f"/drops/{drop_id}/queue", None, 409, 409),
         ("GET", f"/drops/{drop_id}/queue/me", None, 409, 409),

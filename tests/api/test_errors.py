@@ -1,4 +1,4 @@
-"""The error contract of api.md at the edge: stable codes, 400s for bad input, no stack traces."""
+"""The error contract of docs/api.md at the edge: stable codes, 400s for bad input, no stack traces."""
 
 from __future__ import annotations
 

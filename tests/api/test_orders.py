@@ -1,5 +1,5 @@
 """POST /orders never oversells: one transaction per order, exact under concurrency, idempotent on
-the Idempotency-Key, with api.md's error codes; reads never show an expired reservation as pending."""
+the Idempotency-Key, with docs/api.md's error codes; reads never show an expired reservation as pending."""
 
 from __future__ import annotations
 

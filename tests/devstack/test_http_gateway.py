@@ -9,7 +9,7 @@ from chalice import Chalice, CognitoUserPoolAuthorizer
 
 from devstack.http_gateway import HttpGateway
 
-SAMPLE = json.loads((Path(__file__).resolve().parents[3] / "shared/aws-events/apigw-rest-proxy.json").read_text())
+SAMPLE = json.loads((Path(__file__).resolve().parents[1] / "events" / "apigw-rest-proxy.json").read_text())
 
 
 def _gateway(claims_for):

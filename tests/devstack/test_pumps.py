@@ -26,7 +26,7 @@ from devstack.pumps import (
     stop_all,
 )
 
-EVENTS = Path("/work/shared/aws-events")
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
 def _sample(name: str) -> dict:

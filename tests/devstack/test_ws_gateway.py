@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 from devstack.ws_gateway import WebSocketGateway
 
-EVENTS = Path("/work/shared/aws-events")
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
 def _sample(name: str) -> dict[str, Any]:

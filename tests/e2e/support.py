@@ -20,7 +20,7 @@ from tests.support import iso  # noqa: F401 - the e2e tests take it from here to
 
 
 def parse_iso(text: str) -> float:
-    """Epoch seconds of an api.md time."""
+    """Epoch seconds of a docs/api.md time."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
 
 

@@ -23,6 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
 PREFIX = f"livedrop-{STAGE}-"
+# Extra CDK context per stage: prod is deployed with someone to page.
+ALARM_EMAIL = "oncall@example.com"
+CONTEXT: dict[str, dict[str, str]] = {"prod": {"alarm_email": ALARM_EMAIL}}
 
 
 @dataclass
@@ -67,7 +70,7 @@ def synthesize(work: Path, stages: tuple[str, ...] = ("dev", "prod")) -> dict[st
             **base,
             "CDK_OUTDIR": str(work / stage / "cdk.out"),
             "CDK_CONTEXT_JSON": json.dumps(
-                {"stage": stage, "source_dir": str(source), "package_dir": str(work / stage)}
+                {"stage": stage, "source_dir": str(source), "package_dir": str(work / stage), **CONTEXT.get(stage, {})}
             ),
         }
         running[stage] = subprocess.Popen(

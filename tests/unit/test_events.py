@@ -39,7 +39,7 @@ ORDER = {
 
 
 def record(name: str, key: str, new: dict | None, old: dict | None = None, event_id: str | None = None) -> dict:
-    """A Lambda DynamoDB Streams record shaped like /work/shared/aws-events/dynamodb-stream.json."""
+    """A Lambda DynamoDB Streams record shaped like tests/events/dynamodb-stream.json."""
     image = new or old or {}
     change: dict = {
         "ApproximateCreationDateTime": 1693997155.0,

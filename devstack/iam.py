@@ -1,0 +1,454 @@
+"""IAM in the dev stack: every AWS call a function makes is checked against that function's policy.
+
+The policies are the ones the CDK app deploys (infra.policy.function_statements over infra.access),
+rendered with the embedded AWS's real ARNs. The check sits in botocore's
+`BaseClient._make_api_call`, which every boto3 client and PynamoDB's own client go through, so no
+call escapes it. Whose call it is comes from a context variable that the dev stack sets where it
+invokes a handler (`as_function` / `acting_as`): calls made outside any function (tests inspecting
+the backend, provisioning) are not checked. The stream and queue pumps poll with clients bound to
+the function they feed (`bind_poller`): Lambda's pollers use that function's role too.
+
+A denied call raises the ClientError AWS raises for that service, with AWS's message naming the
+action and resource, and is logged once per (function, action, resource).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.client import BaseClient
+
+from infra.policy import Statement
+
+log = logging.getLogger("devstack.iam")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("livedrop_function", default=None)
+_POLLER_ATTRIBUTE = "_livedrop_poller_of"
+# Denials remembered for inspection (a long dev session that keeps being refused must not grow for ever).
+_DENIED_KEPT = 10_000
+
+# Calls that need no AWS credentials at all (the caller proves itself with a token, or is signing up).
+PUBLIC_OPERATIONS = {
+    "cognito-idp": {
+        "SignUp",
+        "ConfirmSignUp",
+        "ResendConfirmationCode",
+        "InitiateAuth",
+        "RespondToAuthChallenge",
+        "ForgotPassword",
+        "ConfirmForgotPassword",
+        "GetUser",
+        "GlobalSignOut",
+        "RevokeToken",
+        "ChangePassword",
+        "GetTokensFromRefreshToken",
+    },
+}
+# botocore service name -> IAM service prefix, where they differ.
+_IAM_PREFIX = {"dynamodbstreams": "dynamodb", "apigatewaymanagementapi": "execute-api"}
+# Operations authorized under another action's name.
+_ACTION_OF = {
+    ("sqs", "DeleteMessageBatch"): "DeleteMessage",
+    ("sqs", "SendMessageBatch"): "SendMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
+    ("sns", "PublishBatch"): "Publish",
+}
+# How each service says no: (error code, HTTP status).
+_DENIAL = {
+    "dynamodb": ("AccessDeniedException", 400),
+    "dynamodbstreams": ("AccessDeniedException", 400),
+    "sqs": ("AccessDenied", 403),
+    "sns": ("AuthorizationError", 403),
+    "scheduler": ("AccessDeniedException", 403),
+    "cognito-idp": ("AccessDeniedException", 400),
+    "secretsmanager": ("AccessDeniedException", 400),
+    "apigatewaymanagementapi": ("AccessDeniedException", 403),
+}
+
+
+# --- whose call is it -----------------------------------------------------------------------------
+def current_function() -> str | None:
+    """The function the running code acts as, None outside any invocation."""
+    return _function.get()
+
+
+@contextlib.contextmanager
+def acting_as(function: str) -> Iterator[None]:
+    """Run the block as `function` (its AWS calls are checked against that function's policy)."""
+    token = _function.set(function)
+    try:
+        yield
+    finally:
+        _function.reset(token)
+
+
+def as_function(function: str, handler: Callable[..., Any]) -> Any:
+    """`handler` invoked as Lambda function `function`: the one hook per invocation path."""
+
+    @functools.wraps(handler)
+    def invoke(*args: Any, **kwargs: Any) -> Any:
+        with acting_as(function):
+            return handler(*args, **kwargs)
+
+    # The pumps name the Lambda context after a handler's `name` (Chalice's LambdaFunction has one).
+    invoke.name = getattr(handler, "name", function)  # type: ignore[attr-defined]
+    return invoke
+
+
+def bind_poller(client: Any, function: str) -> Any:
+    """Make every call of `client` (an event-source poller's) count as `function`'s, as Lambda's pollers do."""
+    client.__dict__[_POLLER_ATTRIBUTE] = function
+    return client
+
+
+def bind_pump(pump: Any, function: str) -> Any:
+    """Bind the polling clients of a stream or queue pump to the function it feeds."""
+    bound = [bind_poller(pump.__dict__[name], function) for name in ("_streams", "_sqs") if name in pump.__dict__]
+    if not bound:
+        raise TypeError(f"{type(pump).__name__} has no polling client to bind")
+    return pump
+
+
+# --- what a call asks for -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    """One authorization a call needs: an action on a resource, with its condition context."""
+
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """What the mapper needs to know about the client making a call."""
+
+    service: str
+    region: str
+    account: str
+    ws_api_id: str
+    ws_stage: str
+
+
+def _sqs_queue_arn(site: CallSite, url: str) -> str:
+    path = urlsplit(url).path.strip("/").split("/")
+    account, name = (path[-2], path[-1]) if len(path) >= 2 else (site.account, path[-1])
+    return f"arn:aws:sqs:{site.region}:{account}:{name}"
+
+
+def _table_arn(site: CallSite, table: str) -> str:
+    return table if table.startswith("arn:") else f"arn:aws:dynamodb:{site.region}:{site.account}:table/{table}"
+
+
+_TRANSACT_ACTIONS = {
+    "ConditionCheck": "ConditionCheckItem",
+    "Put": "PutItem",
+    "Delete": "DeleteItem",
+    "Update": "UpdateItem",
+    "Get": "GetItem",
+}
+
+
+def requests_for(site: CallSite, operation: str, params: dict[str, Any]) -> list[Request]:
+    """The authorizations AWS checks for `operation` with `params` (unknown calls: the action on `*`)."""
+    service = site.service
+    prefix = _IAM_PREFIX.get(service, service)
+    action = f"{prefix}:{_ACTION_OF.get((service, operation), operation)}"
+    if service == "dynamodb":
+        if operation in ("TransactWriteItems", "TransactGetItems"):
+            found = []
+            for item in params.get("TransactItems", []):
+                for kind, body in item.items():
+                    found.append(Request(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", _table_arn(site, body["TableName"])))
+            return found
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [Request(action, _table_arn(site, table)) for table in params.get("RequestItems", {})]
+        if "TableName" in params:
+            arn = _table_arn(site, params["TableName"])
+            if params.get("IndexName"):
+                arn = f"{arn}/index/{params['IndexName']}"
+            return [Request(action, arn)]
+    if service == "dynamodbstreams":
+        if "StreamArn" in params:
+            return [Request(action, params["StreamArn"])]
+        if "ShardIterator" in params:
+            # An iterator starts with its stream's ARN (AWS's and moto's alike).
+            return [Request(action, str(params["ShardIterator"]).split("|", 1)[0])]
+        if "TableName" in params:
+            return [Request(action, f"{_table_arn(site, params['TableName'])}/stream/*")]
+    if service == "sqs" and "QueueUrl" in params:
+        return [Request(action, _sqs_queue_arn(site, params["QueueUrl"]))]
+    if service == "sns" and "TopicArn" in params:
+        return [Request(action, params["TopicArn"])]
+    if service == "cognito-idp" and "UserPoolId" in params:
+        return [Request(action, f"arn:aws:cognito-idp:{site.region}:{site.account}:userpool/{params['UserPoolId']}")]
+    if service == "scheduler" and "Name" in params:
+        group = params.get("GroupName") or "default"
+        found = [Request(action, f"arn:aws:scheduler:{site.region}:{site.account}:schedule/{group}/{params['Name']}")]
+        role = (params.get("Target") or {}).get("RoleArn")
+        if operation in ("CreateSchedule", "UpdateSchedule") and role:
+            found.append(Request("iam:PassRole", role, (("iam:PassedToService", "scheduler.amazonaws.com"),)))
+        return found
+    if service == "apigatewaymanagementapi" and "ConnectionId" in params:
+        method = {"PostToConnection": "POST", "GetConnection": "GET", "DeleteConnection": "DELETE"}.get(operation, "*")
+        resource = f"{site.ws_api_id}/{site.ws_stage}/{method}/@connections/{params['ConnectionId']}"
+        arn = f"arn:aws:execute-api:{site.region}:{site.account}:{resource}"
+        return [Request("execute-api:ManageConnections", arn)]
+    if service == "secretsmanager" and "SecretId" in params:
+        secret = str(params["SecretId"])
+        if not secret.startswith("arn:"):
+            # A secret's ARN ends in six random characters after its name; policies match them with -??????.
+            secret = f"arn:aws:secretsmanager:{site.region}:{site.account}:secret:{secret}-{'x' * 6}"
+        return [Request(action, secret)]
+    return [Request(action, "*")]
+
+
+# --- matching -------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _pattern(text: str, ignore_case: bool) -> re.Pattern[str]:
+    # IAM wildcards: * any run of characters (across / and :), ? exactly one.
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
+    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+
+
+def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """Whether `value` matches the IAM pattern (actions ignore case, resource ARNs do not)."""
+    return _pattern(pattern, ignore_case).match(value) is not None
+
+
+def _conditions_hold(conditions: dict[str, dict[str, str]], context: dict[str, str]) -> bool:
+    for operator, tests in conditions.items():
+        for key, expected in tests.items():
+            values = expected if isinstance(expected, list) else [expected]
+            actual = context.get(key)
+            if actual is None:
+                return False
+            if operator == "StringEquals" and actual not in values:
+                return False
+            if operator == "StringLike" and not any(matches(v, actual) for v in values):
+                return False
+            if operator not in ("StringEquals", "StringLike"):
+                raise ValueError(f"condition operator {operator} is not evaluated by the dev stack")
+    return True
+
+
+def allows(statements: Iterable[Statement], request: Request) -> bool:
+    """Whether any Allow statement grants `request` (there are no Deny statements in these policies)."""
+    context = dict(request.context)
+    for statement in statements:
+        if not any(matches(a, request.action, ignore_case=True) for a in statement.actions):
+            continue
+        if not any(matches(r, request.resource) for r in statement.resources):
+            continue
+        if _conditions_hold(statement.conditions, context):
+            return True
+    return False
+
+
+# --- enforcement ----------------------------------------------------------------------------------
+@dataclass
+class Enforcer:
+    """The policies of every function of one dev stack, and the check of one call against them."""
+
+    policies: dict[str, list[Statement]]
+    account: str
+    role_prefix: str
+    ws_api_id: str
+    ws_stage: str
+    # The EventBridge Scheduler role's policy (whom schedules may invoke).
+    scheduler: list[Statement] = field(default_factory=list)
+    denied: list[tuple[str, str, str]] = field(default_factory=list)
+    # With record_usage, every (function, action, resource) allowed so far: what the code really uses of
+    # each policy (off by default: connection ids and schedule names make it grow for ever).
+    record_usage: bool = False
+    used: set[tuple[str, str, str]] = field(default_factory=set)
+    _logged: set[tuple[str, str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def may_schedule(self, target_arn: str) -> bool:
+        """Whether the Scheduler role may invoke `target_arn`."""
+        return allows(self.scheduler, Request("lambda:InvokeFunction", target_arn))
+
+    def principal(self, function: str) -> str:
+        """The assumed-role ARN a function's calls carry (role, then the function as session name)."""
+        name = f"{self.role_prefix}{function}"
+        return f"arn:aws:sts::{self.account}:assumed-role/{name}-role/{name}"
+
+    def site(self, client: Any) -> CallSite:
+        return CallSite(
+            service=client.meta.service_model.service_name,
+            region=client.meta.region_name or "us-east-1",
+            account=self.account,
+            ws_api_id=self.ws_api_id,
+            ws_stage=self.ws_stage,
+        )
+
+    def check(self, function: str, client: Any, operation: str, params: dict[str, Any]) -> None:
+        """Raise the service's access-denied ClientError unless `function`'s policy allows the call."""
+        site = self.site(client)
+        if operation in PUBLIC_OPERATIONS.get(site.service, ()):
+            return
+        statements = self.policies.get(function, [])
+        for request in requests_for(site, operation, params):
+            if not allows(statements, request):
+                self._deny(function, client, site, operation, request)
+            if self.record_usage:
+                self.used.add((function, request.action, request.resource))
+
+    def _deny(self, function: str, client: Any, site: CallSite, operation: str, request: Request) -> None:
+        key = (function, request.action, request.resource)
+        with self._lock:
+            if len(self.denied) >= _DENIED_KEPT:
+                del self.denied[: _DENIED_KEPT // 2]
+            self.denied.append(key)
+            first = key not in self._logged
+            self._logged.add(key)
+        if first:
+            log.error("IAM: %s may not %s on %s (%s)", function, request.action, request.resource, operation)
+        code, status = _DENIAL.get(site.service, ("AccessDeniedException", 403))
+        action = request.action
+        if site.service == "sns":
+            action = "SNS:" + action.split(":", 1)[1]
+        elif site.service == "sqs":
+            action = action.lower()
+        message = (
+            f"User: {self.principal(function)} is not authorized to perform: {action} on resource: "
+            f"{request.resource} because no identity-based policy allows the {action} action"
+        )
+        response = {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4()), "RetryAttempts": 0},
+        }
+        raise client.exceptions.from_code(code)(response, operation)
+
+    @contextlib.contextmanager
+    def revoked(self, function: str, action: str, resource_suffix: str = "") -> Iterator[None]:
+        """Within the block, `function`'s policy lacks `action` on resources ending with `resource_suffix`
+        (for tests that show what a missing grant breaks)."""
+        original = self.policies[function]
+        reduced = []
+        for statement in original:
+            if any(matches(a, action, ignore_case=True) for a in statement.actions):
+                kept = tuple(r for r in statement.resources if not r.endswith(resource_suffix))
+                if kept != statement.resources:
+                    reduced.append(replace(statement, resources=kept))
+                    others = tuple(a for a in statement.actions if not matches(a, action, ignore_case=True))
+                    if others:
+                        reduced.append(replace(statement, actions=others))
+                    continue
+            reduced.append(statement)
+        if reduced == original:
+            raise LookupError(f"{function} holds no {action} on *{resource_suffix}")
+        self.policies[function] = reduced
+        try:
+            yield
+        finally:
+            self.policies[function] = original
+
+
+_enforcer: Enforcer | None = None
+_original_call = BaseClient._make_api_call
+
+
+def _checked_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+    enforcer = _enforcer
+    if enforcer is not None:
+        function = client.__dict__.get(_POLLER_ATTRIBUTE) or _function.get()
+        if function is not None:
+            enforcer.check(function, client, operation_name, api_params)
+    return _original_call(client, operation_name, api_params)
+
+
+def install(enforcer: Enforcer) -> Enforcer:
+    """Check every botocore call of this process against `enforcer` from now on."""
+    global _enforcer
+    _enforcer = enforcer
+    BaseClient._make_api_call = _checked_call  # type: ignore[method-assign]
+    return enforcer
+
+
+def uninstall(enforcer: Enforcer | None = None) -> None:
+    """Stop checking (only if `enforcer`, when given, is the one installed)."""
+    global _enforcer
+    if enforcer is None or _enforcer is enforcer:
+        _enforcer = None
+
+
+# --- the dev stack's policies ---------------------------------------------------------------------
+class LocalArns:
+    """infra.policy's Arns for the resources the dev stack provisioned on the embedded AWS."""
+
+    def __init__(self, settings: Any, stream_arns: dict[str, str], ws_api_id: str, ws_stage: str) -> None:
+        self.settings = settings
+        self.stream_arns = stream_arns
+        self.ws_api_id = ws_api_id
+        self.ws_stage = ws_stage
+        self._base = f"{settings.region}:{settings.account_id}"
+
+    def log_group(self, function: str) -> str:
+        return f"arn:aws:logs:{self._base}:log-group:/aws/lambda/{self.settings.table_prefix}{function}:*"
+
+    def table(self, name: str) -> str:
+        return f"arn:aws:dynamodb:{self._base}:table/{self.settings.table_name(name)}"
+
+    def stream(self, table: str) -> str:
+        return self.stream_arns[table]
+
+    def queue(self, name: str) -> str:
+        return f"arn:aws:sqs:{self._base}:{self.settings.table_prefix}{name}"
+
+    def events_topic(self) -> str:
+        return str(self.settings.events_topic_arn)
+
+    def schedules(self) -> str:
+        return f"arn:aws:scheduler:{self._base}:schedule/{self.settings.scheduler_group}/*"
+
+    def scheduler_role(self) -> str:
+        return str(self.settings.scheduler_role_arn)
+
+    def user_pool(self) -> str:
+        return str(self.settings.user_pool_arn)
+
+    def connections(self) -> str | None:
+        return f"arn:aws:execute-api:{self._base}:{self.ws_api_id}/{self.ws_stage}/*/@connections/*"
+
+    def function(self, name: str) -> str:
+        return str(self.settings.function_arn(name))
+
+    def stripe_secret(self) -> str:
+        return f"arn:aws:secretsmanager:{self._base}:secret:{self.settings.stripe_secret_name}-??????"
+
+
+def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:
+    """An Enforcer holding every function's policy as infra deploys it, over this stack's resources.
+
+    `dynamodb` is a client of the embedded AWS (to read the tables' stream ARNs)."""
+    from chalicelib import topology
+    from chalicelib.config import get_settings
+    from infra.access import ACCESS
+    from infra.policy import function_statements, scheduler_statements
+
+    settings = get_settings()
+    streams = {}
+    for source in topology.STREAM_SOURCES:
+        table = dynamodb.describe_table(TableName=settings.table_name(source.table))["Table"]
+        streams[source.table] = table["LatestStreamArn"]
+    arns = LocalArns(settings, streams, ws_api_id, ws_stage)
+    stripe = settings.payment_provider == "stripe"
+    policies = {
+        name: function_statements(name, access, arns, payment_secrets=stripe) for name, access in ACCESS.items()
+    }
+    return Enforcer(
+        policies, settings.account_id, settings.table_prefix, ws_api_id, ws_stage, scheduler_statements(arns)
+    )

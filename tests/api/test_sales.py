@@ -1,0 +1,180 @@
+"""The creator's view: GET /drops/{id}/sales and GET /creators/{id}/drops, owner only, with figures that
+match the orders placed, confirmed, failed and expired (counters kept in the order transactions)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chalicelib import orders
+from chalicelib.models import Drop, Order
+from tests.api import test_orders
+from tests.api.test_orders import order, orders_of_drop
+
+shop = test_orders.shop
+make_drop = test_orders.make_drop
+PRICE = 1999  # the shop's product price
+
+
+def wait_for(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def status_of(api, user, order_id: str) -> str:
+    return api.get(f"/orders/{order_id}", user.token).json()["status"]
+
+
+def truth(drop_id: str) -> dict:
+    """The figures recomputed from the stored orders themselves (a scan: fine in a test)."""
+    stored = orders_of_drop(drop_id)
+    by_status = {status: 0 for status in (orders.PENDING, orders.CONFIRMED, *orders.RELEASED)}
+    for row in stored:
+        by_status[str(row.status)] += 1
+    confirmed = [row for row in stored if row.status == orders.CONFIRMED]
+    pending = [row for row in stored if row.status == orders.PENDING]
+    return {
+        "orders": by_status,
+        "units_sold": sum(int(row.quantity) for row in confirmed),
+        "units_reserved": sum(int(row.quantity) for row in pending),
+        "revenue_cents": sum(int(row.amount_cents) for row in confirmed),
+    }
+
+
+def figures_of(body: dict) -> dict:
+    return {key: body[key] for key in ("orders", "units_sold", "units_reserved", "revenue_cents")}
+
+
+@pytest.fixture()
+def sold(api, new_user, shop, make_drop):
+    """A drop with one paid order (2 units), one declined (1) and one left awaiting 3-D Secure (3)."""
+    drop = make_drop(stock=10)
+    paid_by, declined_by, waiting_by = new_user(), new_user(), new_user()
+    paid = order(api, paid_by, drop["drop_id"], quantity=2).json()
+    declined = order(api, declined_by, drop["drop_id"], quantity=1, token="tok_chargeDeclined").json()
+    waiting = order(api, waiting_by, drop["drop_id"], quantity=3, token="tok_threeDSecureRequired").json()
+    wait_for(lambda: status_of(api, paid_by, paid["order_id"]) == "confirmed")
+    wait_for(lambda: status_of(api, declined_by, declined["order_id"]) == "payment_failed")
+    return drop, [paid, declined, waiting]
+
+
+def test_owner_sees_figures_that_match_the_orders(api, shop, sold) -> None:
+    owner = shop[0]
+    drop, placed = sold
+    response = api.get(f"/drops/{drop['drop_id']}/sales", owner.token)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert figures_of(body) == truth(drop["drop_id"])
+    assert body["orders"] == {"pending_payment": 1, "confirmed": 1, "payment_failed": 1, "expired": 0}
+    assert (body["units_sold"], body["units_reserved"], body["revenue_cents"]) == (2, 3, 2 * PRICE)
+    assert body["stock"] == 10 - 2 - 3
+    assert body["drop_id"] == drop["drop_id"] and body["initial_stock"] == 10
+    # The latest orders, newest first, with their times and statuses (no buyer identities).
+    recent = body["recent_orders"]
+    assert [r["created_at"] for r in recent] == sorted((p["created_at"] for p in placed), reverse=True)
+    assert sorted(r["status"] for r in recent) == ["confirmed", "payment_failed", "pending_payment"]
+    assert all(set(r) == {"created_at", "quantity", "status"} for r in recent)
+
+
+def test_an_expired_reservation_moves_to_expired_and_gives_its_units_back(api, shop, sold) -> None:
+    owner = shop[0]
+    drop, placed = sold
+    waiting = Order.get(placed[2]["order_id"], consistent_read=True)
+    assert orders.release_reservation(waiting.order_id, orders.EXPIRED, int(waiting.expires_at) + 1)
+    body = api.get(f"/drops/{drop['drop_id']}/sales", owner.token).json()
+    assert figures_of(body) == truth(drop["drop_id"])
+    assert body["orders"]["expired"] == 1 and body["orders"]["pending_payment"] == 0
+    assert body["units_reserved"] == 0 and body["stock"] == 8
+
+
+def test_the_creators_drop_list_carries_the_same_figures(api, shop, sold, make_drop) -> None:
+    owner, creator_id, _ = shop
+    drop, _ = sold
+    later = make_drop(stock=5, start=600, end=7200)
+    response = api.get(f"/creators/{creator_id}/drops", owner.token)
+    assert response.status_code == 200, response.text
+    items = {item["drop_id"]: item for item in response.json()["items"]}
+    assert list(items) == [later["drop_id"], drop["drop_id"]]  # latest start first
+    assert figures_of(items[drop["drop_id"]]) == truth(drop["drop_id"])
+    assert set(items[later["drop_id"]]["orders"].values()) == {0}
+    first = api.get(f"/creators/{creator_id}/drops?limit=1", owner.token).json()
+    second = api.get(f"/creators/{creator_id}/drops?limit=1&page={first['next_page']}", owner.token).json()
+    assert [i["drop_id"] for i in first["items"] + second["items"]] == [later["drop_id"], drop["drop_id"]]
+
+
+def test_a_replayed_order_is_counted_once(api, new_user, shop, make_drop) -> None:
+    drop = make_drop(stock=5)
+    buyer = new_user()
+    first = order(api, buyer, drop["drop_id"], key="same-key", token="tok_threeDSecureRequired")
+    again = order(api, buyer, drop["drop_id"], key="same-key", token="tok_threeDSecureRequired")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert int(Drop.get(drop["drop_id"], consistent_read=True).orders_placed) == 1
+    body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
+    assert body["orders"]["pending_payment"] == 1 and body["units_reserved"] == 1
+
+
+def test_nobody_else_sees_a_creators_sales(api, new_user, shop, sold) -> None:
+    owner, creator_id, _ = shop
+    drop, _ = sold
+    rival = new_user(name="Rival", creator=True)
+    for user in (rival, new_user()):
+        hidden = api.get(f"/drops/{drop['drop_id']}/sales", user.token)
+        assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "drop_not_found"
+        listing = api.get(f"/creators/{creator_id}/drops", user.token)
+        assert listing.status_code == 403 and listing.json()["error"]["code"] == "forbidden"
+    assert api.get(f"/drops/{drop['drop_id']}/sales").status_code == 401
+    assert api.get(f"/creators/{creator_id}/drops").status_code == 401
+    assert api.get("/drops/dr_nope/sales", owner.token).json()["error"]["code"] == "drop_not_found"
+    assert api.get("/creators/cr_nope/drops", owner.token).json()["error"]["code"] == "creator_not_found"
+    assert api.get(f"/creators/{creator_id}/drops?page=garbage", owner.token).status_code == 400
+
+
+def test_concurrent_orders_and_settlements_keep_the_figures_exact(api, new_user, shop, make_drop) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    drop = make_drop(stock=10)
+    cards = ["tok_visa", "tok_chargeDeclined", "tok_threeDSecureRequired"]
+    buyers = [new_user() for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(
+            pool.map(
+                lambda n: order(api, buyers[n], drop["drop_id"], quantity=1 + n % 2, token=cards[n % 3]), range(12)
+            )
+        )
+    placed = [a.json() for a in answers if a.status_code == 201]
+    assert placed and all(a.status_code in (201, 409, 503) for a in answers)
+
+    def settled() -> bool:
+        stored = orders_of_drop(drop["drop_id"])
+        # Only the 3-D Secure orders stay pending; every other one is charged or declined by now.
+        return len(stored) == len(placed) and all(
+            row.status != orders.PENDING or row.payment_token == "tok_threeDSecureRequired" for row in stored
+        )
+
+    wait_for(settled)
+    body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
+    assert figures_of(body) == truth(drop["drop_id"])
+    assert body["stock"] + body["units_sold"] + body["units_reserved"] == body["initial_stock"]
+
+
+def test_settling_an_order_twice_counts_it_once(api, new_user, shop, make_drop) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    drop = make_drop(stock=5)
+    first = order(api, new_user(), drop["drop_id"], quantity=2, token="tok_threeDSecureRequired").json()
+    second = order(api, new_user(), drop["drop_id"], quantity=1, token="tok_threeDSecureRequired").json()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        confirmed = list(pool.map(lambda _: orders.confirm_payment(first["order_id"], "ref"), range(4)))
+    assert confirmed.count(True) == 1
+    failed = [orders.release_reservation(second["order_id"], orders.PAYMENT_FAILED) for _ in range(2)]
+    assert failed == [True, False]
+    body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
+    assert figures_of(body) == truth(drop["drop_id"])
+    assert body["orders"] == {"pending_payment": 0, "confirmed": 1, "payment_failed": 1, "expired": 0}
+    assert (body["units_sold"], body["revenue_cents"], body["stock"]) == (2, 2 * PRICE, 3)
