@@ -16,20 +16,36 @@ import json
 import secrets
 from typing import Any
 
-from chalicelib.config import get_settings
-from chalicelib.errors import AdmissionExpiredError, AdmissionRequiredError
+from pynamodb.exceptions import DoesNotExist, PutError
 
-# The dev stack runs in one process: without a configured key it signs with one made at start-up.
-_process_key = secrets.token_bytes(32)
+from chalicelib.config import get_settings
+from chalicelib.db import now_ms
+from chalicelib.errors import AdmissionExpiredError, AdmissionRequiredError
+from chalicelib.models import SigningKey
+
+_KEY_NAME = "admission"
+_cached_key: list[bytes] = []
 
 
 def _key() -> bytes:
+    """LIVEDROP_ADMISSION_KEY when set (local runs), else the stage's signing key: made once by whoever
+    needs it first (a conditional put), then read and kept for the life of the process."""
     settings = get_settings()
     if settings.admission_key:
         return settings.admission_key.encode()
-    if settings.aws_endpoint_url:
-        return _process_key
-    raise RuntimeError("LIVEDROP_ADMISSION_KEY is not set")
+    if not _cached_key:
+        try:
+            stored = SigningKey.get(_KEY_NAME, consistent_read=True)
+        except DoesNotExist:
+            stored = SigningKey(name=_KEY_NAME, secret=secrets.token_hex(32), created_at=now_ms())
+            try:
+                stored.save(SigningKey.name.does_not_exist())
+            except PutError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                stored = SigningKey.get(_KEY_NAME, consistent_read=True)  # another process made it first
+        _cached_key.append(bytes.fromhex(stored.secret))
+    return _cached_key[0]
 
 
 def _b64(data: bytes) -> str:

@@ -369,6 +369,15 @@ class RateLimit(Model):
     ttl = TTLAttribute(null=True)
 
 
+class SigningKey(Model):
+    """A key the app signs with (admission tokens), made on first use; readable only where granted."""
+
+    Meta = _meta("SigningKeys")
+    name = UnicodeAttribute(hash_key=True)
+    secret = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     User,
     Creator,
@@ -387,6 +396,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Line,
     Admission,
     RateLimit,
+    SigningKey,
 )
 # Tables whose changes are domain events (DynamoDB Streams are the outbox).
 STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order, StockShard)

@@ -67,6 +67,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Lines",
             "Admissions",
             "Admissions/by_position",
+            "SigningKeys",
         ),
         write=(
             "Users",
@@ -83,6 +84,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Lines",
             "Admissions",
             "RateLimits",
+            "SigningKeys",
         ),
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
@@ -155,8 +157,9 @@ ACCESS: dict[str, FunctionAccess] = {
             "Drops",
             "StockShards",
             "Connections/by_user",
+            "SigningKeys",
         ),
-        write=("Lines", "Admissions", "Drops", "Notifications"),
+        write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys"),
         ws_push=True,
         timeout=60,
         memory=512,

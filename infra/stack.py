@@ -24,7 +24,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -137,13 +136,6 @@ class LiveDropStack(cdk.Stack):
             self, "DropSchedules", name=self.prefix + topology.SCHEDULER_GROUP
         )
         self.user_pool, self.user_pool_client = self._user_pool(retain)
-        # Signs queue and draw admission tokens (chalicelib.admissions); generated at deploy, never in the template.
-        self.admission_key = secretsmanager.Secret(
-            self,
-            "AdmissionKey",
-            secret_name=f"{APP_NAME}/{stage}/admission-key",
-            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True, password_length=64),
-        )
 
         self.chalice = Chalice(
             self,
@@ -417,7 +409,6 @@ class LiveDropStack(cdk.Stack):
             "LIVEDROP_PAYMENT_PROVIDER": self.payment_provider,
             # The secret's name, not its values: those are read at run time, where granted (chalicelib.secrets).
             "LIVEDROP_STRIPE_SECRET": self.stripe_secret_name,
-            "LIVEDROP_ADMISSION_KEY": self.admission_key.secret_value.unsafe_unwrap(),
             "POWERTOOLS_SERVICE_NAME": APP_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         }

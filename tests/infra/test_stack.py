@@ -26,6 +26,8 @@ OPTIONAL_VARIABLES = {
     "LIVEDROP_JOIN_RATE_LIMIT",
     "LIVEDROP_ADMISSION_TICK_SECONDS",
     "LIVEDROP_ADMISSION_LOOP_SECONDS",
+    # Local runs only: in AWS admission tokens are signed with the stage's key in SigningKeys.
+    "LIVEDROP_ADMISSION_KEY",
     # Only where the stage's payment provider is stripe (not dev).
     "LIVEDROP_STRIPE_API_KEY",
     "LIVEDROP_STRIPE_WEBHOOK_SECRET",
