@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench fuzz clean synth
+.PHONY: dev test lint bench bench-publish fuzz clean synth
 
 # pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
 # so the next run picks it up again (and a venv cut short before it had pip is completed).
@@ -39,8 +39,12 @@ synth: $(STAMP)
 		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(PY) app.py
 	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
 
+# Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in the README.
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-publish: $(STAMP)
+	$(PY) -m bench.publish
 
 # A longer schemathesis run than the bounded one in `make test`.
 fuzz: $(STAMP)

@@ -36,7 +36,7 @@ from chalicelib.errors import (
     OrderNotFoundError,
     ProductNotFoundError,
 )
-from chalicelib.observability import logger, metrics, tracer
+from chalicelib.observability import logger, metrics, trace_segment
 from chalicelib.pagination import parse_limit
 from chalicelib.validation import Field, check_path_ids, parse_body
 from chalicelib.web import (
@@ -61,7 +61,7 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Every invocation: a correlation id on each log line, a trace subsegment, its metrics flushed as EMF."""
     logger.set_correlation_id(_correlation_id(event))
     try:
-        with tracer.provider.in_subsegment(f"## {type(event).__name__}"):
+        with trace_segment(f"## {type(event).__name__}"):
             return get_response(event)
     finally:
         if metrics.metric_set:

@@ -1,8 +1,9 @@
 """`make bench`: every benchmark in one run, each against a fresh stack of its own.
 
 Each benchmark runs in a process of its own and writes bench/results/<name>.json; then this writes
-bench/results/latest.json with all of them, bench/results/latest.md (a Markdown summary that the
-README shows) and bench/results/latency.png.
+bench/results/latest.json with all of them, bench/results/latest.md (a Markdown summary) and
+bench/results/latency.png. bench/results/ is not tracked: `make bench-publish` (bench.publish) is the
+explicit step that copies a run's figures to bench/published/ and the README.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
     _plot(results, RESULTS / "latency.png")
-    table = "\n".join([f"Measured {latest['when']} on {latest['machine']['cpus']} cores.", "", *_summary(results)])
+    load = ", ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+    header = f"Measured {latest['when']} on {latest['machine']['cpus']} cores (load average at the end: {load})."
+    table = "\n".join([header, "", *_summary(results)])
     (RESULTS / "latest.md").write_text(table + "\n")
     print(table)
     return 0

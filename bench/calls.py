@@ -1,6 +1,11 @@
-"""DynamoDB calls per operation (order, warm read, follow, fan-out per 1,000 followers), counted with
-a botocore hook on every client in the process, with the dev stack's pumps stopped so only the
-operation itself is counted.
+"""Backend calls per operation, counted with a botocore hook on every client in the process.
+
+- DynamoDB calls of one operation (order, warm read, follow, fan-out per 1,000 followers), with the
+  dev stack's pumps stopped so only the operation itself is counted;
+- every AWS call (all services) per order from placement to confirmation and the buyer's
+  notification, with the whole pipeline running: the stream, queue and topic hops, the payment,
+  the inbox row, live stock. Polls that return nothing (an idle event source) are counted apart:
+  they depend on time, not on orders.
 
 `python -m bench.calls` prints the figures and writes bench/results/calls.json.
 """
@@ -10,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +31,12 @@ from botocore.client import BaseClient
 from bench.shop import account, live_drop, write_result
 
 FOLLOWERS = 1000
+PIPELINE_ORDERS = 40
+PIPELINE_BUYERS = 20
+PIPELINE_IN_FLIGHT = 8
+# Event-source bookkeeping that runs on a clock whatever the load (Lambda's pollers do it for free).
+_POLLING = {"DescribeStream", "GetShardIterator", "ListSchedules", "GetSchedule"}
+_uncounted = threading.local()
 
 
 @contextmanager
@@ -46,6 +59,92 @@ def dynamodb_calls() -> Iterator[Counter[str]]:
         BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
+@contextmanager
+def backend_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
+    """Count every AWS call by `service:operation` while the block runs: (work, idle polls).
+
+    A ReceiveMessage or GetRecords that brings nothing, and the pollers' shard and schedule
+    listings, go to the idle counter; calls from a thread that set `_uncounted.on` are not counted.
+    """
+    work: Counter[str] = Counter()
+    idle: Counter[str] = Counter()
+    original: Callable[..., Any] = BaseClient._make_api_call
+    lock = threading.Lock()
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        result = original(self, operation, params)
+        if getattr(_uncounted, "on", False):
+            return result
+        key = f"{self.meta.service_model.service_name}:{operation}"
+        empty = (operation == "ReceiveMessage" and not result.get("Messages")) or (
+            operation == "GetRecords" and not result.get("Records")
+        )
+        with lock:
+            (idle if empty or operation in _POLLING else work)[key] += 1
+        return result
+
+    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        yield work, idle
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]
+
+
+def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str, Any]:
+    """Backend calls per order, placement to confirmation and the buyer's inbox row, pipeline running."""
+    from chalicelib.models import Notification, Order
+
+    owner = account(session, base, "Pipeline owner")
+    _, _, drop = live_drop(session, base, owner, stock=10 * PIPELINE_ORDERS)
+    buyers = [account(session, base, f"Buyer {i}") for i in range(PIPELINE_BUYERS)]
+    for pump in stack.pumps:
+        if pump.name.startswith("rate:"):
+            pump.stop()  # the once-a-minute sweeper is not part of an order's path
+
+    def place(index: int) -> tuple[str, str]:
+        headers = buyers[index % len(buyers)] | {"Idempotency-Key": f"pipeline-{index}"}
+        body = {"drop_id": drop, "quantity": 1, "payment_token": "tok_visa"}
+        placed = session.post(f"{base}/orders", headers=headers, json=body)
+        assert placed.status_code == 201, placed.text
+        return placed.json()["order_id"], placed.json()["user_id"]
+
+    def settled(placed: list[tuple[str, str]]) -> bool:
+        _uncounted.on = True
+        try:
+            if any(Order.get(oid, consistent_read=True).status != "confirmed" for oid, _ in placed):
+                return False
+            inbox: Counter[str] = Counter()
+            for user in {user for _, user in placed}:
+                for row in Notification.query(user, consistent_read=True):
+                    if row.event_type == "order_confirmed":
+                        inbox[user] += 1
+            return inbox == Counter(user for _, user in placed)
+        finally:
+            _uncounted.on = False
+
+    with backend_calls() as (work, idle):
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=PIPELINE_IN_FLIGHT) as pool:
+            placed = list(pool.map(place, range(PIPELINE_ORDERS)))
+        deadline = time.monotonic() + 120
+        while not settled(placed):
+            if time.monotonic() > deadline:
+                raise RuntimeError("orders did not settle within 120 s")
+            time.sleep(0.2)
+        # Late stragglers of the same orders (a deferred live-stock push) belong to them too.
+        time.sleep(2.0)
+        seconds = time.monotonic() - started
+    total = sum(work.values())
+    return {
+        "orders": PIPELINE_ORDERS,
+        "in_flight": PIPELINE_IN_FLIGHT,
+        "calls": dict(sorted(work.items())),
+        "calls_per_order": round(total / PIPELINE_ORDERS, 2),
+        "idle_polls": dict(sorted(idle.items())),
+        "idle_polls_per_s": round(sum(idle.values()) / seconds, 1),
+    }
+
+
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -59,6 +158,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         from chalicelib.notifications import Envelope
 
         base, session = stack.rest_url, requests.Session()
+        pipeline = pipeline_calls(stack, session, base)
 
         owner, fan = account(session, base, "Owner"), account(session, base, "Fan")
         creator, product, drop = live_drop(session, base, owner, stock=100)
@@ -104,7 +204,11 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     result = {
         "benchmark": "calls",
         "operations": figures,
-        "summary": {name: sum(ops.values()) for name, ops in figures.items()},
+        "pipeline": pipeline,
+        "summary": {
+            **{name: sum(ops.values()) for name, ops in figures.items()},
+            "backend calls per order, placement to confirmation and notification": pipeline["calls_per_order"],
+        },
     }
     return write_result(results_dir, "calls", result)
 

@@ -1,4 +1,5 @@
-"""Cold-start import time of app.py against a bare Chalice app, as a ratio (median of fresh interpreters).
+"""Cold-start import time of app.py against its floor, as a ratio (median of fresh interpreters): a bare
+Chalice app plus PynamoDB's models and PyJWT, the libraries every invocation needs. Target: <= 2x.
 
 `python -m bench.coldstart` prints the figures and writes bench/results/coldstart.json.
 """
@@ -16,8 +17,14 @@ from bench.shop import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 7
-_TIMED = "import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)"
-BARE = _TIMED.format("from chalice import Chalice; Chalice(app_name='bare')")
+# CPU time of the import (the import is CPU-bound; on a shared machine wall time mostly measures the
+# neighbours), and wall time beside it.
+_TIMED = (
+    "import time; c, t = time.process_time(), time.perf_counter(); {}; "
+    "print(time.process_time() - c, time.perf_counter() - t)"
+)
+BARE = _TIMED.format("from chalice import Chalice; Chalice(app_name='bare'); import pynamodb.models; import jwt")
+TARGET_RATIO = 2.0
 OURS = _TIMED.format("import app")
 # What a Lambda has in its environment: the app must import without reaching any AWS endpoint.
 LAMBDA_ENV = {
@@ -28,35 +35,43 @@ LAMBDA_ENV = {
     "LIVEDROP_STAGE": "prod",
     "LIVEDROP_USER_POOL_ID": "us-east-1_cold",
     "LIVEDROP_USER_POOL_CLIENT_ID": "cold",
-    "POWERTOOLS_TRACE_DISABLED": "1",
+    # Lambda's own variables: Powertools traces there (nothing may load the X-Ray SDK at import).
+    "AWS_LAMBDA_FUNCTION_NAME": "livedrop-prod-api",
+    "LAMBDA_TASK_ROOT": "/var/task",
 }
 
 
-def _median_seconds(code: str) -> float:
+def _median_seconds(code: str) -> tuple[float, float]:
+    """Median CPU and wall seconds of `code` over RUNS fresh interpreters."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEDROP_", "AWS_"))} | LAMBDA_ENV
-    times = []
+    cpu, wall = [], []
     for _ in range(RUNS):
         out = subprocess.run(
             [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
         ).stdout
-        times.append(float(out.strip().splitlines()[-1]))
-    return statistics.median(times)
+        spent, elapsed = out.strip().splitlines()[-1].split()
+        cpu.append(float(spent))
+        wall.append(float(elapsed))
+    return statistics.median(cpu), statistics.median(wall)
 
 
 def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Measure both imports in fresh interpreters; returns and writes the figures."""
-    bare = _median_seconds(BARE)
-    ours = _median_seconds(OURS)
+    bare, bare_wall = _median_seconds(BARE)
+    ours, ours_wall = _median_seconds(OURS)
     result = {
         "benchmark": "coldstart",
         "runs": RUNS,
-        "bare_chalice_import_ms": round(bare * 1000, 1),
-        "app_import_ms": round(ours * 1000, 1),
+        "bare_import_cpu_ms": round(bare * 1000, 1),
+        "app_import_cpu_ms": round(ours * 1000, 1),
+        "bare_import_wall_ms": round(bare_wall * 1000, 1),
+        "app_import_wall_ms": round(ours_wall * 1000, 1),
         "ratio": round(ours / bare, 2),
+        "target_ratio": TARGET_RATIO,
         "summary": {
-            "import app.py (ms)": round(ours * 1000, 1),
-            "import bare Chalice app (ms)": round(bare * 1000, 1),
-            "ratio": round(ours / bare, 2),
+            "import app.py, CPU ms (wall ms)": f"{ours * 1000:.0f} ({ours_wall * 1000:.0f})",
+            "import chalice + pynamodb + pyjwt, CPU ms (wall ms)": f"{bare * 1000:.0f} ({bare_wall * 1000:.0f})",
+            "ratio of CPU times (target <= 2)": round(ours / bare, 2),
         },
     }
     return write_result(results_dir, "coldstart", result)

@@ -121,3 +121,51 @@ def rush(base_url: str, drop_id: str, tokens: list[str], total: int, processes: 
 
 def _noop(_: int) -> None:
     return None
+
+
+def _paced(args: tuple[str, str, list[str], float, float]) -> list[tuple[str | None, float, int]]:
+    base_url, drop_id, tokens, rate, seconds = args
+    parts = urlsplit(base_url)
+    local = threading.local()
+    body = json.dumps({"drop_id": drop_id, "quantity": 1, "payment_token": "tok_visa"})
+    results: list[tuple[str | None, float, int]] = []
+    lock = threading.Lock()
+
+    def place(index: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        headers = {
+            "Authorization": f"Bearer {tokens[index % len(tokens)]}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        }
+        sent = time.time()
+        try:
+            conn.request("POST", "/orders", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            local.conn = None
+            status, payload = 0, b""
+        order_id = json.loads(payload).get("order_id") if status == 201 else None
+        with lock:
+            results.append((order_id, sent, status))
+
+    total = int(rate * seconds)
+    began = time.time()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for i in range(total):
+            # Open loop: orders keep arriving at the offered rate however slowly they are answered.
+            time.sleep(max(0.0, began + i / rate - time.time()))
+            pool.submit(place, i)
+    return results
+
+
+def paced_orders(
+    base_url: str, drop_id: str, tokens: list[str], rate: float, seconds: float
+) -> list[tuple[str | None, float, int]]:
+    """Orders offered at `rate` per second for `seconds` from a worker process: (order_id, sent at, status)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_paced, ((base_url, drop_id, tokens, rate, seconds),))

@@ -10,6 +10,7 @@ At the start one creator account schedules a drop LIVEDROP_DROP_DELAY seconds ah
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 
 import requests
 from locust import HttpUser, User, between, events, task
+from locust.exception import StopUser
 
 PASSWORD = "Load-test-pass-1"
 STATE: dict[str, Any] = {}
@@ -35,6 +37,21 @@ def _account(host: str, name: str) -> dict[str, str]:
     tokens = requests.post(f"{host}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30).json()
     me = requests.get(f"{host}/me", headers={"Authorization": f"Bearer {tokens['id_token']}"}, timeout=30).json()
     return {"token": tokens["id_token"], "user_id": me["user_id"]}
+
+
+@events.init.add_listener
+def stop_quietly_on_ctrl_c(environment: Any, **_: Any) -> None:
+    """Ctrl-C ends the run the way its time limit does (users stopped, summary printed, exit code kept),
+    instead of a KeyboardInterrupt surfacing in whatever greenlet was running."""
+    import signal
+
+    import gevent
+
+    def stop() -> None:
+        if environment.runner is not None:
+            environment.runner.quit()
+
+    gevent.signal_handler(signal.SIGINT, stop)
 
 
 @events.test_start.add_listener
@@ -103,6 +120,7 @@ class Viewer(User):
     """Keeps a WebSocket open on the drop page and counts the frames it is pushed."""
 
     wait_time = between(1, 2)
+    socket: Any = None
 
     def on_start(self) -> None:
         from websockets.sync.client import connect
@@ -111,9 +129,14 @@ class Viewer(User):
         ws_url = os.environ.get("LIVEDROP_WS_URL", "ws://127.0.0.1:8001/notifications")
         account = _account(host, "Load viewer")
         started = time.perf_counter()
-        self.socket = connect(f"{ws_url}?token={account['token']}", open_timeout=30)
+        try:
+            # Entered by hand: the socket lives as long as the user, across tasks, until on_stop.
+            self.socket = connect(f"{ws_url}?token={account['token']}", open_timeout=30).__enter__()
+            self.socket.send(json.dumps({"action": "subscribe", "drop_id": STATE["drop_id"]}))
+        except Exception as error:  # noqa: BLE001 - a refused or dropped socket is a failed request, not a crash
+            self._fire("connect", started, 0, error)
+            raise StopUser() from None
         self._fire("connect", started, 0)
-        self.socket.send(json.dumps({"action": "subscribe", "drop_id": STATE["drop_id"]}))
         self.frames = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -124,22 +147,36 @@ class Viewer(User):
                 frame = json.loads(raw)
                 self.frames += 1
                 self._fire(frame.get("type", "frame"), time.perf_counter(), len(raw))
-        except Exception:
+        except Exception:  # noqa: BLE001 - the socket closed (on stop, or by the server): reading ends
             return
 
-    def _fire(self, name: str, started: float, size: int) -> None:
+    def _fire(self, name: str, started: float, size: int, exception: Exception | None = None) -> None:
         self.environment.events.request.fire(
             request_type="WS",
             name=name,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=size,
-            exception=None,
+            exception=exception,
             context={},
         )
 
     @task
     def ping(self) -> None:
-        self.socket.send(json.dumps({"action": "ping"}))
+        started = time.perf_counter()
+        try:
+            self.socket.send(json.dumps({"action": "ping"}))
+        except Exception as error:  # noqa: BLE001 - see below
+            if _stopping(self.environment):
+                raise StopUser() from None  # the test is ending: a closing socket is expected
+            self._fire("ping", started, 0, error)
+            raise StopUser() from None
 
     def on_stop(self) -> None:
-        self.socket.close()
+        if self.socket is not None:
+            with contextlib.suppress(Exception):
+                self.socket.close()
+
+
+def _stopping(environment: Any) -> bool:
+    runner = getattr(environment, "runner", None)
+    return runner is None or str(getattr(runner, "state", "")) in ("stopping", "stopped", "cleanup")

@@ -1,11 +1,10 @@
-"""boto3 clients built lazily, once per process, pointed at Settings' endpoint."""
+"""boto3 clients built lazily, once per process, pointed at Settings' endpoint for their service."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from chalicelib.config import get_settings
@@ -18,13 +17,15 @@ _CLIENT_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, max_poo
 def client(service: str, endpoint_url: str | None = None) -> Any:
     """A shared boto3 client for `service` (optionally at another endpoint)."""
     settings = get_settings()
-    endpoint = endpoint_url or settings.aws_endpoint_url
+    endpoint = endpoint_url or settings.endpoint_url(service)
     key = f"{service}@{endpoint}"
     found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
         if key not in _clients:
+            import boto3  # here, not at import: a cold start that needs no client does not pay for boto3
+
             _clients[key] = boto3.session.Session().client(
                 service, region_name=settings.region, endpoint_url=endpoint, config=_CLIENT_CONFIG
             )

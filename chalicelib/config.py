@@ -17,7 +17,7 @@ class Settings:
     region: str
     account_id: str
     table_prefix: str
-    # One endpoint for every AWS service in the dev stack (moto); None in AWS.
+    # The dev stack's endpoint for every AWS service (moto); None in AWS.
     aws_endpoint_url: str | None
     events_topic_arn: str
     queue_url_prefix: str
@@ -38,6 +38,17 @@ class Settings:
     reservation_seconds: int
     idempotency_key_hours: int
     debug: bool
+    # Per-service endpoints that override aws_endpoint_url, as (botocore service name, URL) pairs:
+    # the dev stack serves DynamoDB from a process of its own.
+    service_endpoints: tuple[tuple[str, str], ...] = ()
+
+    def endpoint_url(self, service: str) -> str | None:
+        """Where clients of `service` (a botocore service name) go: its own endpoint, else the default."""
+        for name, url in self.service_endpoints:
+            if name == service:
+                return url
+        return self.aws_endpoint_url
+
     # Hot drops (docs/sale-modes.md): per-user fixed windows, admission tokens and the admissions tick.
     rate_window_seconds: int = 10
     order_rate_limit: int = 20
@@ -58,6 +69,12 @@ class Settings:
 
     def function_arn(self, name: str) -> str:
         return f"{self.function_arn_prefix}{name}"
+
+
+def _service_endpoints(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """`dynamodb=http://a,dynamodbstreams=http://a` -> (("dynamodb", "http://a"), ...)."""
+    pairs = (item.split("=", 1) for item in (raw or "").split(",") if "=" in item)
+    return tuple((name.strip(), url.strip()) for name, url in pairs if name.strip() and url.strip())
 
 
 def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
@@ -99,6 +116,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         reservation_seconds=int(env.get("LIVEDROP_RESERVATION_SECONDS", "600")),
         idempotency_key_hours=int(env.get("LIVEDROP_IDEMPOTENCY_KEY_HOURS", "24")),
         debug=_flag(env.get("LIVEDROP_DEBUG")),
+        service_endpoints=_service_endpoints(env.get("LIVEDROP_AWS_ENDPOINTS")),
         rate_window_seconds=int(env.get("LIVEDROP_RATE_WINDOW_SECONDS", "10")),
         order_rate_limit=int(env.get("LIVEDROP_ORDER_RATE_LIMIT", "20")),
         join_rate_limit=int(env.get("LIVEDROP_JOIN_RATE_LIMIT", "5")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -123,15 +124,6 @@ def deliver(message: dict[str, Any]) -> None:
 
 
 # --- records and batches ------------------------------------------------------------------------
-def _notify_record(record: SQSRecord) -> None:
-    event = Envelope.parse(record.body)
-    if event.event_type == notifications.STOCK_CHANGED:
-        # The coalescer is idempotent on its own (it never shows one event twice): skip two writes per order.
-        fan_out(event)
-        return
-    once(f"fanout#{event.event_id}", lambda: fan_out(event))
-
-
 def _deliver_record(record: SQSRecord) -> None:
     try:
         message = json.loads(record.body)
@@ -147,10 +139,131 @@ def _deliver_record(record: SQSRecord) -> None:
     once(f"deliver#{event_id}#{message.get('low')}#{message.get('after')}", lambda: deliver(message))
 
 
+class NotifyBatch:
+    """One notify-queue batch, with the backend calls its records can share made once for all of them:
+
+    - the idempotency markers of the batch's events read in one BatchGetItem, and written in one
+      BatchWriteItem once the records succeeded (a record found marked is skipped);
+    - the buyers' inbox rows of the batch's order events written in one BatchWriteItem before any
+      push (each record then only pushes);
+    - of several stock_changed events of one drop, only the newest is taken: live stock shows the
+      newest stock, and an older event's push would be coalesced away anyway.
+    """
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self._lock = threading.Lock()
+        self.succeeded: set[str] = set()
+        self.envelopes: dict[str, Envelope] = {}
+        for record in records:
+            try:
+                self.envelopes[str(record["messageId"])] = Envelope.parse(record.get("body"))
+            except (PoisonMessageError, KeyError):
+                continue  # its own record fails with the reason
+        self.superseded = _older_stock_changes(self.envelopes)
+        keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type != notifications.STOCK_CHANGED}
+        # None: the markers could not be read at once, and each record reads its own.
+        self.done: set[str] | None
+        try:
+            self.done = processed_of(keys)
+        except Exception:
+            log.exception("could not read the batch's markers at once; each record reads its own")
+            self.done = None
+        self.inbox_written = self._write_buyer_inboxes() if self.done is not None else set()
+
+    def _write_buyer_inboxes(self) -> set[str]:
+        deliveries: dict[str, tuple[Envelope, list[str]]] = {}
+        for event in self.envelopes.values():
+            if event.event_type not in notifications.ORDER_EVENTS or _fanout_key(event) in (self.done or ()):
+                continue
+            try:
+                deliveries[event.event_id] = (event, [notifications.buyer_of(event)])
+            except PoisonMessageError:
+                continue
+        if not deliveries:
+            return set()
+        try:
+            notifications.write_inboxes(deliveries.values())
+        except Exception:
+            log.exception("could not write the batch's inbox rows at once; each record writes its own")
+            return set()
+        notifications.note_inbox_written(deliveries)
+        return set(deliveries)
+
+    def record(self, record: SQSRecord) -> None:
+        """Handle one record of the batch (thread-safe: records run side by side)."""
+        event = Envelope.parse(record.body)
+        if event.event_type == notifications.STOCK_CHANGED:
+            # The coalescer is idempotent on its own (it never shows one event twice): no markers.
+            if record.message_id not in self.superseded:
+                fan_out(event)
+            return
+        key = _fanout_key(event)
+        with self._lock:
+            if key in self.succeeded:
+                return  # a copy of a record of this batch that already succeeded
+        if key in self.done if self.done is not None else already_processed(key):
+            return
+        fan_out(event)
+        with self._lock:
+            self.succeeded.add(key)
+
+    def finish(self) -> None:
+        """Mark the events handled by this batch (a lost marker only means a later copy is re-pushed)."""
+        notifications.forget_inbox_written(self.inbox_written)
+        try:
+            mark_all_processed(self.succeeded)
+        except Exception:
+            log.exception("could not mark %d events handled", len(self.succeeded))
+
+
+def _fanout_key(event: Envelope) -> str:
+    return f"fanout#{event.event_id}"
+
+
+def _older_stock_changes(envelopes: dict[str, Envelope]) -> set[str]:
+    """Message ids of stock_changed events a newer one of the same drop in the batch supersedes."""
+    newest: dict[str, tuple[int, str]] = {}
+    superseded: set[str] = set()
+    for message_id, event in envelopes.items():
+        drop_id = event.data.get("drop_id")
+        if event.event_type != notifications.STOCK_CHANGED or not isinstance(drop_id, str):
+            continue
+        known = newest.get(drop_id)
+        if known is None or event.occurred_at_ms >= known[0]:
+            if known is not None:
+                superseded.add(known[1])
+            newest[drop_id] = (event.occurred_at_ms, message_id)
+        else:
+            superseded.add(message_id)
+    return superseded
+
+
+def processed_of(keys: set[str]) -> set[str]:
+    """Which of `keys` a consumer finished before (one strongly consistent BatchGetItem per 100)."""
+    if not keys:
+        return set()
+    found = ProcessedEvent.batch_get(list(keys), consistent_read=True, attributes_to_get=["event_key"])
+    return {str(marker.event_key) for marker in found}
+
+
+def mark_all_processed(keys: set[str]) -> None:
+    """Remember that the work called by each of `keys` is done (BatchWriteItem, 25 to a call)."""
+    if not keys:
+        return
+    now = now_ms()
+    with ProcessedEvent.batch_write() as batch:
+        for key in keys:
+            batch.save(ProcessedEvent(event_key=key, processed_at=now, ttl=PROCESSED_TTL))
+
+
 def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The fanout function: a batch from the notify queue."""
+    batch = NotifyBatch(list(event.get("Records") or []))
     processor = RetryingBatchProcessor("notify", workers=BATCH_WORKERS)
-    return dict(process_partial_response(event, _notify_record, processor, context))
+    try:
+        return dict(process_partial_response(event, batch.record, processor, context))
+    finally:
+        batch.finish()
 
 
 def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def connection() -> Connection:
             if _connection is None:
                 settings = get_settings()
                 _connection = Connection(
-                    region=settings.region, host=settings.aws_endpoint_url, max_pool_connections=64
+                    region=settings.region, host=settings.endpoint_url("dynamodb"), max_pool_connections=64
                 )
     return _connection
 

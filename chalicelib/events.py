@@ -8,20 +8,18 @@ publishes the same ids and every consumer can drop what it has already seen.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from boto3.dynamodb.types import TypeDeserializer
 
 from chalicelib import aws, scheduling, stock
 from chalicelib.config import get_settings
 from chalicelib.validation import format_time
 
+logger = logging.getLogger("livedrop.events")
 _EVENT_NAMESPACE = uuid.UUID("6f1c2b1e-5d8a-4c1e-9a57-4c1d0e0b7a11")
-_deserializer = TypeDeserializer()
 ORDER_STATUS_EVENTS = {"confirmed": "order_confirmed", "payment_failed": "order_failed", "expired": "order_expired"}
 
 
@@ -30,8 +28,17 @@ def event_id_for(record_id: str, event_type: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{record_id}/{event_type}"))
 
 
+@lru_cache(maxsize=1)
+def _deserializer() -> Any:
+    # boto3 only when a stream batch needs it: importing it costs every cold start a quarter second.
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
+
+
 def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {name: _plain(_deserializer.deserialize(value)) for name, value in (raw or {}).items()}
+    deserialize = _deserializer().deserialize
+    return {name: _plain(deserialize(value)) for name, value in (raw or {}).items()}
 
 
 def _plain(value: Any) -> Any:
@@ -157,18 +164,12 @@ def publish(envelopes: list[dict[str, Any]]) -> None:
             raise RuntimeError(f"SNS refused {len(failed)} domain events: {failed[0].get('Code')}")
 
 
-def _stream_record(record: DynamoDBRecord, superseded: set[str]) -> None:
-    envelopes = [e for e in envelopes_for(record.raw_event) if e["event_id"] not in superseded]
+def _fill_shard_totals(envelopes: list[dict[str, Any]]) -> None:
+    """A shard's stock_changed carries the drop's total, read after the write."""
     for envelope in envelopes:
         data = envelope["data"]
         if envelope["event_type"] == "stock_changed" and data.get("stock") is None:
             data["stock"] = stock.total(str(data["drop_id"]), int(data.pop("shard_count") or 1), fresh=True)
-    if envelopes:
-        publish(envelopes)
-    _follow_stock(record.raw_event, envelopes)
-    sharded = _shard_emptied_or_refilled(record.raw_event)
-    if sharded is not None:
-        scheduling.sync_stock_status(sharded)
 
 
 def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:
@@ -202,17 +203,80 @@ def _follow_stock(raw: Mapping[str, Any], envelopes: list[dict[str, Any]]) -> No
     back_in_stock = new.get("status") == "sold_out" and (new.get("stock") or 0) > 0
     if "sold_out" in types or ("stock_changed" in types and back_in_stock):
         scheduling.sync_stock_status(str(new["drop_id"]))
+    sharded = _shard_emptied_or_refilled(raw)
+    if sharded is not None:  # a sharded drop's last shard emptied, or one got units back
+        scheduling.sync_stock_status(sharded)
+
+
+def _publish_records(pending: list[tuple[int, list[dict[str, Any]]]]) -> int | None:
+    """Publish the envelopes of several records, packed ten to a PublishBatch call; the index of the
+    first record not published, or None.
+
+    A packed call that fails is retried record by record, so one record SNS refuses (or a call that
+    failed for a passing reason) does not hold back its neighbours.
+    """
+    failed: int | None = None
+    chunk: list[tuple[int, list[dict[str, Any]]]] = []
+
+    def flush() -> None:
+        nonlocal failed
+        if not chunk:
+            return
+        try:
+            publish([envelope for _, envelopes in chunk for envelope in envelopes])
+        except Exception:
+            for index, envelopes in chunk:
+                try:
+                    publish(envelopes)
+                except Exception:
+                    logger.exception("record %d: its domain events were not published", index)
+                    failed = index if failed is None else min(failed, index)
+                    break
+        chunk.clear()
+
+    size = 0
+    for index, envelopes in pending:
+        if size + len(envelopes) > 10:
+            flush()
+            size = 0
+        chunk.append((index, envelopes))
+        size += len(envelopes)
+        if failed is not None:
+            break
+    if failed is None:
+        flush()
+    return failed
 
 
 def handle_stream_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The `domain_events` handler: publish every record's events, reporting the records that failed."""
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    superseded = superseded_stock_changes(event.get("Records") or [])
-    return dict(
-        process_partial_response(
-            event=event,
-            record_handler=lambda record: _stream_record(record, superseded),
-            processor=processor,
-            context=context,
-        )
-    )
+    """The `domain_events` handler: publish the batch's events (ten to a call), reporting from the first
+    record that failed (Lambda retries a stream from there, ReportBatchItemFailures)."""
+    records = list(event.get("Records") or [])
+    superseded = superseded_stock_changes(records)
+    pending: list[tuple[int, list[dict[str, Any]]]] = []
+    failed: int | None = None
+    for index, raw in enumerate(records):
+        try:
+            envelopes = [e for e in envelopes_for(raw) if e["event_id"] not in superseded]
+            _fill_shard_totals(envelopes)
+        except Exception:
+            logger.exception("record %d is not a change this handler understands", index)
+            failed = index
+            break
+        if envelopes:
+            pending.append((index, envelopes))
+    not_published = _publish_records(pending)
+    if not_published is not None:
+        failed = not_published if failed is None else min(failed, not_published)
+    by_index = dict(pending)
+    for index, raw in enumerate(records[:failed] if failed is not None else records):
+        try:
+            _follow_stock(raw, by_index.get(index, []))
+        except Exception:
+            logger.exception("record %d: the drop's status could not follow its stock", index)
+            failed = index
+            break
+    if failed is None:
+        return {"batchItemFailures": []}
+    sequence = (records[failed].get("dynamodb") or {}).get("SequenceNumber")
+    return {"batchItemFailures": [{"itemIdentifier": sequence}]}

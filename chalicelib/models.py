@@ -27,7 +27,7 @@ class _Meta:
     """Shared Meta attributes: region, endpoint and on-demand billing."""
 
     region = _settings.region
-    host = _settings.aws_endpoint_url
+    host = _settings.endpoint_url("dynamodb")
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
 

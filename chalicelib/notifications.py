@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -100,11 +101,39 @@ class Envelope:
 
 
 # --- who hears of an event ---------------------------------------------------------------------
-def notify_buyer(event: Envelope) -> None:
-    """An order event to the buyer: an inbox row, and a push to each of their open connections."""
+def buyer_of(event: Envelope) -> str:
+    """The buyer an order event is for; PoisonMessageError when it names no buyer or no order."""
     user_id = event.field("user_id")
     event.field("order_id")  # an order event without its order is poison, not a notification
-    write_inbox(event, [user_id])
+    return user_id
+
+
+# Events whose buyer's inbox row a consumer batch has written already (for all its records at once).
+_prewritten: set[str] = set()
+_prewritten_lock = threading.Lock()
+
+
+def note_inbox_written(event_ids: Iterable[str]) -> None:
+    """The inbox rows of these order events are written: notify_buyer only pushes them (once)."""
+    with _prewritten_lock:
+        _prewritten.update(event_ids)
+
+
+def forget_inbox_written(event_ids: Iterable[str]) -> None:
+    """Drop what note_inbox_written remembered and no notify_buyer used (its record failed first)."""
+    with _prewritten_lock:
+        _prewritten.difference_update(event_ids)
+
+
+def notify_buyer(event: Envelope) -> None:
+    """An order event to the buyer: an inbox row (unless its batch wrote it already), and a push to
+    each of their open connections."""
+    user_id = buyer_of(event)
+    with _prewritten_lock:
+        written = event.event_id in _prewritten
+        _prewritten.discard(event.event_id)
+    if not written:
+        write_inbox(event, [user_id])
     pusher.push(connections.connections_of(user_id), event.frame(), event.occurred_at_ms)
 
 
@@ -191,27 +220,33 @@ def inbox_sort_key(event: Envelope) -> str:
 
 def write_inbox(event: Envelope, user_ids: Iterable[str]) -> None:
     """One inbox row per user for this event (BatchWriteItem; a repeat overwrites the same rows)."""
-    sort_key = inbox_sort_key(event)
-    payload = json.dumps(event.frame()["data"], separators=(",", ":"))
-    drop_id = event.data.get("drop_id") if isinstance(event.data.get("drop_id"), str) else None
-    order_id = event.data.get("order_id") if isinstance(event.data.get("order_id"), str) else None
+    write_inboxes([(event, user_ids)])
+
+
+def write_inboxes(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> None:
+    """The inbox rows of several events at once: BatchWriteItem, 25 rows to a call."""
     with Notification.batch_write() as batch:
-        for user_id in dict.fromkeys(user_ids):
-            batch.save(
-                Notification(
-                    user_id=user_id,
-                    sort_key=sort_key,
-                    notification_id=event.event_id,
-                    event_type=event.event_type,
-                    drop_id=drop_id,
-                    order_id=order_id,
-                    payload=payload,
-                    read=False,
-                    unread_user=user_id,
-                    created_at=event.occurred_at_ms,
-                    ttl=INBOX_TTL,
+        for event, user_ids in deliveries:
+            sort_key = inbox_sort_key(event)
+            payload = json.dumps(event.frame()["data"], separators=(",", ":"))
+            drop_id = event.data.get("drop_id") if isinstance(event.data.get("drop_id"), str) else None
+            order_id = event.data.get("order_id") if isinstance(event.data.get("order_id"), str) else None
+            for user_id in dict.fromkeys(user_ids):
+                batch.save(
+                    Notification(
+                        user_id=user_id,
+                        sort_key=sort_key,
+                        notification_id=event.event_id,
+                        event_type=event.event_type,
+                        drop_id=drop_id,
+                        order_id=order_id,
+                        payload=payload,
+                        read=False,
+                        unread_user=user_id,
+                        created_at=event.occurred_at_ms,
+                        ttl=INBOX_TTL,
+                    )
                 )
-            )
 
 
 def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:

@@ -3,7 +3,6 @@ HTTPS in AWS), the `payments` queue consumer that charges placed orders, and Str
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -14,18 +13,15 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pynamodb.exceptions import PutError
 
 from chalicelib import orders, secrets
 from chalicelib.config import get_settings
-from chalicelib.db import now_ms
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
-from chalicelib.models import ProcessedEvent
+from chalicelib.models import Order
 from chalicelib.observability import count, logger
 
 SUCCEEDED = "succeeded"
@@ -33,7 +29,6 @@ DECLINED = "declined"
 # The provider has not decided yet (e.g. 3-D Secure): the webhook or the expiry sweeper settles it.
 PENDING = "pending"
 WEBHOOK_TOLERANCE_S = 300
-CONSUMER = "payments"
 
 
 @dataclass(frozen=True)
@@ -211,51 +206,67 @@ def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway) -> str:
     return "refunded"
 
 
-def process_order_placed(envelope: dict[str, Any], gateway: PaymentGateway | None = None) -> str:
-    """Charge the order of an order_placed event and settle it; idempotent on the event id.
+def process_order_placed(
+    envelope: dict[str, Any], gateway: PaymentGateway | None = None, loaded: dict[str, Any] | None = None
+) -> str:
+    """Charge the order of an order_placed event and settle it; idempotent on the order.
 
-    The ProcessedEvent marker is written after the work, not before: a charge that fails midway is
-    retried by SQS, and every step is idempotent on its own (the order id is the provider's
-    idempotency key; status-guarded updates), so a redelivery before the marker never charges twice.
+    The order's own status is the idempotency record: only a pending order is charged, the order id
+    is the provider's idempotency key (a redelivery racing the first delivery gets the same charge
+    back) and every settlement is a status-guarded update, so a redelivered event never charges or
+    settles twice. `loaded` holds orders already read for the batch (by id).
     """
     gateway = gateway or payment_gateway()
-    marker = f"{CONSUMER}#{envelope['event_id']}"
-    if ProcessedEvent.count(marker, limit=1, consistent_read=True):
-        return "duplicate"
-    order = orders.load_order(str(envelope["data"]["order_id"]))
+    order_id = str(envelope["data"]["order_id"])
+    order = loaded[order_id] if loaded is not None and order_id in loaded else orders.load_order(order_id)
     if order is None:
-        outcome = "missing"
-    elif orders.derived_status(order) != orders.PENDING:
+        return "missing"
+    if orders.derived_status(order) != orders.PENDING:
         # Already settled, or overdue: the sweeper owns an overdue reservation.
-        outcome = "skipped"
-    else:
-        result = gateway.charge(
-            order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
-        )
-        outcome = settle(order.order_id, result, gateway)
-    _mark_processed(marker)
-    return outcome
+        return "skipped"
+    result = gateway.charge(
+        order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
+    )
+    return settle(order.order_id, result, gateway)
 
 
-def _mark_processed(marker: str) -> None:
-    with contextlib.suppress(PutError):  # a concurrent redelivery marked it first
-        ProcessedEvent(event_key=marker, processed_at=now_ms(), ttl=timedelta(days=7)).save(
-            ProcessedEvent.event_key.does_not_exist()
-        )
+def _placed_envelope(record: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        envelope = json.loads(record.get("body") or "")
+        if envelope.get("event_type") == "order_placed":
+            return envelope if isinstance(envelope["data"]["order_id"], str) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
 
 
-def _payment_record(record: SQSRecord) -> None:
-    envelope = json.loads(record.body)
-    if envelope.get("event_type") == "order_placed":
-        process_order_placed(envelope)
+def _load_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The batch's orders in one BatchGetItem (strongly consistent) rather than one read each."""
+    ids = {envelope["data"]["order_id"] for envelope in filter(None, map(_placed_envelope, records))}
+    if len(ids) < 2:
+        return {}
+    try:
+        found = {order.order_id: order for order in Order.batch_get(list(ids), consistent_read=True)}
+    except Exception:
+        logger.exception("could not read the batch's orders at once; reading them one by one")
+        return {}
+    # An order the batch read did not find is missing for good (orders are never deleted).
+    return {order_id: found.get(order_id) for order_id in ids}
 
 
 def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported."""
+    loaded = _load_batch(list(event.get("Records") or []))
+
+    def payment_record(record: SQSRecord) -> None:
+        envelope = json.loads(record.body)
+        if envelope.get("event_type") == "order_placed":
+            process_order_placed(envelope, loaded=loaded)
+
     # Failures are reported per record even when all fail: the same retry, without an error in the logs.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(
-        process_partial_response(event=event, record_handler=_payment_record, processor=processor, context=context)
+        process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
     )
 
 

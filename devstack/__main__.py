@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"REST API:   {stack.rest_url}", flush=True)
         print(f"WebSocket:  {stack.ws_url}", flush=True)
         print(f"Web page:   {stack.web_url}", flush=True)
-        print(f"Local AWS:  {stack.aws.endpoint}", flush=True)
+        print(f"Local AWS:  {stack.aws.endpoint} (DynamoDB), {stack.aws.messaging_endpoint} (the rest)", flush=True)
         if plan.active:
             print(f"Faults:     {plan.describe()}", flush=True)
         for account in accounts:

@@ -1,7 +1,16 @@
-"""The embedded AWS: moto in server mode, in a child process of its own, on 127.0.0.1.
+"""The embedded AWS: moto in server mode, split by service into child processes, on 127.0.0.1.
 
-A child process keeps moto's CPU work off the GIL of the process that runs the app, gateways and
-pumps. `python -m devstack.moto_backend --port 0` prints `LISTENING <port>` once it serves.
+Child processes keep moto's CPU work off the GIL of the process that runs the app, gateways and
+pumps, and each has its own serialization lock, so the pipeline's messaging never waits behind the
+order path's DynamoDB transactions and both cores are used:
+
+- `dynamodb`: DynamoDB and DynamoDB Streams (moto reads a table's stream in process);
+- `messaging`: SQS, SNS, EventBridge Scheduler, Cognito and any other service. SNS delivers to its
+  SQS subscriptions inside moto, in process, so SNS and SQS stay together.
+
+A child refuses requests for services of the other group (HTTP 400), so a client pointed at the
+wrong endpoint fails loudly instead of writing to an empty copy of a service.
+`python -m devstack.moto_backend --port 0 --group dynamodb` prints `LISTENING <port>` once it serves.
 
 Inside the child (and only there) `serve` adjusts moto for a long-running dev stack:
 `_patch_moto_transactions` (rollback journal instead of whole-table copies),
@@ -41,6 +50,30 @@ MODEL_RESET_EVERY = 1000
 # The serialization lock the current request thread holds, so a long poll can let go of it.
 _held = threading.local()
 
+# moto's backend names per child process; the messaging child also serves every service not listed.
+DYNAMODB = "dynamodb"
+MESSAGING = "messaging"
+SERVICE_GROUPS: dict[str, tuple[str, ...]] = {
+    DYNAMODB: ("dynamodb", "dynamodbstreams"),
+    MESSAGING: ("sqs", "sns", "scheduler", "cognito-idp"),
+}
+
+
+# The file each process keeps its state in, in a data folder: the tables (users, drops, orders) stay in
+# aws.state, where a single process kept everything before the split.
+STATE_NAMES = {DYNAMODB: "aws", MESSAGING: "aws-messaging"}
+
+
+def group_of(service: str) -> str:
+    """The child process (group) that serves moto/botocore service `service`."""
+    return DYNAMODB if service in SERVICE_GROUPS[DYNAMODB] else MESSAGING
+
+
+def _serves(group: str, backend: str) -> bool:
+    if backend in ("moto_api", "instance_metadata"):
+        return True
+    return group_of(backend) == group
+
 
 class SerializedApp:
     """WSGI middleware that lets one request at a time into moto (its backends are not thread-safe)."""
@@ -70,11 +103,26 @@ def _forget_tracked_models() -> None:
     reset_model_data()
 
 
-def build_app() -> Any:
-    """moto's WSGI app, wrapped for safe concurrent use."""
+def _refusal(group: str, backend: str) -> Any:
+    message = f"this embedded AWS process serves the {group} services, not {backend}".encode()
+
+    def refuse(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(message)))])
+        return [message]
+
+    return refuse
+
+
+def build_app(group: str | None = None) -> Any:
+    """moto's WSGI app for the services of `group` (every service when None), wrapped for safe concurrent use."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return SerializedApp(DomainDispatcherApplication(create_backend_app))
+    def create_app(backend: Any) -> Any:
+        if group is None or _serves(group, str(backend)):
+            return create_backend_app(backend)
+        return _refusal(group, str(backend))
+
+    return SerializedApp(DomainDispatcherApplication(create_app))
 
 
 class _TransactionJournal:
@@ -117,7 +165,7 @@ class _TransactionJournal:
 
 def _patch_moto_transactions() -> None:
     """Make moto's TransactWriteItems roll back from a per-item journal instead of whole-table deep copies."""
-    from moto.dynamodb.comparisons import get_filter_expression
+    import moto.dynamodb.comparisons as comparisons
     from moto.dynamodb.exceptions import (
         ConditionalCheckFailed,
         MockValidationException,
@@ -176,7 +224,7 @@ def _patch_moto_transactions() -> None:
                 journal.remember(table, hash_key, range_key, current, will_mutate=op_type == "Update")
 
                 if condition_expression is not None:
-                    condition_op = get_filter_expression(
+                    condition_op = comparisons.get_filter_expression(
                         condition_expression, expression_attribute_names, expression_attribute_values
                     )
                     if not condition_op.expr(current):
@@ -184,11 +232,11 @@ def _patch_moto_transactions() -> None:
                             original_item = current.to_json()["Attributes"]
                         raise ConditionalCheckFailed(item=original_item)
 
+                # The condition held just above, under the same lock: moto would parse and check it again.
                 if op_type == "Put":
                     self.put_item(
                         table_name,
                         op["Item"],
-                        condition_expression=condition_expression,
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
@@ -196,7 +244,6 @@ def _patch_moto_transactions() -> None:
                     self.delete_item(
                         table_name,
                         key,
-                        condition_expression=condition_expression,
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
@@ -205,7 +252,6 @@ def _patch_moto_transactions() -> None:
                         table_name,
                         key,
                         update_expression=op["UpdateExpression"],
-                        condition_expression=condition_expression,
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
@@ -223,6 +269,76 @@ def _patch_moto_transactions() -> None:
             raise TransactionCanceledException(errors)
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+EXPRESSION_CACHE_SIZE = 2048
+
+
+def _patch_expression_cache() -> None:
+    """Parse each DynamoDB condition and update expression once, not on every request.
+
+    The app sends a handful of expression shapes over and over. A parsed condition (moto's Op tree)
+    embeds its values and is only evaluated, never changed, so it is cached by expression, names
+    and values. The update-expression AST that moto's request layer builds only to list the names
+    and values used is cached by expression alone; the model layer parses its own copy, because its
+    validator rewrites the tree it is given.
+    """
+    import json
+    from functools import lru_cache
+
+    import moto.dynamodb.comparisons as comparisons
+    import moto.dynamodb.models as models
+    import moto.dynamodb.models.table as tables
+    import moto.dynamodb.responses as responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    original_parser = comparisons.create_condition_expression_parser
+
+    @lru_cache(maxsize=EXPRESSION_CACHE_SIZE)
+    def parsed(expr: str | None, names: str, values: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
+        parser = original_parser(expr, json.loads(names), json.loads(values))
+        op = parser.parse()
+        return op, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found)
+
+    class _CachedCondition:
+        """Stands in for moto's ConditionExpressionParser: parse(), then the names and values it found."""
+
+        def __init__(self, expr: str | None, names: Any, values: Any) -> None:
+            self._args = (expr, names, values)
+            self.expr_attr_names_found: list[str] = []
+            self.expr_attr_values_found: list[str] = []
+
+        def parse(self) -> Any:
+            expr, names, values = self._args
+            try:
+                key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+            except (TypeError, ValueError):
+                parser = original_parser(expr, names, values)
+                op = parser.parse()
+                self.expr_attr_names_found, self.expr_attr_values_found = (
+                    parser.expr_attr_names_found,
+                    parser.expr_attr_values_found,
+                )
+                return op
+            op, found_names, found_values = parsed(*key)
+            self.expr_attr_names_found, self.expr_attr_values_found = list(found_names), list(found_values)
+            return op
+
+    def create_condition_expression_parser(expr: str | None, names: Any, values: Any) -> Any:
+        return _CachedCondition(expr, names, values)
+
+    def get_filter_expression(expr: str | None, names: Any, values: Any) -> Any:
+        return create_condition_expression_parser(expr, names, values).parse()
+
+    class _CachedUpdateParser:
+        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(UpdateExpressionParser.make))
+
+    for module in (comparisons, models, tables, responses):
+        if hasattr(module, "create_condition_expression_parser"):
+            module.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[attr-defined]
+        if hasattr(module, "get_filter_expression"):
+            module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
+    responses.UpdateExpressionParser = _CachedUpdateParser  # type: ignore[attr-defined,misc]
 
 
 def _patch_sqs_long_poll() -> None:
@@ -358,25 +474,76 @@ def _patch_moto_leaks() -> None:
     Queue.delete_message = bounded_delete_message  # type: ignore[method-assign]
 
 
-def serve(port: int, data_dir: str | None = None, group: str = "aws") -> None:
-    """Serve the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT; with `data_dir`, restore this
-    process's state from it first and save it there on a clean stop (devstack.persistence)."""
+def _patch_sqs_retention_check() -> None:
+    """ReceiveMessage checks each candidate message's retention by computing all of the queue's attributes,
+    counts of visible, invisible and delayed messages included: O(n) per message, O(n^2) per receive with a
+    backlog (the messaging process's top hot spot under a rush). Read the retention period itself."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    _patch_sqs_send()
+
+
+def _patch_sqs_send() -> None:
+    """SendMessage (and every SNS delivery to a queue) computes all of the queue's attributes, message counts
+    included, only to read ContentBasedDeduplication, a FIFO-only attribute: O(n) per message sent. For a
+    standard queue the answer is always "absent", so the send sees an attribute view without the counts."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    class _StandardQueueOnSend(Queue):
+        __module__ = Queue.__module__  # moto's model metaclass files classes by their module
+
+        @property
+        def attributes(self) -> dict[str, Any]:  # type: ignore[override]
+            return {}
+
+    send_message = SQSBackend.send_message
+
+    def cheap_send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue or type(queue) is not Queue:
+            return send_message(self, queue_name, *args, **kwargs)
+        # Requests run one at a time (SerializedApp), so no one else sees the queue while its class is swapped.
+        queue.__class__ = _StandardQueueOnSend
+        try:
+            return send_message(self, queue_name, *args, **kwargs)
+        finally:
+            queue.__class__ = Queue
+
+    SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
+
+
+def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> None:
+    """Serve the `group` services of the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT; with
+    `data_dir`, restore this process's state from it first and save it there on a clean stop
+    (devstack.persistence: each process keeps its own services' state, under its group's name)."""
     from werkzeug.serving import make_server
 
+    # A group other than the split's two serves every service (one process, as before the split).
+    services = group if group in SERVICE_GROUPS else None
+    state_name = STATE_NAMES.get(group, group)
     _patch_moto_transactions()
+    _patch_expression_cache()
     _patch_sqs_long_poll()
+    _patch_sqs_retention_check()
     _patch_moto_leaks()
     if data_dir:
         from devstack import persistence
 
         try:
-            persistence.restore(data_dir, group)
+            persistence.restore(data_dir, state_name)
         except persistence.PersistenceError as error:
             print(f"embedded AWS: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
     from devstack import faults
 
-    app = faults.wrap(build_app())  # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default)
+    # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
+    app = faults.wrap(build_app(services))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
@@ -391,7 +558,7 @@ def serve(port: int, data_dir: str | None = None, group: str = "aws") -> None:
         # Requests in flight finish first, and none runs after (kept-alive connections may still send
         # some): the lock stays held until the process exits, so the snapshot is the final state.
         app._lock.acquire()
-        persistence.save(data_dir, group)
+        persistence.save(data_dir, state_name)
 
 
 def _shut_down_when_orphaned(server: Any) -> None:
@@ -407,10 +574,10 @@ def _shut_down_when_orphaned(server: Any) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-class EmbeddedAws:
-    """Starts and stops the embedded AWS child process; `endpoint` is its URL, `pid` its process id."""
+class EmbeddedAwsProcess:
+    """One child process serving the services of one group; `endpoint` is its URL, `pid` its process id."""
 
-    def __init__(self, port: int = 0, data_dir: str | os.PathLike[str] | None = None, group: str = "aws") -> None:
+    def __init__(self, group: str = MESSAGING, port: int = 0, data_dir: str | os.PathLike[str] | None = None) -> None:
         self._port = port
         # With a data folder, the child restores its state at start and saves it when stopped.
         self.data_dir = os.fspath(data_dir) if data_dir is not None else None
@@ -428,11 +595,12 @@ class EmbeddedAws:
         """The child's exit status once it has died on its own (None while it runs or after stop())."""
         return self._process.poll() if self._process is not None else None
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start the child process and return its endpoint URL."""
+    def launch(self) -> None:
+        """Start the child process without waiting for it to serve."""
         env = {**os.environ, **FAKE_ENV}
+        command = [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), "--group", self.group]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), *self._data_args()],
+            [*command, *self._data_args()],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -441,8 +609,11 @@ class EmbeddedAws:
             # pumps before this child, so nothing loses the embedded AWS mid-call.
             process_group=0,
         )
+
+    def wait_listening(self, timeout: float = 30.0) -> str:
+        """Wait for the launched child's LISTENING line and return its endpoint URL."""
+        assert self._process is not None and self._process.stdout is not None
         deadline = time.monotonic() + timeout
-        assert self._process.stdout is not None
         while time.monotonic() < deadline:
             line = self._process.stdout.readline()
             if line.startswith("LISTENING "):
@@ -451,10 +622,20 @@ class EmbeddedAws:
             if not line and self._process.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError("the embedded AWS did not start")
+        raise RuntimeError(f"the embedded AWS ({self.group}) did not start")
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the child process and return its endpoint URL."""
+        self.launch()
+        return self.wait_listening(timeout)
+
+    def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM) without waiting."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
 
     def _data_args(self) -> list[str]:
-        return ["--data", os.path.abspath(self.data_dir), "--group", self.group] if self.data_dir else []
+        return ["--data", os.path.abspath(self.data_dir)] if self.data_dir else []
 
     def stop(self) -> None:
         """Stop the child process (SIGTERM, then SIGKILL after 10 s, or 120 s while it saves its data)."""
@@ -471,6 +652,93 @@ class EmbeddedAws:
             self._process.stdout.close()
         self._process = None
 
+
+class EmbeddedAws:
+    """The embedded AWS: one child process per service group, started and stopped together.
+
+    `endpoint_for(service)` is where a client of that service goes; `endpoint` is DynamoDB's (the
+    order path's), `messaging_endpoint` everything else's. `env()` is how the app learns both.
+    """
+
+    def __init__(self, port: int = 0, data_dir: str | os.PathLike[str] | None = None, group: str | None = None) -> None:
+        self.data_dir = os.fspath(data_dir) if data_dir is not None else None
+        if group is not None:
+            # One process for every service, its state under `group` (tests that need no split).
+            single = EmbeddedAwsProcess(group, port, data_dir)
+            self.processes = {DYNAMODB: single, MESSAGING: single}
+            return
+        self.processes = {
+            DYNAMODB: EmbeddedAwsProcess(DYNAMODB, port, data_dir),
+            MESSAGING: EmbeddedAwsProcess(MESSAGING, 0, data_dir),
+        }
+
+    @property
+    def endpoint(self) -> str:
+        """DynamoDB's (and DynamoDB Streams') endpoint."""
+        return self.processes[DYNAMODB].endpoint
+
+    @property
+    def messaging_endpoint(self) -> str:
+        """The endpoint of SQS, SNS, Scheduler, Cognito and every other service."""
+        return self.processes[MESSAGING].endpoint
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Each group's endpoint, by group name."""
+        return {group: child.endpoint for group, child in self.processes.items()}
+
+    def endpoint_for(self, service: str) -> str:
+        """The endpoint serving `service` (a botocore service name such as "sqs" or "dynamodbstreams")."""
+        return self.processes[group_of(service)].endpoint
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of a child that died on its own, else the DynamoDB child's while it runs."""
+        for child in self.processes.values():
+            if child.exit_code is not None:
+                return child.pid
+        return self.processes[DYNAMODB].pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status of the first child that died on its own (None while all run or after stop())."""
+        for child in self.processes.values():
+            if child.exit_code is not None:
+                return child.exit_code
+        return None
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        """Every child's process id, by group."""
+        return {group: child.pid for group, child in self.processes.items()}
+
+    def env(self) -> dict[str, str]:
+        """The app's settings for these endpoints: messaging is the default, DynamoDB's services go apart."""
+        dynamodb = ",".join(f"{service}={self.endpoint}" for service in SERVICE_GROUPS[DYNAMODB])
+        return {"LIVEDROP_AWS_ENDPOINT": self.messaging_endpoint, "LIVEDROP_AWS_ENDPOINTS": dynamodb}
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start every child (in parallel) and return DynamoDB's endpoint."""
+        try:
+            for child in self._children():
+                child.launch()
+            for child in self._children():
+                child.wait_listening(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Stop every child (all asked at once, then each waited for)."""
+        for child in self._children():
+            child.terminate()
+        for child in self._children():
+            child.stop()
+
+    def _children(self) -> list[EmbeddedAwsProcess]:
+        return list({id(child): child for child in self.processes.values()}.values())
+
     def __enter__(self) -> EmbeddedAws:
         self.start()
         return self
@@ -482,10 +750,10 @@ class EmbeddedAws:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="LiveDrop's embedded AWS (moto server)")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--group", default=MESSAGING, help="dynamodb, messaging, or any other name for all services")
     parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
-    parser.add_argument("--group", default="aws", help="this process's name in the data folder")
-    os.environ.update(FAKE_ENV)
     args = parser.parse_args(argv)
+    os.environ.update(FAKE_ENV)
     serve(args.port, args.data, args.group)
 
 

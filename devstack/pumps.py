@@ -201,6 +201,7 @@ class _Shard:
     pending: deque[dict[str, Any]] = field(default_factory=deque)
     last_sequence: str | None = None
     attempts: int = 0
+    first_pending_at: float | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -234,11 +235,13 @@ class StreamPump(Pump):
         max_retries: int = 3,
         retry_backoff: float = 0.1,
         function_name: str | None = None,
+        batching_window_s: float = 0.0,
     ) -> None:
         super().__init__(name or f"stream:{table_name}")
         self.table_name = table_name
         self.handler = handler
         self.batch_size = batch_size
+        self.batching_window_s = batching_window_s
         self.poll_interval = poll_interval
         self.from_start = from_start
         self.max_retries = max_retries
@@ -292,6 +295,8 @@ class StreamPump(Pump):
                 continue
             if shard.iterator is not None and len(shard.pending) < self.batch_size:
                 self._fetch(shard)
+            if shard.pending and self._window_open(shard):
+                continue
             if shard.pending:
                 self._process(shard)
                 busy = True
@@ -299,6 +304,19 @@ class StreamPump(Pump):
                 del self._shards[shard.shard_id]
                 self._finished.add(shard.shard_id)
         return 0.0 if busy else self.poll_interval
+
+    def _window_open(self, shard: _Shard) -> bool:
+        """Whether a short batch should wait for more records (Lambda's MaximumBatchingWindowInSeconds)."""
+        if not self.batching_window_s or len(shard.pending) >= self.batch_size or shard.iterator is None:
+            shard.first_pending_at = None
+            return False
+        now = time.monotonic()
+        if shard.first_pending_at is None:
+            shard.first_pending_at = now
+        if now - shard.first_pending_at < self.batching_window_s:
+            return True
+        shard.first_pending_at = None
+        return False
 
     def _fetch(self, shard: _Shard) -> None:
         try:
@@ -438,11 +456,13 @@ class QueuePump(Pump):
         name: str | None = None,
         *,
         function_name: str | None = None,
+        batching_window_s: float = 0.0,
     ) -> None:
         super().__init__(name or f"queue:{queue_url.rstrip('/').rsplit('/', 1)[-1]}")
         self.queue_url = queue_url
         self.handler = handler
         self.batch_size = batch_size
+        self.batching_window_s = batching_window_s
         self.poll_interval = poll_interval
         self.function_name = function_name or handler_name(handler, self.name)
         self.queue_arn = ""
@@ -453,7 +473,12 @@ class QueuePump(Pump):
         self.queue_arn = attributes["QueueArn"]
 
     def _receive(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
+        """A batch: up to batch_size messages, gathered for up to batching_window_s once the first arrived
+        (Lambda's MaximumBatchingWindowInSeconds)."""
+        # By message id: a message that became visible again while the window was open comes back with a
+        # new receipt handle (the one a delete needs), and is still one message.
+        messages: dict[str, dict[str, Any]] = {}
+        window_ends: float | None = None
         while len(messages) < self.batch_size and not self._stop_event.is_set():
             wanted = min(10, self.batch_size - len(messages))
             received = self._sqs.receive_message(
@@ -463,10 +488,15 @@ class QueuePump(Pump):
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
-            messages.extend(received)
-            if len(received) < wanted:
+            messages.update((m["MessageId"], m) for m in received)
+            if messages and window_ends is None:
+                window_ends = time.monotonic() + self.batching_window_s
+            if len(received) == wanted:
+                continue
+            if not messages or window_ends is None or time.monotonic() >= window_ends:
                 break
-        return messages
+            self._stop_event.wait(min(self.poll_interval, max(0.0, window_ends - time.monotonic())))
+        return list(messages.values())
 
     def _poll_once(self) -> float:
         messages = self._receive()

@@ -16,8 +16,10 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 
 
-def base_env(endpoint: str, stage: str = "dev") -> dict[str, str]:
-    """The environment for a stack at `endpoint` before any resource exists."""
+def base_env(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = None) -> dict[str, str]:
+    """The environment for a stack at `endpoint` (DynamoDB's services at `dynamodb_endpoint`, when it is
+    another process) before any resource exists."""
+    dynamodb = dynamodb_endpoint or endpoint
     return {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -32,18 +34,19 @@ def base_env(endpoint: str, stage: str = "dev") -> dict[str, str]:
         "LIVEDROP_STAGE": stage,
         "LIVEDROP_ACCOUNT_ID": ACCOUNT_ID,
         "LIVEDROP_AWS_ENDPOINT": endpoint,
+        "LIVEDROP_AWS_ENDPOINTS": f"dynamodb={dynamodb},dynamodbstreams={dynamodb}",
         "LIVEDROP_AUTO_CONFIRM": "true",
         "LIVEDROP_PAYMENT_PROVIDER": "fake",
     }
 
 
-def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
+def provision(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = None) -> dict[str, str]:
     """Create tables, topic, queues (+DLQs, redrive, subscriptions), scheduler group and user pool.
 
     Puts the stack's environment into os.environ (the models read it when first imported, so this
     runs before anything imports chalicelib) and returns it, completed with the created ids.
     """
-    env = base_env(endpoint, stage)
+    env = base_env(endpoint, stage, dynamodb_endpoint)
     os.environ.update(env)
     from chalicelib.config import get_settings
     from chalicelib.models import create_all_tables
@@ -51,8 +54,9 @@ def provision(endpoint: str, stage: str = "dev") -> dict[str, str]:
     settings = get_settings()
     if settings.aws_endpoint_url != endpoint:
         raise RuntimeError("chalicelib was imported before the stack's environment was set")
-    create_all_tables(aws_client("dynamodb", endpoint))
-    add_missing_indexes(aws_client("dynamodb", endpoint))  # tables restored from an older data folder
+    dynamodb = aws_client("dynamodb", dynamodb_endpoint or endpoint)
+    create_all_tables(dynamodb)
+    add_missing_indexes(dynamodb)  # tables restored from an older data folder
 
     sns = aws_client("sns", endpoint)
     sqs = aws_client("sqs", endpoint)

@@ -44,8 +44,8 @@ class DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
         try:
-            endpoint = self.aws.start()
-            self.env = provision(endpoint, stage=self.stage)
+            self.aws.start()
+            self.env = provision(self.aws.messaging_endpoint, stage=self.stage, dynamodb_endpoint=self.aws.endpoint)
             self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
@@ -161,7 +161,7 @@ class DevStack:
         from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
 
         settings = get_settings()
-        endpoint = self.aws.endpoint
+        endpoint, messaging = self.aws.endpoint, self.aws.messaging_endpoint
         for source in topology.STREAM_SOURCES:
             handler = self.handler(source.handler)
             if handler is None:
@@ -172,6 +172,7 @@ class DevStack:
                 settings.table_name(source.table),
                 iam.as_function(source.handler, handler),
                 batch_size=source.batch_size,
+                batching_window_s=source.batching_window_s,
             )
             self.pumps.append(iam.bind_pump(pump, source.handler))
         for queue in topology.QUEUE_SOURCES:
@@ -180,13 +181,14 @@ class DevStack:
                 self.unwired.append(queue.handler)
                 continue
             pump = QueuePump(
-                endpoint,
+                messaging,
                 settings.queue_url(queue.queue),
                 iam.as_function(queue.handler, handler),
                 batch_size=queue.batch_size,
+                batching_window_s=queue.batching_window_s,
             )
             self.pumps.append(iam.bind_pump(pump, queue.handler))
-        self.pumps.append(SchedulePump(endpoint, settings.scheduler_group, self._schedule_target))
+        self.pumps.append(SchedulePump(messaging, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
             self.pumps.append(PeriodicPump(iam.as_function("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))

@@ -464,6 +464,9 @@ class LiveDropStack(cdk.Stack):
                 cdk.Annotations.of(self).add_warning(f"no function {source.handler} for queue {source.queue}")
                 continue
             window, concurrency = QUEUE_SOURCE_TUNING.get(source.queue, (0, 2))
+            if window != source.batching_window_s:
+                # One value for both: chalicelib.topology (the dev stack's pumps read it too).
+                raise ValueError(f"{source.queue}: window {window} s here, {source.batching_window_s} s in topology")
             mapping = lambda_.CfnEventSourceMapping(
                 self,
                 f"{_camel(source.queue)}QueueTo{function.logical_id}",
@@ -471,7 +474,8 @@ class LiveDropStack(cdk.Stack):
                 event_source_arn=self.queues[source.queue].queue_arn,
                 batch_size=source.batch_size,
                 function_response_types=["ReportBatchItemFailures"],
-                maximum_batching_window_in_seconds=window or None,
+                # The window is topology's, the one the dev stack's pumps honour too.
+                maximum_batching_window_in_seconds=source.batching_window_s or None,
                 scaling_config=lambda_.CfnEventSourceMapping.ScalingConfigProperty(maximum_concurrency=concurrency),
             )
             mapping.node.add_dependency(self.roles[source.handler])
@@ -486,6 +490,7 @@ class LiveDropStack(cdk.Stack):
                 function_name=function.resource.ref,
                 event_source_arn=self.tables[stream.table].get_att("StreamArn").to_string(),
                 batch_size=stream.batch_size,
+                maximum_batching_window_in_seconds=stream.batching_window_s or None,
                 starting_position="TRIM_HORIZON",
                 function_response_types=["ReportBatchItemFailures"],
                 bisect_batch_on_function_error=True,

@@ -37,8 +37,14 @@ def stack() -> DevStack:
 
 @pytest.fixture(scope="session")
 def aws_endpoint() -> str:
-    """The session's embedded AWS endpoint (tables, topic, queues, pool already created)."""
+    """The session's embedded DynamoDB (and Streams) endpoint, tables already created."""
     return _stack.aws.endpoint
+
+
+@pytest.fixture(scope="session")
+def messaging_endpoint() -> str:
+    """The endpoint of the session's SQS, SNS, Scheduler and Cognito (DynamoDB has its own process)."""
+    return _stack.aws.messaging_endpoint
 
 
 @pytest.fixture(scope="session")

@@ -112,11 +112,11 @@ def _wait_for_status(drop_id: str, status: str, timeout: float) -> float:
     raise AssertionError(f"{drop_id} never became {status}")
 
 
-def test_drop_lifecycle_runs_on_time_from_the_scheduler(api, shop, aws_endpoint) -> None:
+def test_drop_lifecycle_runs_on_time_from_the_scheduler(api, shop, messaging_endpoint) -> None:
     drop = make_drop(api, shop, 2, 4)
     scheduler = boto3.client(
         "scheduler",
-        endpoint_url=aws_endpoint,
+        endpoint_url=messaging_endpoint,
         region_name="us-east-1",
         aws_access_key_id="t",
         aws_secret_access_key="t",

@@ -287,7 +287,7 @@ def test_cancellation_reasons_and_state_match_unpatched_moto(aws: EmbeddedAws, d
 
 
 def test_long_poll_does_not_block_other_requests(aws: EmbeddedAws, ddb: Any) -> None:
-    sqs = _client("sqs", aws.endpoint)
+    sqs = _client("sqs", aws.messaging_endpoint)
     queue_url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     table = _table(ddb)
     ddb.put_item(TableName=table, Item={"pk": {"S": "a"}})
@@ -313,7 +313,7 @@ def test_long_poll_does_not_block_other_requests(aws: EmbeddedAws, ddb: Any) -> 
     poller = threading.Thread(target=long_poll)
     poller.start()
     time.sleep(0.5)
-    _client("sqs", aws.endpoint).send_message(QueueUrl=queue_url, MessageBody="hello")
+    _client("sqs", aws.messaging_endpoint).send_message(QueueUrl=queue_url, MessageBody="hello")
     poller.join(10)
     assert [m["Body"] for m in received["messages"]] == ["hello"]
     assert received["waited"] < 1.5
@@ -347,7 +347,7 @@ def test_keep_alive_connection_serves_many_requests(aws: EmbeddedAws) -> None:
     conn.close()
 
     # HEAD responses (no body) and bodies of other services through boto3's pooled connections.
-    s3 = _client("s3", aws.endpoint)
+    s3 = _client("s3", aws.messaging_endpoint)
     s3.create_bucket(Bucket="keepalive")
     s3.put_object(Bucket="keepalive", Key="k", Body=b"x" * 100_000)
     assert s3.head_object(Bucket="keepalive", Key="k")["ContentLength"] == 100_000
@@ -379,3 +379,100 @@ def test_memory_stays_bounded_over_many_transactions(aws: EmbeddedAws, ddb: Any)
     # Without the periodic reset of moto's model tracker this grows ~15 MB per 6,000 transactions.
     assert after - warm < 8
     assert after < 400
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_dynamodb_and_messaging_run_in_processes_of_their_own(aws: EmbeddedAws, ddb: Any) -> None:
+    pids = aws.pids
+    assert all(pids.values()) and len(set(pids.values())) == 2
+    assert aws.endpoint != aws.messaging_endpoint
+    assert aws.endpoint_for("dynamodbstreams") == aws.endpoint_for("dynamodb") == aws.endpoint
+    assert aws.endpoint_for("sqs") == aws.endpoint_for("cognito-idp") == aws.messaging_endpoint
+    table = _table(ddb)
+    assert table in ddb.list_tables()["TableNames"]
+    # Each process refuses the other's services rather than serving an empty copy of them.
+    with pytest.raises(ClientError):
+        _client("dynamodb", aws.messaging_endpoint).list_tables()
+    with pytest.raises(ClientError):
+        _client("sqs", aws.endpoint).list_queues()
+
+
+def test_sns_delivers_to_sqs_subscriptions_across_the_split(aws: EmbeddedAws) -> None:
+    sns, sqs = _client("sns", aws.endpoint_for("sns")), _client("sqs", aws.endpoint_for("sqs"))
+    topic = sns.create_topic(Name=f"topic-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"sub-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    published = sns.publish_batch(
+        TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(i), "Message": f"m{i}"} for i in range(3)]
+    )
+    assert not published.get("Failed")
+    bodies: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(bodies) < 3 and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        bodies += [m["Body"] for m in got.get("Messages", [])]
+    assert sorted(bodies) == ["m0", "m1", "m2"]
+
+
+def test_stopping_the_embedded_aws_stops_every_process() -> None:
+    embedded = EmbeddedAws()
+    embedded.start()
+    pids = [pid for pid in embedded.pids.values() if pid is not None]
+    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    embedded.stop()
+    assert not any(_alive(pid) for pid in pids)
+    assert embedded.pids == {"dynamodb": None, "messaging": None}
+
+
+def test_the_cheap_retention_check_answers_as_moto_does() -> None:
+    from moto import mock_aws
+    from moto.sqs.models import SQSBackend, sqs_backends
+
+    from devstack.moto_backend import _patch_sqs_retention_check
+
+    original = SQSBackend.is_message_valid_based_on_retention_period
+    with mock_aws():
+        sqs = _client("sqs", None)
+        url = sqs.create_queue(QueueName="retained", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        for body in ("old", "new"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        backend = sqs_backends["123456789012"][REGION]
+        old, new = backend.queues["retained"]._messages
+        old.sent_timestamp -= 61_000  # sent 61 s before its 60 s retention ran out
+        expected = [original(backend, "retained", m) for m in (old, new)]
+        try:
+            _patch_sqs_retention_check()
+            assert [backend.is_message_valid_based_on_retention_period("retained", m) for m in (old, new)] == expected
+        finally:
+            SQSBackend.is_message_valid_based_on_retention_period = original  # type: ignore[method-assign]
+    assert expected == [False, True]
+
+
+def test_sending_to_standard_and_fifo_queues_behaves_as_moto_does(aws: EmbeddedAws) -> None:
+    sqs = _client("sqs", aws.messaging_endpoint)
+    standard = sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    fifo = sqs.create_queue(
+        QueueName=f"fifo-{uuid.uuid4().hex[:8]}.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    for body in ("a", "b", "a"):
+        sqs.send_message(QueueUrl=standard, MessageBody=body)
+        sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId="g")
+    counts = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == "3" and "ContentBasedDeduplication" not in counts
+    # Content-based deduplication still drops the FIFO queue's repeated "a".
+    got = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["a", "b"]
+    assert sorted(m["Body"] for m in sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"]) == [
+        "a",
+        "a",
+        "b",
+    ]

@@ -180,8 +180,8 @@ def test_stream_partial_failure_retries_from_the_failed_record_and_errors_retry_
 # ---------------------------------------------------------------------------------------------- queues
 
 
-def test_sqs_events_are_shaped_like_aws(aws_endpoint):
-    sqs, url, _ = _queue(aws_endpoint)
+def test_sqs_events_are_shaped_like_aws(messaging_endpoint):
+    sqs, url, _ = _queue(messaging_endpoint)
     sqs.send_message(
         QueueUrl=url,
         MessageBody='{"hello": "world"}',
@@ -191,7 +191,7 @@ def test_sqs_events_are_shaped_like_aws(aws_endpoint):
         },
     )
     handler = Recorder()
-    with QueuePump(aws_endpoint, url, handler, function_name="payments"):
+    with QueuePump(messaging_endpoint, url, handler, function_name="payments"):
         assert wait_until(lambda: len(handler.records) == 1)
         assert wait_until(lambda: _depth(sqs, url) == 0)
 
@@ -217,8 +217,8 @@ def test_sqs_events_are_shaped_like_aws(aws_endpoint):
     assert handler.calls[0][2].function_name == "payments"
 
 
-def test_a_message_that_always_fails_lands_in_the_dlq_and_nothing_else_is_lost(aws_endpoint):
-    sqs, url, dlq_url = _queue(aws_endpoint, visibility=1, max_receive=2)
+def test_a_message_that_always_fails_lands_in_the_dlq_and_nothing_else_is_lost(messaging_endpoint):
+    sqs, url, dlq_url = _queue(messaging_endpoint, visibility=1, max_receive=2)
     bodies = ["good-1", "bad", "good-2", "good-3"]
     for body in bodies:
         sqs.send_message(QueueUrl=url, MessageBody=body)
@@ -228,7 +228,7 @@ def test_a_message_that_always_fails_lands_in_the_dlq_and_nothing_else_is_lost(a
             raise ValueError("always fails")
 
     handler = Recorder(respond)
-    with QueuePump(aws_endpoint, url, handler, batch_size=1):
+    with QueuePump(messaging_endpoint, url, handler, batch_size=1):
         assert wait_until(lambda: _depth(sqs, dlq_url) == 1, timeout=8)
         assert wait_until(lambda: _depth(sqs, url) == 0)
 
@@ -243,8 +243,8 @@ def test_a_message_that_always_fails_lands_in_the_dlq_and_nothing_else_is_lost(a
     assert [m["Body"] for m in dead] == ["bad"]
 
 
-def test_partial_batch_failure_retries_only_the_failed_message(aws_endpoint):
-    sqs, url, _ = _queue(aws_endpoint, visibility=1, max_receive=5)
+def test_partial_batch_failure_retries_only_the_failed_message(messaging_endpoint):
+    sqs, url, _ = _queue(messaging_endpoint, visibility=1, max_receive=5)
     bodies = ["m1", "m2", "bad", "m3", "m4"]
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)])
 
@@ -257,7 +257,7 @@ def test_partial_batch_failure_retries_only_the_failed_message(aws_endpoint):
         return {"batchItemFailures": failed}
 
     handler = Recorder(respond)
-    with QueuePump(aws_endpoint, url, handler, batch_size=10):
+    with QueuePump(messaging_endpoint, url, handler, batch_size=10):
         assert wait_until(lambda: Counter(r["body"] for r in handler.records)["bad"] == 2, timeout=6)
         assert wait_until(lambda: _depth(sqs, url) == 0)
         time.sleep(1.2)  # past another visibility timeout: nothing may come back
@@ -271,8 +271,8 @@ def test_partial_batch_failure_retries_only_the_failed_message(aws_endpoint):
 
 
 @pytest.fixture
-def schedule_group(aws_endpoint):
-    scheduler = aws_client("scheduler", aws_endpoint)
+def schedule_group(messaging_endpoint):
+    scheduler = aws_client("scheduler", messaging_endpoint)
     group = _unique("group")
     scheduler.create_schedule_group(Name=group)
     yield scheduler, group
@@ -295,7 +295,7 @@ def _create_at(scheduler, group, name, when: datetime, payload, tz="UTC", **extr
     )
 
 
-def test_at_schedules_fire_on_time_once_and_disabled_ones_never(aws_endpoint, schedule_group):
+def test_at_schedules_fire_on_time_once_and_disabled_ones_never(messaging_endpoint, schedule_group):
     scheduler, group = schedule_group
     handler = Recorder()
     targets = []
@@ -311,7 +311,7 @@ def test_at_schedules_fire_on_time_once_and_disabled_ones_never(aws_endpoint, sc
     _create_at(scheduler, group, "paris", at_paris, {"drop_id": "d2"}, tz="Europe/Paris", ActionAfterCompletion="NONE")
     _create_at(scheduler, group, "off", at_utc, {"drop_id": "d3"}, State="DISABLED")
 
-    pump = SchedulePump(aws_endpoint, group, resolve)
+    pump = SchedulePump(messaging_endpoint, group, resolve)
     with PumpSet([pump]):
         assert wait_until(lambda: len(handler.calls) >= 2, timeout=5)
         time.sleep(1.0)  # several more listings: nothing fires twice, the disabled one stays quiet
@@ -329,7 +329,7 @@ def test_at_schedules_fire_on_time_once_and_disabled_ones_never(aws_endpoint, sc
         scheduler.delete_schedule(Name=name, GroupName=group)
 
 
-def test_failing_schedule_targets_are_retried_then_dropped(aws_endpoint, schedule_group):
+def test_failing_schedule_targets_are_retried_then_dropped(messaging_endpoint, schedule_group):
     scheduler, group = schedule_group
 
     def flaky(event, call):
@@ -343,7 +343,7 @@ def test_failing_schedule_targets_are_retried_then_dropped(aws_endpoint, schedul
     for name in handlers:
         _create_at(scheduler, group, name, past, {"n": name}, function=name, ActionAfterCompletion="DELETE")
 
-    pump = SchedulePump(aws_endpoint, group, lambda arn: handlers[arn.rsplit(":", 1)[-1]], retry_backoff=0.02)
+    pump = SchedulePump(messaging_endpoint, group, lambda arn: handlers[arn.rsplit(":", 1)[-1]], retry_backoff=0.02)
     with pump:
         assert wait_until(lambda: not scheduler.list_schedules(GroupName=group)["Schedules"], timeout=5)
         assert pump.running
@@ -354,14 +354,14 @@ def test_failing_schedule_targets_are_retried_then_dropped(aws_endpoint, schedul
 # ---------------------------------------------------------------------------------------------- lifecycle
 
 
-def test_pumps_start_and_stop_together_promptly(aws_endpoint, stream_table, schedule_group):
+def test_pumps_start_and_stop_together_promptly(aws_endpoint, messaging_endpoint, stream_table, schedule_group):
     _, table = stream_table
     _, group = schedule_group
-    _, url, _ = _queue(aws_endpoint)
+    _, url, _ = _queue(messaging_endpoint)
     pumps = [
         StreamPump(aws_endpoint, table, Recorder()),
-        QueuePump(aws_endpoint, url, Recorder()),
-        SchedulePump(aws_endpoint, group, lambda arn: Recorder()),
+        QueuePump(messaging_endpoint, url, Recorder()),
+        SchedulePump(messaging_endpoint, group, lambda arn: Recorder()),
     ]
     pump_set = start_all(pumps)
     assert all(p.running for p in pump_set)
@@ -372,4 +372,27 @@ def test_pumps_start_and_stop_together_promptly(aws_endpoint, stream_table, sche
     assert not any(p.running for p in pumps)
 
     with pytest.raises(ClientError):  # a missing source fails start(), not the thread later
-        QueuePump(aws_endpoint, url + "-missing", Recorder()).start()
+        QueuePump(messaging_endpoint, url + "-missing", Recorder()).start()
+
+
+def test_a_batching_window_gathers_a_trickle_into_one_batch(messaging_endpoint):
+    sqs, url, _ = _queue(messaging_endpoint, visibility=120)
+    handler = Recorder()
+    with QueuePump(messaging_endpoint, url, handler, batch_size=10, batching_window_s=60):
+        for i in range(4):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        # Four messages and a 60 s window: nothing is invoked while the batch is short and the window open.
+        seen = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        deadline = time.monotonic() + 30
+        while seen["Attributes"]["ApproximateNumberOfMessagesNotVisible"] != "4" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            seen = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        assert seen["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "4"
+        assert handler.calls == []
+        for i in range(4, 10):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        deadline = time.monotonic() + 50
+        while not handler.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(handler.calls) == 1
+    assert sorted(r["body"] for r in handler.calls[0][1]["Records"]) == [f"m{i}" for i in range(10)]

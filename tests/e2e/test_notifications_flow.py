@@ -76,7 +76,7 @@ def test_drop_started_reaches_200_online_followers_exactly_once(stack, api, new_
     finally:
         crowd.close()
     # Offline or not, every follower has it in the inbox (written just after the pushes).
-    deadline, rows = time.time() + 15, []
+    deadline, rows = time.time() + 60, []
     while not rows and time.time() < deadline:
         rows = api.get(f"/users/{fans[7].user_id}/notifications", fans[7].token).json()["items"]
         time.sleep(0.2)
@@ -128,7 +128,7 @@ def test_a_burst_of_300_orders_reaches_40_viewers_coalesced(stack, api, new_user
     try:
         crowd.connect([v.token for v in viewers])
         crowd.send_all({"action": "subscribe", "drop_id": drop_id})
-        assert crowd.wait_for(lambda: all(crowd.of_type(i, "subscribed") for i in range(40)), timeout=10)
+        assert crowd.wait_for(lambda: all(crowd.of_type(i, "subscribed") for i in range(40)), timeout=60)
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(lambda b: place(api, b.token, drop_id).status_code, buyers * 10))
         assert statuses.count(201) == 300, statuses
@@ -161,7 +161,7 @@ def test_a_gone_connection_is_removed_on_the_first_failed_push_and_the_rest_stil
         frames = frames_until(ws, lambda fs: bool(fs))
         assert [f["event_id"] for f in frames] == [sent["event_id"]]
     # The push reports after every post is done, ghosts' clean-up included; the live frame may come first.
-    deadline = time.time() + 5
+    deadline = time.time() + 30
     while time.time() < deadline and any(c.connection_id in ghosts for c in Connection.by_user.query(buyer.user_id)):
         time.sleep(0.05)
     assert not any(c.connection_id in ghosts for c in Connection.by_user.query(buyer.user_id))
@@ -177,7 +177,7 @@ def test_a_poison_message_ends_in_the_dlq_and_the_rest_are_delivered(stack, new_
         sent = send_envelope("order_failed", {"order_id": "or_p1", "user_id": buyer.user_id, "drop_id": "dr_p"})
         assert [f["event_id"] for f in frames_until(ws, lambda fs: bool(fs))] == [sent["event_id"]]
     dlq = get_settings().queue_url("notify-dlq")
-    deadline, found = time.time() + 30, False
+    deadline, found = time.time() + 120, False
     while not found and time.time() < deadline:
         got = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0)
         found = any(m["Body"] == poison for m in got.get("Messages", []))
@@ -201,7 +201,8 @@ def test_notifications_held_up_by_a_fanout_outage_arrive_once_after_it(stack, ap
         placed = [place(api, buyer.token, drop["drop_id"]) for _ in range(5)]
         assert [p.status_code for p in placed] == [201] * 5
         order_ids = {p.json()["order_id"] for p in placed}
-        deadline = time.time() + 10
+        # Bounded by the events awaited, with room for a slow machine.
+        deadline = time.time() + 120
         while time.time() < deadline:
             statuses = {api.get(f"/orders/{oid}", buyer.token).json()["status"] for oid in order_ids}
             if statuses == {"confirmed"} and "order_confirmed" in failures:
@@ -210,7 +211,7 @@ def test_notifications_held_up_by_a_fanout_outage_arrive_once_after_it(stack, ap
         assert statuses == {"confirmed"}
         assert quiet_for(ws, 0.5) == []
         monkeypatch.undo()
-        frames = frames_until(ws, lambda fs: {f["data"]["order_id"] for f in fs} >= order_ids, timeout=30)
+        frames = frames_until(ws, lambda fs: {f["data"]["order_id"] for f in fs} >= order_ids, timeout=120)
         frames += quiet_for(ws, 1.5)
     assert sorted(f["data"]["order_id"] for f in frames) == sorted(order_ids)
     assert {f["type"] for f in frames} == {"order_confirmed"}

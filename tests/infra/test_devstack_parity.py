@@ -33,11 +33,11 @@ def _local(names: list[str], prefix: str) -> set[str]:
 
 
 def test_dev_stack_and_cdk_create_the_same_resources(synth: Synth, stack: Any) -> None:
-    endpoint, prefix = stack.aws.endpoint, get_settings().table_prefix
+    endpoint, messaging, prefix = stack.aws.endpoint, stack.aws.messaging_endpoint, get_settings().table_prefix
     dev_tables = _local(_client("dynamodb", endpoint).list_tables()["TableNames"], prefix)
-    dev_queues = _local([url.rsplit("/", 1)[1] for url in _client("sqs", endpoint).list_queues()["QueueUrls"]], prefix)
+    dev_queues = _local([url.rsplit("/", 1)[1] for url in _client("sqs", messaging).list_queues()["QueueUrls"]], prefix)
     dev_topics = _local(
-        [t["TopicArn"].rsplit(":", 1)[1] for t in _client("sns", endpoint).list_topics()["Topics"]], prefix
+        [t["TopicArn"].rsplit(":", 1)[1] for t in _client("sns", messaging).list_topics()["Topics"]], prefix
     )
 
     def cdk(resource_type: str, name_property: str) -> set[str]:

@@ -33,7 +33,7 @@ OPTIONAL_VARIABLES = {
     "LIVEDROP_STRIPE_WEBHOOK_SECRET",
 }
 # Only the dev stack talks to an endpoint of its own.
-ABSENT_IN_AWS = {"LIVEDROP_AWS_ENDPOINT"}
+ABSENT_IN_AWS = {"LIVEDROP_AWS_ENDPOINT", "LIVEDROP_AWS_ENDPOINTS"}
 
 
 # --- reading the template ----------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""`make bench` writes only to bench/results/ (ignored); publishing to the README is its own step."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import publish
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_results_are_not_tracked_and_are_ignored() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "bench/results"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert tracked == ""
+    ignored = subprocess.run(["git", "check-ignore", "-q", "bench/results/latest.json"], cwd=ROOT)
+    assert ignored.returncode == 0
+
+
+def test_publishing_copies_the_run_and_fills_only_the_readme_section(tmp_path: Path) -> None:
+    results, published, readme = tmp_path / "results", tmp_path / "published", tmp_path / "README.md"
+    results.mkdir()
+    (results / "latest.json").write_text("{}\n")
+    (results / "latest.md").write_text("| benchmark | figure | value |\n|---|---|---|\n| calls | per order | 6.5 |\n")
+    readme.write_text("# Title\n\nbefore\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nafter\n")
+    publish.publish(results, published, readme)
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n<!-- bench:begin -->\n| benchmark |")
+    assert "old table" not in text and "| calls | per order | 6.5 |" in text
+    assert text.endswith("<!-- bench:end -->\nafter\n")
+    assert (published / "latest.md").read_text() == (results / "latest.md").read_text()
+
+
+def test_publishing_without_a_run_says_so(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:begin -->\n<!-- bench:end -->\n")
+    with pytest.raises(SystemExit, match="make bench"):
+        publish.publish(tmp_path / "none", tmp_path / "published", readme)
+    assert readme.read_text() == "<!-- bench:begin -->\n<!-- bench:end -->\n"
