@@ -9,7 +9,19 @@ from typing import Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 from chalice.app import WebsocketEvent
 
-from chalicelib import accounts, catalog, follows, notifications, openapi, orders, pusher, sales, scheduling
+from chalicelib import (
+    accounts,
+    catalog,
+    follows,
+    lines,
+    notifications,
+    openapi,
+    orders,
+    pusher,
+    sales,
+    scheduling,
+    stock,
+)
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
@@ -206,6 +218,13 @@ DROP = {
     "stock": Field(int, min=1, max=catalog.MAX_STOCK),
     "per_user_limit": Field(int, required=False, min=1, max=catalog.MAX_STOCK),
     "low_stock_threshold": Field(int, required=False, min=0, max=catalog.MAX_STOCK),
+    # Sale modes and sharded stock (docs/sale-modes.md).
+    "sale_mode": Field(str, required=False, min=1, max=16),
+    "stock_shards": Field(int, required=False, min=1, max=stock.MAX_SHARDS),
+    "queue_opens_before_seconds": Field(int, required=False, min=0, max=7 * 86400),
+    "admissions_per_second": Field(int, required=False, min=1, max=10_000),
+    "purchase_window_seconds": Field(int, required=False, min=10, max=86400),
+    "entries_open_time": Field("time", required=False),
 }
 
 
@@ -256,12 +275,48 @@ def sweeper(event: Any) -> dict[str, int]:
     return swept
 
 
+# --- queues and draws (docs/sale-modes.md) -----------------------------------------------------
+@route("/drops/{drop_id}/queue", methods=["POST"], authorizer=cognito)
+def join_queue(drop_id: str) -> Any:
+    place, created = lines.join_queue(caller_id(app.current_request), drop_id)
+    return json_response(place, 201 if created else 200)
+
+
+@route("/drops/{drop_id}/queue/me", methods=["GET"], authorizer=cognito)
+def my_queue_place(drop_id: str) -> Any:
+    return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.QUEUE))
+
+
+@route("/drops/{drop_id}/entries", methods=["POST"], authorizer=cognito)
+def enter_draw(drop_id: str) -> Any:
+    entry, created = lines.enter_draw(caller_id(app.current_request), drop_id)
+    return json_response(entry, 201 if created else 200)
+
+
+@route("/drops/{drop_id}/entries", methods=["GET"])
+def draw_entries(drop_id: str) -> Any:
+    return json_response(lines.list_entries(drop_id, parse_limit(query("limit")), query("page")))
+
+
+@route("/drops/{drop_id}/entries/me", methods=["GET"], authorizer=cognito)
+def my_draw_entry(drop_id: str) -> Any:
+    return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.DRAW))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="admissions")
+def admissions(event: Any) -> dict[str, int]:
+    """Seals, orders and serves queue and draw lines, every admission_tick_seconds."""
+    return lines.run(event)
+
+
 # --- orders and payments ----------------------------------------------------------------------
 
 ORDER = {
     "drop_id": Field("id"),
     "quantity": Field(int, min=1, max=orders.MAX_QUANTITY),
     "payment_token": Field(str, min=1, max=255),
+    # Required for queue and draw drops: what GET /drops/{id}/queue/me or /entries/me hands an admitted user.
+    "admission_token": Field(str, required=False, min=1, max=1024),
 }
 
 

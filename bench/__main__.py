@@ -19,7 +19,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Run order: the raw backend first, so every later figure has its limit measured in the same run.
-BENCHMARKS = ("backend", "reads", "orders", "notifications", "calls", "coldstart")
+BENCHMARKS = ("backend", "reads", "orders", "notifications", "calls", "coldstart", "hot_drop")
 
 
 def _summary(results: dict[str, Any]) -> list[str]:

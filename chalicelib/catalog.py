@@ -3,11 +3,14 @@ cached reads, and the immutable terms of a drop that the order path needs withou
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import draws
+from chalicelib import stock as shards
 from chalicelib.accounts import owned_creator
 from chalicelib.cache import TtlCache
 from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
@@ -18,12 +21,20 @@ from chalicelib.errors import (
     InvalidRequestError,
     ProductNotFoundError,
 )
-from chalicelib.models import Drop, Product
+from chalicelib.models import Drop, Line, Product
 from chalicelib.observability import count
 from chalicelib.pagination import check_key, decode_page, decode_token, encode_token, page_body, render_each
 from chalicelib.validation import format_time
 
 DROP_STATUSES = ("scheduled", "live", "sold_out", "ended")
+FIRST_COME, QUEUE, DRAW = "first_come", "queue", "draw"
+SALE_MODES = (FIRST_COME, QUEUE, DRAW)
+# Defaults of the modes' settings (docs/sale-modes.md).
+QUEUE_OPENS_BEFORE_SECONDS = 3600
+ADMISSIONS_PER_SECOND = 50
+PURCHASE_WINDOW_SECONDS = 300
+_QUEUE_FIELDS = ("queue_opens_before_seconds", "admissions_per_second")
+_DRAW_FIELDS = ("entries_open_time",)
 PRODUCT_STATUSES = ("draft", *DROP_STATUSES)
 MAX_STOCK = 1_000_000
 
@@ -47,6 +58,24 @@ class DropTerms:
     end_time: int
     initial_stock: int
     low_stock_at: int | None
+    sale_mode: str = FIRST_COME
+    stock_shards: int = 1
+    purchase_window_seconds: int = PURCHASE_WINDOW_SECONDS
+
+
+def sale_mode_of(drop: Drop) -> str:
+    return drop.sale_mode or FIRST_COME
+
+
+def shard_count_of(drop: Drop) -> int:
+    return int(drop.stock_shards or 1)
+
+
+def current_stock(drop: Drop) -> int:
+    """The units left: the row's own stock, or its shards added up (cached briefly)."""
+    if shard_count_of(drop) > 1:
+        return shards.total(drop.drop_id, shard_count_of(drop))
+    return int(drop.stock)
 
 
 def derived_status(drop: Drop, at_ms: int | None = None) -> str:
@@ -56,9 +85,33 @@ def derived_status(drop: Drop, at_ms: int | None = None) -> str:
         return "ended"
     if now < drop.start_time:
         return "scheduled"
-    if drop.stock <= 0:
+    if current_stock(drop) <= 0:
         return "sold_out"
     return "live"
+
+
+def _mode_view(drop: Drop) -> dict[str, Any]:
+    mode = sale_mode_of(drop)
+    window = None if drop.admission_seconds is None else int(drop.admission_seconds)
+    queue = draw = None
+    if mode == QUEUE:
+        queue = {
+            "opens_at": format_time(drop.opens_at),
+            "admissions_per_second": int(drop.admissions_per_second or 0),
+            "purchase_window_seconds": window,
+        }
+    elif mode == DRAW:
+        drawn = drop.drawn_at is not None
+        draw = {
+            "entries_open_at": format_time(drop.opens_at),
+            "draw_at": format_time(drop.start_time),
+            "purchase_window_seconds": window,
+            "commitment": drop.draw_commitment,
+            # The seed stays secret until the draw: published, it lets anyone recompute the winners.
+            "seed": drop.draw_seed if drawn else None,
+            "drawn_at": format_time(drop.drawn_at) if drawn else None,
+        }
+    return {"sale_mode": mode, "stock_shards": shard_count_of(drop), "queue": queue, "draw": draw}
 
 
 def drop_view(drop: Drop) -> dict[str, Any]:
@@ -69,12 +122,13 @@ def drop_view(drop: Drop) -> dict[str, Any]:
         "start_time": format_time(drop.start_time),
         "end_time": format_time(drop.end_time),
         "initial_stock": int(drop.initial_stock),
-        "stock": int(drop.stock),
+        "stock": current_stock(drop),
         "status": derived_status(drop),
         "per_user_limit": None if drop.per_user_limit is None else int(drop.per_user_limit),
         "low_stock_threshold": None if drop.low_stock_at is None else int(drop.low_stock_at),
         "price_cents": int(drop.price_cents),
         "currency": drop.currency,
+        **_mode_view(drop),
     }
 
 
@@ -168,6 +222,14 @@ def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[s
         low = max(1, stock // 10)
     if low > stock:
         raise InvalidRequestError("low_stock_threshold must not exceed stock")
+    mode = _sale_mode_settings(fields, start, now)
+    if mode["sale_mode"] == DRAW:
+        if limit not in (None, 1):
+            raise InvalidRequestError("a draw sells one unit to each winner: per_user_limit must be 1")
+        limit = 1
+    shard_count = shards.shard_count_for(stock, fields.get("stock_shards"))
+    if shard_count > stock:
+        raise InvalidRequestError("stock_shards must not exceed stock")
     drop = Drop(
         drop_id=new_id("dr"),
         product_id=product.product_id,
@@ -182,6 +244,8 @@ def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[s
         price_cents=product.price_cents,
         currency=product.currency,
         created_at=now,
+        stock_shards=shard_count if shard_count > 1 else None,
+        **mode,
     )
     # Schedules first, then the drop: a drop is never stored without them, and if anything fails
     # the schedules go again (a schedule of a drop never stored does nothing).
@@ -198,6 +262,7 @@ def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[s
 def _store_drop(drop: Drop, product: Product) -> None:
     tx = Transaction()
     tx.put("drop", drop, Drop.drop_id.does_not_exist())
+    _put_hot_drop_items(tx, drop, shard_count_of(drop))
     tx.update(
         "product",
         Product(product_id=product.product_id),
@@ -212,6 +277,60 @@ def _store_drop(drop: Drop, product: Product) -> None:
         raise
 
 
+def _sale_mode_settings(fields: dict[str, Any], start: int, now: int) -> dict[str, Any]:
+    """The Drop attributes of the requested sale mode; settings of another mode are a 400."""
+    mode = fields.get("sale_mode", FIRST_COME)
+    if mode not in SALE_MODES:
+        raise InvalidRequestError(f"sale_mode must be one of {', '.join(SALE_MODES)}")
+    foreign = {FIRST_COME: (*_QUEUE_FIELDS, *_DRAW_FIELDS, "purchase_window_seconds"), QUEUE: _DRAW_FIELDS}
+    foreign[DRAW] = _QUEUE_FIELDS
+    for name in foreign[mode]:
+        if name in fields:
+            raise InvalidRequestError(f"{name} does not apply to a {mode} drop")
+    if mode == FIRST_COME:
+        return {"sale_mode": None}
+    window = fields.get("purchase_window_seconds", PURCHASE_WINDOW_SECONDS)
+    if mode == QUEUE:
+        opens_before = fields.get("queue_opens_before_seconds", QUEUE_OPENS_BEFORE_SECONDS)
+        return {
+            "sale_mode": QUEUE,
+            "opens_at": start - opens_before * 1000,
+            "admissions_per_second": fields.get("admissions_per_second", ADMISSIONS_PER_SECOND),
+            "admission_seconds": window,
+        }
+    entries_open = fields.get("entries_open_time", now)
+    if entries_open >= start:
+        raise InvalidRequestError("entries_open_time must be before start_time (the draw)")
+    if start <= now:
+        raise InvalidRequestError("a draw's start_time (the draw) must be in the future")
+    seed = secrets.token_hex(32)
+    return {
+        "sale_mode": DRAW,
+        "opens_at": entries_open,
+        "admission_seconds": window,
+        "draw_seed": seed,
+        "draw_commitment": draws.commitment_of(seed),
+    }
+
+
+def _put_hot_drop_items(tx: Transaction, drop: Drop, shard_count: int) -> None:
+    """A sharded drop's shards and a queue or draw drop's line, in the drop's own creation transaction."""
+    if shard_count > 1:
+        for index, item in enumerate(
+            shards.new_shards(drop.drop_id, int(drop.stock), shard_count, int(drop.start_time), int(drop.end_time))
+        ):
+            tx.put(f"shard{index}", item)
+    if drop.sale_mode in (QUEUE, DRAW):
+        line = Line(
+            drop_id=drop.drop_id,
+            sale_mode=drop.sale_mode,
+            start_time=drop.start_time,
+            end_time=drop.end_time,
+            active="active",
+        )
+        tx.put("line", line)
+
+
 def _load_drop(drop_id: str) -> Drop:
     def load() -> Drop:
         try:
@@ -220,6 +339,11 @@ def _load_drop(drop_id: str) -> Drop:
             raise DropNotFoundError("no such drop") from None
 
     return _cached(drop_cache, drop_id, load)
+
+
+def load_drop(drop_id: str) -> Drop:
+    """The stored drop, from the in-process cache when warm (DropNotFoundError if there is none)."""
+    return _load_drop(drop_id)
 
 
 def get_drop(drop_id: str) -> dict[str, Any]:
@@ -243,6 +367,9 @@ def drop_terms(drop_id: str) -> DropTerms:
             end_time=int(drop.end_time),
             initial_stock=int(drop.initial_stock),
             low_stock_at=None if drop.low_stock_at is None else int(drop.low_stock_at),
+            sale_mode=sale_mode_of(drop),
+            stock_shards=shard_count_of(drop),
+            purchase_window_seconds=int(drop.admission_seconds or PURCHASE_WINDOW_SECONDS),
         )
 
     return _cached(terms_cache, drop_id, load)

@@ -49,6 +49,14 @@ class Settings:
                 return url
         return self.aws_endpoint_url
 
+    # Hot drops (docs/sale-modes.md): per-user fixed windows, admission tokens and the admissions tick.
+    rate_window_seconds: int = 10
+    order_rate_limit: int = 20
+    join_rate_limit: int = 5
+    admission_key: str = ""
+    admission_tick_seconds: float = 1.0
+    admission_loop_seconds: float = 0.0
+
     @property
     def user_pool_arn(self) -> str:
         return f"arn:aws:cognito-idp:{self.region}:{self.account_id}:userpool/{self.user_pool_id}"
@@ -109,6 +117,14 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         idempotency_key_hours=int(env.get("LIVEDROP_IDEMPOTENCY_KEY_HOURS", "24")),
         debug=_flag(env.get("LIVEDROP_DEBUG")),
         service_endpoints=_service_endpoints(env.get("LIVEDROP_AWS_ENDPOINTS")),
+        rate_window_seconds=int(env.get("LIVEDROP_RATE_WINDOW_SECONDS", "10")),
+        order_rate_limit=int(env.get("LIVEDROP_ORDER_RATE_LIMIT", "20")),
+        join_rate_limit=int(env.get("LIVEDROP_JOIN_RATE_LIMIT", "5")),
+        admission_key=env.get("LIVEDROP_ADMISSION_KEY", ""),
+        admission_tick_seconds=float(env.get("LIVEDROP_ADMISSION_TICK_SECONDS", "1")),
+        # A Lambda scheduled once a minute ticks in a loop for most of it; the dev stack's pump calls
+        # it once per tick instead.
+        admission_loop_seconds=float(env.get("LIVEDROP_ADMISSION_LOOP_SECONDS", "0" if endpoint else "50")),
     )
 
 

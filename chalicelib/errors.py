@@ -103,6 +103,34 @@ class PurchaseLimitExceededError(ConflictError):
     code = "purchase_limit_exceeded"
 
 
+class AdmissionRequiredError(ForbiddenError):
+    code = "admission_required"
+
+
+class AdmissionExpiredError(ForbiddenError):
+    code = "admission_expired"
+
+
+class WrongSaleModeError(ConflictError):
+    code = "wrong_sale_mode"
+
+
+class LineNotOpenError(ConflictError):
+    code = "line_not_open"
+
+
+class LineClosedError(ConflictError):
+    code = "line_closed"
+
+
+class NotInLineError(NotFoundError):
+    code = "not_in_line"
+
+
+class RateLimitedError(LiveDropError):
+    status, code = 429, "rate_limited"
+
+
 class IdempotencyKeyReusedError(LiveDropError):
     status, code = 422, "idempotency_key_reused"
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import aws, scheduling
+from chalicelib import aws, scheduling, stock
 from chalicelib.config import get_settings
 from chalicelib.validation import format_time
 
@@ -58,6 +58,8 @@ def envelopes_for(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         derived = _order_events(name, old, new)
     elif keys == {"drop_id"}:
         derived = _drop_events(name, old, new)
+    elif keys == {"shard_id"}:
+        derived = _shard_events(name, old, new)
     else:
         derived = []
     created = change.get("ApproximateCreationDateTime")
@@ -115,9 +117,32 @@ def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tu
             events.append(("stock_low", {**base, "stock": new_stock, "low_stock_threshold": low}))
         if old_stock > 0 and new_stock <= 0:
             events.append(("sold_out", {**base, "stock": new_stock}))
+    if (new.get("stock_shards") or 1) > 1 and before == "live" and after == "sold_out":
+        # A sharded drop's row keeps its initial stock: its status says when the last shard emptied.
+        events.append(("sold_out", {**base, "stock": 0}))
     if after == "ended" and before != "ended":
         events.append(("drop_ended", dict(base)))
     return events
+
+
+def _shard_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A shard's stock moved: the drop's stock changed (its total is filled in when published)."""
+    old_stock, new_stock = old.get("stock"), new.get("stock")
+    if name != "MODIFY" or old_stock is None or new_stock is None or old_stock == new_stock:
+        return []
+    data = {"drop_id": new.get("drop_id"), "shard_count": new.get("shard_count"), "stock": None}
+    return [("stock_changed", data)]
+
+
+def _shard_emptied_or_refilled(raw: Mapping[str, Any]) -> str | None:
+    change = raw.get("dynamodb") or {}
+    if set((change.get("Keys") or {}).keys()) != {"shard_id"}:
+        return None
+    old, new = _image(change.get("OldImage")), _image(change.get("NewImage"))
+    before, after = old.get("stock"), new.get("stock")
+    if before is None or after is None or (before > 0) == (after > 0):
+        return None
+    return str(new["drop_id"])
 
 
 def publish(envelopes: list[dict[str, Any]]) -> None:
@@ -137,6 +162,14 @@ def publish(envelopes: list[dict[str, Any]]) -> None:
         failed = sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries).get("Failed") or []
         if failed:
             raise RuntimeError(f"SNS refused {len(failed)} domain events: {failed[0].get('Code')}")
+
+
+def _fill_shard_totals(envelopes: list[dict[str, Any]]) -> None:
+    """A shard's stock_changed carries the drop's total, read after the write."""
+    for envelope in envelopes:
+        data = envelope["data"]
+        if envelope["event_type"] == "stock_changed" and data.get("stock") is None:
+            data["stock"] = stock.total(str(data["drop_id"]), int(data.pop("shard_count") or 1), fresh=True)
 
 
 def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:
@@ -170,6 +203,9 @@ def _follow_stock(raw: Mapping[str, Any], envelopes: list[dict[str, Any]]) -> No
     back_in_stock = new.get("status") == "sold_out" and (new.get("stock") or 0) > 0
     if "sold_out" in types or ("stock_changed" in types and back_in_stock):
         scheduling.sync_stock_status(str(new["drop_id"]))
+    sharded = _shard_emptied_or_refilled(raw)
+    if sharded is not None:  # a sharded drop's last shard emptied, or one got units back
+        scheduling.sync_stock_status(sharded)
 
 
 def _publish_records(pending: list[tuple[int, list[dict[str, Any]]]]) -> int | None:
@@ -222,6 +258,7 @@ def handle_stream_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for index, raw in enumerate(records):
         try:
             envelopes = [e for e in envelopes_for(raw) if e["event_id"] not in superseded]
+            _fill_shard_totals(envelopes)
         except Exception:
             logger.exception("record %d is not a change this handler understands", index)
             failed = index

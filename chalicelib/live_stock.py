@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws, connections, pusher
+from chalicelib import aws, connections, pusher, stock
 from chalicelib.db import now_ms
 from chalicelib.models import Drop, ProcessedEvent
 from chalicelib.notifications import Envelope, PoisonMessageError, enqueue_deliveries
@@ -126,6 +126,9 @@ def _push(drop_id: str, marker: dict[str, Any]) -> None:
 def _current_stock(drop_id: str, recorded: int) -> int:
     """The stock at push time: events may arrive out of order, the Drops row is always current."""
     try:
-        return int(Drop.get(drop_id, attributes_to_get=["stock"]).stock)
+        drop = Drop.get(drop_id, attributes_to_get=["stock", "stock_shards"])
     except DoesNotExist:
         return recorded
+    if (drop.stock_shards or 1) > 1:
+        return stock.total(drop_id, int(drop.stock_shards), fresh=True)
+    return int(drop.stock)

@@ -136,6 +136,16 @@ class Drop(Model):
     orders_placed = NumberAttribute(null=True)
     orders_failed = NumberAttribute(null=True)
     orders_expired = NumberAttribute(null=True)
+    # Sale modes (docs/sale-modes.md); a row without them is a first-come drop on its own stock.
+    sale_mode = UnicodeAttribute(null=True)
+    # > 1: the stock lives in StockShard rows and `stock` keeps the initial figure.
+    stock_shards = NumberAttribute(null=True)
+    opens_at = NumberAttribute(null=True)  # queue joins or draw entries accepted from then on
+    admissions_per_second = NumberAttribute(null=True)
+    admission_seconds = NumberAttribute(null=True)  # an admitted user's or a winner's purchase window
+    draw_seed = UnicodeAttribute(null=True)  # secret until drawn_at, then published
+    draw_commitment = UnicodeAttribute(null=True)
+    drawn_at = NumberAttribute(null=True)
     by_status = DropsByStatus()
     by_creator = DropsByCreator()
 
@@ -189,6 +199,7 @@ class Order(Model):
     created_at = NumberAttribute()
     expires_at = NumberAttribute()
     updated_at = NumberAttribute(null=True)
+    stock_shard = NumberAttribute(null=True)  # the shard a sharded drop's units came from (and go back to)
     by_user = OrdersByUser()
     by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()
@@ -282,6 +293,93 @@ class ProcessedEvent(Model):
     ttl = TTLAttribute(null=True)
 
 
+# --- hot drops: sharded stock, waiting rooms and draws, per-user rate limits -------------------
+class StockShard(Model):
+    """One slice of a sharded drop's stock; it carries the drop's times so an order checks the clock
+    on the item it writes."""
+
+    Meta = _meta("StockShards", stream_view_type=NEW_AND_OLD_IMAGES)
+    # `drop_id#n`: a partition key of its own per shard, so each shard has a partition's full write rate.
+    shard_id = UnicodeAttribute(hash_key=True)
+    drop_id = UnicodeAttribute()
+    shard = NumberAttribute()
+    shard_count = NumberAttribute()
+    stock = NumberAttribute()
+    initial_stock = NumberAttribute()
+    start_time = NumberAttribute()
+    end_time = NumberAttribute()
+    # The creator's order counters (chalicelib.sales), moved by the writes that move this shard's stock.
+    orders_placed = NumberAttribute(null=True)
+    orders_failed = NumberAttribute(null=True)
+    orders_expired = NumberAttribute(null=True)
+
+
+class LinesByActivity(GlobalSecondaryIndex["Line"]):
+    """Sparse: only lines still to serve carry `active`, so the admissions tick never scans."""
+
+    Meta = _index_meta("by_activity", AllProjection())
+    active = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class Line(Model):
+    """A queue or draw drop's line: the counters the admissions tick advances."""
+
+    Meta = _meta("Lines")
+    drop_id = UnicodeAttribute(hash_key=True)
+    sale_mode = UnicodeAttribute()
+    start_time = NumberAttribute()
+    end_time = NumberAttribute()
+    active = UnicodeAttribute(null=True)
+    early_count = NumberAttribute(default=0)  # joined before the start (or entered a draw)
+    late_count = NumberAttribute(default=0)  # joined after the start, in arrival order
+    sealed = BooleanAttribute(null=True)  # no more early joins: set by the first late join or the tick
+    placed = BooleanAttribute(null=True)  # early positions written
+    serving = NumberAttribute(default=0)  # positions up to this one are admitted
+    settled = NumberAttribute(default=0)  # positions up to this one bought or let their window pass
+    by_activity = LinesByActivity()
+
+
+class AdmissionsByPosition(GlobalSecondaryIndex["Admission"]):
+    Meta = _index_meta("by_position", AllProjection())
+    drop_id = UnicodeAttribute(hash_key=True)
+    position = NumberAttribute(range_key=True)
+
+
+class Admission(Model):
+    """One user in a drop's line: queue position or draw rank, and their purchase window once admitted."""
+
+    Meta = _meta("Admissions")
+    drop_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    joined_at = NumberAttribute()
+    ticket = UnicodeAttribute(null=True)  # early joiners' random order key
+    late_seq = NumberAttribute(null=True)
+    position = NumberAttribute(null=True)
+    admitted_at = NumberAttribute(null=True)
+    admission_expires = NumberAttribute(null=True)
+    bought = NumberAttribute(default=0)
+    by_position = AdmissionsByPosition()
+
+
+class RateLimit(Model):
+    """A fixed-window counter of one user's requests of one kind (`kind#user#window`), gone with its TTL."""
+
+    Meta = _meta("RateLimits")
+    limit_key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    ttl = TTLAttribute(null=True)
+
+
+class SigningKey(Model):
+    """A key the app signs with (admission tokens), made on first use; readable only where granted."""
+
+    Meta = _meta("SigningKeys")
+    name = UnicodeAttribute(hash_key=True)
+    secret = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     User,
     Creator,
@@ -296,9 +394,14 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Connection,
     Subscription,
     ProcessedEvent,
+    StockShard,
+    Line,
+    Admission,
+    RateLimit,
+    SigningKey,
 )
 # Tables whose changes are domain events (DynamoDB Streams are the outbox).
-STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order)
+STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order, StockShard)
 
 
 def table_spec(model: type[Model]) -> dict[str, Any]:

@@ -18,10 +18,12 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.catalog import drop_terms
+from chalicelib import admissions, ratelimits, stock
+from chalicelib.catalog import FIRST_COME, drop_terms
 from chalicelib.config import get_settings
-from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
+from chalicelib.db import CONFLICT_RETRIES, Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.errors import (
+    AdmissionRequiredError,
     DropEndedError,
     DropNotFoundError,
     DropNotStartedError,
@@ -36,7 +38,7 @@ from chalicelib.errors import (
     SoldOutError,
     TryAgainError,
 )
-from chalicelib.models import Drop, DropSales, IdempotencyKey, Order, Purchase
+from chalicelib.models import Admission, Drop, DropSales, IdempotencyKey, Order, Purchase, StockShard
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body, render_each
 from chalicelib.validation import check_text, format_time
@@ -51,6 +53,7 @@ RELEASED = (PAYMENT_FAILED, EXPIRED)
 # Pending orders spread over a few GSI partitions so a hot drop's reservations do not all write one
 # index partition; the sweeper queries each bucket.
 PENDING_BUCKETS = tuple(f"pending#{n}" for n in range(4))
+SHARD_CONFLICT_RETRIES = 1
 _ORDERS_PAGE = {"order_id": "S", "user_id": "S", "created_at": "N"}
 
 
@@ -109,11 +112,21 @@ def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
     }
 
 
-def place_order(user_id: str, key: str, drop_id: str, quantity: int, payment_token: str) -> OrderResult:
+def place_order(
+    user_id: str,
+    key: str,
+    drop_id: str,
+    quantity: int,
+    payment_token: str,
+    admission_token: str | None = None,
+) -> OrderResult:
     """Reserve `quantity` units of a drop for `user_id` in one transaction, or replay the key's first answer."""
     settings = get_settings()
     terms = drop_terms(drop_id)
     now = now_ms()
+    admitted = terms.sale_mode != FIRST_COME
+    if admitted:
+        admissions.verify_token(admission_token, user_id, drop_id, now)
     digest = request_hash(drop_id, quantity, payment_token)
     order_id = new_id("or")
     order = Order(
@@ -131,44 +144,114 @@ def place_order(user_id: str, key: str, drop_id: str, quantity: int, payment_tok
         created_at=now,
         expires_at=now + settings.reservation_seconds * 1000,
     )
-    body = order_view(order, now)
     key_id = f"{user_id}#{key}"
     expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)
-    record = IdempotencyKey(
-        key_id=key_id,
-        order_id=order_id,
-        request_hash=digest,
-        status_code=201,
-        response_body=json.dumps(body, separators=(",", ":")),
-        ttl=expires,
-    )
-    tx = Transaction()
+    tried: set[int] = set()
+    busy = False
+    while True:
+        shard = None
+        if terms.stock_shards > 1:
+            shard = stock.pick(drop_id, terms.stock_shards, quantity, tried)
+            if shard is None:
+                if busy:  # a shard with stock was only busy: not sold out, just hot
+                    count("OrderRejected_try_again")
+                    raise TryAgainError("the drop is busy, try again", headers={"Retry-After": "1"})
+                raise _rejected(_short_of_stock(drop_id, terms.stock_shards, quantity))
+            tried.add(shard)
+            order.stock_shard = shard
+        body = order_view(order, now)
+        record = IdempotencyKey(
+            key_id=key_id,
+            order_id=order_id,
+            request_hash=digest,
+            status_code=201,
+            response_body=json.dumps(body, separators=(",", ":")),
+            ttl=expires,
+        )
+        tx = Transaction()
+        _take_stock(tx, drop_id, shard, quantity, now)
+        tx.update(
+            "purchase",
+            Purchase(purchase_id=purchase_id(drop_id, user_id)),
+            [Purchase.quantity.set((Purchase.quantity | 0) + quantity)],
+            _within_limit(terms.per_user_limit, quantity),
+        )
+        tx.put("order", order, Order.order_id.does_not_exist())
+        # DynamoDB's TTL deletes late (up to days): a key past its ttl counts as free here already.
+        key_free = IdempotencyKey.key_id.does_not_exist() | (
+            IdempotencyKey.ttl < datetime.fromtimestamp(now // 1000, UTC)
+        )
+        tx.put("idempotency_key", record, key_free, return_old=True)
+        # The user's own rate-limit counter: a limit without another call and without a hot item.
+        counter, actions, within = ratelimits.counter(ratelimits.ORDERS, user_id, now)
+        tx.update("rate", counter, actions, within)
+        if admitted:
+            tx.update(
+                "admission",
+                Admission(drop_id=drop_id, user_id=user_id),
+                [Admission.bought.set((Admission.bought | 0) + quantity)],
+                Admission.admitted_at.exists(),
+            )
+        try:
+            # A sharded order that keeps conflicting on its shard moves to another rather than waiting.
+            tx.commit(retries=CONFLICT_RETRIES if shard is None else SHARD_CONFLICT_RETRIES)
+        except TransactionCancelledError as cancelled:
+            if shard is not None and _shard_short(cancelled, drop_id, shard, quantity, now):
+                continue  # another shard may still hold enough
+            return _explain(cancelled, key_id, digest, drop_id, quantity, now)
+        except TryAgainError:
+            if shard is not None:
+                busy = True
+                continue
+            count("OrderRejected_try_again")
+            raise
+        count("OrderPlaced")
+        return OrderResult(201, body)
+
+
+def _take_stock(tx: Transaction, drop_id: str, shard: int | None, quantity: int, now: int) -> None:
+    """The stock decrement, on the drop's row or on one of its shards, with the clock checked on that item."""
+    if shard is None:
+        tx.update(
+            "drop",
+            Drop(drop_id=drop_id),
+            [Drop.stock.set(Drop.stock - quantity), Drop.orders_placed.add(1)],
+            (Drop.stock >= quantity) & (Drop.start_time <= now) & (Drop.end_time > now),
+            return_old=True,
+        )
+        return
     tx.update(
         "drop",
-        Drop(drop_id=drop_id),
-        [Drop.stock.set(Drop.stock - quantity), Drop.orders_placed.add(1)],
-        (Drop.stock >= quantity) & (Drop.start_time <= now) & (Drop.end_time > now),
+        stock.shard_item(drop_id, shard),
+        [StockShard.stock.set(StockShard.stock - quantity), StockShard.orders_placed.add(1)],
+        (StockShard.stock >= quantity) & (StockShard.start_time <= now) & (StockShard.end_time > now),
         return_old=True,
     )
-    tx.update(
-        "purchase",
-        Purchase(purchase_id=purchase_id(drop_id, user_id)),
-        [Purchase.quantity.set((Purchase.quantity | 0) + quantity)],
-        _within_limit(terms.per_user_limit, quantity),
-    )
-    tx.put("order", order, Order.order_id.does_not_exist())
-    # DynamoDB's TTL deletes late (up to days): a key past its ttl counts as free here already.
-    key_free = IdempotencyKey.key_id.does_not_exist() | (IdempotencyKey.ttl < datetime.fromtimestamp(now // 1000, UTC))
-    tx.put("idempotency_key", record, key_free, return_old=True)
-    try:
-        tx.commit()
-    except TransactionCancelledError as cancelled:
-        return _explain(cancelled, key_id, digest, drop_id, quantity, now)
-    except TryAgainError:
-        count("OrderRejected_try_again")
-        raise
-    count("OrderPlaced")
-    return OrderResult(201, body)
+
+
+def _shard_short(cancelled: TransactionCancelledError, drop_id: str, shard: int, quantity: int, now: int) -> bool:
+    """Whether a sharded order failed only because its shard was short (and the clock allowed it)."""
+    if set(cancelled.reasons.values()) - {"None", "ConditionalCheckFailed"} or not cancelled.failed("drop"):
+        return False
+    if any(cancelled.failed(label) for label in ("idempotency_key", "rate", "purchase", "admission")):
+        return False
+    raw = cancelled.old_item("drop")
+    if not raw:
+        return False
+    item = StockShard.from_raw_data(raw)
+    if not item.start_time <= now < item.end_time:
+        return False
+    stock.observed(drop_id, shard, int(item.stock))
+    return int(item.stock) < quantity
+
+
+def _short_of_stock(drop_id: str, shards: int, quantity: int) -> LiveDropError:
+    """Every shard was tried: sold out, or no shard holds `quantity` units in one piece."""
+    left = stock.total(drop_id, shards, fresh=True)
+    if left <= 0:
+        return SoldOutError("the drop is sold out")
+    largest = max(stock.levels(drop_id, shards).values(), default=0)
+    return InsufficientStockError(f"only {left} left, at most {largest} in one order")
 
 
 def purchase_id(drop_id: str, user_id: str) -> str:
@@ -207,6 +290,10 @@ def _explain(
             raise _rejected(SoldOutError("the drop is sold out"))
         if drop.stock < quantity:
             raise _rejected(InsufficientStockError(f"only {int(drop.stock)} left"))
+    if cancelled.failed("rate"):
+        raise _rejected(ratelimits.limited(ratelimits.ORDERS, now))
+    if cancelled.failed("admission"):
+        raise _rejected(AdmissionRequiredError("you have not been admitted to buy from this drop"))
     if cancelled.failed("purchase"):
         raise _rejected(PurchaseLimitExceededError("this would exceed the drop's per-user limit"))
     # A condition that held again by the time it was read back: the caller may simply retry.
@@ -325,13 +412,24 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
         [Order.status.set(to_status), Order.pending_bucket.remove(), Order.updated_at.set(now)],
         guard,
     )
-    settled = Drop.orders_failed if to_status == PAYMENT_FAILED else Drop.orders_expired
-    tx.update(
-        "drop",
-        Drop(drop_id=order.drop_id),
-        [Drop.stock.set(Drop.stock + quantity), settled.add(1)],
-        Drop.drop_id.exists(),
-    )
+    if order.stock_shard is None:
+        settled = Drop.orders_failed if to_status == PAYMENT_FAILED else Drop.orders_expired
+        tx.update(
+            "drop",
+            Drop(drop_id=order.drop_id),
+            [Drop.stock.set(Drop.stock + quantity), settled.add(1)],
+            Drop.drop_id.exists(),
+        )
+    else:
+        # Back to the shard it came from, so every shard keeps stock + held == its initial stock; the
+        # creator's counters of a sharded drop live on its shards too (chalicelib.sales adds them up).
+        counted = StockShard.orders_failed if to_status == PAYMENT_FAILED else StockShard.orders_expired
+        tx.update(
+            "drop",
+            stock.shard_item(order.drop_id, int(order.stock_shard)),
+            [StockShard.stock.set(StockShard.stock + quantity), counted.add(1)],
+            StockShard.shard_id.exists(),
+        )
     tx.update(
         "purchase",
         Purchase(purchase_id=purchase_id(order.drop_id, order.user_id)),

@@ -13,7 +13,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import accounts
+from chalicelib import accounts, stock
 from chalicelib.catalog import drop_view
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
@@ -28,7 +28,16 @@ _CREATOR_DROPS_PAGE = {"drop_id": "S", "creator_id": "S", "start_time": "N"}
 
 def figures(drop: Drop, sales: DropSales | None) -> dict[str, Any]:
     """A drop's sales counters. An unpaid order stays pending_payment here until the sweeper expires it."""
-    placed, failed, expired = (int(n or 0) for n in (drop.orders_placed, drop.orders_failed, drop.orders_expired))
+    counted: list[Any] = [drop]
+    left = int(drop.stock)
+    if (drop.stock_shards or 1) > 1:
+        # A sharded drop's stock and counters live on its shards (chalicelib.stock).
+        counted = stock.shard_rows(drop.drop_id, int(drop.stock_shards))
+        left = sum(int(row.stock) for row in counted)
+    placed, failed, expired = (
+        sum(int(getattr(row, name) or 0) for row in counted)
+        for name in ("orders_placed", "orders_failed", "orders_expired")
+    )
     confirmed = int(sales.orders_confirmed) if sales else 0
     units_sold = int(sales.units_sold) if sales else 0
     return {
@@ -40,7 +49,7 @@ def figures(drop: Drop, sales: DropSales | None) -> dict[str, Any]:
         },
         "units_sold": units_sold,
         # Stock taken by orders still awaiting payment (it comes back if they fail or expire).
-        "units_reserved": max(0, int(drop.initial_stock) - int(drop.stock) - units_sold),
+        "units_reserved": max(0, int(drop.initial_stock) - left - units_sold),
         "revenue_cents": int(sales.revenue_cents) if sales else 0,
     }
 

@@ -17,9 +17,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import aws, topology
+from chalicelib import aws, catalog, stock, topology
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
+from chalicelib.errors import DropNotFoundError
 from chalicelib.models import Drop, Product
 from chalicelib.observability import count
 
@@ -147,13 +148,30 @@ def sync_stock_status(drop_id: str, at_ms: int | None = None) -> bool:
     """live <-> sold_out as the stock reaches zero or comes back (a returned reservation)."""
     now = now_ms() if at_ms is None else at_ms
     running = (Drop.start_time <= now) & (Drop.end_time > now)
-    if _set_status(drop_id, "sold_out", (Drop.status == "live") & (Drop.stock <= 0) & running):
+    shards = _shard_count(drop_id)
+    if shards > 1:
+        # Its shards, read after the write that emptied or refilled one; of two racing callers only
+        # one moves the status, so sold_out is announced once.
+        empty = stock.total(drop_id, shards, fresh=True) <= 0
+        to_sold_out: Any = (Drop.status == "live") & running if empty else None
+        to_live: Any = None if empty else (Drop.status == "sold_out") & running
+    else:
+        to_sold_out = (Drop.status == "live") & (Drop.stock <= 0) & running
+        to_live = (Drop.status == "sold_out") & (Drop.stock > 0) & running
+    if to_sold_out is not None and _set_status(drop_id, "sold_out", to_sold_out):
         _sync_product(drop_id, "sold_out")
         return True
-    if _set_status(drop_id, "live", (Drop.status == "sold_out") & (Drop.stock > 0) & running):
+    if to_live is not None and _set_status(drop_id, "live", to_live):
         _sync_product(drop_id, "live")
         return True
     return False
+
+
+def _shard_count(drop_id: str) -> int:
+    try:
+        return catalog.drop_terms(drop_id).stock_shards
+    except DropNotFoundError:
+        return 1  # nothing to move: the status update's own condition fails too
 
 
 def sweep(at_ms: int | None = None) -> dict[str, int]:
@@ -169,6 +187,6 @@ def sweep(at_ms: int | None = None) -> dict[str, int]:
         for drop in Drop.by_status.query(status, Drop.start_time <= now):
             if drop.end_time <= now:
                 done["ended"] += end(drop.drop_id, now)
-            elif (drop.stock <= 0) == (status == "live"):
+            elif (catalog.current_stock(drop) <= 0) == (status == "live"):
                 done["stock"] += sync_stock_status(drop.drop_id, now)
     return done

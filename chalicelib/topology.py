@@ -74,6 +74,7 @@ QUEUE_SOURCES: tuple[QueueSource, ...] = (
 STREAM_SOURCES: tuple[StreamSource, ...] = (
     StreamSource("Drops", "domain_events"),
     StreamSource("Orders", "domain_events"),
+    StreamSource("StockShards", "domain_events"),
 )
 
 

@@ -49,6 +49,7 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "deliver": 4,
     "drop_lifecycle": 16,
     "sweeper": 1,
+    "admissions": 1,
 }
 FALLBACK_CONCURRENCY = 4
 # Invocations that may wait for an environment before a synchronous caller is throttled: the listen

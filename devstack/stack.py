@@ -223,6 +223,13 @@ class DevStack:
         sweeper = self.handler("sweeper")
         if sweeper is not None:
             self.pumps.append(PeriodicPump(self.pool("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
+        # In AWS the admissions function runs a minute at a time, ticking inside; here a pump is the tick.
+        admissions = self.handler("admissions")
+        if admissions is not None:
+            tick = settings.admission_tick_seconds
+            self.pumps.append(
+                PeriodicPump(self.pool("admissions", admissions), tick, "admissions", first_after=tick)
+            )
         for pump in self.pumps:
             pump.start()
         if self.unwired:

@@ -38,7 +38,7 @@ class FunctionAccess:
 _FORGET_READ = ("Subscriptions/by_connection",)
 _FORGET_WRITE = ("Connections", "Subscriptions")
 # Chalicelib's inbox and push path (chalicelib.notifications, live_stock, pusher, consumers).
-_NOTIFY_READ = ("Drops", "Connections/by_user", "Subscriptions", *_FORGET_READ, "ProcessedEvents")
+_NOTIFY_READ = ("Drops", "Connections/by_user", "Subscriptions", *_FORGET_READ, "ProcessedEvents", "StockShards")
 _NOTIFY_WRITE = ("Notifications", "ProcessedEvents", *_FORGET_WRITE)
 
 ACCESS: dict[str, FunctionAccess] = {
@@ -62,6 +62,12 @@ ACCESS: dict[str, FunctionAccess] = {
             "DropSales",
             "Orders/by_drop",
             "Notifications/unread",
+            # Hot drops (docs/sale-modes.md): shards, lines, admissions and per-user rate limits.
+            "StockShards",
+            "Lines",
+            "Admissions",
+            "Admissions/by_position",
+            "SigningKeys",
         ),
         write=(
             "Users",
@@ -74,6 +80,11 @@ ACCESS: dict[str, FunctionAccess] = {
             "IdempotencyKeys",
             "Purchases",
             "Notifications",
+            "StockShards",
+            "Lines",
+            "Admissions",
+            "RateLimits",
+            "SigningKeys",
         ),
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
@@ -85,13 +96,17 @@ ACCESS: dict[str, FunctionAccess] = {
         memory=1024,
     ),
     # Streams -> SNS: every event is built from the stream record's images. A sell-out (or stock coming
-    # back) also moves the drop's and its product's status (scheduling.sync_stock_status).
-    "domain_events": FunctionAccess(read=("Drops",), write=("Drops", "Products"), publish=True, timeout=60, memory=512),
+    # back) also moves the drop's and its product's status (scheduling.sync_stock_status); a sharded
+    # drop's stock_changed carries its shards' total (read after the write).
+    "domain_events": FunctionAccess(
+        read=("Drops", "StockShards"), write=("Drops", "Products"), publish=True, timeout=60, memory=512
+    ),
     # Reads a batch's orders at once (BatchGetItem); the order's status is its idempotency record.
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases"),
         # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
-        write=("Orders", "Drops", "DropSales", "Purchases"),
+        # StockShards: a failed payment gives a sharded drop's units back to their shard.
+        write=("Orders", "Drops", "DropSales", "Purchases", "StockShards"),
         payment_secrets=True,
         timeout=30,
         memory=512,
@@ -129,8 +144,25 @@ ACCESS: dict[str, FunctionAccess] = {
     ),
     "sweeper": FunctionAccess(
         # Starts/ends overdue drops (scheduling.sweep) and expires unpaid reservations (orders.expire_overdue).
-        read=("Drops", "Drops/by_status", "Orders", "Orders/pending_by_expiry"),
-        write=("Drops", "Products", "Orders", "Purchases"),
+        read=("Drops", "Drops/by_status", "Orders", "Orders/pending_by_expiry", "StockShards"),
+        write=("Drops", "Products", "Orders", "Purchases", "StockShards"),
+        timeout=60,
+        memory=512,
+    ),
+    "admissions": FunctionAccess(
+        # Seals, orders and serves queue and draw lines (chalicelib.lines); pushes and inboxes the results.
+        read=(
+            "Lines",
+            "Lines/by_activity",
+            "Admissions",
+            "Admissions/by_position",
+            "Drops",
+            "StockShards",
+            "Connections/by_user",
+            "SigningKeys",
+        ),
+        write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys"),
+        ws_push=True,
         timeout=60,
         memory=512,
     ),

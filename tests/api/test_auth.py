@@ -121,6 +121,11 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
         ("POST", f"/users/{owner.user_id}/notifications/read", {"up_to": iso()}, 200, 403),
         ("GET", f"/creators/{creator_id}/drops", None, 200, 403),
         ("GET", f"/drops/{drop_id}/sales", None, 200, 404),
+        # A first-come drop has no line to join or enter.
+        ("POST", f"/drops/{drop_id}/queue", None, 409, 409),
+        ("GET", f"/drops/{drop_id}/queue/me", None, 409, 409),
+        ("POST", f"/drops/{drop_id}/entries", None, 409, 409),
+        ("GET", f"/drops/{drop_id}/entries/me", None, 409, 409),
     ]
     protected = {
         (path, method) for path, methods in app_module.app.routes.items() for method, route in methods.items()

@@ -20,6 +20,14 @@ OPTIONAL_VARIABLES = {
     "LIVEDROP_DEBUG",
     "LIVEDROP_RESERVATION_SECONDS",
     "LIVEDROP_IDEMPOTENCY_KEY_HOURS",
+    # Hot drops: rate limits and the admissions tick have defaults (docs/sale-modes.md).
+    "LIVEDROP_RATE_WINDOW_SECONDS",
+    "LIVEDROP_ORDER_RATE_LIMIT",
+    "LIVEDROP_JOIN_RATE_LIMIT",
+    "LIVEDROP_ADMISSION_TICK_SECONDS",
+    "LIVEDROP_ADMISSION_LOOP_SECONDS",
+    # Local runs only: in AWS admission tokens are signed with the stage's key in SigningKeys.
+    "LIVEDROP_ADMISSION_KEY",
     # Only where the stage's payment provider is stripe (not dev).
     "LIVEDROP_STRIPE_API_KEY",
     "LIVEDROP_STRIPE_WEBHOOK_SECRET",
