@@ -227,9 +227,7 @@ class DevStack:
         admissions = self.handler("admissions")
         if admissions is not None:
             tick = settings.admission_tick_seconds
-            self.pumps.append(
-                PeriodicPump(self.pool("admissions", admissions), tick, "admissions", first_after=tick)
-            )
+            self.pumps.append(PeriodicPump(self.pool("admissions", admissions), tick, "admissions", first_after=tick))
         for pump in self.pumps:
             pump.start()
         if self.unwired:
