@@ -180,7 +180,8 @@ def test_make_dev_passes_the_ports_and_flags_to_the_dev_stack() -> None:
     planned = _make_plan("dev", "HTTP_PORT=9100", "WS_PORT=9101", "ARGS=--no-demo")
     assert planned.returncode == 0, planned.stderr
     command = [line for line in planned.stdout.splitlines() if "-m devstack" in line]
-    assert command and re.search(r"-m devstack --http-port 9100 --ws-port 9101 --no-demo$", command[-1]), planned.stdout
+    expected = r"-m devstack --http-port 9100 --ws-port 9101\s+--no-demo$"
+    assert command and re.search(expected, command[-1]), planned.stdout
 
 
 def _make_plan(*args: str) -> subprocess.CompletedProcess[str]:
