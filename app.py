@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +13,20 @@ from chalicelib import accounts, catalog, follows, notifications, openapi, order
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
+from chalicelib import health as health_check
 from chalicelib import payments as payment_service
 from chalicelib.config import get_settings
-from chalicelib.errors import ForbiddenError, UnauthorizedError
+from chalicelib.errors import (
+    CreatorNotFoundError,
+    DropNotFoundError,
+    ForbiddenError,
+    LiveDropError,
+    OrderNotFoundError,
+    ProductNotFoundError,
+)
 from chalicelib.observability import logger, metrics, tracer
 from chalicelib.pagination import parse_limit
-from chalicelib.validation import Field, parse_body
+from chalicelib.validation import Field, check_path_ids, parse_body
 from chalicelib.web import (
     caller_id,
     chalice_errors_in_api_shape,
@@ -58,11 +67,27 @@ def _correlation_id(event: Any) -> str | None:
     return getattr(context, "aws_request_id", None)  # queues, streams, schedules
 
 
-def route(path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """app.route with the one error mapping of chalicelib.web applied."""
+# A path id that no id this API issues could match names nothing: the resource's 404, before any read.
+PATH_IDS = {
+    "creator_id": CreatorNotFoundError,
+    "product_id": ProductNotFoundError,
+    "drop_id": DropNotFoundError,
+    "order_id": OrderNotFoundError,
+}
+
+
+def route(path: str, check_ids: bool = True, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """app.route with path ids checked (unless the view answers for ids that name nothing itself)
+    and the one error mapping of chalicelib.web applied."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
-        return app.route(path, **options)(guarded(view))
+        @functools.wraps(view)
+        def checked(**path_params: Any) -> Any:
+            if check_ids:
+                check_path_ids(path_params, PATH_IDS)
+            return view(**path_params)
+
+        return app.route(path, **options)(guarded(checked))
 
     return register
 
@@ -85,7 +110,7 @@ def me_or_403(user_id: str) -> str:
 
 @route("/health", methods=["GET"])
 def health() -> Any:
-    return json_response({"status": "ok", "stage": settings.stage})
+    return json_response(health_check.check(settings.stage))
 
 
 @route("/openapi.json", methods=["GET"])
@@ -98,7 +123,7 @@ SIGNUP = {"email": Field("email"), "password": Field(str, min=8, max=256), "name
 CONFIRM = {"email": Field("email"), "code": Field(str, min=1, max=32)}
 LOGIN = {"email": Field("email"), "password": Field(str, min=1, max=256)}
 REFRESH = {"refresh_token": Field(str, min=1, max=8192)}
-CREATOR = {"name": Field(str, min=1, max=100), "profile": Field(str, required=False, max=2000)}
+CREATOR = {"name": Field(str, min=1, max=100), "profile": Field(str, required=False, max=2000, multiline=True)}
 
 
 @route("/auth/signup", methods=["POST"])
@@ -145,7 +170,7 @@ def follow(creator_id: str) -> Any:
     return json_response(follows.follow(caller_id(app.current_request), creator_id))
 
 
-@route("/creators/{creator_id}/follow", methods=["DELETE"], authorizer=cognito)
+@route("/creators/{creator_id}/follow", methods=["DELETE"], authorizer=cognito, check_ids=False)
 def unfollow(creator_id: str) -> Any:
     follows.unfollow(caller_id(app.current_request), creator_id)
     return json_response(None, 204)
@@ -162,7 +187,7 @@ def followers(creator_id: str) -> Any:
     return json_response(follows.list_followers(creator_id, parse_limit(query("limit")), query("page")))
 
 
-@route("/users/{user_id}/follows/{creator_id}", methods=["GET"], authorizer=cognito)
+@route("/users/{user_id}/follows/{creator_id}", methods=["GET"], authorizer=cognito, check_ids=False)
 def follows_creator(user_id: str, creator_id: str) -> Any:
     return json_response({"following": follows.is_following(me_or_403(user_id), creator_id)})
 
@@ -170,12 +195,12 @@ def follows_creator(user_id: str, creator_id: str) -> Any:
 # --- products and drops -----------------------------------------------------------------------
 PRODUCT = {
     "name": Field(str, min=1, max=200),
-    "description": Field(str, required=False, max=5000),
+    "description": Field(str, required=False, max=5000, multiline=True),
     "price_cents": Field(int, min=0, max=100_000_000),
     "currency": Field("currency"),
 }
 DROP = {
-    "product_id": Field(str, min=1, max=64),
+    "product_id": Field("id"),
     "start_time": Field("time"),
     "end_time": Field("time"),
     "stock": Field(int, min=1, max=catalog.MAX_STOCK),
@@ -234,7 +259,7 @@ def sweeper(event: Any) -> dict[str, int]:
 # --- orders and payments ----------------------------------------------------------------------
 
 ORDER = {
-    "drop_id": Field(str, min=1, max=128),
+    "drop_id": Field("id"),
     "quantity": Field(int, min=1, max=orders.MAX_QUANTITY),
     "payment_token": Field(str, min=1, max=255),
 }
@@ -281,11 +306,12 @@ def payments(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> Any:
-    """$connect: `?token=` must be a valid id token, else the handshake is refused with 401."""
+    """$connect: `?token=` must be a valid id token, else the handshake is refused with 401 (429 past
+    the user's connection cap)."""
     token = (event.to_dict().get("queryStringParameters") or {}).get("token")
     try:
         ws_connections.open_connection(event.connection_id, token)
-    except UnauthorizedError as error:
+    except LiveDropError as error:
         return error_response(error)
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import jwt
@@ -23,6 +24,8 @@ from chalicelib.errors import (
 )
 from chalicelib.models import Creator, User
 
+log = logging.getLogger("livedrop.accounts")
+
 
 def _cognito() -> Any:
     return aws.client("cognito-idp")
@@ -33,7 +36,8 @@ def _code(error: ClientError) -> str:
 
 
 def sign_up(email: str, password: str, name: str) -> dict[str, Any]:
-    """Register a Cognito user (confirmed at once where the stage auto-confirms) and its Users row."""
+    """Register a Cognito user (confirmed at once where the stage auto-confirms) and its Users row:
+    both or neither (a failed step deletes the Cognito user again; log_in repairs what that misses)."""
     settings = get_settings()
     try:
         result = _cognito().sign_up(
@@ -50,10 +54,23 @@ def sign_up(email: str, password: str, name: str) -> dict[str, Any]:
             raise InvalidRequestError(f"password: {error.response['Error'].get('Message', 'not accepted')}") from None
         raise
     user_id = result["UserSub"]
-    if settings.auto_confirm:
-        _cognito().admin_confirm_sign_up(UserPoolId=settings.user_pool_id, Username=email)
-    User(user_id=user_id, email=email, name=name, created_at=now_ms()).save()
+    try:
+        if settings.auto_confirm:
+            _cognito().admin_confirm_sign_up(UserPoolId=settings.user_pool_id, Username=email)
+        User(user_id=user_id, email=email, name=name, created_at=now_ms()).save()
+    except Exception:
+        _undo_sign_up(email)
+        raise
     return {"user_id": user_id, "email": email, "name": name}
+
+
+def _undo_sign_up(email: str) -> None:
+    """Delete the Cognito user of a sign-up that failed after Cognito accepted it, so the email is free
+    again; if that fails too, the identity stays and log_in writes its missing Users row."""
+    try:
+        _cognito().admin_delete_user(UserPoolId=get_settings().user_pool_id, Username=email)
+    except Exception:
+        log.exception("could not undo the sign-up of a user whose Users row was not written")
 
 
 def confirm(email: str, code: str) -> None:

@@ -20,7 +20,7 @@ from chalicelib.errors import (
 )
 from chalicelib.models import Drop, Product
 from chalicelib.observability import count
-from chalicelib.pagination import check_key, decode_page, decode_token, encode_token, page_body
+from chalicelib.pagination import check_key, decode_page, decode_token, encode_token, page_body, render_each
 from chalicelib.validation import format_time
 
 DROP_STATUSES = ("scheduled", "live", "sold_out", "ended")
@@ -141,7 +141,7 @@ def list_products(status: str | None, limit: int, page: str | None) -> dict[str,
         results = Product.by_status.query(status, scan_index_forward=False, limit=limit, last_evaluated_key=start)
     products = list(results)
     latest = _drops_by_id([p.latest_drop_id for p in products if p.latest_drop_id])
-    items = [product_view(p, latest.get(p.latest_drop_id or "")) for p in products]
+    items = render_each(products, lambda p: product_view(p, latest.get(p.latest_drop_id or "")))
     return page_body(items, results.last_evaluated_key)
 
 
@@ -183,6 +183,19 @@ def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[s
         currency=product.currency,
         created_at=now,
     )
+    # Schedules first, then the drop: a drop is never stored without them, and if anything fails
+    # the schedules go again (a schedule of a drop never stored does nothing).
+    try:
+        scheduling.schedule_drop(drop.drop_id, start, end)
+        _store_drop(drop, product)
+    except Exception:
+        scheduling.unschedule_drop(drop.drop_id)
+        raise
+    product_cache.invalidate(product.product_id)
+    return drop_view(drop)
+
+
+def _store_drop(drop: Drop, product: Product) -> None:
     tx = Transaction()
     tx.put("drop", drop, Drop.drop_id.does_not_exist())
     tx.update(
@@ -197,9 +210,6 @@ def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[s
         if cancelled.failed("product"):
             raise ProductNotFoundError("no such product") from None
         raise
-    product_cache.invalidate(product.product_id)
-    scheduling.schedule_drop(drop.drop_id, start, end)
-    return drop_view(drop)
 
 
 def _load_drop(drop_id: str) -> Drop:
@@ -277,7 +287,7 @@ def list_drops(status: str | None, limit: int, page: str | None) -> dict[str, An
     # A round can hand out nothing (all it read was listed already): read on, a bounded number of times.
     for _ in range(MAX_DROP_ROUNDS):
         taken, cursors, after = _drop_round(status, sources, cursors, after, limit - len(items), now)
-        items += [drop_view(drop) for drop in taken]
+        items += render_each(taken, drop_view)
         if after is None or len(items) >= limit:
             break
     if after is None:

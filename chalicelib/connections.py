@@ -1,27 +1,62 @@
-"""WebSocket connections and drop-page subscriptions: who is online, and who watches which drop."""
+"""WebSocket connections and drop-page subscriptions: who is online, and who watches which drop.
+
+Like API Gateway's own quotas, a user holds at most MAX_CONNECTIONS_PER_USER sockets and a socket
+watches at most MAX_SUBSCRIPTIONS_PER_CONNECTION drops (docs/limits-and-faults.md).
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.db import now_ms
-from chalicelib.errors import InvalidRequestError
+from chalicelib.catalog import drop_terms
+from chalicelib.db import Transaction, TransactionCancelledError, is_transient, now_ms
+from chalicelib.errors import (
+    DropNotFoundError,
+    InvalidRequestError,
+    LiveDropError,
+    TooManyConnectionsError,
+    TooManySubscriptionsError,
+    TryAgainError,
+)
 from chalicelib.models import Connection, Follow, Subscription
 from chalicelib.tokens import verifier
+from chalicelib.validation import is_id, parse_json_object
 
+log = logging.getLogger("livedrop.connections")
 # API Gateway closes a WebSocket after 2 h; rows outlive it a little so TTL never races a live socket.
 CONNECTION_TTL = timedelta(hours=2, minutes=10)
-_MAX_DROP_ID = 128
+MAX_CONNECTIONS_PER_USER = 10
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 50
 _KEY_BATCH = 100  # BatchGetItem's limit
 
 
 def open_connection(connection_id: str, token: str | None) -> str:
-    """Store the connection of the user the token names; UnauthorizedError for a bad or missing token."""
+    """Store the connection of the user the token names; UnauthorizedError for a bad or missing token,
+    TooManyConnectionsError when the user already holds MAX_CONNECTIONS_PER_USER open sockets."""
     user_id = verifier().claims(token)["sub"]
+    _make_room(user_id)
     Connection(connection_id=connection_id, user_id=user_id, connected_at=now_ms(), ttl=CONNECTION_TTL).save()
     return user_id
+
+
+def _make_room(user_id: str) -> None:
+    held = connections_of(user_id)
+    if len(held) < MAX_CONNECTIONS_PER_USER:
+        return
+    # A socket that closed without its $disconnect reaching us still has a row: ask API Gateway,
+    # forget the gone ones, and count only what is really open.
+    from chalicelib.pusher import is_gone
+
+    open_ones = 0
+    for connection_id in held:
+        if is_gone(connection_id):
+            close_connection(connection_id)
+        else:
+            open_ones += 1
+    if open_ones >= MAX_CONNECTIONS_PER_USER:
+        raise TooManyConnectionsError(f"at most {MAX_CONNECTIONS_PER_USER} open connections per user")
 
 
 def close_connection(connection_id: str) -> None:
@@ -35,17 +70,57 @@ def close_connection(connection_id: str) -> None:
 
 
 def subscribe(connection_id: str, drop_id: str) -> None:
-    """Watch a drop's page from this connection (live stock)."""
-    Subscription(
-        drop_id=drop_id,
-        connection_id=connection_id,
-        ttl=CONNECTION_TTL,
-    ).save()
+    """Watch a drop's page from this connection (live stock); watching it again changes nothing.
+
+    DropNotFoundError for a drop that does not exist, TooManySubscriptionsError past the cap."""
+    drop_terms(drop_id)
+    tx = Transaction()
+    tx.put(
+        "subscription",
+        Subscription(drop_id=drop_id, connection_id=connection_id, ttl=CONNECTION_TTL),
+        Subscription.connection_id.does_not_exist(),
+    )
+    below_cap = Connection.subscriptions.does_not_exist() | (
+        Connection.subscriptions < MAX_SUBSCRIPTIONS_PER_CONNECTION
+    )
+    tx.update(
+        "connection",
+        Connection(connection_id=connection_id),
+        [Connection.subscriptions.add(1)],
+        Connection.connection_id.exists() & below_cap,
+        return_old=True,
+    )
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("subscription"):
+            return  # already watching
+        if cancelled.failed("connection") and cancelled.old_item("connection"):
+            raise TooManySubscriptionsError(
+                f"at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection"
+            ) from None
+        raise
 
 
 def unsubscribe(connection_id: str, drop_id: str) -> None:
     """Stop watching a drop's page (also fine when not watching)."""
-    Subscription(drop_id=drop_id, connection_id=connection_id).delete()
+    tx = Transaction()
+    tx.delete("subscription", Subscription(drop_id=drop_id, connection_id=connection_id), Subscription.drop_id.exists())
+    tx.update(
+        "connection",
+        Connection(connection_id=connection_id),
+        [Connection.subscriptions.add(-1)],
+        Connection.connection_id.exists(),
+    )
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("subscription"):
+            return  # not watching
+        if cancelled.failed("connection"):  # the connection is being forgotten: drop the row alone
+            Subscription(drop_id=drop_id, connection_id=connection_id).delete()
+            return
+        raise
 
 
 def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
@@ -57,26 +132,32 @@ def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
     if action == "ping":
         return {"type": "pong"}
     assert drop_id is not None
-    if action == "subscribe":
-        subscribe(connection_id, drop_id)
-        return {"type": "subscribed", "drop_id": drop_id}
-    unsubscribe(connection_id, drop_id)
+    try:
+        if action == "subscribe":
+            subscribe(connection_id, drop_id)
+            return {"type": "subscribed", "drop_id": drop_id}
+        unsubscribe(connection_id, drop_id)
+    except (DropNotFoundError, TooManySubscriptionsError, TryAgainError) as refused:
+        return _error_frame(refused, drop_id)
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        return _error_frame(TryAgainError("the service is busy, try again"), drop_id)
     return {"type": "unsubscribed", "drop_id": drop_id}
 
 
+def _error_frame(error: LiveDropError, drop_id: str) -> dict[str, Any]:
+    return {"type": "error", "code": error.code, "message": error.message, "drop_id": drop_id}
+
+
 def _parse_client_frame(body: str | None) -> tuple[str, str | None]:
-    try:
-        frame = json.loads(body or "")
-    except ValueError:
-        raise InvalidRequestError("not JSON") from None
-    if not isinstance(frame, dict):
-        raise InvalidRequestError("not an object")
+    frame = parse_json_object(body, "frame")
     action = frame.get("action")
     if action == "ping" and set(frame) <= {"action"}:
         return "ping", None
     if action in ("subscribe", "unsubscribe") and set(frame) == {"action", "drop_id"}:
         drop_id = frame["drop_id"]
-        if isinstance(drop_id, str) and 0 < len(drop_id) <= _MAX_DROP_ID:
+        if is_id(drop_id):
             return action, drop_id
     raise InvalidRequestError("unknown action or bad fields")
 

@@ -10,8 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -21,6 +22,18 @@ from chalicelib.errors import TryAgainError
 from chalicelib.observability import count
 
 CONFLICT_RETRIES = 5
+# Cancellation reasons that say "busy", not "refused": the same transaction may simply be tried again.
+TRANSIENT_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+# Error codes AWS services use for throttling (botocore retries these before the app sees them).
+THROTTLING_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TransactionInProgressException",
+}
 _connection: Connection | None = None
 _connection_lock = threading.Lock()
 
@@ -109,8 +122,8 @@ class Transaction:
                 reasons = self._reasons(error)
                 if not reasons:
                     raise
-                codes = set(reasons.values())
-                if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
+                codes = set(reasons.values()) - {"None"}
+                if codes and codes <= TRANSIENT_REASONS:
                     if attempt < retries:
                         count("ContentionRetries")
                         time.sleep(random.uniform(0, 0.01 * 2**attempt))
@@ -146,3 +159,24 @@ class Transaction:
         if not reasons:
             return {}
         return {label: (reason.code if reason else "None") for label, reason in zip(labels, reasons, strict=False)}
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is AWS being busy or unreachable rather than refusing the
+    request: throttling, a 5xx, a lost connection. Such a request may be sent again later."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ClientError):
+            details = current.response.get("Error", {})
+            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if details.get("Code") in THROTTLING_CODES or int(status) >= 500:
+                return True
+        if isinstance(current, ConnectionError | HTTPClientError):
+            return True
+        if isinstance(current, PynamoDBException) and current.cause is not None:
+            current = current.cause
+            continue
+        current = current.__cause__ or current.__context__
+    return False

@@ -107,8 +107,20 @@ class IdempotencyKeyReusedError(LiveDropError):
     status, code = 422, "idempotency_key_reused"
 
 
+class TooManyConnectionsError(LiveDropError):
+    status, code = 429, "too_many_connections"
+
+
+class TooManySubscriptionsError(LiveDropError):
+    status, code = 429, "too_many_subscriptions"
+
+
 class TryAgainError(LiveDropError):
     status, code = 503, "try_again"
+
+
+class BackendUnavailableError(LiveDropError):
+    status, code = 503, "backend_unavailable"
 
 
 class InvalidSignatureError(LiveDropError):

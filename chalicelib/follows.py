@@ -10,7 +10,7 @@ from chalicelib.db import Transaction, TransactionCancelledError, now_ms
 from chalicelib.errors import InvalidPageError
 from chalicelib.models import Creator, Follow
 from chalicelib.pagination import decode_page, page_body
-from chalicelib.validation import format_time
+from chalicelib.validation import format_time, is_id
 
 
 def follow(user_id: str, creator_id: str) -> dict[str, Any]:
@@ -33,7 +33,9 @@ def follow(user_id: str, creator_id: str) -> dict[str, Any]:
 
 
 def unfollow(user_id: str, creator_id: str) -> None:
-    """Stop following; also fine when not following."""
+    """Stop following; also fine when not following (or when no creator could have this id)."""
+    if not is_id(creator_id):
+        return
     tx = Transaction()
     tx.delete("follow", Follow(creator_id=creator_id, user_id=user_id), Follow.user_id.exists())
     tx.update("creator", Creator(creator_id=creator_id), [Creator.follower_count.add(-1)], Creator.creator_id.exists())
@@ -46,6 +48,8 @@ def unfollow(user_id: str, creator_id: str) -> None:
 
 def is_following(user_id: str, creator_id: str) -> bool:
     """Whether `user_id` follows `creator_id`."""
+    if not is_id(creator_id):
+        return False
     return Follow.count(creator_id, Follow.user_id == user_id, limit=1) > 0
 
 

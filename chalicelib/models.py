@@ -252,6 +252,8 @@ class Connection(Model):
     user_id = UnicodeAttribute()
     connected_at = NumberAttribute()
     ttl = TTLAttribute(null=True)
+    # How many drops this connection watches; moves with each Subscription row in one transaction.
+    subscriptions = NumberAttribute(null=True)
     by_user = ConnectionsByUser()
 
 

@@ -38,8 +38,8 @@ from chalicelib.errors import (
 )
 from chalicelib.models import Drop, DropSales, IdempotencyKey, Order, Purchase
 from chalicelib.observability import count
-from chalicelib.pagination import decode_page, page_body
-from chalicelib.validation import format_time
+from chalicelib.pagination import decode_page, page_body, render_each
+from chalicelib.validation import check_text, format_time
 
 MAX_QUANTITY = 100
 MAX_KEY_LENGTH = 255
@@ -69,7 +69,7 @@ def idempotency_key_from(header: str | None) -> str:
         raise MissingIdempotencyKeyError("the Idempotency-Key header is required")
     if len(header) > MAX_KEY_LENGTH:
         raise InvalidRequestError(f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
-    return header
+    return check_text("Idempotency-Key", header)
 
 
 def request_hash(drop_id: str, quantity: int, payment_token: str) -> str:
@@ -251,7 +251,7 @@ def list_orders(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
         raise InvalidPageError("page belongs to another listing")
     results = Order.by_user.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
     now = now_ms()
-    items = [order_view(order, now) for order in results]
+    items = render_each(results, lambda order: order_view(order, now))
     return page_body(items, results.last_evaluated_key)
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from chalicelib.errors import InvalidPageError, InvalidRequestError
+from chalicelib.observability import count
+
+log = logging.getLogger("livedrop.pagination")
+Row = TypeVar("Row")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -17,7 +23,8 @@ def parse_limit(raw: str | None) -> int:
     """The page size from `?limit=` (1..100, default 20)."""
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits.
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -33,7 +40,7 @@ def decode_token(token: str) -> Any:
     try:
         padded = token + "=" * (-len(token) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise InvalidPageError("page is not a token this API issued") from None
 
 
@@ -70,3 +77,16 @@ def _is_number(text: str) -> bool:
 def page_body(items: list[dict[str, Any]], last_key: dict[str, Any] | None) -> dict[str, Any]:
     """The list body of docs/api.md."""
     return {"items": items, "next_page": encode_page(last_key)}
+
+
+def render_each(rows: Iterable[Row], view: Callable[[Row], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's view; a row that cannot be rendered is logged and left out, so one bad stored item
+    never takes a whole listing down for every reader."""
+    items = []
+    for row in rows:
+        try:
+            items.append(view(row))
+        except Exception:
+            log.exception("left an unrenderable %s out of a listing", type(row).__name__)
+            count("UnrenderableItems")
+    return items

@@ -85,6 +85,18 @@ def reply(connection_id: str, frame: dict[str, Any]) -> None:
     push([connection_id], frame)
 
 
+def is_gone(connection_id: str) -> bool:
+    """Whether API Gateway says the connection is closed (any other answer counts as still open)."""
+    client = _client()
+    try:
+        client.get_connection(ConnectionId=connection_id)
+    except client.exceptions.GoneException:
+        return True
+    except (ClientError, BotoCoreError):
+        log.warning("could not ask whether connection %s is open", connection_id)
+    return False
+
+
 def _post(connection_id: str, data: bytes) -> str:
     client = _client()
     try:

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import aws, topology
@@ -35,7 +35,8 @@ def schedule_name(drop_id: str, action: str) -> str:
 
 
 def schedule_drop(drop_id: str, start_ms: int, end_ms: int) -> None:
-    """Create the start and end schedules; existing ones are left as they are."""
+    """Create the start and end schedules; existing ones are left as they are. Raises what Scheduler
+    raised: the caller stores no drop without its schedules (see unschedule_drop)."""
     settings = get_settings()
     scheduler = aws.client("scheduler")
     for action, at_ms in (("start", start_ms), ("end", end_ms)):
@@ -58,9 +59,23 @@ def schedule_drop(drop_id: str, start_ms: int, end_ms: int) -> None:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConflictException":
                 continue
-            # The drop is committed; the sweeper starts and ends it within a minute regardless.
-            log.exception("could not schedule %s of drop %s", action, drop_id)
             count("ScheduleFailures")
+            raise
+
+
+def unschedule_drop(drop_id: str) -> None:
+    """Delete a drop's schedules (those that exist), best effort: one left behind fires on a drop that
+    was never stored, and run_lifecycle's retries then run out harmlessly."""
+    settings = get_settings()
+    scheduler = aws.client("scheduler")
+    for action in ("start", "end"):
+        try:
+            scheduler.delete_schedule(Name=schedule_name(drop_id, action), GroupName=settings.scheduler_group)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                log.warning("could not delete the %s schedule of drop %s: %s", action, drop_id, error)
+        except BotoCoreError as error:
+            log.warning("could not delete the %s schedule of drop %s: %s", action, drop_id, error)
 
 
 def run_lifecycle(event: dict[str, Any]) -> str:
@@ -72,10 +87,16 @@ def run_lifecycle(event: dict[str, Any]) -> str:
     if 0 < wait <= MAX_WAIT_SECONDS:
         time.sleep(wait)
     if action == "start":
-        return "started" if activate(drop_id) else "unchanged"
-    if action == "end":
-        return "ended" if end(drop_id) else "unchanged"
-    raise ValueError(f"unknown lifecycle action {action!r}")
+        changed = activate(drop_id)
+    elif action == "end":
+        changed = end(drop_id)
+    else:
+        raise ValueError(f"unknown lifecycle action {action!r}")
+    if not changed and Drop.count(drop_id, consistent_read=True, limit=1) == 0:
+        # The schedules are made before the drop is committed: Scheduler retries until it is there
+        # (or, for a drop whose creation failed, until its retries run out).
+        raise LookupError(f"drop {drop_id} is not stored (yet)")
+    return ("started" if action == "start" else "ended") if changed else "unchanged"
 
 
 def _set_status(drop_id: str, status: str, condition: Any) -> bool:

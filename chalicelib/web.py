@@ -11,7 +11,8 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib.errors import LiveDropError, UnauthorizedError
+from chalicelib.db import is_transient
+from chalicelib.errors import LiveDropError, TryAgainError, UnauthorizedError
 
 log = logging.getLogger("livedrop.web")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -44,7 +45,11 @@ def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(*args, **kwargs)
         except LiveDropError as error:
             return error_response(error)
-        except Exception:
+        except Exception as error:
+            if is_transient(error):
+                # AWS stayed busy or unreachable through the SDK's retries: a 503 the client may retry.
+                log.warning("%s: AWS busy or unreachable: %s", view.__name__, error)
+                return error_response(TryAgainError("the service is busy, try again", headers={"Retry-After": "1"}))
             log.exception("unhandled error in %s", view.__name__)
             return internal_error_response()
 

@@ -18,7 +18,10 @@ import socket  # noqa: E402
 import threading  # noqa: E402
 from types import FrameType
 
+from devstack import faults  # noqa: E402
+
 READY_LINE = "LiveDrop dev stack ready"
+WATCH_SECONDS = 0.1  # how often the embedded AWS child is checked for life (a cheap waitpid)
 
 
 class _Interrupts:
@@ -51,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep the embedded AWS's data in DIR across restarts (saved on a clean stop, restored at start)",
     )
+    parser.add_argument("--faults", metavar="SPEC", help=faults.CLI_HELP)
     args = parser.parse_args(argv)
+    plan = faults.configure(args.faults, parser.error)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     refused = _unusable_port(args.http_port, args.ws_port)
     if refused:
@@ -73,11 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WebSocket:  {stack.ws_url}", flush=True)
         print(f"Web page:   {stack.web_url}", flush=True)
         print(f"Local AWS:  {stack.aws.endpoint}", flush=True)
+        if plan.active:
+            print(f"Faults:     {plan.describe()}", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
         interrupts.starting = False
-        interrupts.stopping.wait()
+        while not interrupts.stopping.wait(WATCH_SECONDS):
+            failure = stack.failure()
+            if failure:
+                print(f"error: {failure}; stopping", file=sys.stderr, flush=True)
+                logging.disable(logging.CRITICAL)  # what fails while stopping only buries that line
+                return 1
         print("stopping…", flush=True)
     except KeyboardInterrupt:
         print("stopping…", flush=True)

@@ -3,12 +3,14 @@ start-up and one live now, so the web page has something to show on first open."
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devstack.stack import DevStack
 
 PASSWORD = "LiveDrop-demo-1"
+DEMO_RETRIES = 20
 ACCOUNTS = (
     ("creator@livedrop.dev", "Nova (creator)", "creator"),
     ("fan@livedrop.dev", "Sam (fan)", "fan"),
@@ -29,7 +31,14 @@ def seed_demo(stack: DevStack) -> list[dict[str, Any]]:
 
     def call(method: str, path: str, token: str | None = None, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = session.request(method, base + path, headers=headers, timeout=30, **kw)
+        # With --faults the API may answer 503 try_again: a client waits Retry-After and asks again.
+        for _ in range(DEMO_RETRIES):
+            response = session.request(method, base + path, headers=headers, timeout=30, **kw)
+            if response.status_code != 503:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 5.0))
+        if path == "/auth/signup" and response.status_code == 409:
+            return None  # an earlier attempt got through after all; log-in finishes the account
         response.raise_for_status()
         return response.json() if response.content else None
 

@@ -374,7 +374,9 @@ def serve(port: int, data_dir: str | None = None, group: str = "aws") -> None:
         except persistence.PersistenceError as error:
             print(f"embedded AWS: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
-    app = build_app()
+    from devstack import faults
+
+    app = faults.wrap(build_app())  # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
@@ -420,6 +422,11 @@ class EmbeddedAws:
     def pid(self) -> int | None:
         """The child process id while it runs."""
         return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit status once it has died on its own (None while it runs or after stop())."""
+        return self._process.poll() if self._process is not None else None
 
     def start(self, timeout: float = 30.0) -> str:
         """Start the child process and return its endpoint URL."""

@@ -10,7 +10,8 @@ Each embedded-AWS process persists the moto backends it serves itself, in a file
   the one-run-only state below from the live backends first: the process is stopping); it writes a
   new file and renames it over the old one, so a crash mid-save keeps the previous state.
 
-A process that is killed saves nothing: the next start restores the last clean stop.
+A process that is killed saves nothing: the next start restores the last clean stop. (The embedded
+AWS stops on its own when its parent is gone, and saves then like on any clean stop.)
 
 What is not restored as it was:
 - DynamoDB stream records: the stream pumps start at the end of each stream, so records from before

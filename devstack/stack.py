@@ -88,6 +88,14 @@ class DevStack:
             iam.uninstall(self.iam)
             self.iam = None
 
+    def failure(self) -> str | None:
+        """One line on a child process that died under the running stack, or None while all is well."""
+        code = self.aws.exit_code
+        if code is None:
+            return None
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        return f"the embedded AWS (pid {self.aws.pid}) {how}; the dev stack cannot serve without it"
+
     def __enter__(self) -> DevStack:
         return self.start()
 

@@ -78,7 +78,8 @@ ACCESS: dict[str, FunctionAccess] = {
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
         schedules=True,
-        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser"),
+        # AdminDeleteUser undoes a sign-up whose Users row could not be written.
+        cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
         timeout=29,
         memory=1024,
@@ -132,7 +133,13 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=60,
         memory=512,
     ),
-    "ws_connect": FunctionAccess(write=("Connections",), timeout=10),
-    "ws_message": FunctionAccess(read=_FORGET_READ, write=("Subscriptions", "Connections"), ws_push=True, timeout=10),
+    # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those.
+    "ws_connect": FunctionAccess(
+        read=("Connections/by_user", *_FORGET_READ), write=_FORGET_WRITE, ws_push=True, timeout=10
+    ),
+    # A subscription checks that the drop exists.
+    "ws_message": FunctionAccess(
+        read=("Drops", *_FORGET_READ), write=("Subscriptions", "Connections"), ws_push=True, timeout=10
+    ),
     "ws_disconnect": FunctionAccess(read=_FORGET_READ, write=_FORGET_WRITE, timeout=10),
 }

@@ -35,8 +35,9 @@ CONSUME_ACTIONS = (
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
 )
-# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion).
-SCHEDULE_ACTIONS = ("scheduler:CreateSchedule",)
+# Schedules are created once per drop and delete themselves after firing (ActionAfterCompletion); a drop
+# whose creation fails takes its schedules back (catalog.create_drop).
+SCHEDULE_ACTIONS = ("scheduler:CreateSchedule", "scheduler:DeleteSchedule")
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 # Where a DynamoDB-stream source sends the coordinates of records it gave up on.

@@ -177,16 +177,17 @@ def test_the_same_port_for_both_gateways_is_refused_in_one_line() -> None:
 
 
 def test_make_dev_passes_the_ports_and_flags_to_the_dev_stack() -> None:
-    planned = subprocess.run(
-        ["make", "-n", "dev", "HTTP_PORT=9100", "WS_PORT=9101", "ARGS=--no-demo"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    planned = _make_plan("dev", "HTTP_PORT=9100", "WS_PORT=9101", "ARGS=--no-demo")
     assert planned.returncode == 0, planned.stderr
     command = [line for line in planned.stdout.splitlines() if "-m devstack" in line]
     assert command and re.search(r"-m devstack --http-port 9100 --ws-port 9101 --no-demo$", command[-1]), planned.stdout
+
+
+def _make_plan(*args: str) -> subprocess.CompletedProcess[str]:
+    """What `make ARGS` would run (-n runs nothing), as a top-level make prints it even under `make test`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    command = ["make", "-n", "--no-print-directory", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 # --- Ctrl-C at any moment -------------------------------------------------------------------------
@@ -252,9 +253,7 @@ def test_ctrl_c_after_ready_stops_everything_quietly() -> None:
 
 def test_the_first_make_dev_says_what_it_installs_and_lets_pip_show_its_progress() -> None:
     # -W: plan the run as if the requirements had just changed, as on a fresh clone; -n runs nothing.
-    planned = subprocess.run(
-        ["make", "-n", "-W", "requirements.txt", "dev"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    planned = _make_plan("-W", "requirements.txt", "dev")
     assert planned.returncode == 0, planned.stderr
     installs = [line for line in planned.stdout.splitlines() if "pip install" in line]
     assert installs and not any("--quiet" in line or " -q " in line for line in installs), planned.stdout

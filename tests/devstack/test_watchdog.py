@@ -1,0 +1,97 @@
+"""The dev stack watches its embedded AWS: if that process dies, `python -m devstack` says so in one
+line and exits non-zero; and /health answers 503 when the data store does not answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.devstack.test_devstack_process import _children, _free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_stack_exits_non_zero_with_one_line_when_its_embedded_aws_dies(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
+    errors = (tmp_path / "stderr").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--no-demo", "--http-port", str(_free_port()), "--ws-port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line or line.strip() == "LiveDrop dev stack ready":
+                break
+        assert line.strip() == "LiveDrop dev stack ready", errors.read()
+        (embedded,) = _children(process.pid)
+        os.kill(embedded, signal.SIGKILL)
+        code = process.wait(timeout=60)
+        assert code != 0
+        errors.seek(0)
+        said = [line for line in errors.read().splitlines() if "embedded AWS" in line]
+        assert said == [f"error: the embedded AWS (pid {embedded}) was killed by signal 9; "
+                        "the dev stack cannot serve without it; stopping"]  # fmt: skip
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+        errors.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_health_is_503_backend_unavailable_when_the_data_store_does_not_answer() -> None:
+    # The app in a process of its own, pointed at a port where nothing listens.
+    script = textwrap.dedent(
+        """
+        import json
+        from chalice.test import Client
+        import app
+        with Client(app.app) as client:
+            response = client.http.get("/health")
+            print(json.dumps({"status": response.status_code, "headers": dict(response.headers),
+                              "body": json.loads(response.body)}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
+    env.update(
+        LIVEDROP_AWS_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_TRACE_DISABLED="1",
+        POWERTOOLS_METRICS_DISABLED="1",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    answered = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answered["status"] == 503, result.stdout + result.stderr
+    assert answered["body"]["error"]["code"] == "backend_unavailable"
+    assert {name.lower() for name in answered["headers"]} >= {"retry-after"}
+
+
+def test_health_says_ok_when_the_data_store_answers(api) -> None:
+    response = api.get("/health")
+    assert response.status_code == 200
+    assert response.json()["backend"] == "ok"

@@ -1,0 +1,102 @@
+"""WebSocket quotas, like API Gateway's: subscriptions per connection, connections per user; and a
+subscription to a drop that does not exist is an error frame. The caps are lowered for the test
+(the documented numbers are MAX_SUBSCRIPTIONS_PER_CONNECTION and MAX_CONNECTIONS_PER_USER)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from chalicelib import connections
+from chalicelib.db import now_ms
+from chalicelib.models import Connection, Subscription
+from tests.e2e.support import make_drop
+from tests.support import open_shop
+
+pytestmark = pytest.mark.e2e
+
+
+def _reply(ws, frame: dict) -> dict:
+    ws.send(json.dumps(frame))
+    return json.loads(ws.recv(timeout=30))
+
+
+@pytest.fixture(scope="module")
+def drops(api, new_user_factory) -> list[str]:
+    owner = new_user_factory(name="Quota owner", creator=True)
+    creator_id, product = open_shop(api, owner, "Quota tee", 100)
+    return [make_drop(api, owner.token, creator_id, product["product_id"], 60)["drop_id"] for _ in range(4)]
+
+
+def test_subscribing_to_an_unknown_drop_is_an_error_frame_and_the_socket_stays(stack, new_user) -> None:
+    fan = new_user()
+    with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=30) as ws:
+        missing = "dr_" + uuid.uuid4().hex
+        reply = _reply(ws, {"action": "subscribe", "drop_id": missing})
+        assert reply["type"] == "error" and reply["code"] == "drop_not_found" and reply["drop_id"] == missing
+        assert list(Subscription.query(missing)) == []
+        assert _reply(ws, {"action": "ping"}) == {"type": "pong"}
+
+
+def test_a_connection_watches_at_most_the_cap_of_drops(stack, new_user, drops, monkeypatch) -> None:
+    monkeypatch.setattr(connections, "MAX_SUBSCRIPTIONS_PER_CONNECTION", 3)
+    fan = new_user()
+    with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=30) as ws:
+        for drop_id in drops[:3]:
+            assert _reply(ws, {"action": "subscribe", "drop_id": drop_id})["type"] == "subscribed"
+        # Watching a drop again is not a new subscription.
+        assert _reply(ws, {"action": "subscribe", "drop_id": drops[0]})["type"] == "subscribed"
+        refused = _reply(ws, {"action": "subscribe", "drop_id": drops[3]})
+        assert refused["type"] == "error" and refused["code"] == "too_many_subscriptions"
+        assert list(Subscription.query(drops[3])) == []
+        assert _reply(ws, {"action": "ping"}) == {"type": "pong"}
+        # Letting one go makes room again.
+        assert _reply(ws, {"action": "unsubscribe", "drop_id": drops[1]})["type"] == "unsubscribed"
+        assert _reply(ws, {"action": "subscribe", "drop_id": drops[3]})["type"] == "subscribed"
+        (connection,) = Connection.by_user.query(fan.user_id)
+        assert int(Connection.get(connection.connection_id).subscriptions) == 3
+
+
+def _refused_status(url: str) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=30)
+    return refused.value.response.status_code
+
+
+def _until(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_user_holds_at_most_the_cap_of_connections(stack, new_user, monkeypatch) -> None:
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS_PER_USER", 2)
+    fan, other = new_user(), new_user()
+    url = f"{stack.ws_url}?token={fan.token}"
+    with connect(url, open_timeout=30) as first, connect(url, open_timeout=30):
+        assert _refused_status(url) == 429
+        with connect(f"{stack.ws_url}?token={other.token}", open_timeout=30) as ws:  # other users are not affected
+            assert _reply(ws, {"action": "ping"}) == {"type": "pong"}
+        first.close()
+        assert _until(lambda: len(list(Connection.by_user.query(fan.user_id))) < 2)
+        with connect(url, open_timeout=30) as third:
+            assert _reply(third, {"action": "ping"}) == {"type": "pong"}
+
+
+def test_a_connection_whose_disconnect_was_lost_does_not_count(stack, new_user, monkeypatch) -> None:
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS_PER_USER", 1)
+    fan = new_user()
+    # A socket that closed without its $disconnect reaching the app: its row stays behind.
+    stale = f"stale{uuid.uuid4().hex[:8]}="
+    Connection(connection_id=stale, user_id=fan.user_id, connected_at=now_ms()).save()
+    with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=30) as ws:
+        assert _reply(ws, {"action": "ping"}) == {"type": "pong"}
+    assert Connection.count(stale) == 0
