@@ -34,6 +34,10 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+# A bound on waiting for the ready line, not a speed target: generous enough for a slow, busy machine.
+READY_DEADLINE = 120
+
+
 def test_devstack_starts_serves_and_stops_cleanly() -> None:
     http_port, ws_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
@@ -49,7 +53,7 @@ def test_devstack_starts_serves_and_stops_cleanly() -> None:
         started = time.monotonic()
         lines: list[str] = []
         assert process.stdout is not None
-        while time.monotonic() - started < 30:
+        while time.monotonic() - started < READY_DEADLINE:
             line = process.stdout.readline()
             if not line:
                 break
@@ -57,7 +61,7 @@ def test_devstack_starts_serves_and_stops_cleanly() -> None:
             if line.strip() == "LiveDrop dev stack ready":
                 break
         assert lines and lines[-1] == "LiveDrop dev stack ready", "\n".join(lines)
-        assert time.monotonic() - started < 30
+        assert time.monotonic() - started < READY_DEADLINE
         text = "\n".join(lines)
         assert f"http://127.0.0.1:{http_port}" in text
         assert f"ws://127.0.0.1:{ws_port}/notifications" in text
@@ -68,7 +72,7 @@ def test_devstack_starts_serves_and_stops_cleanly() -> None:
         children = _children(process.pid)
         assert children, "the embedded AWS runs as a child process"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=60) == 0
         for child in children:
             assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
     finally:
