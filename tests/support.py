@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 
@@ -118,3 +121,31 @@ def open_shop(api: Api, owner: SignedInUser, name: str, price_cents: int) -> tup
     )
     assert product.status_code == 201, product.text
     return creator_id, product.json()
+
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, every: float = 0.1) -> T:
+    """The first truthy result of `check`, polled until `timeout` (a bound on an event, not a speed target)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def child_pids(pid: int) -> set[int]:
+    """The process ids whose parent is `pid` (read from /proc)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found

@@ -21,6 +21,7 @@ from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
 from devstack.lambda_runtime import LambdaContext
 from tests.api import test_orders
 from tests.api.test_orders import order
+from tests.support import wait_for
 
 # The order tests' fixtures, shared.
 shop = test_orders.shop
@@ -36,16 +37,6 @@ def fake_gateway(monkeypatch, stack):
     monkeypatch.setattr(payments, "_gateway", fake)
     yield fake
     pump.start()
-
-
-def wait_for(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_through_the_dev_stack_orders_get_paid_or_released(api, new_user, make_drop) -> None:

@@ -3,28 +3,17 @@ match the orders placed, confirmed, failed and expired (counters kept in the ord
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from chalicelib import orders
 from chalicelib.models import Drop, Order
 from tests.api import test_orders
 from tests.api.test_orders import order, orders_of_drop
+from tests.support import wait_for
 
 shop = test_orders.shop
 make_drop = test_orders.make_drop
 PRICE = 1999  # the shop's product price
-
-
-def wait_for(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def status_of(api, user, order_id: str) -> str:

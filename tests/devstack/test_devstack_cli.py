@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import child_pids
+
 ROOT = Path(__file__).resolve().parents[2]
 READY = "LiveDrop dev stack ready"
 # Generous: a start-up takes seconds here and must still pass on a machine several times slower.
@@ -98,19 +100,6 @@ def devstack(*args: str) -> Iterator[DevstackProcess]:
         yield started
     finally:
         started.kill()
-
-
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def _gone(pid: int) -> bool:
@@ -222,8 +211,8 @@ def test_ctrl_c_as_soon_as_the_dev_stack_runs_exits_quietly() -> None:
 
 def test_ctrl_c_while_the_embedded_aws_starts_stops_it_quietly() -> None:
     with devstack("--http-port", "0", "--ws-port", "0") as stack:
-        assert _poll(lambda: bool(_children(stack.process.pid)), START_DEADLINE), "no embedded AWS child appeared"
-        children = _children(stack.process.pid)
+        assert _poll(lambda: bool(child_pids(stack.process.pid)), START_DEADLINE), "no embedded AWS child appeared"
+        children = child_pids(stack.process.pid)
         stack.ctrl_c()
         _assert_stopped_quietly(stack, children)
         assert READY not in stack.output
@@ -234,7 +223,7 @@ def test_ctrl_c_while_the_demo_data_loads_stops_everything_quietly() -> None:
     with devstack("--http-port", str(http_port), "--ws-port", "0") as stack:
         # The REST gateway listens before the demo data goes in through it, and the ready line comes after.
         assert _poll(lambda: _listening(http_port), START_DEADLINE), "the REST gateway never listened"
-        children = _children(stack.process.pid)
+        children = child_pids(stack.process.pid)
         stack.ctrl_c()
         _assert_stopped_quietly(stack, children)
         assert not _listening(http_port)
@@ -244,7 +233,7 @@ def test_ctrl_c_after_ready_stops_everything_quietly() -> None:
     http_port = _free_port()
     with devstack("--http-port", str(http_port), "--ws-port", "0") as stack:
         assert stack.wait_for_line(READY), stack.output
-        children = _children(stack.process.pid)
+        children = child_pids(stack.process.pid)
         assert children, "the embedded AWS runs as a child process"
         stack.ctrl_c()
         _assert_stopped_quietly(stack, children)
@@ -266,7 +255,7 @@ def test_the_embedded_aws_does_not_outlive_a_killed_dev_stack() -> None:
     with devstack("--http-port", str(http_port), "--ws-port", "0", "--no-demo") as stack:
         # The REST gateway listens only once the embedded AWS serves.
         assert _poll(lambda: _listening(http_port), START_DEADLINE), "the REST gateway never listened"
-        children = _children(stack.process.pid)
+        children = child_pids(stack.process.pid)
         assert children, "the embedded AWS runs as a child process"
         stack.process.kill()  # the dev stack alone, as an OOM killer or `kill -9` would
         stack.process.wait()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+from tests.support import child_pids
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -19,19 +21,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 # A bound on waiting for the ready line, not a speed target: generous enough for a slow, busy machine.
@@ -69,7 +58,7 @@ def test_devstack_starts_serves_and_stops_cleanly() -> None:
         assert requests.get(f"http://127.0.0.1:{http_port}/health", timeout=5).json()["status"] == "ok"
         live = requests.get(f"http://127.0.0.1:{http_port}/drops?status=live", timeout=5).json()["items"]
         assert live, "the demo data has a live drop"
-        children = _children(process.pid)
+        children = child_pids(process.pid)
         assert children, "the embedded AWS runs as a child process"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0

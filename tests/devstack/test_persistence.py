@@ -21,6 +21,7 @@ import requests
 
 from devstack.moto_backend import FAKE_ENV, EmbeddedAws
 from tests.devstack.test_devstack_process import ROOT, _free_port
+from tests.support import wait_for
 
 READY = "LiveDrop dev stack ready"
 
@@ -78,16 +79,6 @@ def iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
 
 
-def until(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def buy(base: str, token: str, drop_id: str, card: str, quantity: int = 1) -> dict:
     body = {"drop_id": drop_id, "quantity": quantity, "payment_token": card}
     return call(base, "POST", "/orders", token, 201, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
@@ -122,7 +113,7 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         call(base, "POST", f"/creators/{creator_id}/follow", fan_token)
         paid = buy(base, fan_token, drop["drop_id"], "tok_visa", 2)
         waiting = buy(base, fan_token, drop["drop_id"], "tok_threeDSecureRequired")
-        until(lambda: call(base, "GET", f"/orders/{paid['order_id']}", fan_token)["status"] == "confirmed")
+        wait_for(lambda: call(base, "GET", f"/orders/{paid['order_id']}", fan_token)["status"] == "confirmed")
         sales_before = call(base, "GET", f"/drops/{drop['drop_id']}/sales", owner_token)
         # A drop due to start while the stack is down: its schedule must still fire after the restart.
         starts_at = time.time() + 4
@@ -136,7 +127,7 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         )
         drops_before = call(base, "GET", "/drops?limit=100")["items"]
     assert (data / "aws.state").is_file()
-    until(lambda: time.time() > starts_at + 1)
+    wait_for(lambda: time.time() > starts_at + 1)
 
     with devstack(data) as (base, banner):
         assert "Demo user:" in banner
@@ -157,7 +148,7 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         assert [f["creator_id"] for f in following] == [creator_id]
         assert call(base, "GET", f"/drops/{drop['drop_id']}/sales", fresh) == sales_before
         assert owner["user_id"] == call(base, "GET", "/me", fresh)["user_id"]
-        started = until(
+        started = wait_for(
             lambda: [
                 n
                 for n in call(base, "GET", f"/users/{fan['user_id']}/notifications", fan_token)["items"]
@@ -167,7 +158,7 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         assert len(started) == 1
         # The event pipeline runs on the restored state: a new order is paid and counted.
         again = buy(base, fan_token, drop["drop_id"], "tok_visa")
-        until(lambda: call(base, "GET", f"/orders/{again['order_id']}", fan_token)["status"] == "confirmed")
+        wait_for(lambda: call(base, "GET", f"/orders/{again['order_id']}", fan_token)["status"] == "confirmed")
         sales = call(base, "GET", f"/drops/{drop['drop_id']}/sales", fresh)
         assert sales["orders"]["confirmed"] == 2 and sales["units_sold"] == 3 and sales["stock"] == 16
 

@@ -13,7 +13,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.devstack.test_devstack_process import _children, _free_port
+from tests.devstack.test_devstack_process import _free_port
+from tests.support import child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +39,7 @@ def test_the_stack_exits_non_zero_with_one_line_when_its_embedded_aws_dies(tmp_p
                 break
         assert line.strip() == "LiveDrop dev stack ready", errors.read()
         # The embedded AWS runs as one process per service group; losing any one of them is fatal.
-        children = _children(process.pid)
+        children = child_pids(process.pid)
         assert children, "the embedded AWS runs as child processes"
         embedded = max(children)
         os.kill(embedded, signal.SIGKILL)
