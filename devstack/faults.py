@@ -136,25 +136,26 @@ class _Dice:
         with self._lock:
             return self._random.randrange(count)
 
-    def summary(self) -> str:
+    def summary(self, label: str) -> str:
         kinds = ", ".join(f"{kind} {self.injected[kind]}" for kind in KINDS if self.injected[kind])
         failed = sum(self.injected.values())
-        return f"fault injection: {failed} of {self.requests} requests failed on purpose ({kinds or 'none'})"
+        return f"fault injection ({label}): {failed} of {self.requests} requests failed on purpose ({kinds or 'none'})"
 
 
 _dice = _Dice()
 
 
 # --- the embedded AWS ------------------------------------------------------------------------------
-def wrap(app: WsgiApp, plan: FaultPlan | None = None) -> WsgiApp:
+def wrap(app: WsgiApp, plan: FaultPlan | None = None, label: str = "embedded AWS") -> WsgiApp:
     """`app` with the plan's faults injected (`app` itself when the plan has none). The one hook a
-    process serving the embedded AWS applies; it prints a one-line summary of what it injected at exit."""
+    process serving the embedded AWS applies; at exit it prints a one-line summary of what it
+    injected, naming the process (`label`: the services it serves), since each process has its own dice."""
     chosen = plan_from_env() if plan is None else plan
     if not (chosen.conflict or chosen.throttle or chosen.error):
         return app
     if not _dice.reporting:
         _dice.reporting = True
-        atexit.register(lambda: print(_dice.summary(), file=sys.stderr, flush=True))
+        atexit.register(lambda: print(_dice.summary(label), file=sys.stderr, flush=True))
     return _FaultyApp(app, chosen)
 
 

@@ -543,7 +543,7 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
     from devstack import faults
 
     # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
-    app = faults.wrap(build_app(services))
+    app = faults.wrap(build_app(services), label=services or "all services")
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
