@@ -33,6 +33,7 @@ from chalice.local import RouteMatcher
 
 from devstack.environments import FunctionPool, Throttled
 from devstack.http11 import HttpServer, Limits, Request, Response, bind
+from devstack.identity import ACCOUNT_ID
 from devstack.lambda_runtime import LambdaContext, serve_concurrently
 from infra import gateway_responses
 
@@ -236,7 +237,7 @@ class HttpGateway:
             "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
             "multiValueQueryStringParameters": query or None,
             "requestContext": {
-                "accountId": "123456789012",
+                "accountId": ACCOUNT_ID,
                 "apiId": "devstack",
                 "authorizer": {"claims": claims, "scopes": None},
                 "domainName": lower.get("host", "127.0.0.1"),

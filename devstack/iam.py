@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from botocore.client import BaseClient
 
+from devstack.identity import REGION
 from infra.policy import Statement
 
 log = logging.getLogger("devstack.iam")
@@ -288,7 +289,7 @@ class Enforcer:
     def site(self, client: Any) -> CallSite:
         return CallSite(
             service=client.meta.service_model.service_name,
-            region=client.meta.region_name or "us-east-1",
+            region=client.meta.region_name or REGION,
             account=self.account,
             ws_api_id=self.ws_api_id,
             ws_stage=self.ws_stage,

@@ -35,13 +35,7 @@ import time
 import traceback
 from typing import Any
 
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-}
+from devstack.identity import CREDENTIALS_ENV
 
 # moto registers every model instance it ever creates (moto.core.model_instances) for its dashboard;
 # forgetting them every so many requests keeps a long run's memory flat.
@@ -597,7 +591,7 @@ class EmbeddedAwsProcess:
 
     def launch(self) -> None:
         """Start the child process without waiting for it to serve."""
-        env = {**os.environ, **FAKE_ENV}
+        env = {**os.environ, **CREDENTIALS_ENV}
         command = [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), "--group", self.group]
         self._process = subprocess.Popen(
             [*command, *self._data_args()],
@@ -753,7 +747,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", default=MESSAGING, help="dynamodb, messaging, or any other name for all services")
     parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
     args = parser.parse_args(argv)
-    os.environ.update(FAKE_ENV)
+    os.environ.update(CREDENTIALS_ENV)
     serve(args.port, args.data, args.group)
 
 

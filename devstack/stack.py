@@ -10,9 +10,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from chalicelib import topology
 from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
+from devstack.identity import aws_client
 from devstack.moto_backend import EmbeddedAws
+from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump
 from devstack.resources import provision
 from infra.access import API_HANDLER
 
@@ -41,7 +44,7 @@ class DevStack:
         self.app_module: ModuleType | None = None
         self.http: Any = None
         self.ws: Any = None
-        self.pumps: list[Any] = []
+        self.pumps: list[Pump] = []
         self.unwired: list[str] = []
         self.iam: iam.Enforcer | None = None
         # Each function's execution environments, by handler name (see devstack.environments).
@@ -187,39 +190,18 @@ class DevStack:
         self.http.start()
 
     def _start_pumps(self) -> None:
-        from chalicelib import topology
         from chalicelib.config import get_settings
-        from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
 
         settings = get_settings()
-        endpoint, messaging = self.aws.endpoint, self.aws.messaging_endpoint
-        for source in topology.STREAM_SOURCES:
+        # Lambda's event source mappings: one pump per stream or queue, running its function as its role.
+        for source in (*topology.STREAM_SOURCES, *topology.QUEUE_SOURCES):
             handler = self.handler(source.handler)
             if handler is None:
                 self.unwired.append(source.handler)
                 continue
-            pump = StreamPump(
-                endpoint,
-                settings.table_name(source.table),
-                self.pool(source.handler, handler),
-                batch_size=source.batch_size,
-                batching_window_s=source.batching_window_s,
-            )
+            pump = self._source_pump(source, self.pool(source.handler, handler))
             self.pumps.append(iam.bind_pump(pump, source.handler))
-        for queue in topology.QUEUE_SOURCES:
-            handler = self.handler(queue.handler)
-            if handler is None:
-                self.unwired.append(queue.handler)
-                continue
-            pump = QueuePump(
-                messaging,
-                settings.queue_url(queue.queue),
-                self.pool(queue.handler, handler),
-                batch_size=queue.batch_size,
-                batching_window_s=queue.batching_window_s,
-            )
-            self.pumps.append(iam.bind_pump(pump, queue.handler))
-        self.pumps.append(SchedulePump(messaging, settings.scheduler_group, self._schedule_target))
+        self.pumps.append(SchedulePump(self.aws.messaging_endpoint, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
             self.pumps.append(PeriodicPump(self.pool("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
@@ -232,6 +214,27 @@ class DevStack:
             pump.start()
         if self.unwired:
             log.warning("handlers not in app.py yet, not wired: %s", ", ".join(sorted(set(self.unwired))))
+
+    def _source_pump(self, source: topology.StreamSource | topology.QueueSource, pool: FunctionPool) -> Pump:
+        """The event source mapping of `source` (a table's stream or a queue) invoking `pool`."""
+        from chalicelib.config import get_settings
+
+        settings = get_settings()
+        if isinstance(source, topology.StreamSource):
+            return StreamPump(
+                self.aws.endpoint,
+                settings.table_name(source.table),
+                pool,
+                batch_size=source.batch_size,
+                batching_window_s=source.batching_window_s,
+            )
+        return QueuePump(
+            self.aws.messaging_endpoint,
+            settings.queue_url(source.queue),
+            pool,
+            batch_size=source.batch_size,
+            batching_window_s=source.batching_window_s,
+        )
 
     def _schedule_target(self, arn: str) -> Handler:
         from chalicelib.config import get_settings
@@ -251,8 +254,6 @@ class DevStack:
         """Check every AWS call a function makes against its role as infra deploys it (infra/access.py).
 
         Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
-        from devstack.pumps import aws_client
-
         enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
         enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
         self.iam = iam.install(enforcer)

@@ -62,8 +62,6 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message and PostToConnection payload limit
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's integration timeout
 LAMBDA_TIMEOUT = 60.0  # what get_remaining_time_in_millis() counts down from (Chalice's default)
