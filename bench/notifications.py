@@ -128,7 +128,7 @@ def _drain(stack: DevStack, timeout: float = 600) -> float:
     load; returns the seconds it took."""
     from chalicelib import topology
     from chalicelib.config import get_settings
-    from devstack.pumps import aws_client
+    from devstack.identity import aws_client
 
     sqs = aws_client("sqs", stack.aws.messaging_endpoint)
     names = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")

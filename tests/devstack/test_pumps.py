@@ -15,16 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.pumps import (
-    LambdaContext,
-    PumpSet,
-    QueuePump,
-    SchedulePump,
-    StreamPump,
-    aws_client,
-    start_all,
-    stop_all,
-)
+from devstack.identity import aws_client
+from devstack.lambda_runtime import LambdaContext
+from devstack.pollers import PumpSet, QueuePump, SchedulePump, StreamPump, start_all, stop_all
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
