@@ -18,6 +18,7 @@ from chalicelib import orders, payments
 from chalicelib.config import get_settings
 from chalicelib.errors import PaymentProviderError
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
+from devstack.identity import REGION, queue_arn
 from devstack.lambda_runtime import LambdaContext
 from tests.api import test_orders
 from tests.api.test_orders import order
@@ -70,8 +71,8 @@ def sqs_event(*envelopes: dict) -> dict:
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livedrop-test-payments",
-                "awsRegion": "us-east-1",
+                "eventSourceARN": queue_arn("livedrop-test-payments"),
+                "awsRegion": REGION,
             }
             for envelope in envelopes
         ]
