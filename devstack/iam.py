@@ -375,7 +375,7 @@ def install(enforcer: Enforcer) -> Enforcer:
     """Check every botocore call of this process against `enforcer` from now on."""
     global _enforcer
     _enforcer = enforcer
-    BaseClient._make_api_call = _checked_call  # type: ignore[method-assign]
+    BaseClient._make_api_call = _checked_call
     return enforcer
 
 

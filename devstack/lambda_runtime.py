@@ -56,8 +56,8 @@ class ConcurrentChalice(Chalice):
     container at a time) but not in the dev stack, which serves many requests at once in one
     process: here that state is kept per thread."""
 
-    current_request = _PerThread()  # type: ignore[assignment]
-    lambda_context = _PerThread()  # type: ignore[assignment]
+    current_request = _PerThread()
+    lambda_context = _PerThread()
 
 
 def serve_concurrently(app: Chalice) -> Chalice:

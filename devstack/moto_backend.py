@@ -107,7 +107,7 @@ def _refusal(group: str, backend: str) -> Any:
     return refuse
 
 
-def build_app(group: str | None = None) -> Any:
+def build_app(group: str | None = None) -> SerializedApp:
     """moto's WSGI app for the services of `group` (every service when None), wrapped for safe concurrent use."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -284,7 +284,6 @@ def _patch_expression_cache() -> None:
     import moto.dynamodb.models as models
     import moto.dynamodb.models.table as tables
     import moto.dynamodb.responses as responses
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     original_parser = comparisons.create_condition_expression_parser
 
@@ -325,14 +324,15 @@ def _patch_expression_cache() -> None:
         return create_condition_expression_parser(expr, names, values).parse()
 
     class _CachedUpdateParser:
-        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(UpdateExpressionParser.make))
+        # Read through responses: moto.dynamodb.parsing.expressions opts out of type checking as a whole.
+        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(responses.UpdateExpressionParser.make))
 
     for module in (comparisons, models, tables, responses):
         if hasattr(module, "create_condition_expression_parser"):
             module.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[attr-defined]
         if hasattr(module, "get_filter_expression"):
             module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
-    responses.UpdateExpressionParser = _CachedUpdateParser  # type: ignore[attr-defined,misc]
+    responses.UpdateExpressionParser = _CachedUpdateParser
 
 
 def _patch_sqs_long_poll() -> None:
@@ -493,7 +493,7 @@ def _patch_sqs_send() -> None:
         __module__ = Queue.__module__  # moto's model metaclass files classes by their module
 
         @property
-        def attributes(self) -> dict[str, Any]:  # type: ignore[override]
+        def attributes(self) -> dict[str, Any]:
             return {}
 
     send_message = SQSBackend.send_message
@@ -503,11 +503,12 @@ def _patch_sqs_send() -> None:
         if queue.fifo_queue or type(queue) is not Queue:
             return send_message(self, queue_name, *args, **kwargs)
         # Requests run one at a time (SerializedApp), so no one else sees the queue while its class is swapped.
-        queue.__class__ = _StandardQueueOnSend
+        # moto declares Queue abstract (CloudFormationModel) but instantiates it: it is concrete at runtime.
+        queue.__class__ = _StandardQueueOnSend  # type: ignore[type-abstract]
         try:
             return send_message(self, queue_name, *args, **kwargs)
         finally:
-            queue.__class__ = Queue
+            queue.__class__ = Queue  # type: ignore[type-abstract]
 
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
 
@@ -537,7 +538,8 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
     from devstack import faults
 
     # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
-    app = faults.wrap(build_app(services), label=services or "all services")
+    serialized = build_app(services)
+    app = faults.wrap(serialized, label=services or "all services")
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
@@ -551,7 +553,8 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
 
         # Requests in flight finish first, and none runs after (kept-alive connections may still send
         # some): the lock stays held until the process exits, so the snapshot is the final state.
-        app._lock.acquire()
+        # (The serialization lock itself: with faults on, `app` is the fault injector around it.)
+        serialized._lock.acquire()
         persistence.save(data_dir, state_name)
 
 

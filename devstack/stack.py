@@ -194,7 +194,11 @@ class DevStack:
 
         settings = get_settings()
         # Lambda's event source mappings: one pump per stream or queue, running its function as its role.
-        for source in (*topology.STREAM_SOURCES, *topology.QUEUE_SOURCES):
+        sources: tuple[topology.StreamSource | topology.QueueSource, ...] = (
+            *topology.STREAM_SOURCES,
+            *topology.QUEUE_SOURCES,
+        )
+        for source in sources:
             handler = self.handler(source.handler)
             if handler is None:
                 self.unwired.append(source.handler)
