@@ -19,21 +19,18 @@ import json
 import logging
 import mimetypes
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from chalice import Chalice
 from chalice.local import RouteMatcher
 
 from devstack.environments import FunctionPool, Throttled
 from devstack.http11 import HttpServer, Limits, Request, Response, bind
-from devstack.identity import ACCOUNT_ID
+from devstack.lambda_events.apigateway import rest_event
 from devstack.lambda_runtime import LambdaContext, serve_concurrently
 from infra import gateway_responses
 
@@ -222,43 +219,17 @@ class HttpGateway:
                 claims = self._claims_for(lower.get("authorization"))
             except Exception:
                 raise _Refused(401, "Unauthorized") from None
-        query = parse_qs(parts.query, keep_blank_values=True)
-        now = datetime.now(UTC)
-        request_id = str(uuid.uuid4())
-        path = parts.path or "/"
-        is_binary = body is not None and not (_is_text(lower.get("content-type", "")) and _is_utf8(body))
-        return {
-            "version": "1.0",
-            "resource": match.route,
-            "path": path,
-            "httpMethod": method,
-            "headers": dict(headers),
-            "multiValueHeaders": multi if multi is not None else {k: [v] for k, v in headers.items()},
-            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-            "multiValueQueryStringParameters": query or None,
-            "requestContext": {
-                "accountId": ACCOUNT_ID,
-                "apiId": "devstack",
-                "authorizer": {"claims": claims, "scopes": None},
-                "domainName": lower.get("host", "127.0.0.1"),
-                "domainPrefix": "devstack",
-                "extendedRequestId": request_id,
-                "httpMethod": method,
-                "identity": {"sourceIp": "127.0.0.1", "userAgent": lower.get("user-agent", "")},
-                "path": f"/{self._stage}{path}",
-                "protocol": "HTTP/1.1",
-                "requestId": request_id,
-                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "requestTimeEpoch": int(time.time() * 1000),
-                "resourceId": None,
-                "resourcePath": match.route,
-                "stage": self._stage,
-            },
-            "pathParameters": match.captured or None,
-            "stageVariables": None,
-            "body": (base64.b64encode(body).decode() if is_binary else body.decode("utf-8")) if body else None,
-            "isBase64Encoded": bool(body) and is_binary,
-        }
+        return rest_event(
+            method,
+            raw_path,
+            headers,
+            body,
+            resource=match.route,
+            path_parameters=match.captured,
+            claims=claims,
+            stage=self._stage,
+            multi=multi,
+        )
 
     def _static(self, path: str) -> tuple[bytes, str] | None:
         if path == "/web/config.json" and self._web_config is not None:
@@ -302,16 +273,3 @@ def _to_response(result: dict[str, Any]) -> Response:
     except (TypeError, ValueError):
         return _gateway_response(502, "DEFAULT_5XX")
     return Response(status, headers, raw)
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _is_text(content_type: str) -> bool:
-    kind = content_type.split(";")[0].strip().lower()
-    return not kind or kind.startswith("text/") or kind.endswith("json") or kind == "application/x-www-form-urlencoded"
