@@ -262,12 +262,11 @@ class WebSocketGateway:
 
     def _api(self) -> WebSocketApi:
         """What this gateway's events name as their API (the management server is their domainName)."""
-        assert self._bound_port is not None
         return WebSocketApi(
             api_id=self._api_id,
             stage=self._stage,
             domain_name=f"{self._host}:{self._management_bound_port}",
-            port=self._bound_port,
+            port=self._bound_port or self._port,
         )
 
     def _function_name(self, route_key: str) -> str:
