@@ -15,7 +15,7 @@ from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
 from devstack.identity import aws_client
 from devstack.moto_backend import EmbeddedAws
-from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump
+from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
 from infra.access import API_HANDLER
 
@@ -78,10 +78,7 @@ class DevStack:
 
     def stop(self) -> None:
         # All pumps are told at once, then joined: one slow batch does not hold up the others' stop.
-        for pump in self.pumps:
-            pump.request_stop()
-        for pump in reversed(self.pumps):
-            pump.stop()
+        stop_all(reversed(self.pumps))
         self.pumps = []
         if self.http is not None:
             self.http.stop()
