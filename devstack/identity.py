@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 REGION = "us-east-1"
 # moto's default account: what it puts in the ARNs and queue URLs it hands out.
 ACCOUNT_ID = "123456789012"
@@ -71,14 +68,13 @@ def client_kwargs(endpoint: str | None = None) -> dict[str, Any]:
     return kwargs
 
 
-# Short timeouts: a pump's stop() must stay prompt even when the embedded AWS is slow or gone.
-_CLIENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=10,
-    retries={"max_attempts": 3, "mode": "standard"},
-)
-
-
 def aws_client(service: str, endpoint: str) -> Any:
     """A boto3 client for `service` at the embedded AWS `endpoint` (own session: clients are per thread)."""
-    return boto3.session.Session().client(service, config=_CLIENT_CONFIG, **client_kwargs(endpoint))
+    # Imported here: the embedded AWS's child processes import this module for CREDENTIALS_ENV alone and
+    # start as they did before it existed, without boto3.
+    import boto3
+    from botocore.config import Config
+
+    # Short timeouts: a pump's stop() must stay prompt even when the embedded AWS is slow or gone.
+    config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+    return boto3.session.Session().client(service, config=config, **client_kwargs(endpoint))
