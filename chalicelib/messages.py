@@ -103,13 +103,18 @@ class Envelope(Mapping[str, Any]):
     occurred_at_ms: int
     data: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        # An EventType or FrameType member is held as its plain wire name, so the envelope, its JSON
+        # and its frame all carry the same string.
+        object.__setattr__(self, "event_type", str(self.event_type))
+
     @classmethod
     def new(cls, event_id: str, event_type: str, occurred_at_ms: int, data: dict[str, Any]) -> Envelope:
         """An envelope of an event that happened at `occurred_at_ms` (epoch milliseconds)."""
         occurred_at = format_time(occurred_at_ms)
         if occurred_at is None:
             raise ValueError(f"no time can show {occurred_at_ms!r}")
-        return cls(event_id, str(event_type), occurred_at, int(occurred_at_ms), data)
+        return cls(event_id, event_type, occurred_at, int(occurred_at_ms), data)
 
     @classmethod
     def parse(cls, raw: Any) -> Envelope:
@@ -198,9 +203,7 @@ def send_messages(queue: QueueSpec, messages: Iterable[Mapping[str, Any] | str],
     url = get_settings().queue_url(queue.name)
     sqs = aws.client("sqs")
     for chunk in _chunks(list(messages)):
-        entries = [
-            {"Id": str(i), "MessageBody": _body(m), "DelaySeconds": delay_seconds} for i, m in enumerate(chunk)
-        ]
+        entries = [{"Id": str(i), "MessageBody": _body(m), "DelaySeconds": delay_seconds} for i, m in enumerate(chunk)]
         failed = sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
         if failed:
             raise RuntimeError(f"{queue.name} queue refused {len(failed)} messages: {failed[0]}")

@@ -48,7 +48,6 @@ SCHEDULER_GROUP = "drops"
 DROP_LIFECYCLE_HANDLER = "drop_lifecycle"
 
 
-
 def _wire(types: tuple[EventType, ...]) -> tuple[str, ...]:
     return tuple(t.value for t in types)
 
