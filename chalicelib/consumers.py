@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib import aws, live_stock, notifications, topology
 from chalicelib.config import get_settings
 from chalicelib.idempotency import BatchMarkers, once
-from chalicelib.messages import DROP_EVENTS, ORDER_EVENTS, Envelope, PoisonMessageError
+from chalicelib.messages import DROP_EVENTS, ORDER_EVENTS, DeliverKind, Envelope, PoisonMessageError
 from chalicelib.messages import EventType as Event
 from chalicelib.threads import in_context
 from chalicelib.topology import QueueSpec
@@ -87,9 +87,9 @@ def fan_out(event: Envelope) -> None:
 def deliver(message: dict[str, Any]) -> None:
     """Do one deliver-queue message: a slice of followers, or a deferred live-stock push."""
     kind = message.get("kind")
-    if kind == "followers":
+    if kind == DeliverKind.FOLLOWERS:
         notifications.deliver_slice(message)
-    elif kind == "stock_flush" and isinstance(message.get("drop_id"), str):
+    elif kind == DeliverKind.STOCK_FLUSH and isinstance(message.get("drop_id"), str):
         live_stock.flush(message["drop_id"])
     else:
         raise PoisonMessageError(f"unknown deliver message {kind!r}")
@@ -103,7 +103,7 @@ def _deliver_record(record: SQSRecord) -> None:
         raise PoisonMessageError("not JSON") from None
     if not isinstance(message, dict):
         raise PoisonMessageError("not an object")
-    if message.get("kind") != "followers":
+    if message.get("kind") != DeliverKind.FOLLOWERS:
         # A deferred stock push is safe to repeat: it never shows the same event twice.
         deliver(message)
         return

@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import aws, connections, pusher, stock, topology
 from chalicelib.db import now_ms
-from chalicelib.messages import Envelope, EventType, PoisonMessageError, send_messages
+from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError, send_messages
 from chalicelib.models import Drop, ProcessedEvent
 
 WINDOW_MS = 250  # at most ~4 pushes per second per drop
@@ -102,7 +102,8 @@ def flush(drop_id: str) -> None:
 
 
 def _queue_flush(drop_id: str) -> None:
-    send_messages(topology.DELIVER, [{"kind": "stock_flush", "drop_id": drop_id}], delay_seconds=FLUSH_DELAY_SECONDS)
+    flush = {"kind": DeliverKind.STOCK_FLUSH.value, "drop_id": drop_id}
+    send_messages(topology.DELIVER, [flush], delay_seconds=FLUSH_DELAY_SECONDS)
 
 
 def _push(drop_id: str, marker: dict[str, Any]) -> None:

@@ -71,6 +71,13 @@ class FrameType(StrEnum):
     DRAW_LOST = "draw_lost"
 
 
+class DeliverKind(StrEnum):
+    """The `kind` of a deliver-queue message: a slice of a creator's followers, or a deferred live-stock push."""
+
+    FOLLOWERS = "followers"
+    STOCK_FLUSH = "stock_flush"
+
+
 # Who hears of which event. The notify queue's filter policy (topology) and its consumer's dispatch
 # (chalicelib.consumers) both read these, so a new event is routed and handled or neither.
 DROP_EVENTS = (EventType.DROP_STARTED, EventType.STOCK_LOW, EventType.SOLD_OUT, EventType.DROP_ENDED)

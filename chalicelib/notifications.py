@@ -20,7 +20,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import connections, follows, pusher, topology
 from chalicelib.errors import InvalidPageError, InvalidRequestError
-from chalicelib.messages import Envelope, PoisonMessageError, send_messages
+from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
 from chalicelib.models import Creator, Drop, Notification
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
@@ -105,7 +105,7 @@ def slice_count(creator_id: str) -> int:
 def slice_message(event: Envelope, creator_id: str, low: str | None, high: str | None, after: str | None) -> dict:
     """A deliver-queue message: this event to the followers in [low, high), resuming after `after`."""
     return {
-        "kind": "followers",
+        "kind": DeliverKind.FOLLOWERS.value,
         "event": event.as_dict(),
         "creator_id": creator_id,
         "low": low,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from chalicelib import consumers, messages, payments, topology
-from chalicelib.messages import EventType, FrameType
+from chalicelib.messages import DeliverKind, EventType, FrameType
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Words that are an event or frame name and, elsewhere, something else: a drop's status, an error code,
@@ -50,8 +50,8 @@ def test_every_pushed_event_is_a_frame_type_of_the_same_name() -> None:
         assert FrameType(kind.value).name == kind.name
 
 
-def test_no_event_or_frame_name_is_spelled_outside_messages() -> None:
-    names = {t.value for t in EventType} | {t.value for t in FrameType}
+def test_no_event_frame_or_deliver_kind_is_spelled_outside_messages() -> None:
+    names = {t.value for t in EventType} | {t.value for t in FrameType} | {k.value for k in DeliverKind}
     sources = [*sorted((ROOT / "chalicelib").glob("*.py")), ROOT / "app.py"]
     spelled = [
         f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}"
