@@ -1,7 +1,8 @@
 """The event pipeline's one vocabulary: event and frame types, the envelope, and queue messages.
 
 Every event name the backend publishes, filters on, consumes or pushes is a member of `EventType`, and
-every frame type the WebSocket server sends is a member of `FrameType`: nothing else spells them. The
+every frame type the WebSocket server sends is a member of `FrameType`: nothing else in chalicelib or
+app.py spells them. The
 web client reads the same names from web/js/events.js, which `python -m chalicelib.messages --js`
 writes (a test fails when the two differ).
 
@@ -221,7 +222,7 @@ def publish_events(envelopes: Sequence[Mapping[str, Any]]) -> None:
     as the message attribute the queues' filter policies match; raises if any is not accepted."""
     topic = get_settings().events_topic_arn
     sns = aws.client("sns")
-    for chunk in _chunks([Envelope.parse(e) if not isinstance(e, Envelope) else e for e in envelopes]):
+    for chunk in _chunks([Envelope.parse(e) for e in envelopes]):
         entries = [
             {
                 "Id": str(index),
