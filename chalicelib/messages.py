@@ -2,9 +2,8 @@
 
 Every event name the backend publishes, filters on, consumes or pushes is a member of `EventType`, and
 every frame type the WebSocket server sends is a member of `FrameType`: nothing else in chalicelib or
-app.py spells them. The
-web client reads the same names from web/js/events.js, which `python -m chalicelib.messages --js`
-writes (a test fails when the two differ).
+app.py spells them. The web client reads the same names from web/js/events.js, which
+`python -m chalicelib.messages --js` writes (a test fails when the two differ).
 
 An `Envelope` is a domain event as the events topic carries it: built by chalicelib.events from a
 stream record, parsed by every consumer, turned into the WebSocket frame a push sends. Queue messages
