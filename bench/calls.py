@@ -155,7 +155,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     with DevStack(http_port=0, ws_port=0) as stack:
         from chalicelib import follows, notifications
-        from chalicelib.notifications import Envelope
+        from chalicelib.messages import Envelope
 
         base, session = stack.rest_url, requests.Session()
         pipeline = pipeline_calls(stack, session, base)

@@ -20,6 +20,7 @@ from chalicelib.errors import (
     TooManySubscriptionsError,
     TryAgainError,
 )
+from chalicelib.messages import FrameType, reply_frame
 from chalicelib.models import Connection, Follow, Subscription
 from chalicelib.tokens import verifier
 from chalicelib.validation import is_id, parse_json_object
@@ -128,14 +129,14 @@ def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
     try:
         action, drop_id = _parse_client_frame(body)
     except InvalidRequestError:
-        return {"type": "error", "code": "invalid_message"}
+        return reply_frame(FrameType.ERROR, code="invalid_message")
     if action == "ping":
-        return {"type": "pong"}
+        return reply_frame(FrameType.PONG)
     assert drop_id is not None
     try:
         if action == "subscribe":
             subscribe(connection_id, drop_id)
-            return {"type": "subscribed", "drop_id": drop_id}
+            return reply_frame(FrameType.SUBSCRIBED, drop_id=drop_id)
         unsubscribe(connection_id, drop_id)
     except (DropNotFoundError, TooManySubscriptionsError, TryAgainError) as refused:
         return _error_frame(refused, drop_id)
@@ -143,11 +144,11 @@ def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
         if not is_transient(error):
             raise
         return _error_frame(TryAgainError("the service is busy, try again"), drop_id)
-    return {"type": "unsubscribed", "drop_id": drop_id}
+    return reply_frame(FrameType.UNSUBSCRIBED, drop_id=drop_id)
 
 
 def _error_frame(error: LiveDropError, drop_id: str) -> dict[str, Any]:
-    return {"type": "error", "code": error.code, "message": error.message, "drop_id": drop_id}
+    return reply_frame(FrameType.ERROR, code=error.code, message=error.message, drop_id=drop_id)
 
 
 def _parse_client_frame(body: str | None) -> tuple[str, str | None]:

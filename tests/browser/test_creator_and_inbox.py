@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from chalicelib import notifications
-from chalicelib.notifications import Envelope
+from chalicelib.messages import Envelope
 from chalicelib.validation import format_time
 from tests.browser.test_live_drop import _iso
 from tests.support import open_shop

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from chalicelib import connections, live_stock
-from chalicelib.notifications import Envelope, PoisonMessageError
+from chalicelib.messages import Envelope, PoisonMessageError
 from tests.e2e.support import iso
 
 
