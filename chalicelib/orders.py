@@ -155,7 +155,7 @@ def place_order(
             if shard is None:
                 if busy:  # a shard with stock was only busy: not sold out, just hot
                     count("OrderRejected_try_again")
-                    raise TryAgainError("the drop is busy, try again", headers={"Retry-After": "1"})
+                    raise TryAgainError("the drop is busy, try again")
                 raise _rejected(_short_of_stock(drop_id, terms.stock_shards, quantity))
             tried.add(shard)
             order.stock_shard = shard
@@ -297,7 +297,7 @@ def _explain(
     if cancelled.failed("purchase"):
         raise _rejected(PurchaseLimitExceededError("this would exceed the drop's per-user limit"))
     # A condition that held again by the time it was read back: the caller may simply retry.
-    raise _rejected(TryAgainError("the drop changed while ordering, try again", headers={"Retry-After": "1"}))
+    raise _rejected(TryAgainError("the drop changed while ordering, try again"))
 
 
 def _rejected(error: LiveDropError) -> LiveDropError:
@@ -309,7 +309,7 @@ def _stored_key(key_id: str) -> IdempotencyKey:
     try:
         return IdempotencyKey.get(key_id, consistent_read=True)
     except DoesNotExist:
-        raise TryAgainError("the key changed while ordering, try again", headers={"Retry-After": "1"}) from None
+        raise TryAgainError("the key changed while ordering, try again") from None
 
 
 def _stored_drop(drop_id: str) -> Drop:
