@@ -7,13 +7,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
 from chalicelib import errors
 from chalicelib.db import is_transient
 from chalicelib.errors import LiveDropError, TryAgainError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from chalicelib.orders import PlacedOrder
 
 log = logging.getLogger("livedrop.web")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -67,6 +70,11 @@ def error_response(error: LiveDropError) -> Response:
     """A domain error as HTTP: its status, the docs/api.md body, Retry-After when the error knows when."""
     headers = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
     return json_response(error_body(error), status_of(error), headers)
+
+
+def placed_order_response(placed: PlacedOrder) -> Response:
+    """POST /orders: 201 and the order, whether placed now or replayed (then Idempotent-Replayed: true)."""
+    return json_response(placed.order, 201, {"Idempotent-Replayed": "true"} if placed.replayed else None)
 
 
 def internal_error_response() -> Response:
