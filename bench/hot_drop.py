@@ -120,10 +120,12 @@ def _load(drop_id: str, limiter: HotItemLimiter) -> dict[str, Any]:
     deadline = time.monotonic() + SECONDS
     before_conflicts, before_attempts = limiter.conflicts, limiter.attempts
 
+    new = NewOrder(drop_id=drop_id, quantity=1, payment_token="tok_bench")
+
     def buyer(_: int) -> None:
         while time.monotonic() < deadline:
             try:
-                orders.place_order(f"u_{uuid.uuid4().hex}", "k", NewOrder(drop_id=drop_id, quantity=1, payment_token="tok_bench"))
+                orders.place_order(f"u_{uuid.uuid4().hex}", "k", new)
                 code = "201"  # what POST /orders answers for a placed order
             except LiveDropError as error:
                 code = error.code
