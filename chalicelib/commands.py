@@ -21,12 +21,14 @@ MAX_STOCK = 1_000_000
 MAX_SHARDS = 32  # stock items a drop's units may be spread over (docs/sale-modes.md)
 MAX_QUANTITY = 100
 MAX_KEY_LENGTH = 255
+MAX_PAGE_SIZE = 100
 SALE_MODES = ("first_come", "queue", "draw")
 
 # The ids a path may name: all of the shape the server issues (a path id of another shape names nothing).
 ID = Field("id")
 PATH_IDS = {name: ID for name in ("creator_id", "product_id", "drop_id", "order_id", "user_id")}
 IDEMPOTENCY_KEY = Field(str, min=1, max=MAX_KEY_LENGTH)
+PAGE_SIZE = Field(int, required=False, min=1, max=MAX_PAGE_SIZE)  # ?limit= (digits in the query string)
 
 
 # --- auth and users ---------------------------------------------------------------------------
