@@ -26,7 +26,7 @@ SALE_MODES = ("first_come", "queue", "draw")
 
 # The ids a path may name: all of the shape the server issues (a path id of another shape names nothing).
 ID = Field("id")
-PATH_IDS = {name: ID for name in ("creator_id", "product_id", "drop_id", "order_id", "user_id")}
+PATH_PARAMETERS = {name: ID for name in ("creator_id", "product_id", "drop_id", "order_id", "user_id")}
 IDEMPOTENCY_KEY = Field(str, min=1, max=MAX_KEY_LENGTH)
 PAGE_SIZE = Field(int, required=False, min=1, max=MAX_PAGE_SIZE)  # ?limit= (digits in the query string)
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from chalicelib.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_IDS, REQUEST_BODIES
+from chalicelib.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_PARAMETERS, REQUEST_BODIES
 from chalicelib.validation import rules_of
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
@@ -62,7 +62,7 @@ def generated(doc: dict[str, Any]) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 place, name = parameter["in"], parameter["name"]
                 if place == "path":
-                    parameter["schema"] = PATH_IDS[name].json_schema()
+                    parameter["schema"] = PATH_PARAMETERS[name].json_schema()
                 elif (place, name) == ("query", "limit"):
                     parameter["schema"] = PAGE_SIZE.json_schema()
                 elif (place, name) == ("header", "Idempotency-Key"):

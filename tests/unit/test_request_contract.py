@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from chalicelib import commands
-from chalicelib.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_IDS, REQUEST_BODIES, Watch
+from chalicelib.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_PARAMETERS, REQUEST_BODIES, Watch
 from chalicelib.errors import InvalidRequestError, MissingIdempotencyKeyError
 from chalicelib.openapi import DOCUMENT, generated, request_schema
 from chalicelib.pagination import parse_limit
@@ -135,16 +135,16 @@ def _parameters(place: str, name: str) -> list[dict[str, Any]]:
 def test_every_path_parameter_is_a_declared_id() -> None:
     names = {p["name"] for item in DOC["paths"].values() for op in item.values() for p in op.get("parameters", [])}
     path_names = {name for name in names if _parameters("path", name)}
-    assert path_names == set(PATH_IDS)
+    assert path_names == set(PATH_PARAMETERS)
     for name in path_names:
-        assert all(schema == PATH_IDS[name].json_schema() for schema in _parameters("path", name)), name
+        assert all(schema == PATH_PARAMETERS[name].json_schema() for schema in _parameters("path", name)), name
 
 
 @settings(max_examples=300, deadline=None)
 @given(value=st.one_of(st.text(alphabet="aZ09_-. /é", max_size=MAX_ID_LENGTH + 3), st.text(max_size=70)))
 def test_a_path_id_the_document_allows_is_an_id_the_server_looks_up(value: str) -> None:
     # A path id that is no id is answered like an id that names nothing (404), never a 400.
-    assert documented(PATH_IDS["drop_id"].json_schema(), value) == is_id(value)
+    assert documented(PATH_PARAMETERS["drop_id"].json_schema(), value) == is_id(value)
 
 
 @settings(max_examples=200, deadline=None)
@@ -175,8 +175,8 @@ def test_the_idempotency_key_length_the_document_allows_is_the_one_the_server_ta
 
 
 def test_websocket_frames_take_the_drop_id_the_rest_api_takes() -> None:
-    assert rules_of(Watch) == {"drop_id": PATH_IDS["drop_id"]}
-    assert rules_of(commands.NewOrder)["drop_id"] == PATH_IDS["drop_id"]
+    assert rules_of(Watch) == {"drop_id": PATH_PARAMETERS["drop_id"]}
+    assert rules_of(commands.NewOrder)["drop_id"] == PATH_PARAMETERS["drop_id"]
 
 
 def test_the_docs_state_the_id_limit_the_server_enforces() -> None:
