@@ -136,8 +136,6 @@ def openapi_document() -> Any:
 
 
 # --- auth and users ---------------------------------------------------------------------------
-
-
 @route("/auth/signup", methods=["POST"])
 def sign_up() -> Any:
     return json_response(accounts.sign_up(body(SignUp)), 201)
@@ -166,7 +164,8 @@ def me() -> Any:
 
 @route("/creators", methods=["POST"], authorizer=cognito)
 def create_creator() -> Any:
-    return json_response(accounts.become_creator(caller_id(app.current_request), body(NewCreator)), 201)
+    new = body(NewCreator)
+    return json_response(accounts.become_creator(caller_id(app.current_request), new), 201)
 
 
 @route("/creators/{creator_id}", methods=["GET"])
