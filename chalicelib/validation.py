@@ -184,7 +184,7 @@ def parse_json_object(raw: bytes | str | None, what: str = "request body") -> di
 
 
 def validate(body: dict[str, Any], schema: dict[str, Field]) -> dict[str, Any]:
-    """Check `body` against `schema`: unknown, missing and wrongly typed fields are 400s."""
+    """Check `body` against `schema`: unknown, missing and wrongly typed fields are InvalidRequestError."""
     unknown = sorted(set(body) - set(schema))
     if unknown:
         raise InvalidRequestError(f"unknown field: {_shown(unknown[0])}")
