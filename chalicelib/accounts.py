@@ -189,7 +189,7 @@ def become_creator(user_id: str, new: NewCreator) -> dict[str, Any]:
 
 
 def get_creator(creator_id: str) -> Creator:
-    """The creator, or 404 creator_not_found."""
+    """The creator, or CreatorNotFoundError."""
     try:
         return Creator.get(creator_id)
     except DoesNotExist:
@@ -197,7 +197,8 @@ def get_creator(creator_id: str) -> Creator:
 
 
 def owned_creator(creator_id: str, user_id: str) -> Creator:
-    """The creator if `user_id` owns it: 404 if it does not exist, 403 if someone else owns it."""
+    """The creator if `user_id` owns it: CreatorNotFoundError if it does not exist, ForbiddenError if
+    someone else owns it."""
     creator = get_creator(creator_id)
     if creator.owner_user_id != user_id:
         raise ForbiddenError("only the creator's owner may do this")

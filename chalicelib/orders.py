@@ -313,7 +313,7 @@ def _stored_drop(drop_id: str) -> Drop:
 
 # --- reads --------------------------------------------------------------------------------------
 def get_order(user_id: str, order_id: str) -> dict[str, Any]:
-    """GET /orders/{id}: the caller's order; anyone else's is 404, as if it did not exist."""
+    """GET /orders/{id}: the caller's order; anyone else's is OrderNotFoundError, as if it did not exist."""
     try:
         order = Order.get(order_id)
     except DoesNotExist:
