@@ -112,6 +112,7 @@ def _drop(session: requests.Session, base: str, owner: dict[str, str], product: 
 
 def _load(drop_id: str, limiter: HotItemLimiter) -> dict[str, Any]:
     from chalicelib import orders
+    from chalicelib.commands import NewOrder
     from chalicelib.errors import LiveDropError
 
     outcomes: dict[str, int] = {}
@@ -119,10 +120,13 @@ def _load(drop_id: str, limiter: HotItemLimiter) -> dict[str, Any]:
     deadline = time.monotonic() + SECONDS
     before_conflicts, before_attempts = limiter.conflicts, limiter.attempts
 
+    new = NewOrder(drop_id=drop_id, quantity=1, payment_token="tok_bench")
+
     def buyer(_: int) -> None:
         while time.monotonic() < deadline:
             try:
-                code = str(orders.place_order(f"u_{uuid.uuid4().hex}", "k", drop_id, 1, "tok_bench").status_code)
+                orders.place_order(f"u_{uuid.uuid4().hex}", "k", new)
+                code = "201"  # what POST /orders answers for a placed order
             except LiveDropError as error:
                 code = error.code
             with lock:

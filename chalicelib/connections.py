@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.catalog import drop_terms
+from chalicelib.commands import Watch
 from chalicelib.db import Transaction, TransactionCancelledError, is_transient, now_ms
 from chalicelib.errors import (
     DropNotFoundError,
@@ -23,7 +24,7 @@ from chalicelib.errors import (
 from chalicelib.messages import FrameType, reply_frame
 from chalicelib.models import Connection, Follow, Subscription
 from chalicelib.tokens import verifier
-from chalicelib.validation import is_id, parse_json_object
+from chalicelib.validation import command_from, parse_json_object
 
 log = logging.getLogger("livedrop.connections")
 # API Gateway closes a WebSocket after 2 h; rows outlive it a little so TTL never races a live socket.
@@ -153,13 +154,11 @@ def _error_frame(error: LiveDropError, drop_id: str) -> dict[str, Any]:
 
 def _parse_client_frame(body: str | None) -> tuple[str, str | None]:
     frame = parse_json_object(body, "frame")
-    action = frame.get("action")
-    if action == "ping" and set(frame) <= {"action"}:
+    action = frame.pop("action", None)
+    if action == "ping" and not frame:
         return "ping", None
-    if action in ("subscribe", "unsubscribe") and set(frame) == {"action", "drop_id"}:
-        drop_id = frame["drop_id"]
-        if is_id(drop_id):
-            return action, drop_id
+    if action in ("subscribe", "unsubscribe"):
+        return action, command_from(frame, Watch).drop_id
     raise InvalidRequestError("unknown action or bad fields")
 
 
