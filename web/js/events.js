@@ -18,4 +18,6 @@ export const FrameType = Object.freeze({
   "STOCK_CHANGED": "stock_changed",
   "QUEUE_POSITION": "queue_position",
   "ADMITTED": "admitted",
+  "DRAW_WON": "draw_won",
+  "DRAW_LOST": "draw_lost",
 });

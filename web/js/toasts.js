@@ -1,11 +1,12 @@
 // Toasts: short notices in a corner that never cover the Buy button.
 import { $, $$, h } from "./dom.js";
 
-export function toast(type, title, text = "", link = null) {
+/** A toast of `kind`: "info", "error" or the type of the event it tells of (the stylesheet colours each). */
+export function toast(kind, title, text = "", link = null) {
   const box = $('[data-testid="toasts"]');
   const item = h(
     "div.toast",
-    { testid: "toast", "data-type": type, class: `toast toast-${type}` },
+    { testid: "toast", "data-type": kind, class: `toast toast-${kind}` },
     h("strong", { text: title }),
     text ? h("p", { text }) : null,
     link ? h("a", { href: link.href, testid: "toast-link", onclick: () => item.remove() }, link.text) : null,
@@ -13,7 +14,7 @@ export function toast(type, title, text = "", link = null) {
   );
   box.prepend(item);
   while (box.children.length > 4) box.lastElementChild.remove();
-  setTimeout(() => item.remove(), type === "error" ? 12000 : 9000);
+  setTimeout(() => item.remove(), kind === "error" ? 12000 : 9000);
   placeToasts();
 }
 
