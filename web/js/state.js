@@ -5,7 +5,7 @@ export const state = {
   // Where the APIs live (api.loadConfig fills it in before anything else runs).
   config: { apiUrl: "", wsUrl: "" },
   // The signed-in user's tokens and profile ({id_token, access_token, refresh_token, user}), or null.
-  // Only session.saveSession changes it: that also keeps sessionStorage in step.
+  // Only session.js changes it (saveSession also keeps sessionStorage in step).
   session: null,
   // Server clock minus ours, from the Date header (only trusted when > 1.5 s off).
   clockOffsetMs: 0,
