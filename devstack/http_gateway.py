@@ -52,6 +52,11 @@ class _Refused(Exception):
         self.message = message
 
 
+# The web page's own file types, pinned: `mimetypes` reads the machine's mime.types, and without one
+# Python 3.11 calls .js application/javascript; the page's ES modules are served as text/javascript.
+WEB_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".json": "application/json"}
+
+
 class HttpGateway:
     """Serves `app` on 127.0.0.1 as API Gateway would; `static_dir` is served under /web/.
 
@@ -240,7 +245,8 @@ class HttpGateway:
         target = (self._static_dir / relative).resolve()
         if self._static_dir.resolve() not in target.parents or not target.is_file():
             return None
-        return target.read_bytes(), mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        content_type = WEB_TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0]
+        return target.read_bytes(), content_type or "application/octet-stream"
 
 
 def _refusal(refused: _Refused) -> dict[str, Any]:
