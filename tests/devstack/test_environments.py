@@ -138,7 +138,11 @@ def test_concurrency_limit_holds_and_the_rest_wait_in_the_queue() -> None:
     pool = FunctionPool("consumer", gate, concurrency=3, queue_size=100)
     try:
         futures = [pool.submit({"n": n}) for n in range(10)]
-        _until(lambda: pool.stats()["busy"] == 3 and pool.stats()["queued"] == 7, "3 busy, 7 queued")
+        # The pool counts an environment busy a moment before its handler runs: wait for both.
+        _until(
+            lambda: pool.stats()["busy"] == 3 and pool.stats()["queued"] == 7 and gate.running == 3,
+            "3 busy and running, 7 queued",
+        )
         assert gate.running == 3
         gate.release.set()
         assert [f.result(DEADLINE) for f in futures] == [{"seen": n} for n in range(10)]
