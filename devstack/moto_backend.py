@@ -543,7 +543,13 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
-    print(f"LISTENING {server.server_address[1]}", flush=True)
+    try:
+        print(f"LISTENING {server.server_address[1]}", flush=True)
+    except BrokenPipeError:
+        # The parent stopped waiting for us (Ctrl-C during start-up): nobody will use this process.
+        # Leave at once: a normal exit would flush stdout into the closed pipe again and print a traceback.
+        server.server_close()
+        os._exit(0)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(KeyboardInterrupt):
