@@ -22,7 +22,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import admissions, catalog, connections, draws, notifications, pusher, ratelimits, stock
+from chalicelib import admissions, bootstrap, catalog, connections, draws, notifications, ratelimits, stock
 from chalicelib.catalog import DRAW, QUEUE
 from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, now_ms
@@ -364,7 +364,7 @@ def _tell(entry: Admission, kind: str, data: dict[str, Any], now: int, inbox: bo
         if inbox:
             envelope = notifications.Envelope(event_id, kind, str(format_time(now)), now, {"drop_id": entry.drop_id})
             notifications.write_inbox(envelope, [entry.user_id])
-        pusher.push(connections.connections_of(entry.user_id), frame, now)
+        bootstrap.pusher().push(connections.connections_of(entry.user_id), frame, now)
     except Exception:
         # The user can always read their place (GET .../me); a lost push must not stop the line.
         log.exception("could not tell %s of %s", entry.user_id, kind)

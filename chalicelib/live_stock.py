@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws, connections, pusher, stock
+from chalicelib import aws, bootstrap, connections, stock
 from chalicelib.db import now_ms
 from chalicelib.models import Drop, ProcessedEvent
 from chalicelib.notifications import Envelope, PoisonMessageError, enqueue_deliveries
@@ -120,7 +120,7 @@ def _push(drop_id: str, marker: dict[str, Any]) -> None:
         "occurred_at": marker["latest_occurred_at"]["S"],
         "data": {"drop_id": drop_id, "stock": stock},
     }
-    pusher.push(connections.subscribers_of(drop_id), frame, int(marker["latest_at"]["N"]))
+    bootstrap.pusher().push(connections.subscribers_of(drop_id), frame, int(marker["latest_at"]["N"]))
 
 
 def _current_stock(drop_id: str, recorded: int) -> int:

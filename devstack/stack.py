@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -10,6 +9,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import app as app_module
+from chalicelib import bootstrap, topology
+from chalicelib.config import get_settings
+from chalicelib.tokens import verifier
 from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
 from devstack.moto_backend import EmbeddedAws
@@ -155,12 +158,10 @@ class DevStack:
         return found
 
     def _load_app(self) -> None:
-        from chalicelib import aws
-        from chalicelib.config import get_settings
-
-        get_settings.cache_clear()
-        aws.reset_clients()
-        self.app_module = importlib.import_module("app")
+        # app.py reads no setting at import: the composition root, reset to this stack's environment,
+        # builds what the handlers use on their first call.
+        bootstrap.reset()
+        self.app_module = app_module
 
     def _ws_handler(self, name: str) -> Handler:
         def invoke(event: dict[str, Any], context: Any) -> Any:
@@ -172,7 +173,6 @@ class DevStack:
         return invoke
 
     def _start_http(self) -> None:
-        from chalicelib.tokens import verifier
         from devstack.http_gateway import HttpGateway
 
         assert self.app_module is not None
@@ -187,8 +187,6 @@ class DevStack:
         self.http.start()
 
     def _start_pumps(self) -> None:
-        from chalicelib import topology
-        from chalicelib.config import get_settings
         from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
 
         settings = get_settings()
@@ -234,8 +232,6 @@ class DevStack:
             log.warning("handlers not in app.py yet, not wired: %s", ", ".join(sorted(set(self.unwired))))
 
     def _schedule_target(self, arn: str) -> Handler:
-        from chalicelib.config import get_settings
-
         if self.iam is not None and not self.iam.may_schedule(arn):
             # In AWS the Scheduler's role could not invoke it: the schedule fails (and retries, then gives up).
             raise PermissionError(f"the Scheduler role may not invoke {arn}")

@@ -11,10 +11,11 @@ import json
 import time
 import urllib.error
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import orders, payments
+from chalicelib import bootstrap, orders, payments
 from chalicelib.config import get_settings
 from chalicelib.errors import PaymentProviderError
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
@@ -29,13 +30,13 @@ make_drop = test_orders.make_drop
 
 
 @pytest.fixture()
-def fake_gateway(monkeypatch, stack):
+def fake_gateway(stack):
     """A fresh fake provider, with the dev stack's payments pump paused so this test alone delivers events."""
     pump = next(p for p in stack.pumps if p.name.endswith("-payments"))
     pump.stop()
     fake = payments.FakePaymentGateway()
-    monkeypatch.setattr(payments, "_gateway", fake)
-    yield fake
+    with bootstrap.override(payment_gateway=fake):
+        yield fake
     pump.start()
 
 
@@ -230,11 +231,10 @@ def stripe_signature(payload: bytes, secret: str, at: int) -> str:
 
 
 @pytest.fixture()
-def webhook_secret(monkeypatch) -> str:
+def webhook_secret() -> Iterator[str]:
     secret = "whsec_" + uuid.uuid4().hex
-    settings = dataclasses.replace(get_settings(), stripe_webhook_secret=secret)
-    monkeypatch.setattr(payments, "get_settings", lambda: settings)
-    return secret
+    with bootstrap.override(settings=dataclasses.replace(get_settings(), stripe_webhook_secret=secret)):
+        yield secret
 
 
 def intent_event(kind: str, order_id: str) -> bytes:
