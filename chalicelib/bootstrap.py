@@ -76,17 +76,16 @@ def override(**dependencies: Any) -> Iterator[None]:
     unknown = set(dependencies) - set(_NAMES)
     if unknown:
         raise TypeError(f"nothing called {', '.join(sorted(unknown))} to override (known: {', '.join(_NAMES)})")
+    replaces_settings = "settings" in dependencies
     with _lock:
         _overrides.append(dependencies)
-        previous = get_settings() if "settings" in dependencies else None
-        if "settings" in dependencies:
-            _switch_settings(dependencies["settings"])
+        previous = _switch_settings(dependencies["settings"]) if replaces_settings else None
     try:
         yield
     finally:
         with _lock:
             _overrides.remove(dependencies)
-            if previous is not None:
+            if replaces_settings:
                 _switch_settings(previous)
 
 
@@ -145,11 +144,12 @@ def _dependency(name: str, make: Callable[[], Any]) -> Any:
     return found
 
 
-def _switch_settings(settings: Settings | None) -> None:
-    use_settings(settings)
+def _switch_settings(settings: Settings | None) -> Settings | None:
+    previous = use_settings(settings)
     aws.reset_clients()
     # What was built from the old settings (a Stripe key, an endpoint) is made again from the new ones.
     _built.clear()
+    return previous
 
 
 def _make_payment_gateway() -> PaymentGateway:

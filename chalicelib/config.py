@@ -146,8 +146,10 @@ def get_settings() -> Settings:
     return found
 
 
-def use_settings(settings: Settings | None) -> None:
-    """Make `settings` the process-wide Settings; None forgets them, so the next use reads os.environ again."""
+def use_settings(settings: Settings | None) -> Settings | None:
+    """Make `settings` the process-wide Settings (None: read os.environ again on next use); returns the
+    ones they replace (None if none were read yet)."""
     global _current
     with _lock:
-        _current = settings
+        previous, _current = _current, settings
+    return previous
