@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalice import Chalice, CognitoUserPoolAuthorizer
+from pynamodb.connection import Connection
 
 from chalicelib import aws
 from chalicelib.config import Settings, get_settings, use_settings
@@ -27,6 +28,7 @@ from chalicelib.config import Settings, get_settings, use_settings
 if TYPE_CHECKING:
     from chalicelib.payments import PaymentGateway
     from chalicelib.pusher import PushReport
+    from chalicelib.tokens import TokenVerifier
 
 
 class Pusher(Protocol):
@@ -45,7 +47,7 @@ _lock = threading.RLock()
 _built: dict[str, Any] = {}
 # Each `override` pushes its replacements; the innermost wins.
 _overrides: list[dict[str, Any]] = []
-_NAMES = ("settings", "payment_gateway", "pusher")
+_NAMES = ("settings", "payment_gateway", "pusher", "dynamodb", "token_verifier")
 
 
 def settings() -> Settings:
@@ -61,6 +63,16 @@ def payment_gateway() -> PaymentGateway:
 def pusher() -> Pusher:
     """What sends frames to WebSocket connections, made once."""
     return _dependency("pusher", _make_pusher)
+
+
+def dynamodb() -> Connection:
+    """The PynamoDB connection transactions go through (the models keep one each), made once."""
+    return _dependency("dynamodb", _make_dynamodb)
+
+
+def token_verifier() -> TokenVerifier:
+    """What checks the user pool's id tokens (it keeps the pool's signing keys), made once."""
+    return _dependency("token_verifier", _make_token_verifier)
 
 
 def client(service: str, endpoint_url: str | None = None) -> Any:
@@ -147,9 +159,34 @@ def _dependency(name: str, make: Callable[[], Any]) -> Any:
 def _switch_settings(settings: Settings | None) -> Settings | None:
     previous = use_settings(settings)
     aws.reset_clients()
-    # What was built from the old settings (a Stripe key, an endpoint) is made again from the new ones.
+    # What was built or read through the old settings (a Stripe key, an endpoint, a signing key, rows
+    # cached from another table) is made or read again through the new ones.
     _built.clear()
+    _forget_values()
     return previous
+
+
+def _forget_values() -> None:
+    # Imported here: these modules import this one.
+    from chalicelib import admissions, catalog, secrets
+
+    secrets.reset()
+    admissions.forget_key()
+    for cache in (catalog.drop_cache, catalog.product_cache, catalog.terms_cache):
+        cache.clear()
+
+
+def _make_dynamodb() -> Connection:
+    current = get_settings()
+    return Connection(region=current.region, host=current.endpoint_url("dynamodb"), max_pool_connections=64)
+
+
+def _make_token_verifier() -> TokenVerifier:
+    # Imported here: tokens asks this module for its verifier.
+    from chalicelib.tokens import TokenVerifier
+
+    current = get_settings()
+    return TokenVerifier(current.cognito_issuer, current.user_pool_client_id, current.jwks_url)
 
 
 def _make_payment_gateway() -> PaymentGateway:
