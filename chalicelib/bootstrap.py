@@ -82,7 +82,8 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
 
 @contextmanager
 def override(**dependencies: Any) -> Iterator[None]:
-    """Run the block with these dependencies (settings=, payment_gateway=, pusher=) instead of the built ones.
+    """Run the block with these dependencies (settings=, payment_gateway=, pusher=, dynamodb=,
+    token_verifier=) instead of the built ones.
 
     Overriding the settings rebinds the models and forgets the clients for the block, and again after it."""
     unknown = set(dependencies) - set(_NAMES)
@@ -106,7 +107,6 @@ def reset() -> None:
 
     For a process whose environment changed under it (the dev stack after provisioning)."""
     with _lock:
-        _built.clear()
         _switch_settings(None)
 
 
