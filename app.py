@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice import Rate
 from chalice.app import WebsocketEvent
@@ -20,13 +20,13 @@ from chalicelib import (
     orders,
     sales,
     scheduling,
-    stock,
 )
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
 from chalicelib import health as health_check
 from chalicelib import payments as payment_service
+from chalicelib.commands import Confirm, LogIn, MarkRead, NewCreator, NewDrop, NewOrder, NewProduct, Refresh, SignUp
 from chalicelib.config import get_settings
 from chalicelib.errors import (
     CreatorNotFoundError,
@@ -38,7 +38,7 @@ from chalicelib.errors import (
 )
 from chalicelib.observability import logger, metrics, trace_segment
 from chalicelib.pagination import parse_limit
-from chalicelib.validation import Field, check_path_ids, parse_body
+from chalicelib.validation import check_path_ids, parse_command
 from chalicelib.web import (
     caller_id,
     chalice_errors_in_api_shape,
@@ -46,6 +46,7 @@ from chalicelib.web import (
     error_response,
     guarded,
     json_response,
+    placed_order_response,
 )
 
 # Nothing here reads the settings: the composition root does, on first use (chalicelib.bootstrap).
@@ -103,8 +104,12 @@ def route(path: str, check_ids: bool = True, **options: Any) -> Callable[[Callab
     return register
 
 
-def body(schema: dict[str, Field]) -> dict[str, Any]:
-    return parse_body(app.current_request.raw_body, schema)
+Command = TypeVar("Command")
+
+
+def body(command: type[Command]) -> Command:
+    """The request body as a typed command (400 invalid_request when it breaks the command's rules)."""
+    return parse_command(app.current_request.raw_body, command)
 
 
 def query(name: str) -> str | None:
@@ -130,32 +135,25 @@ def openapi_document() -> Any:
 
 
 # --- auth and users ---------------------------------------------------------------------------
-SIGNUP = {"email": Field("email"), "password": Field(str, min=8, max=256), "name": Field(str, min=1, max=100)}
-CONFIRM = {"email": Field("email"), "code": Field(str, min=1, max=32)}
-LOGIN = {"email": Field("email"), "password": Field(str, min=1, max=256)}
-REFRESH = {"refresh_token": Field(str, min=1, max=8192)}
-CREATOR = {"name": Field(str, min=1, max=100), "profile": Field(str, required=False, max=2000, multiline=True)}
-
-
 @route("/auth/signup", methods=["POST"])
 def sign_up() -> Any:
-    return json_response(accounts.sign_up(**body(SIGNUP)), 201)
+    return json_response(accounts.sign_up(body(SignUp)), 201)
 
 
 @route("/auth/confirm", methods=["POST"])
 def confirm() -> Any:
-    accounts.confirm(**body(CONFIRM))
+    accounts.confirm(body(Confirm))
     return json_response(None, 204)
 
 
 @route("/auth/login", methods=["POST"])
 def log_in() -> Any:
-    return json_response(accounts.log_in(**body(LOGIN)))
+    return json_response(accounts.log_in(body(LogIn)))
 
 
 @route("/auth/refresh", methods=["POST"])
 def refresh() -> Any:
-    return json_response(accounts.refresh(**body(REFRESH)))
+    return json_response(accounts.refresh(body(Refresh)))
 
 
 @route("/me", methods=["GET"], authorizer=cognito)
@@ -165,9 +163,8 @@ def me() -> Any:
 
 @route("/creators", methods=["POST"], authorizer=cognito)
 def create_creator() -> Any:
-    fields = body(CREATOR)
-    creator = accounts.become_creator(caller_id(app.current_request), fields["name"], fields.get("profile", ""))
-    return json_response(creator, 201)
+    new = body(NewCreator)
+    return json_response(accounts.become_creator(caller_id(app.current_request), new), 201)
 
 
 @route("/creators/{creator_id}", methods=["GET"])
@@ -204,33 +201,10 @@ def follows_creator(user_id: str, creator_id: str) -> Any:
 
 
 # --- products and drops -----------------------------------------------------------------------
-PRODUCT = {
-    "name": Field(str, min=1, max=200),
-    "description": Field(str, required=False, max=5000, multiline=True),
-    "price_cents": Field(int, min=0, max=100_000_000),
-    "currency": Field("currency"),
-}
-DROP = {
-    "product_id": Field("id"),
-    "start_time": Field("time"),
-    "end_time": Field("time"),
-    "stock": Field(int, min=1, max=catalog.MAX_STOCK),
-    "per_user_limit": Field(int, required=False, min=1, max=catalog.MAX_STOCK),
-    "low_stock_threshold": Field(int, required=False, min=0, max=catalog.MAX_STOCK),
-    # Sale modes and sharded stock (docs/sale-modes.md).
-    "sale_mode": Field(str, required=False, min=1, max=16),
-    "stock_shards": Field(int, required=False, min=1, max=stock.MAX_SHARDS),
-    "queue_opens_before_seconds": Field(int, required=False, min=0, max=7 * 86400),
-    "admissions_per_second": Field(int, required=False, min=1, max=10_000),
-    "purchase_window_seconds": Field(int, required=False, min=10, max=86400),
-    "entries_open_time": Field("time", required=False),
-}
-
-
 @route("/creators/{creator_id}/products", methods=["POST"], authorizer=cognito)
 def create_product(creator_id: str) -> Any:
-    fields = body(PRODUCT)
-    return json_response(catalog.create_product(caller_id(app.current_request), creator_id, fields), 201)
+    new = body(NewProduct)
+    return json_response(catalog.create_product(caller_id(app.current_request), creator_id, new), 201)
 
 
 @route("/products", methods=["GET"])
@@ -245,8 +219,8 @@ def get_product(product_id: str) -> Any:
 
 @route("/creators/{creator_id}/drops", methods=["POST"], authorizer=cognito)
 def create_drop(creator_id: str) -> Any:
-    fields = body(DROP)
-    return json_response(catalog.create_drop(caller_id(app.current_request), creator_id, fields), 201)
+    new = body(NewDrop)
+    return json_response(catalog.create_drop(caller_id(app.current_request), creator_id, new), 201)
 
 
 @route("/drops", methods=["GET"])
@@ -310,21 +284,12 @@ def admissions(event: Any) -> dict[str, int]:
 
 # --- orders and payments ----------------------------------------------------------------------
 
-ORDER = {
-    "drop_id": Field("id"),
-    "quantity": Field(int, min=1, max=orders.MAX_QUANTITY),
-    "payment_token": Field(str, min=1, max=255),
-    # Required for queue and draw drops: what GET /drops/{id}/queue/me or /entries/me hands an admitted user.
-    "admission_token": Field(str, required=False, min=1, max=1024),
-}
-
 
 @route("/orders", methods=["POST"], authorizer=cognito)
 def place_order() -> Any:
     user_id = caller_id(app.current_request)
     key = orders.idempotency_key_from(app.current_request.headers.get("idempotency-key"))
-    placed = orders.place_order(user_id, key, **body(ORDER))
-    return json_response(placed.body, placed.status_code, {"Idempotent-Replayed": "true"} if placed.replayed else None)
+    return placed_order_response(orders.place_order(user_id, key, body(NewOrder)))
 
 
 @route("/orders/{order_id}", methods=["GET"], authorizer=cognito)
@@ -387,13 +352,10 @@ def user_notifications(user_id: str) -> Any:
     return json_response(notifications.inbox(me_or_403(user_id), parse_limit(query("limit")), query("page")))
 
 
-READ = {"up_to": Field("time", required=False), "notification_id": Field(str, required=False, min=1, max=64)}
-
-
 @route("/users/{user_id}/notifications/read", methods=["POST"], authorizer=cognito)
 def read_notifications(user_id: str) -> Any:
-    user, fields = me_or_403(user_id), body(READ)
-    return json_response(notifications.mark_read(user, fields.get("up_to"), fields.get("notification_id")))
+    user, read = me_or_403(user_id), body(MarkRead)
+    return json_response(notifications.mark_read(user, read.up_to, read.notification_id))
 
 
 # --- the creator's view of their sales ----------------------------------------------------------

@@ -17,9 +17,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from devstack.identity import client_kwargs
 from devstack.moto_backend import EmbeddedAws
 
-REGION = "us-east-1"
 TABLE_SIZES = (0, 20_000)
 THREAD_COUNTS = (1, 8)
 DURATION_S = 3.0
@@ -53,10 +53,7 @@ def order_items(table: str, order_id: str) -> list[dict[str, Any]]:
 def _client(endpoint: str, pool: int = 10) -> Any:
     return boto3.session.Session().client(
         "dynamodb",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        **client_kwargs(endpoint),
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=pool),
     )
 

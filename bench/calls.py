@@ -30,8 +30,8 @@ from botocore.client import BaseClient
 
 from bench.shop import account, live_drop, write_result
 from chalicelib import consumers, follows, notifications
+from chalicelib.messages import Envelope
 from chalicelib.models import Notification, Order
-from chalicelib.notifications import Envelope
 
 FOLLOWERS = 1000
 PIPELINE_ORDERS = 40

@@ -29,6 +29,7 @@ import requests
 
 from bench.shop import account, write_result
 from chalicelib import db, orders
+from chalicelib.commands import NewOrder
 from chalicelib.config import get_settings
 from chalicelib.errors import LiveDropError
 
@@ -120,10 +121,13 @@ def _load(drop_id: str, limiter: HotItemLimiter) -> dict[str, Any]:
     deadline = time.monotonic() + SECONDS
     before_conflicts, before_attempts = limiter.conflicts, limiter.attempts
 
+    new = NewOrder(drop_id=drop_id, quantity=1, payment_token="tok_bench")
+
     def buyer(_: int) -> None:
         while time.monotonic() < deadline:
             try:
-                code = str(orders.place_order(f"u_{uuid.uuid4().hex}", "k", drop_id, 1, "tok_bench").status_code)
+                orders.place_order(f"u_{uuid.uuid4().hex}", "k", new)
+                code = "201"  # what POST /orders answers for a placed order
             except LiveDropError as error:
                 code = error.code
             with lock:

@@ -28,6 +28,7 @@ from bench.load import rush
 from bench.profile import profiled
 from chalicelib import orders, stock
 from chalicelib.models import Drop, Order
+from devstack.identity import client_kwargs
 
 DROP_STOCK = 20_000
 LEVELS = ((32, 2000),)  # (concurrent buyers, orders placed at that level)
@@ -88,10 +89,7 @@ def _raw_transactions(endpoint: str, threads: int) -> dict[str, Any]:
     """TransactWriteItems/s of the same backend, shaped like an order (2 conditional updates, 2 puts)."""
     ddb = boto3.session.Session().client(
         "dynamodb",
-        region_name="us-east-1",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        **client_kwargs(endpoint),
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=threads),
     )
     table = f"bench-raw-{uuid.uuid4().hex[:8]}"

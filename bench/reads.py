@@ -123,9 +123,9 @@ def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
 def _raw_get_item_rate(endpoint: str, table: str, key: dict[str, Any], duration: float) -> float:
     import boto3
 
-    client = boto3.client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-    )
+    from devstack.identity import client_kwargs
+
+    client = boto3.client("dynamodb", **client_kwargs(endpoint))
     done = 0
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:

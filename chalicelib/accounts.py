@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib import aws
+from chalicelib.commands import Confirm, LogIn, NewCreator, Refresh, SignUp
 from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.errors import (
@@ -35,9 +36,10 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def sign_up(email: str, password: str, name: str) -> dict[str, Any]:
+def sign_up(new: SignUp) -> dict[str, Any]:
     """Register a Cognito user (confirmed at once where the stage auto-confirms) and its Users row:
     both or neither (a failed step deletes the Cognito user again; log_in repairs what that misses)."""
+    email, password, name = new.email, new.password, new.name
     settings = get_settings()
     try:
         result = _cognito().sign_up(
@@ -73,10 +75,11 @@ def _undo_sign_up(email: str) -> None:
         log.exception("could not undo the sign-up of a user whose Users row was not written")
 
 
-def confirm(email: str, code: str) -> None:
+def confirm(request: Confirm) -> None:
     """Confirm a sign-up with the code Cognito sent."""
+    client_id = get_settings().user_pool_client_id
     try:
-        _cognito().confirm_sign_up(ClientId=get_settings().user_pool_client_id, Username=email, ConfirmationCode=code)
+        _cognito().confirm_sign_up(ClientId=client_id, Username=request.email, ConfirmationCode=request.code)
     except ClientError as error:
         if _code(error) in ("CodeMismatchException", "ExpiredCodeException", "UserNotFoundException"):
             raise InvalidRequestError("code is wrong or expired") from None
@@ -85,10 +88,10 @@ def confirm(email: str, code: str) -> None:
         raise
 
 
-def log_in(email: str, password: str) -> dict[str, Any]:
-    """Tokens for a correct email and password; 401 invalid_credentials otherwise."""
-    auth = _initiate("USER_PASSWORD_AUTH", {"USERNAME": email, "PASSWORD": password})
-    _ensure_user_row(auth["IdToken"], email)
+def log_in(request: LogIn) -> dict[str, Any]:
+    """Tokens for a correct email and password; InvalidCredentialsError otherwise."""
+    auth = _initiate("USER_PASSWORD_AUTH", {"USERNAME": request.email, "PASSWORD": request.password})
+    _ensure_user_row(auth["IdToken"], request.email)
     return {
         "id_token": auth["IdToken"],
         "access_token": auth["AccessToken"],
@@ -111,9 +114,9 @@ def _ensure_user_row(id_token: str, email: str) -> None:
         row.save(User.user_id.does_not_exist())
 
 
-def refresh(refresh_token: str) -> dict[str, Any]:
+def refresh(request: Refresh) -> dict[str, Any]:
     """New id and access tokens for a refresh token."""
-    auth = _initiate("REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": refresh_token})
+    auth = _initiate("REFRESH_TOKEN_AUTH", {"REFRESH_TOKEN": request.refresh_token})
     return {"id_token": auth["IdToken"], "access_token": auth["AccessToken"], "expires_in": auth["ExpiresIn"]}
 
 
@@ -157,13 +160,13 @@ def creator_view(creator: Creator) -> dict[str, Any]:
     }
 
 
-def become_creator(user_id: str, name: str, profile: str) -> dict[str, Any]:
-    """Create the caller's creator profile; one per user (409 already_creator)."""
+def become_creator(user_id: str, new: NewCreator) -> dict[str, Any]:
+    """Create the caller's creator profile; one per user (AlreadyCreatorError)."""
     creator = Creator(
         creator_id=new_id("cr"),
         owner_user_id=user_id,
-        name=name,
-        profile=profile,
+        name=new.name,
+        profile=new.profile or "",
         follower_count=0,
         created_at=now_ms(),
     )
@@ -186,7 +189,7 @@ def become_creator(user_id: str, name: str, profile: str) -> dict[str, Any]:
 
 
 def get_creator(creator_id: str) -> Creator:
-    """The creator, or 404 creator_not_found."""
+    """The creator, or CreatorNotFoundError."""
     try:
         return Creator.get(creator_id)
     except DoesNotExist:
@@ -194,7 +197,8 @@ def get_creator(creator_id: str) -> Creator:
 
 
 def owned_creator(creator_id: str, user_id: str) -> Creator:
-    """The creator if `user_id` owns it: 404 if it does not exist, 403 if someone else owns it."""
+    """The creator if `user_id` owns it: CreatorNotFoundError if it does not exist, ForbiddenError if
+    someone else owns it."""
     creator = get_creator(creator_id)
     if creator.owner_user_id != user_id:
         raise ForbiddenError("only the creator's owner may do this")

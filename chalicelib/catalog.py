@@ -13,6 +13,7 @@ from chalicelib import draws
 from chalicelib import stock as shards
 from chalicelib.accounts import owned_creator
 from chalicelib.cache import TtlCache
+from chalicelib.commands import SALE_MODES, NewDrop, NewProduct
 from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.errors import (
     DropNotFoundError,
@@ -27,8 +28,7 @@ from chalicelib.pagination import check_key, decode_page, decode_token, encode_t
 from chalicelib.validation import format_time
 
 DROP_STATUSES = ("scheduled", "live", "sold_out", "ended")
-FIRST_COME, QUEUE, DRAW = "first_come", "queue", "draw"
-SALE_MODES = (FIRST_COME, QUEUE, DRAW)
+FIRST_COME, QUEUE, DRAW = SALE_MODES
 # Defaults of the modes' settings (docs/sale-modes.md).
 QUEUE_OPENS_BEFORE_SECONDS = 3600
 ADMISSIONS_PER_SECOND = 50
@@ -36,7 +36,6 @@ PURCHASE_WINDOW_SECONDS = 300
 _QUEUE_FIELDS = ("queue_opens_before_seconds", "admissions_per_second")
 _DRAW_FIELDS = ("entries_open_time",)
 PRODUCT_STATUSES = ("draft", *DROP_STATUSES)
-MAX_STOCK = 1_000_000
 
 # Stock moves with every order, so a drop is cached briefly; product details rarely change.
 drop_cache: TtlCache[Drop] = TtlCache("drops", ttl_seconds=1.0)
@@ -146,16 +145,16 @@ def product_view(product: Product, latest: Drop | None) -> dict[str, Any]:
 
 
 # --- products -----------------------------------------------------------------------------------
-def create_product(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+def create_product(user_id: str, creator_id: str, new: NewProduct) -> dict[str, Any]:
     """A new product of `creator_id`; only the creator's owner may create it."""
     owned_creator(creator_id, user_id)
     product = Product(
         product_id=new_id("pr"),
         creator_id=creator_id,
-        name=fields["name"],
-        description=fields.get("description", ""),
-        price_cents=fields["price_cents"],
-        currency=fields["currency"],
+        name=new.name,
+        description=new.description or "",
+        price_cents=new.price_cents,
+        currency=new.currency,
         status="draft",
         created_at=now_ms(),
     )
@@ -200,34 +199,34 @@ def list_products(status: str | None, limit: int, page: str | None) -> dict[str,
 
 
 # --- drops ----------------------------------------------------------------------------------------
-def create_drop(user_id: str, creator_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+def create_drop(user_id: str, creator_id: str, new: NewDrop) -> dict[str, Any]:
     """A new drop of one of the creator's products, with its start and end scheduled."""
     from chalicelib import scheduling
 
     owned_creator(creator_id, user_id)
-    product = _load_product(fields["product_id"])
+    product = _load_product(new.product_id)
     if product.creator_id != creator_id:
         raise ForbiddenError("product_id belongs to another creator")
-    start, end, stock = fields["start_time"], fields["end_time"], fields["stock"]
+    start, end, stock = new.start_time, new.end_time, new.stock
     now = now_ms()
     if start >= end:
         raise InvalidRequestError("start_time must be before end_time")
     if end <= now:
         raise InvalidRequestError("end_time must be in the future")
-    limit = fields.get("per_user_limit")
+    limit = new.per_user_limit
     if limit is not None and limit > stock:
         raise InvalidRequestError("per_user_limit must not exceed stock")
-    low = fields.get("low_stock_threshold")
+    low = new.low_stock_threshold
     if low is None:
         low = max(1, stock // 10)
     if low > stock:
         raise InvalidRequestError("low_stock_threshold must not exceed stock")
-    mode = _sale_mode_settings(fields, start, now)
+    mode = _sale_mode_settings(new, start, now)
     if mode["sale_mode"] == DRAW:
         if limit not in (None, 1):
             raise InvalidRequestError("a draw sells one unit to each winner: per_user_limit must be 1")
         limit = 1
-    shard_count = shards.shard_count_for(stock, fields.get("stock_shards"))
+    shard_count = shards.shard_count_for(stock, new.stock_shards)
     if shard_count > stock:
         raise InvalidRequestError("stock_shards must not exceed stock")
     drop = Drop(
@@ -277,28 +276,27 @@ def _store_drop(drop: Drop, product: Product) -> None:
         raise
 
 
-def _sale_mode_settings(fields: dict[str, Any], start: int, now: int) -> dict[str, Any]:
-    """The Drop attributes of the requested sale mode; settings of another mode are a 400."""
-    mode = fields.get("sale_mode", FIRST_COME)
-    if mode not in SALE_MODES:
-        raise InvalidRequestError(f"sale_mode must be one of {', '.join(SALE_MODES)}")
+def _sale_mode_settings(new: NewDrop, start: int, now: int) -> dict[str, Any]:
+    """The Drop attributes of the requested sale mode (validation allowed only SALE_MODES); settings
+    of another mode are InvalidRequestError."""
+    mode = new.sale_mode or FIRST_COME
     foreign = {FIRST_COME: (*_QUEUE_FIELDS, *_DRAW_FIELDS, "purchase_window_seconds"), QUEUE: _DRAW_FIELDS}
     foreign[DRAW] = _QUEUE_FIELDS
     for name in foreign[mode]:
-        if name in fields:
+        if getattr(new, name) is not None:
             raise InvalidRequestError(f"{name} does not apply to a {mode} drop")
     if mode == FIRST_COME:
         return {"sale_mode": None}
-    window = fields.get("purchase_window_seconds", PURCHASE_WINDOW_SECONDS)
+    window = _given(new.purchase_window_seconds, PURCHASE_WINDOW_SECONDS)
     if mode == QUEUE:
-        opens_before = fields.get("queue_opens_before_seconds", QUEUE_OPENS_BEFORE_SECONDS)
+        opens_before = _given(new.queue_opens_before_seconds, QUEUE_OPENS_BEFORE_SECONDS)
         return {
             "sale_mode": QUEUE,
             "opens_at": start - opens_before * 1000,
-            "admissions_per_second": fields.get("admissions_per_second", ADMISSIONS_PER_SECOND),
+            "admissions_per_second": _given(new.admissions_per_second, ADMISSIONS_PER_SECOND),
             "admission_seconds": window,
         }
-    entries_open = fields.get("entries_open_time", now)
+    entries_open = _given(new.entries_open_time, now)
     if entries_open >= start:
         raise InvalidRequestError("entries_open_time must be before start_time (the draw)")
     if start <= now:
@@ -311,6 +309,10 @@ def _sale_mode_settings(fields: dict[str, Any], start: int, now: int) -> dict[st
         "draw_seed": seed,
         "draw_commitment": draws.commitment_of(seed),
     }
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _put_hot_drop_items(tx: Transaction, drop: Drop, shard_count: int) -> None:

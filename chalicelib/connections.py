@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib import bootstrap
 from chalicelib.catalog import drop_terms
+from chalicelib.commands import Watch
 from chalicelib.db import Transaction, TransactionCancelledError, is_transient, now_ms
 from chalicelib.errors import (
     DropNotFoundError,
@@ -21,9 +22,10 @@ from chalicelib.errors import (
     TooManySubscriptionsError,
     TryAgainError,
 )
+from chalicelib.messages import FrameType, reply_frame
 from chalicelib.models import Connection, Follow, Subscription
 from chalicelib.tokens import verifier
-from chalicelib.validation import is_id, parse_json_object
+from chalicelib.validation import command_from, parse_json_object
 
 log = logging.getLogger("livedrop.connections")
 # API Gateway closes a WebSocket after 2 h; rows outlive it a little so TTL never races a live socket.
@@ -128,14 +130,14 @@ def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
     try:
         action, drop_id = _parse_client_frame(body)
     except InvalidRequestError:
-        return {"type": "error", "code": "invalid_message"}
+        return reply_frame(FrameType.ERROR, code="invalid_message")
     if action == "ping":
-        return {"type": "pong"}
+        return reply_frame(FrameType.PONG)
     assert drop_id is not None
     try:
         if action == "subscribe":
             subscribe(connection_id, drop_id)
-            return {"type": "subscribed", "drop_id": drop_id}
+            return reply_frame(FrameType.SUBSCRIBED, drop_id=drop_id)
         unsubscribe(connection_id, drop_id)
     except (DropNotFoundError, TooManySubscriptionsError, TryAgainError) as refused:
         return _error_frame(refused, drop_id)
@@ -143,22 +145,20 @@ def client_reply(connection_id: str, body: str | None) -> dict[str, Any]:
         if not is_transient(error):
             raise
         return _error_frame(TryAgainError("the service is busy, try again"), drop_id)
-    return {"type": "unsubscribed", "drop_id": drop_id}
+    return reply_frame(FrameType.UNSUBSCRIBED, drop_id=drop_id)
 
 
 def _error_frame(error: LiveDropError, drop_id: str) -> dict[str, Any]:
-    return {"type": "error", "code": error.code, "message": error.message, "drop_id": drop_id}
+    return reply_frame(FrameType.ERROR, code=error.code, message=error.message, drop_id=drop_id)
 
 
 def _parse_client_frame(body: str | None) -> tuple[str, str | None]:
     frame = parse_json_object(body, "frame")
-    action = frame.get("action")
-    if action == "ping" and set(frame) <= {"action"}:
+    action = frame.pop("action", None)
+    if action == "ping" and not frame:
         return "ping", None
-    if action in ("subscribe", "unsubscribe") and set(frame) == {"action", "drop_id"}:
-        drop_id = frame["drop_id"]
-        if is_id(drop_id):
-            return action, drop_id
+    if action in ("subscribe", "unsubscribe"):
+        return action, command_from(frame, Watch).drop_id
     raise InvalidRequestError("unknown action or bad fields")
 
 

@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib import aws, live_stock, notifications
+from chalicelib import aws, live_stock, notifications, topology
 from chalicelib.config import get_settings
-from chalicelib.db import now_ms
-from chalicelib.models import ProcessedEvent
-from chalicelib.notifications import Envelope, PoisonMessageError
+from chalicelib.idempotency import BatchMarkers, once
+from chalicelib.messages import DROP_EVENTS, ORDER_EVENTS, DeliverKind, Envelope, PoisonMessageError
+from chalicelib.messages import EventType as Event
 from chalicelib.threads import in_context
+from chalicelib.topology import QueueSpec
 
 log = logging.getLogger("livedrop.consumers")
 
 # Seconds until a failed message is tried again, by attempt. The queues' visibility timeout is for a
 # consumer that dies mid-batch; a consumer that reports a failure retries sooner, backing off as it goes.
 RETRY_DELAYS = (1, 1, 1, 2, 2, 4, 8, 16, 30)
-PROCESSED_TTL = timedelta(days=7)
 # Records of a batch are independent (live stock tolerates any order): in AWS they could be separate
 # invocations, here they are handled side by side.
 BATCH_WORKERS = 8
@@ -35,9 +31,9 @@ BATCH_WORKERS = 8
 class RetryingBatchProcessor(BatchProcessor):
     """Powertools' SQS BatchProcessor whose failed messages come back after a short backoff."""
 
-    def __init__(self, queue: str, workers: int = 1) -> None:
+    def __init__(self, queue: QueueSpec, workers: int = 1) -> None:
         super().__init__(EventType.SQS, raise_on_entire_batch_failure=False)
-        self._queue_url = get_settings().queue_url(queue)
+        self._queue_url = get_settings().queue_url(queue.name)
         self._workers = workers
 
     def process(self) -> list[tuple]:
@@ -71,42 +67,18 @@ class RetryingBatchProcessor(BatchProcessor):
         return super().failure_handler(record, exception)
 
 
-def already_processed(key: str) -> bool:
-    """Whether a consumer finished the work called `key` before."""
-    try:
-        ProcessedEvent.get(key, consistent_read=True, attributes_to_get=["event_key"])
-    except DoesNotExist:
-        return False
-    return True
-
-
-def mark_processed(key: str) -> None:
-    """Remember that the work called `key` is done (a concurrent duplicate that finished first is fine)."""
-    now = now_ms()
-    marker = ProcessedEvent(event_key=key, processed_at=now, ttl=PROCESSED_TTL)
-    try:
-        marker.save(ProcessedEvent.event_key.does_not_exist())
-    except PutError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
-
-
-def once(key: str, work: Callable[[], None]) -> None:
-    """Run `work` unless it was done before; mark it done only after it succeeds, so a failure retries."""
-    if already_processed(key):
-        return
-    work()
-    mark_processed(key)
-
-
 # --- dispatch -----------------------------------------------------------------------------------
+# The event types the notify queue's consumer handles: its filter policy (topology) is the same set.
+HANDLED_EVENT_TYPES = (*ORDER_EVENTS, *DROP_EVENTS, Event.STOCK_CHANGED)
+
+
 def fan_out(event: Envelope) -> None:
     """Send one domain event on its way to everyone who should hear of it."""
-    if event.event_type in notifications.ORDER_EVENTS:
+    if event.event_type in ORDER_EVENTS:
         notifications.notify_buyer(event)
-    elif event.event_type in notifications.DROP_EVENTS:
+    elif event.event_type in DROP_EVENTS:
         notifications.notify_drop_audience(event)
-    elif event.event_type == notifications.STOCK_CHANGED:
+    elif event.event_type == Event.STOCK_CHANGED:
         live_stock.stock_changed(event)
     else:
         log.info("ignoring event type %s", event.event_type)
@@ -115,9 +87,9 @@ def fan_out(event: Envelope) -> None:
 def deliver(message: dict[str, Any]) -> None:
     """Do one deliver-queue message: a slice of followers, or a deferred live-stock push."""
     kind = message.get("kind")
-    if kind == "followers":
+    if kind == DeliverKind.FOLLOWERS:
         notifications.deliver_slice(message)
-    elif kind == "stock_flush" and isinstance(message.get("drop_id"), str):
+    elif kind == DeliverKind.STOCK_FLUSH and isinstance(message.get("drop_id"), str):
         live_stock.flush(message["drop_id"])
     else:
         raise PoisonMessageError(f"unknown deliver message {kind!r}")
@@ -131,7 +103,7 @@ def _deliver_record(record: SQSRecord) -> None:
         raise PoisonMessageError("not JSON") from None
     if not isinstance(message, dict):
         raise PoisonMessageError("not an object")
-    if message.get("kind") != "followers":
+    if message.get("kind") != DeliverKind.FOLLOWERS:
         # A deferred stock push is safe to repeat: it never shows the same event twice.
         deliver(message)
         return
@@ -151,8 +123,6 @@ class NotifyBatch:
     """
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
-        self._lock = threading.Lock()
-        self.succeeded: set[str] = set()
         self.envelopes: dict[str, Envelope] = {}
         for record in records:
             try:
@@ -160,20 +130,14 @@ class NotifyBatch:
             except (PoisonMessageError, KeyError):
                 continue  # its own record fails with the reason
         self.superseded = _older_stock_changes(self.envelopes)
-        keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type != notifications.STOCK_CHANGED}
-        # None: the markers could not be read at once, and each record reads its own.
-        self.done: set[str] | None
-        try:
-            self.done = processed_of(keys)
-        except Exception:
-            log.exception("could not read the batch's markers at once; each record reads its own")
-            self.done = None
-        self.inbox_written = self._write_buyer_inboxes() if self.done is not None else set()
+        keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type != Event.STOCK_CHANGED}
+        self.markers = BatchMarkers(keys)
+        self.inbox_written = self._write_buyer_inboxes() if self.markers.done is not None else set()
 
     def _write_buyer_inboxes(self) -> set[str]:
         deliveries: dict[str, tuple[Envelope, list[str]]] = {}
         for event in self.envelopes.values():
-            if event.event_type not in notifications.ORDER_EVENTS or _fanout_key(event) in (self.done or ()):
+            if event.event_type not in ORDER_EVENTS or _fanout_key(event) in (self.markers.done or ()):
                 continue
             try:
                 deliveries[event.event_id] = (event, [notifications.buyer_of(event)])
@@ -192,28 +156,17 @@ class NotifyBatch:
     def record(self, record: SQSRecord) -> None:
         """Handle one record of the batch (thread-safe: records run side by side)."""
         event = Envelope.parse(record.body)
-        if event.event_type == notifications.STOCK_CHANGED:
+        if event.event_type == Event.STOCK_CHANGED:
             # The coalescer is idempotent on its own (it never shows one event twice): no markers.
             if record.message_id not in self.superseded:
                 fan_out(event)
             return
-        key = _fanout_key(event)
-        with self._lock:
-            if key in self.succeeded:
-                return  # a copy of a record of this batch that already succeeded
-        if key in self.done if self.done is not None else already_processed(key):
-            return
-        fan_out(event)
-        with self._lock:
-            self.succeeded.add(key)
+        self.markers.once(_fanout_key(event), lambda: fan_out(event))
 
     def finish(self) -> None:
         """Mark the events handled by this batch (a lost marker only means a later copy is re-pushed)."""
         notifications.forget_inbox_written(self.inbox_written)
-        try:
-            mark_all_processed(self.succeeded)
-        except Exception:
-            log.exception("could not mark %d events handled", len(self.succeeded))
+        self.markers.finish()
 
 
 def _fanout_key(event: Envelope) -> str:
@@ -226,7 +179,7 @@ def _older_stock_changes(envelopes: dict[str, Envelope]) -> set[str]:
     superseded: set[str] = set()
     for message_id, event in envelopes.items():
         drop_id = event.data.get("drop_id")
-        if event.event_type != notifications.STOCK_CHANGED or not isinstance(drop_id, str):
+        if event.event_type != Event.STOCK_CHANGED or not isinstance(drop_id, str):
             continue
         known = newest.get(drop_id)
         if known is None or event.occurred_at_ms >= known[0]:
@@ -238,28 +191,10 @@ def _older_stock_changes(envelopes: dict[str, Envelope]) -> set[str]:
     return superseded
 
 
-def processed_of(keys: set[str]) -> set[str]:
-    """Which of `keys` a consumer finished before (one strongly consistent BatchGetItem per 100)."""
-    if not keys:
-        return set()
-    found = ProcessedEvent.batch_get(list(keys), consistent_read=True, attributes_to_get=["event_key"])
-    return {str(marker.event_key) for marker in found}
-
-
-def mark_all_processed(keys: set[str]) -> None:
-    """Remember that the work called by each of `keys` is done (BatchWriteItem, 25 to a call)."""
-    if not keys:
-        return
-    now = now_ms()
-    with ProcessedEvent.batch_write() as batch:
-        for key in keys:
-            batch.save(ProcessedEvent(event_key=key, processed_at=now, ttl=PROCESSED_TTL))
-
-
 def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The fanout function: a batch from the notify queue."""
     batch = NotifyBatch(list(event.get("Records") or []))
-    processor = RetryingBatchProcessor("notify", workers=BATCH_WORKERS)
+    processor = RetryingBatchProcessor(topology.NOTIFY, workers=BATCH_WORKERS)
     try:
         return dict(process_partial_response(event, batch.record, processor, context))
     finally:
@@ -268,5 +203,5 @@ def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The deliver function: a batch from the deliver queue."""
-    processor = RetryingBatchProcessor("deliver", workers=BATCH_WORKERS)
+    processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)
     return dict(process_partial_response(event, _deliver_record, processor, context))

@@ -101,7 +101,7 @@ class Transaction:
         self._updates.append((label, (item, actions, condition, _return_values(return_old))))
 
     def commit(self, retries: int = CONFLICT_RETRIES) -> None:
-        """Commit; retry TransactionConflict with jitter, then 503 try_again; raise
+        """Commit; retry TransactionConflict with jitter, then TryAgainError; raise
         TransactionCancelledError when a condition fails."""
         for attempt in range(retries + 1):
             try:
@@ -117,7 +117,7 @@ class Transaction:
                         count("ContentionRetries")
                         time.sleep(random.uniform(0, 0.01 * 2**attempt))
                         continue
-                    raise TryAgainError("the item is busy, try again", headers={"Retry-After": "1"}) from None
+                    raise TryAgainError("the item is busy, try again") from None
                 raise TransactionCancelledError(reasons, self._old_items(error)) from None
 
     def _commit_once(self) -> None:

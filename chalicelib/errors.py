@@ -1,54 +1,50 @@
-"""Domain errors and their single HTTP mapping.
+"""Domain errors: a stable snake_case code, a message, and domain data (how soon to try again).
 
-Each error carries its HTTP status and a stable snake_case code; the edge (app.py) turns any of them
-into `{"error": {"code", "message"}}` in one place.
+They know nothing of HTTP: the REST edge (chalicelib.web) maps each class to its status and headers
+in one table, the WebSocket edge turns them into error frames.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class LiveDropError(Exception):
-    status = 400
     code = "invalid_request"
+    # Seconds after which the same request may succeed, where the error knows (busy, rate-limited).
+    retry_after: int | None = None
 
-    def __init__(self, message: str = "", *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str = "", *, retry_after: int | None = None) -> None:
         super().__init__(message or self.code.replace("_", " "))
         self.message = message or self.code.replace("_", " ")
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        """The JSON error body of docs/api.md."""
-        return {"error": {"code": self.code, "message": self.message}}
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidRequestError(LiveDropError):
-    status, code = 400, "invalid_request"
+    code = "invalid_request"
 
 
 class InvalidPageError(LiveDropError):
-    status, code = 400, "invalid_page"
+    code = "invalid_page"
 
 
 class MissingIdempotencyKeyError(LiveDropError):
-    status, code = 400, "missing_idempotency_key"
+    code = "missing_idempotency_key"
 
 
 class UnauthorizedError(LiveDropError):
-    status, code = 401, "unauthorized"
+    code = "unauthorized"
 
 
 class InvalidCredentialsError(LiveDropError):
-    status, code = 401, "invalid_credentials"
+    code = "invalid_credentials"
 
 
 class ForbiddenError(LiveDropError):
-    status, code = 403, "forbidden"
+    code = "forbidden"
 
 
 class NotFoundError(LiveDropError):
-    status, code = 404, "not_found"
+    code = "not_found"
 
 
 class UserNotFoundError(NotFoundError):
@@ -72,7 +68,7 @@ class OrderNotFoundError(NotFoundError):
 
 
 class ConflictError(LiveDropError):
-    status, code = 409, "conflict"
+    code = "conflict"
 
 
 class UserExistsError(ConflictError):
@@ -128,34 +124,37 @@ class NotInLineError(NotFoundError):
 
 
 class RateLimitedError(LiveDropError):
-    status, code = 429, "rate_limited"
+    code = "rate_limited"
 
 
 class IdempotencyKeyReusedError(LiveDropError):
-    status, code = 422, "idempotency_key_reused"
+    code = "idempotency_key_reused"
 
 
 class TooManyConnectionsError(LiveDropError):
-    status, code = 429, "too_many_connections"
+    code = "too_many_connections"
 
 
 class TooManySubscriptionsError(LiveDropError):
-    status, code = 429, "too_many_subscriptions"
+    code = "too_many_subscriptions"
 
 
 class TryAgainError(LiveDropError):
-    status, code = 503, "try_again"
+    """Contention or a busy backend: the same request a second later may well succeed."""
+
+    code = "try_again"
+    retry_after = 1
 
 
 class BackendUnavailableError(LiveDropError):
-    status, code = 503, "backend_unavailable"
+    code = "backend_unavailable"
 
 
 class InvalidSignatureError(LiveDropError):
-    status, code = 400, "invalid_signature"
+    code = "invalid_signature"
 
 
 class PaymentProviderError(LiveDropError):
     """The payment provider failed in a way worth retrying (network, 5xx, rate limit)."""
 
-    status, code = 502, "payment_provider_error"
+    code = "payment_provider_error"

@@ -1,5 +1,5 @@
 """Domain events from the outbox: DynamoDB Stream records of Drops and Orders become envelopes
-`{event_id, event_type, occurred_at, data}` published to the events topic (attribute event_type).
+(chalicelib.messages.Envelope) published to the events topic (attribute event_type).
 
 An event id is derived from the stream record's eventID and the event type, so a redelivered record
 publishes the same ids and every consumer can drop what it has already seen.
@@ -7,20 +7,25 @@ publishes the same ids and every consumer can drop what it has already seen.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import aws, scheduling, stock
-from chalicelib.config import get_settings
+from chalicelib import messages, scheduling, stock
+from chalicelib.db import now_ms
+from chalicelib.messages import Envelope, EventType
 from chalicelib.validation import format_time
 
 logger = logging.getLogger("livedrop.events")
 _EVENT_NAMESPACE = uuid.UUID("6f1c2b1e-5d8a-4c1e-9a57-4c1d0e0b7a11")
-ORDER_STATUS_EVENTS = {"confirmed": "order_confirmed", "payment_failed": "order_failed", "expired": "order_expired"}
+ORDER_STATUS_EVENTS = {
+    "confirmed": EventType.ORDER_CONFIRMED,
+    "payment_failed": EventType.ORDER_FAILED,
+    "expired": EventType.ORDER_EXPIRED,
+}
+_Derived = list[tuple[EventType, dict[str, Any]]]
 
 
 def event_id_for(record_id: str, event_type: str) -> str:
@@ -48,7 +53,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def envelopes_for(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+def envelopes_for(record: Mapping[str, Any]) -> list[Envelope]:
     """The domain events one DynamoDB Stream record (Lambda's event shape) stands for."""
     change = record.get("dynamodb") or {}
     keys = set((change.get("Keys") or {}).keys())
@@ -63,19 +68,17 @@ def envelopes_for(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         derived = []
     created = change.get("ApproximateCreationDateTime")
-    occurred_at = format_time(float(created) * 1000) if created is not None else None
+    # Lambda's stream records always carry their time; without one, the time the handler saw it.
+    occurred_at_ms = int(float(created) * 1000) if created is not None else now_ms()
     record_id = str(record.get("eventID") or change.get("SequenceNumber"))
-    return [
-        {"event_id": event_id_for(record_id, kind), "event_type": kind, "occurred_at": occurred_at, "data": data}
-        for kind, data in derived
-    ]
+    return [Envelope.new(event_id_for(record_id, kind), kind, occurred_at_ms, data) for kind, data in derived]
 
 
-def _order_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _order_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Derived:
     if name == "INSERT":
         return [
             (
-                "order_placed",
+                EventType.ORDER_PLACED,
                 {
                     "order_id": new.get("order_id"),
                     "user_id": new.get("user_id"),
@@ -93,7 +96,7 @@ def _order_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[t
     return []
 
 
-def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Derived:
     if name not in ("INSERT", "MODIFY"):
         return []
     base = {key: new.get(key) for key in ("drop_id", "creator_id", "product_id") if new.get(key) is not None}
@@ -104,34 +107,34 @@ def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tu
             "end_time": format_time(new.get("end_time")),
             "stock": new.get("stock"),
         }
-        return [("drop_scheduled", scheduled)]
-    events: list[tuple[str, dict[str, Any]]] = []
+        return [(EventType.DROP_SCHEDULED, scheduled)]
+    events: _Derived = []
     before, after = old.get("status"), new.get("status")
     if before == "scheduled" and after == "live":
-        events.append(("drop_started", dict(base)))
+        events.append((EventType.DROP_STARTED, dict(base)))
     old_stock, new_stock = old.get("stock"), new.get("stock")
     if old_stock is not None and new_stock is not None and old_stock != new_stock:
-        events.append(("stock_changed", {**base, "stock": new_stock}))
+        events.append((EventType.STOCK_CHANGED, {**base, "stock": new_stock}))
         low = new.get("low_stock_at")
         if low is not None and old_stock > low >= new_stock:
-            events.append(("stock_low", {**base, "stock": new_stock, "low_stock_threshold": low}))
+            events.append((EventType.STOCK_LOW, {**base, "stock": new_stock, "low_stock_threshold": low}))
         if old_stock > 0 and new_stock <= 0:
-            events.append(("sold_out", {**base, "stock": new_stock}))
+            events.append((EventType.SOLD_OUT, {**base, "stock": new_stock}))
     if (new.get("stock_shards") or 1) > 1 and before == "live" and after == "sold_out":
         # A sharded drop's row keeps its initial stock: its status says when the last shard emptied.
-        events.append(("sold_out", {**base, "stock": 0}))
+        events.append((EventType.SOLD_OUT, {**base, "stock": 0}))
     if after == "ended" and before != "ended":
-        events.append(("drop_ended", dict(base)))
+        events.append((EventType.DROP_ENDED, dict(base)))
     return events
 
 
-def _shard_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _shard_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Derived:
     """A shard's stock moved: the drop's stock changed (its total is filled in when published)."""
     old_stock, new_stock = old.get("stock"), new.get("stock")
     if name != "MODIFY" or old_stock is None or new_stock is None or old_stock == new_stock:
         return []
     data = {"drop_id": new.get("drop_id"), "shard_count": new.get("shard_count"), "stock": None}
-    return [("stock_changed", data)]
+    return [(EventType.STOCK_CHANGED, data)]
 
 
 def _shard_emptied_or_refilled(raw: Mapping[str, Any]) -> str | None:
@@ -145,30 +148,16 @@ def _shard_emptied_or_refilled(raw: Mapping[str, Any]) -> str | None:
     return str(new["drop_id"])
 
 
-def publish(envelopes: list[dict[str, Any]]) -> None:
+def publish(envelopes: list[Envelope]) -> None:
     """Publish envelopes to the events topic (up to 10 per SNS call); raises if any is not accepted."""
-    topic = get_settings().events_topic_arn
-    sns = aws.client("sns")
-    for start in range(0, len(envelopes), 10):
-        chunk = envelopes[start : start + 10]
-        entries = [
-            {
-                "Id": str(index),
-                "Message": json.dumps(envelope, separators=(",", ":")),
-                "MessageAttributes": {"event_type": {"DataType": "String", "StringValue": envelope["event_type"]}},
-            }
-            for index, envelope in enumerate(chunk)
-        ]
-        failed = sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries).get("Failed") or []
-        if failed:
-            raise RuntimeError(f"SNS refused {len(failed)} domain events: {failed[0].get('Code')}")
+    messages.publish_events(envelopes)
 
 
-def _fill_shard_totals(envelopes: list[dict[str, Any]]) -> None:
+def _fill_shard_totals(envelopes: list[Envelope]) -> None:
     """A shard's stock_changed carries the drop's total, read after the write."""
     for envelope in envelopes:
-        data = envelope["data"]
-        if envelope["event_type"] == "stock_changed" and data.get("stock") is None:
+        data = envelope.data
+        if envelope.event_type == EventType.STOCK_CHANGED and data.get("stock") is None:
             data["stock"] = stock.total(str(data["drop_id"]), int(data.pop("shard_count") or 1), fresh=True)
 
 
@@ -187,28 +176,28 @@ def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:
         except Exception:  # noqa: S112 - the record's own handling reports it
             continue
         for envelope in envelopes:
-            if envelope["event_type"] == "stock_changed":
-                drop_id = str(envelope["data"].get("drop_id"))
+            if envelope.event_type == EventType.STOCK_CHANGED:
+                drop_id = str(envelope.data.get("drop_id"))
                 if drop_id in latest:
                     superseded.add(latest[drop_id])
-                latest[drop_id] = envelope["event_id"]
+                latest[drop_id] = envelope.event_id
     return superseded
 
 
-def _follow_stock(raw: Mapping[str, Any], envelopes: list[dict[str, Any]]) -> None:
+def _follow_stock(raw: Mapping[str, Any], envelopes: list[Envelope]) -> None:
     """Keep a drop's stored status in step with its stock (sold_out, and live again when a
     reservation returns units) as soon as the stream shows it, rather than at the next sweep."""
     new = _image(raw.get("dynamodb", {}).get("NewImage"))
-    types = {e["event_type"] for e in envelopes}
+    types = {e.event_type for e in envelopes}
     back_in_stock = new.get("status") == "sold_out" and (new.get("stock") or 0) > 0
-    if "sold_out" in types or ("stock_changed" in types and back_in_stock):
+    if EventType.SOLD_OUT in types or (EventType.STOCK_CHANGED in types and back_in_stock):
         scheduling.sync_stock_status(str(new["drop_id"]))
     sharded = _shard_emptied_or_refilled(raw)
     if sharded is not None:  # a sharded drop's last shard emptied, or one got units back
         scheduling.sync_stock_status(sharded)
 
 
-def _publish_records(pending: list[tuple[int, list[dict[str, Any]]]]) -> int | None:
+def _publish_records(pending: list[tuple[int, list[Envelope]]]) -> int | None:
     """Publish the envelopes of several records, packed ten to a PublishBatch call; the index of the
     first record not published, or None.
 
@@ -216,7 +205,7 @@ def _publish_records(pending: list[tuple[int, list[dict[str, Any]]]]) -> int | N
     failed for a passing reason) does not hold back its neighbours.
     """
     failed: int | None = None
-    chunk: list[tuple[int, list[dict[str, Any]]]] = []
+    chunk: list[tuple[int, list[Envelope]]] = []
 
     def flush() -> None:
         nonlocal failed
@@ -253,11 +242,11 @@ def handle_stream_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     record that failed (Lambda retries a stream from there, ReportBatchItemFailures)."""
     records = list(event.get("Records") or [])
     superseded = superseded_stock_changes(records)
-    pending: list[tuple[int, list[dict[str, Any]]]] = []
+    pending: list[tuple[int, list[Envelope]]] = []
     failed: int | None = None
     for index, raw in enumerate(records):
         try:
-            envelopes = [e for e in envelopes_for(raw) if e["event_id"] not in superseded]
+            envelopes = [e for e in envelopes_for(raw) if e.event_id not in superseded]
             _fill_shard_totals(envelopes)
         except Exception:
             logger.exception("record %d is not a change this handler understands", index)

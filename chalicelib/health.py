@@ -15,12 +15,12 @@ _PROBE_KEY = "health-probe"  # never a user id (those are Cognito subs): the rea
 
 
 def check(stage: str) -> dict[str, Any]:
-    """`{"status": "ok", ...}` when DynamoDB answers a read; BackendUnavailableError (503) otherwise."""
+    """`{"status": "ok", ...}` when DynamoDB answers a read; BackendUnavailableError otherwise."""
     try:
         User.get(_PROBE_KEY)
     except DoesNotExist:
         pass
     except Exception as error:
         log.warning("health: the data store does not answer: %s", error)
-        raise BackendUnavailableError("the data store is not answering", headers={"Retry-After": "5"}) from None
+        raise BackendUnavailableError("the data store is not answering", retry_after=5) from None
     return {"status": "ok", "stage": stage, "backend": "ok"}

@@ -33,6 +33,7 @@ from chalicelib.errors import (
     NotInLineError,
     WrongSaleModeError,
 )
+from chalicelib.messages import Envelope, FrameType
 from chalicelib.models import Admission, Drop, Line
 from chalicelib.observability import count
 from chalicelib.validation import format_time
@@ -270,7 +271,7 @@ def _place(drop: Drop, line: Line, now: int) -> None:
         _publish_draw(drop, ordered, now)
     else:
         for entry in ordered:
-            _tell(entry, "queue_position", {"position": _int(entry.position)}, now)
+            _tell(entry, FrameType.QUEUE_POSITION, {"position": _int(entry.position)}, now)
     line.update(actions=[Line.placed.set(True)])
 
 
@@ -284,7 +285,7 @@ def _publish_draw(drop: Drop, ordered: list[Admission], now: int) -> None:
     catalog.drop_cache.invalidate(drop.drop_id)
     count("DrawsDrawn")
     for entry in ordered[catalog.current_stock(drop) :]:
-        _tell(entry, "draw_lost", {"position": _int(entry.position)}, now, inbox=True)
+        _tell(entry, FrameType.DRAW_LOST, {"position": _int(entry.position)}, now, inbox=True)
 
 
 def _serve(drop: Drop, line: Line, now: int) -> int:
@@ -346,25 +347,21 @@ def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> bool:
         "admission_token": admissions.issue_token(entry.user_id, drop.drop_id, expires),
         "admission_expires_at": format_time(expires),
     }
-    kind = "draw_won" if catalog.sale_mode_of(drop) == DRAW else "admitted"
-    _tell(entry, kind, data, now, inbox=kind == "draw_won")
+    kind = FrameType.DRAW_WON if catalog.sale_mode_of(drop) == DRAW else FrameType.ADMITTED
+    _tell(entry, kind, data, now, inbox=kind == FrameType.DRAW_WON)
     return True
 
 
-def _tell(entry: Admission, kind: str, data: dict[str, Any], now: int, inbox: bool = False) -> None:
+def _tell(entry: Admission, kind: FrameType, data: dict[str, Any], now: int, inbox: bool = False) -> None:
     """Push a line frame to the user's open connections (and write their inbox when asked)."""
     event_id = str(uuid.uuid5(_NAMESPACE, f"{entry.drop_id}/{entry.user_id}/{kind}/{data.get('position')}/{now}"))
-    frame = {
-        "type": kind,
-        "event_id": event_id,
-        "occurred_at": format_time(now),
-        "data": {"drop_id": entry.drop_id, **data},
-    }
     try:
+        notice = Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id, **data})
         if inbox:
-            envelope = notifications.Envelope(event_id, kind, str(format_time(now)), now, {"drop_id": entry.drop_id})
-            notifications.write_inbox(envelope, [entry.user_id])
-        bootstrap.pusher().push(connections.connections_of(entry.user_id), frame, now)
+            # The inbox keeps the drop alone: never the position, never an admission token.
+            notifications.write_inbox(Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id}), [entry.user_id])
+        # The frame carries all of the notice: the position and, once admitted, the token.
+        bootstrap.pusher().push(connections.connections_of(entry.user_id), notice.frame(fields=None), now)
     except Exception:
         # The user can always read their place (GET .../me); a lost push must not stop the line.
         log.exception("could not tell %s of %s", entry.user_id, kind)

@@ -15,10 +15,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws, bootstrap, connections, stock
+from chalicelib import aws, bootstrap, connections, stock, topology
 from chalicelib.db import now_ms
+from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError, send_messages
 from chalicelib.models import Drop, ProcessedEvent
-from chalicelib.notifications import Envelope, PoisonMessageError, enqueue_deliveries
 
 WINDOW_MS = 250  # at most ~4 pushes per second per drop
 FLUSH_DELAY_SECONDS = 1  # SQS delays are whole seconds
@@ -102,7 +102,8 @@ def flush(drop_id: str) -> None:
 
 
 def _queue_flush(drop_id: str) -> None:
-    enqueue_deliveries([{"kind": "stock_flush", "drop_id": drop_id}], delay_seconds=FLUSH_DELAY_SECONDS)
+    flush = {"kind": DeliverKind.STOCK_FLUSH.value, "drop_id": drop_id}
+    send_messages(topology.DELIVER, [flush], delay_seconds=FLUSH_DELAY_SECONDS)
 
 
 def _push(drop_id: str, marker: dict[str, Any]) -> None:
@@ -114,13 +115,14 @@ def _push(drop_id: str, marker: dict[str, Any]) -> None:
     shown = _update(drop_id, "SET pushed_stock = :stock", {":stock": {"N": str(stock)}})
     if shown is not None and shown.get("pushed_stock", {}).get("N") == str(stock):
         return  # viewers show this stock already
-    frame = {
-        "type": "stock_changed",
-        "event_id": event_id,
-        "occurred_at": marker["latest_occurred_at"]["S"],
-        "data": {"drop_id": drop_id, "stock": stock},
-    }
-    bootstrap.pusher().push(connections.subscribers_of(drop_id), frame, int(marker["latest_at"]["N"]))
+    newest = Envelope(
+        event_id,
+        EventType.STOCK_CHANGED,
+        marker["latest_occurred_at"]["S"],
+        int(marker["latest_at"]["N"]),
+        {"drop_id": drop_id, "stock": stock},
+    )
+    bootstrap.pusher().push(connections.subscribers_of(drop_id), newest.frame(), newest.occurred_at_ms)
 
 
 def _current_stock(drop_id: str, recorded: int) -> int:

@@ -238,8 +238,7 @@ class IdempotencyKey(Model):
     key_id = UnicodeAttribute(hash_key=True)
     order_id = UnicodeAttribute()
     request_hash = UnicodeAttribute()
-    status_code = NumberAttribute()
-    response_body = UnicodeAttribute()
+    response_body = UnicodeAttribute()  # the order as first placed, which a replay answers with
     ttl = TTLAttribute(null=True)
 
 

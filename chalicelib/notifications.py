@@ -13,26 +13,19 @@ import logging
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import aws, bootstrap, connections, follows
-from chalicelib.config import get_settings
+from chalicelib import bootstrap, connections, follows, topology
 from chalicelib.errors import InvalidPageError, InvalidRequestError
+from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
 from chalicelib.models import Creator, Drop, Notification
 from chalicelib.pagination import decode_page, page_body
-from chalicelib.validation import format_time, parse_time
+from chalicelib.validation import format_time
 
 log = logging.getLogger("livedrop.notifications")
-
-DROP_EVENTS = ("drop_started", "stock_low", "sold_out", "drop_ended")
-ORDER_EVENTS = ("order_confirmed", "order_failed", "order_expired")
-STOCK_CHANGED = "stock_changed"
-# What a frame's `data` may carry (the envelope may hold more, such as the buyer's id).
-FRAME_FIELDS = ("drop_id", "order_id", "stock", "product_id", "creator_id")
 
 MIN_SLICES = 8
 MAX_SLICES = 64
@@ -40,64 +33,6 @@ FOLLOWERS_PER_SLICE = 250  # one deliver message reads at most this many followe
 INBOX_TTL = timedelta(days=90)
 INBOX_DELAY_SECONDS = 2
 _INBOX_PAGE = {"user_id": "S", "sort_key": "S"}
-
-
-class PoisonMessageError(Exception):
-    """A queue message no retry can fix; it fails until the queue moves it to its DLQ."""
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """A domain event as the events topic publishes it."""
-
-    event_id: str
-    event_type: str
-    occurred_at: str
-    occurred_at_ms: int
-    data: dict[str, Any]
-
-    @classmethod
-    def parse(cls, raw: Any) -> Envelope:
-        """An Envelope from its JSON text or dict; PoisonMessageError if it is not one."""
-        try:
-            body = json.loads(raw) if isinstance(raw, str | bytes) else raw
-        except ValueError:
-            raise PoisonMessageError("not JSON") from None
-        if not isinstance(body, dict):
-            raise PoisonMessageError("not an object")
-        event_id, event_type, occurred_at, data = (
-            body.get(k) for k in ("event_id", "event_type", "occurred_at", "data")
-        )
-        if not (isinstance(event_id, str) and event_id and isinstance(event_type, str) and isinstance(data, dict)):
-            raise PoisonMessageError("event_id, event_type and data are required")
-        if not isinstance(occurred_at, str):
-            raise PoisonMessageError("occurred_at is required")
-        try:
-            occurred_ms = parse_time("occurred_at", occurred_at)
-        except InvalidRequestError:
-            raise PoisonMessageError("occurred_at is not an ISO-8601 time") from None
-        return cls(event_id, event_type, occurred_at, occurred_ms, data)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The envelope as JSON-ready data."""
-        return {
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "occurred_at": self.occurred_at,
-            "data": self.data,
-        }
-
-    def field(self, name: str) -> str:
-        """A required string field of `data`; PoisonMessageError when it is missing."""
-        value = self.data.get(name)
-        if not isinstance(value, str) or not value:
-            raise PoisonMessageError(f"{self.event_type} without data.{name}")
-        return value
-
-    def frame(self) -> dict[str, Any]:
-        """The server frame of docs/api.md for this event."""
-        merged = {k: v for k, v in self.data.items() if k in FRAME_FIELDS}
-        return {"type": self.event_type, "event_id": self.event_id, "occurred_at": self.occurred_at, "data": merged}
 
 
 # --- who hears of an event ---------------------------------------------------------------------
@@ -170,7 +105,7 @@ def slice_count(creator_id: str) -> int:
 def slice_message(event: Envelope, creator_id: str, low: str | None, high: str | None, after: str | None) -> dict:
     """A deliver-queue message: this event to the followers in [low, high), resuming after `after`."""
     return {
-        "kind": "followers",
+        "kind": DeliverKind.FOLLOWERS.value,
         "event": event.as_dict(),
         "creator_id": creator_id,
         "low": low,
@@ -181,17 +116,7 @@ def slice_message(event: Envelope, creator_id: str, low: str | None, high: str |
 
 def enqueue_deliveries(messages: list[dict[str, Any]], delay_seconds: int = 0) -> None:
     """Put messages on the deliver queue (ten to a call)."""
-    sqs = aws.client("sqs")
-    url = get_settings().queue_url("deliver")
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        entries = [
-            {"Id": str(i), "MessageBody": json.dumps(m, separators=(",", ":")), "DelaySeconds": delay_seconds}
-            for i, m in enumerate(chunk)
-        ]
-        failed = sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
-        if failed:
-            raise RuntimeError(f"deliver queue refused {len(failed)} messages: {failed[0]}")
+    send_messages(topology.DELIVER, messages, delay_seconds)
 
 
 # --- the deliver queue --------------------------------------------------------------------------

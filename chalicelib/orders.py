@@ -3,7 +3,8 @@ the order and its idempotency key; payment settles it later, or a guarded compen
 stock back exactly once (payment_failed, expired).
 
 Idempotency keys are per user (`user_id#key`) and live `settings.idempotency_key_hours` (24 by
-default): within that time the same key replays the first 201, after it the key is free again.
+default): within that time the same key replays the first answer, after it the key is free again.
+What a key replays is the order as first placed (the domain result); the edge decides the status.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pynamodb.expressions.condition import Condition
 
 from chalicelib import admissions, ratelimits, stock
 from chalicelib.catalog import FIRST_COME, drop_terms
+from chalicelib.commands import MAX_KEY_LENGTH, NewOrder
 from chalicelib.config import get_settings
 from chalicelib.db import CONFLICT_RETRIES, Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.errors import (
@@ -43,8 +45,6 @@ from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body, render_each
 from chalicelib.validation import check_text, format_time
 
-MAX_QUANTITY = 100
-MAX_KEY_LENGTH = 255
 PENDING = "pending_payment"
 CONFIRMED = "confirmed"
 PAYMENT_FAILED = "payment_failed"
@@ -58,16 +58,15 @@ _ORDERS_PAGE = {"order_id": "S", "user_id": "S", "created_at": "N"}
 
 
 @dataclass(frozen=True)
-class OrderResult:
-    """What POST /orders answers: a status, a body, and whether it replays an earlier response."""
+class PlacedOrder:
+    """A placed order (its view), and whether this call replays the key's first placement."""
 
-    status_code: int
-    body: dict[str, Any]
+    order: dict[str, Any]
     replayed: bool = False
 
 
 def idempotency_key_from(header: str | None) -> str:
-    """The Idempotency-Key header's value: 400 missing_idempotency_key when absent or empty."""
+    """The Idempotency-Key header's value: MissingIdempotencyKeyError when absent or empty."""
     if header is None or header == "":
         raise MissingIdempotencyKeyError("the Idempotency-Key header is required")
     if len(header) > MAX_KEY_LENGTH:
@@ -112,21 +111,15 @@ def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
     }
 
 
-def place_order(
-    user_id: str,
-    key: str,
-    drop_id: str,
-    quantity: int,
-    payment_token: str,
-    admission_token: str | None = None,
-) -> OrderResult:
+def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
     """Reserve `quantity` units of a drop for `user_id` in one transaction, or replay the key's first answer."""
+    drop_id, quantity, payment_token = new.drop_id, new.quantity, new.payment_token
     settings = get_settings()
     terms = drop_terms(drop_id)
     now = now_ms()
     admitted = terms.sale_mode != FIRST_COME
     if admitted:
-        admissions.verify_token(admission_token, user_id, drop_id, now)
+        admissions.verify_token(new.admission_token, user_id, drop_id, now)
     digest = request_hash(drop_id, quantity, payment_token)
     order_id = new_id("or")
     order = Order(
@@ -155,7 +148,7 @@ def place_order(
             if shard is None:
                 if busy:  # a shard with stock was only busy: not sold out, just hot
                     count("OrderRejected_try_again")
-                    raise TryAgainError("the drop is busy, try again", headers={"Retry-After": "1"})
+                    raise TryAgainError("the drop is busy, try again")
                 raise _rejected(_short_of_stock(drop_id, terms.stock_shards, quantity))
             tried.add(shard)
             order.stock_shard = shard
@@ -164,7 +157,6 @@ def place_order(
             key_id=key_id,
             order_id=order_id,
             request_hash=digest,
-            status_code=201,
             response_body=json.dumps(body, separators=(",", ":")),
             ttl=expires,
         )
@@ -206,7 +198,7 @@ def place_order(
             count("OrderRejected_try_again")
             raise
         count("OrderPlaced")
-        return OrderResult(201, body)
+        return PlacedOrder(body)
 
 
 def _take_stock(tx: Transaction, drop_id: str, shard: int | None, quantity: int, now: int) -> None:
@@ -269,7 +261,7 @@ def _within_limit(limit: int | None, quantity: int) -> Condition | None:
 
 def _explain(
     cancelled: TransactionCancelledError, key_id: str, digest: str, drop_id: str, quantity: int, now: int
-) -> OrderResult:
+) -> PlacedOrder:
     """Turn a cancelled order transaction into a replay or the docs/api.md error, reading only when
     DynamoDB did not hand back the item that failed."""
     if cancelled.failed("idempotency_key"):
@@ -278,7 +270,7 @@ def _explain(
         if stored.request_hash != digest:
             raise _rejected(IdempotencyKeyReusedError("this Idempotency-Key was used with another request"))
         count("OrderReplayed")
-        return OrderResult(int(stored.status_code), json.loads(stored.response_body), replayed=True)
+        return PlacedOrder(json.loads(stored.response_body), replayed=True)
     if cancelled.failed("drop"):
         raw = cancelled.old_item("drop")
         drop = Drop.from_raw_data(raw) if raw else _stored_drop(drop_id)
@@ -297,7 +289,7 @@ def _explain(
     if cancelled.failed("purchase"):
         raise _rejected(PurchaseLimitExceededError("this would exceed the drop's per-user limit"))
     # A condition that held again by the time it was read back: the caller may simply retry.
-    raise _rejected(TryAgainError("the drop changed while ordering, try again", headers={"Retry-After": "1"}))
+    raise _rejected(TryAgainError("the drop changed while ordering, try again"))
 
 
 def _rejected(error: LiveDropError) -> LiveDropError:
@@ -309,7 +301,7 @@ def _stored_key(key_id: str) -> IdempotencyKey:
     try:
         return IdempotencyKey.get(key_id, consistent_read=True)
     except DoesNotExist:
-        raise TryAgainError("the key changed while ordering, try again", headers={"Retry-After": "1"}) from None
+        raise TryAgainError("the key changed while ordering, try again") from None
 
 
 def _stored_drop(drop_id: str) -> Drop:
@@ -321,7 +313,7 @@ def _stored_drop(drop_id: str) -> Drop:
 
 # --- reads --------------------------------------------------------------------------------------
 def get_order(user_id: str, order_id: str) -> dict[str, Any]:
-    """GET /orders/{id}: the caller's order; anyone else's is 404, as if it did not exist."""
+    """GET /orders/{id}: the caller's order; anyone else's is OrderNotFoundError, as if it did not exist."""
     try:
         order = Order.get(order_id)
     except DoesNotExist:

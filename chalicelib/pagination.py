@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from chalicelib.commands import MAX_PAGE_SIZE
 from chalicelib.errors import InvalidPageError, InvalidRequestError
 from chalicelib.observability import count
 
@@ -16,7 +17,7 @@ log = logging.getLogger("livedrop.pagination")
 Row = TypeVar("Row")
 
 DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
+MAX_LIMIT = MAX_PAGE_SIZE
 
 
 def parse_limit(raw: str | None) -> int:

@@ -21,6 +21,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib import bootstrap, orders, secrets
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
+from chalicelib.idempotency import BatchMarkers
+from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
 from chalicelib.models import Order
 from chalicelib.observability import count, logger
 
@@ -193,17 +195,18 @@ def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway) -> str:
 
 
 def process_order_placed(
-    envelope: dict[str, Any], gateway: PaymentGateway | None = None, loaded: dict[str, Any] | None = None
+    envelope: Envelope | dict[str, Any], gateway: PaymentGateway | None = None, loaded: dict[str, Any] | None = None
 ) -> str:
     """Charge the order of an order_placed event and settle it; idempotent on the order.
 
-    The order's own status is the idempotency record: only a pending order is charged, the order id
+    The order's own status is what makes this safe: only a pending order is charged, the order id
     is the provider's idempotency key (a redelivery racing the first delivery gets the same charge
-    back) and every settlement is a status-guarded update, so a redelivered event never charges or
-    settles twice. `loaded` holds orders already read for the batch (by id).
+    back) and every settlement is a status-guarded update, so a redelivered event, or another event of
+    the same order, never charges or settles twice. (The consumer's event markers only spare a
+    redelivery the reads.) `loaded` holds orders already read for the batch (by id).
     """
     gateway = gateway or payment_gateway()
-    order_id = str(envelope["data"]["order_id"])
+    order_id = Envelope.parse(envelope).field("order_id")
     order = loaded[order_id] if loaded is not None and order_id in loaded else orders.load_order(order_id)
     if order is None:
         return "missing"
@@ -216,19 +219,28 @@ def process_order_placed(
     return settle(order.order_id, result, gateway)
 
 
-def _placed_envelope(record: dict[str, Any]) -> dict[str, Any] | None:
+# The event types the payments queue's consumer handles: its filter policy (topology) is the same set.
+HANDLED_EVENT_TYPES = PAYMENT_EVENTS
+
+
+def _placed_envelope(record: dict[str, Any]) -> Envelope | None:
     try:
-        envelope = json.loads(record.get("body") or "")
-        if envelope.get("event_type") == "order_placed":
-            return envelope if isinstance(envelope["data"]["order_id"], str) else None
-    except (ValueError, TypeError, KeyError, AttributeError):
+        envelope = Envelope.parse(record.get("body") or "")
+        if envelope.event_type in HANDLED_EVENT_TYPES:
+            envelope.field("order_id")
+            return envelope
+    except PoisonMessageError:
         pass
     return None
 
 
-def _load_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _marker_key(envelope: Envelope) -> str:
+    return f"payments#{envelope.event_id}"
+
+
+def _load_batch(envelopes: list[Envelope]) -> dict[str, Any]:
     """The batch's orders in one BatchGetItem (strongly consistent) rather than one read each."""
-    ids = {envelope["data"]["order_id"] for envelope in filter(None, map(_placed_envelope, records))}
+    ids = {envelope.field("order_id") for envelope in envelopes}
     if len(ids) < 2:
         return {}
     try:
@@ -241,19 +253,26 @@ def _load_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported."""
-    loaded = _load_batch(list(event.get("Records") or []))
+    """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported.
+
+    An event handled before (its marker found) is skipped; markers are read and written once per batch."""
+    placed = list(filter(None, map(_placed_envelope, event.get("Records") or [])))
+    markers = BatchMarkers(_marker_key(envelope) for envelope in placed)
+    loaded = _load_batch([e for e in placed if markers.done is None or _marker_key(e) not in markers.done])
 
     def payment_record(record: SQSRecord) -> None:
-        envelope = json.loads(record.body)
-        if envelope.get("event_type") == "order_placed":
-            process_order_placed(envelope, loaded=loaded)
+        envelope = Envelope.parse(record.body)
+        if envelope.event_type in HANDLED_EVENT_TYPES:
+            markers.once(_marker_key(envelope), lambda: process_order_placed(envelope, loaded=loaded))
 
     # Failures are reported per record even when all fail: the same retry, without an error in the logs.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(
-        process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
-    )
+    try:
+        return dict(
+            process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
+        )
+    finally:
+        markers.finish()
 
 
 # --- Stripe webhook -------------------------------------------------------------------------------

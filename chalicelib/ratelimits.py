@@ -50,18 +50,18 @@ def counter(kind: str, user_id: str, at_ms: int) -> tuple[RateLimit, list[Any], 
 
 
 def limited(kind: str, at_ms: int) -> RateLimitedError:
-    """The 429 for a request over its limit, with Retry-After the seconds until the window ends."""
+    """The error of a request over its limit, retry_after the seconds until the window ends."""
     _, end = window_of(at_ms)
     retry_after = max(1, -(-(end - at_ms) // 1000))
     count(f"RateLimited_{kind}")
     return RateLimitedError(
         f"at most {limit_of(kind)} requests of this kind per {get_settings().rate_window_seconds} s",
-        headers={"Retry-After": str(retry_after)},
+        retry_after=retry_after,
     )
 
 
 def take(kind: str, user_id: str, at_ms: int | None = None) -> None:
-    """Count one request of `user_id`, or raise the 429 when this window's budget is spent."""
+    """Count one request of `user_id`, or raise RateLimitedError when this window's budget is spent."""
     now = now_ms() if at_ms is None else at_ms
     item, actions, condition = counter(kind, user_id, now)
     try:

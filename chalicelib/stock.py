@@ -14,7 +14,6 @@ import threading
 from chalicelib.cache import TtlCache
 from chalicelib.models import StockShard
 
-MAX_SHARDS = 32
 # Drops this large are sharded unless the creator chose a shard count.
 AUTO_SHARD_STOCK = 10_000
 AUTO_SHARDS = 8

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.messages import NOTIFY_EVENTS, PAYMENT_EVENTS, EventType
+
 
 @dataclass(frozen=True)
 class QueueSpec:
     name: str
     visibility_timeout: int = 30
     max_receive_count: int = 5
-    # Event types the queue receives from the events topic (an SNS filter policy); empty = none.
+    # Event types the queue receives from the events topic (an SNS filter policy); empty = none. Plain
+    # wire names (EventType values): CDK's jsii would read an enum member as one of its own enums.
     event_types: tuple[str, ...] = ()
 
     @property
@@ -44,32 +47,28 @@ EVENTS_TOPIC = "events"
 SCHEDULER_GROUP = "drops"
 DROP_LIFECYCLE_HANDLER = "drop_lifecycle"
 
-NOTIFY_EVENT_TYPES = (
-    "drop_started",
-    "drop_ended",
-    "stock_changed",
-    "stock_low",
-    "sold_out",
-    "order_confirmed",
-    "order_failed",
-    "order_expired",
-)
-PAYMENT_EVENT_TYPES = ("order_placed",)
 
+def _wire(types: tuple[EventType, ...]) -> tuple[str, ...]:
+    return tuple(t.value for t in types)
+
+
+NOTIFY_EVENT_TYPES = _wire(NOTIFY_EVENTS)
+PAYMENT_EVENT_TYPES = _wire(PAYMENT_EVENTS)
+
+# The queues, named once: code sends to and consumes from these specs, never a name of its own.
 # Visibility timeouts are six times the consuming function's timeout (infra/access.py), as AWS advises:
 # a batch Lambda retries after a throttle must not become visible, and be handled, twice meanwhile.
-QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES),
-    QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES),
-    QueueSpec("deliver", visibility_timeout=120),
-)
+NOTIFY = QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES)
+PAYMENTS = QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES)
+DELIVER = QueueSpec("deliver", visibility_timeout=120)
+QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER)
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     # Pushes people wait for: no window.
-    QueueSource("notify", "fanout"),
+    QueueSource(NOTIFY.name, "fanout"),
     # A payment takes seconds at a real provider anyway; a fuller batch is read in one BatchGetItem.
-    QueueSource("payments", "payments", batching_window_s=1),
+    QueueSource(PAYMENTS.name, "payments", batching_window_s=1),
     # Inbox slices are delayed on purpose already.
-    QueueSource("deliver", "deliver", batching_window_s=1),
+    QueueSource(DELIVER.name, "deliver", batching_window_s=1),
 )
 STREAM_SOURCES: tuple[StreamSource, ...] = (
     StreamSource("Drops", "domain_events"),

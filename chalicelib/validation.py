@@ -1,4 +1,7 @@
-"""Input validation at the edge: one explicit-schema mechanism, unknown fields rejected.
+"""Input validation at the edge: one explicit-schema mechanism, unknown fields rejected, typed commands out.
+
+A request's fields are declared once, as Field rules on a command class (chalicelib.commands); the
+same rules check what arrives and write the request schemas of the OpenAPI document.
 
 Every rule here exists so that what the API accepts is something the domain can store and every
 read can render again: text without lone surrogates or control characters, times inside the years
@@ -8,13 +11,14 @@ The numbers are documented for users in docs/limits-and-faults.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.errors import InvalidRequestError
 
@@ -24,7 +28,9 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_EMAIL_LENGTH = 254
 # Ids the server issues are `xx_` + 32 hex digits (35 characters) or Cognito subs (36); 64 leaves room.
 MAX_ID_LENGTH = 64
+ID_PATTERN = "^[A-Za-z0-9_-]+$"
 _ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LENGTH}}}")
+CURRENCY_PATTERN = "^[A-Z]{3}$"
 # The request bodies and frames of the API are flat objects; this leaves room and stops recursion.
 MAX_JSON_DEPTH = 8
 # Lone surrogates cannot be encoded as UTF-8 (DynamoDB, Cognito, JSON on the wire all refuse them);
@@ -41,17 +47,25 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Field:
+    """One field's rule, declared once: what validation enforces and what the OpenAPI document says."""
+
     kind: type | str  # str, int, bool, "email", "time", "currency", "id"
     required: bool = True
     min: int | None = None
     max: int | None = None
     multiline: bool = False  # text that may hold tabs and line breaks (descriptions, profiles)
+    choices: tuple[str, ...] | None = None  # str only: the value must be one of these
+    description: str | None = None  # for users, in the OpenAPI document
 
     def check(self, name: str, value: Any) -> Any:
         """The validated (and for times, converted) value, or InvalidRequestError naming `name`."""
         if self.kind in (str, "email", "currency", "time", "id"):
             if not isinstance(value, str):
                 raise InvalidRequestError(f"{name} must be a string")
+            if self.choices is not None:
+                if value not in self.choices:
+                    raise InvalidRequestError(f"{name} must be one of {', '.join(self.choices)}")
+                return value
             if self.kind == "time":
                 return parse_time(name, value)
             if self.kind == "id":
@@ -61,7 +75,7 @@ class Field:
                     raise InvalidRequestError(f"{name} must be an email address")
                 return value.lower()
             if self.kind == "currency":
-                if not re.fullmatch(r"[A-Z]{3}", value):
+                if not re.fullmatch(CURRENCY_PATTERN, value):
                     raise InvalidRequestError(f"{name} must be an ISO 4217 code such as USD")
                 return value
             check_text(name, value, self.multiline)
@@ -77,6 +91,29 @@ class Field:
                 raise InvalidRequestError(f"{name} must be true or false")
             return value
         raise TypeError(f"unknown field kind {self.kind!r}")
+
+    def json_schema(self) -> dict[str, Any]:
+        """This rule as the JSON Schema of the OpenAPI document: the same limits validation enforces."""
+        schema: dict[str, Any]
+        if self.choices is not None:
+            schema = {"enum": list(self.choices)}
+        elif self.kind == "email":
+            schema = {"type": "string", "format": "email", "maxLength": MAX_EMAIL_LENGTH}
+        elif self.kind == "time":
+            schema = {"type": "string", "format": "date-time"}
+        elif self.kind == "currency":
+            schema = {"type": "string", "pattern": CURRENCY_PATTERN}
+        elif self.kind == "id":
+            schema = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": ID_PATTERN}
+        elif self.kind is bool:
+            schema = {"type": "boolean"}
+        else:
+            low, high = ("minimum", "maximum") if self.kind is int else ("minLength", "maxLength")
+            schema = {"type": "integer" if self.kind is int else "string"}
+            schema |= {key: bound for key, bound in ((low, self.min), (high, self.max)) if bound is not None}
+        if self.description:
+            schema["description"] = self.description
+        return schema
 
     def _range(self, name: str, value: int, what: str) -> None:
         if self.min is not None and value < self.min:
@@ -147,7 +184,7 @@ def parse_json_object(raw: bytes | str | None, what: str = "request body") -> di
 
 
 def validate(body: dict[str, Any], schema: dict[str, Field]) -> dict[str, Any]:
-    """Check `body` against `schema`: unknown, missing and wrongly typed fields are 400s."""
+    """Check `body` against `schema`: unknown, missing and wrongly typed fields are InvalidRequestError."""
     unknown = sorted(set(body) - set(schema))
     if unknown:
         raise InvalidRequestError(f"unknown field: {_shown(unknown[0])}")
@@ -167,9 +204,31 @@ def _shown(name: str) -> str:
     return safe if len(safe) <= 64 else safe[:61] + "..."
 
 
-def parse_body(raw: bytes | str | None, schema: dict[str, Field]) -> dict[str, Any]:
-    """parse_json_object then validate."""
-    return validate(parse_json_object(raw), schema)
+Command = TypeVar("Command")
+_RULE = "rule"
+
+
+def rule(kind: type | str, **options: Any) -> Any:
+    """A command attribute declared by its Field rule (an optional one defaults to None)."""
+    declared = Field(kind, **options)
+    if declared.required:
+        return dataclasses.field(metadata={_RULE: declared})
+    return dataclasses.field(default=None, metadata={_RULE: declared})
+
+
+def rules_of(command: type) -> dict[str, Field]:
+    """A command class's fields and their rules, in declaration order (the order they are checked in)."""
+    return {field.name: field.metadata[_RULE] for field in dataclasses.fields(command) if _RULE in field.metadata}
+
+
+def command_from(body: dict[str, Any], command: type[Command]) -> Command:
+    """The typed command of a parsed JSON object, or InvalidRequestError (see validate)."""
+    return command(**validate(body, rules_of(command)))
+
+
+def parse_command(raw: bytes | str | None, command: type[Command]) -> Command:
+    """The typed command of a raw request body: parse_json_object, then command_from."""
+    return command_from(parse_json_object(raw), command)
 
 
 def parse_time(name: str, value: str) -> int:

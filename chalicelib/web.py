@@ -7,12 +7,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
+from chalicelib import errors
 from chalicelib.db import is_transient
 from chalicelib.errors import LiveDropError, TryAgainError, UnauthorizedError
+
+if TYPE_CHECKING:
+    from chalicelib.orders import PlacedOrder
 
 log = logging.getLogger("livedrop.web")
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -26,9 +30,51 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(body=json.dumps(body, separators=(",", ":")), status_code=status, headers=merged)
 
 
+# The one mapping of domain errors to HTTP statuses (docs/api.md). A subclass not listed answers with
+# its nearest listed base class's status, so a new NotFoundError is a 404 without an entry here.
+STATUS: dict[type[LiveDropError], int] = {
+    errors.LiveDropError: 400,
+    errors.InvalidRequestError: 400,
+    errors.InvalidPageError: 400,
+    errors.MissingIdempotencyKeyError: 400,
+    errors.InvalidSignatureError: 400,
+    errors.UnauthorizedError: 401,
+    errors.InvalidCredentialsError: 401,
+    errors.ForbiddenError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.IdempotencyKeyReusedError: 422,
+    errors.RateLimitedError: 429,
+    errors.TooManyConnectionsError: 429,
+    errors.TooManySubscriptionsError: 429,
+    errors.PaymentProviderError: 502,
+    errors.TryAgainError: 503,
+    errors.BackendUnavailableError: 503,
+}
+
+
+def status_of(error: LiveDropError) -> int:
+    """The HTTP status of a domain error: its class's entry in STATUS, else its nearest base's."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    raise TypeError(f"{type(error).__name__} is not a LiveDropError")
+
+
+def error_body(error: LiveDropError) -> dict[str, Any]:
+    """The JSON error body of docs/api.md."""
+    return {"error": {"code": error.code, "message": error.message}}
+
+
 def error_response(error: LiveDropError) -> Response:
-    """The docs/api.md error body for a domain error."""
-    return json_response(error.body(), error.status, error.headers)
+    """A domain error as HTTP: its status, the docs/api.md body, Retry-After when the error knows when."""
+    headers = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    return json_response(error_body(error), status_of(error), headers)
+
+
+def placed_order_response(placed: PlacedOrder) -> Response:
+    """POST /orders: 201 and the order, whether placed now or replayed (then Idempotent-Replayed: true)."""
+    return json_response(placed.order, 201, {"Idempotent-Replayed": "true"} if placed.replayed else None)
 
 
 def internal_error_response() -> Response:
@@ -49,7 +95,7 @@ def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
             if is_transient(error):
                 # AWS stayed busy or unreachable through the SDK's retries: a 503 the client may retry.
                 log.warning("%s: AWS busy or unreachable: %s", view.__name__, error)
-                return error_response(TryAgainError("the service is busy, try again", headers={"Retry-After": "1"}))
+                return error_response(TryAgainError("the service is busy, try again"))
             log.exception("unhandled error in %s", view.__name__)
             return internal_error_response()
 

@@ -19,20 +19,18 @@ import json
 import logging
 import mimetypes
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from chalice import Chalice
 from chalice.local import RouteMatcher
 
 from devstack.environments import FunctionPool, Throttled
 from devstack.http11 import HttpServer, Limits, Request, Response, bind
+from devstack.lambda_events.apigateway import rest_event
 from devstack.lambda_runtime import LambdaContext, serve_concurrently
 from infra import gateway_responses
 
@@ -52,6 +50,11 @@ class _Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+# The web page's own file types, pinned: `mimetypes` reads the machine's mime.types, and without one
+# Python 3.11 calls .js application/javascript; the page's ES modules are served as text/javascript.
+WEB_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".json": "application/json"}
 
 
 class HttpGateway:
@@ -221,43 +224,17 @@ class HttpGateway:
                 claims = self._claims_for(lower.get("authorization"))
             except Exception:
                 raise _Refused(401, "Unauthorized") from None
-        query = parse_qs(parts.query, keep_blank_values=True)
-        now = datetime.now(UTC)
-        request_id = str(uuid.uuid4())
-        path = parts.path or "/"
-        is_binary = body is not None and not (_is_text(lower.get("content-type", "")) and _is_utf8(body))
-        return {
-            "version": "1.0",
-            "resource": match.route,
-            "path": path,
-            "httpMethod": method,
-            "headers": dict(headers),
-            "multiValueHeaders": multi if multi is not None else {k: [v] for k, v in headers.items()},
-            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-            "multiValueQueryStringParameters": query or None,
-            "requestContext": {
-                "accountId": "123456789012",
-                "apiId": "devstack",
-                "authorizer": {"claims": claims, "scopes": None},
-                "domainName": lower.get("host", "127.0.0.1"),
-                "domainPrefix": "devstack",
-                "extendedRequestId": request_id,
-                "httpMethod": method,
-                "identity": {"sourceIp": "127.0.0.1", "userAgent": lower.get("user-agent", "")},
-                "path": f"/{self._stage}{path}",
-                "protocol": "HTTP/1.1",
-                "requestId": request_id,
-                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "requestTimeEpoch": int(time.time() * 1000),
-                "resourceId": None,
-                "resourcePath": match.route,
-                "stage": self._stage,
-            },
-            "pathParameters": match.captured or None,
-            "stageVariables": None,
-            "body": (base64.b64encode(body).decode() if is_binary else body.decode("utf-8")) if body else None,
-            "isBase64Encoded": bool(body) and is_binary,
-        }
+        return rest_event(
+            method,
+            raw_path,
+            headers,
+            body,
+            resource=match.route,
+            path_parameters=match.captured,
+            claims=claims,
+            stage=self._stage,
+            multi=multi,
+        )
 
     def _static(self, path: str) -> tuple[bytes, str] | None:
         if path == "/web/config.json" and self._web_config is not None:
@@ -268,7 +245,8 @@ class HttpGateway:
         target = (self._static_dir / relative).resolve()
         if self._static_dir.resolve() not in target.parents or not target.is_file():
             return None
-        return target.read_bytes(), mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        content_type = WEB_TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0]
+        return target.read_bytes(), content_type or "application/octet-stream"
 
 
 def _refusal(refused: _Refused) -> dict[str, Any]:
@@ -301,16 +279,3 @@ def _to_response(result: dict[str, Any]) -> Response:
     except (TypeError, ValueError):
         return _gateway_response(502, "DEFAULT_5XX")
     return Response(status, headers, raw)
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _is_text(content_type: str) -> bool:
-    kind = content_type.split(";")[0].strip().lower()
-    return not kind or kind.startswith("text/") or kind.endswith("json") or kind == "application/x-www-form-urlencoded"

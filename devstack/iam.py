@@ -30,6 +30,7 @@ from botocore.client import BaseClient
 
 from chalicelib import topology
 from chalicelib.config import get_settings
+from devstack.identity import REGION
 from infra.policy import Statement
 
 log = logging.getLogger("devstack.iam")
@@ -290,7 +291,7 @@ class Enforcer:
     def site(self, client: Any) -> CallSite:
         return CallSite(
             service=client.meta.service_model.service_name,
-            region=client.meta.region_name or "us-east-1",
+            region=client.meta.region_name or REGION,
             account=self.account,
             ws_api_id=self.ws_api_id,
             ws_stage=self.ws_stage,
@@ -376,7 +377,7 @@ def install(enforcer: Enforcer) -> Enforcer:
     """Check every botocore call of this process against `enforcer` from now on."""
     global _enforcer
     _enforcer = enforcer
-    BaseClient._make_api_call = _checked_call  # type: ignore[method-assign]
+    BaseClient._make_api_call = _checked_call
     return enforcer
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 from chalice import Chalice
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
+from devstack.identity import function_arn
 
 
 class LambdaContext:
@@ -25,7 +24,7 @@ class LambdaContext:
     ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+        self.invoked_function_arn = function_arn(function_name)
         self.memory_limit_in_mb = memory_limit_in_mb
         self.aws_request_id = aws_request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
@@ -57,8 +56,8 @@ class ConcurrentChalice(Chalice):
     container at a time) but not in the dev stack, which serves many requests at once in one
     process: here that state is kept per thread."""
 
-    current_request = _PerThread()  # type: ignore[assignment]
-    lambda_context = _PerThread()  # type: ignore[assignment]
+    current_request = _PerThread()
+    lambda_context = _PerThread()
 
 
 def serve_concurrently(app: Chalice) -> Chalice:

@@ -35,13 +35,7 @@ import time
 import traceback
 from typing import Any
 
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-}
+from devstack.identity import CREDENTIALS_ENV
 
 # moto registers every model instance it ever creates (moto.core.model_instances) for its dashboard;
 # forgetting them every so many requests keeps a long run's memory flat.
@@ -113,7 +107,7 @@ def _refusal(group: str, backend: str) -> Any:
     return refuse
 
 
-def build_app(group: str | None = None) -> Any:
+def build_app(group: str | None = None) -> SerializedApp:
     """moto's WSGI app for the services of `group` (every service when None), wrapped for safe concurrent use."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -290,7 +284,6 @@ def _patch_expression_cache() -> None:
     import moto.dynamodb.models as models
     import moto.dynamodb.models.table as tables
     import moto.dynamodb.responses as responses
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     original_parser = comparisons.create_condition_expression_parser
 
@@ -331,14 +324,15 @@ def _patch_expression_cache() -> None:
         return create_condition_expression_parser(expr, names, values).parse()
 
     class _CachedUpdateParser:
-        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(UpdateExpressionParser.make))
+        # Read through responses: moto.dynamodb.parsing.expressions opts out of type checking as a whole.
+        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(responses.UpdateExpressionParser.make))
 
     for module in (comparisons, models, tables, responses):
         if hasattr(module, "create_condition_expression_parser"):
             module.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[attr-defined]
         if hasattr(module, "get_filter_expression"):
             module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
-    responses.UpdateExpressionParser = _CachedUpdateParser  # type: ignore[attr-defined,misc]
+    responses.UpdateExpressionParser = _CachedUpdateParser
 
 
 def _patch_sqs_long_poll() -> None:
@@ -499,7 +493,7 @@ def _patch_sqs_send() -> None:
         __module__ = Queue.__module__  # moto's model metaclass files classes by their module
 
         @property
-        def attributes(self) -> dict[str, Any]:  # type: ignore[override]
+        def attributes(self) -> dict[str, Any]:
             return {}
 
     send_message = SQSBackend.send_message
@@ -509,11 +503,12 @@ def _patch_sqs_send() -> None:
         if queue.fifo_queue or type(queue) is not Queue:
             return send_message(self, queue_name, *args, **kwargs)
         # Requests run one at a time (SerializedApp), so no one else sees the queue while its class is swapped.
-        queue.__class__ = _StandardQueueOnSend
+        # moto declares Queue abstract (CloudFormationModel) but instantiates it: it is concrete at runtime.
+        queue.__class__ = _StandardQueueOnSend  # type: ignore[type-abstract]
         try:
             return send_message(self, queue_name, *args, **kwargs)
         finally:
-            queue.__class__ = Queue
+            queue.__class__ = Queue  # type: ignore[type-abstract]
 
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
 
@@ -543,7 +538,8 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
     from devstack import faults
 
     # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
-    app = faults.wrap(build_app(services), label=services or "all services")
+    serialized = build_app(services)
+    app = faults.wrap(serialized, label=services or "all services")
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     _shut_down_when_orphaned(server)
@@ -557,7 +553,8 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
 
         # Requests in flight finish first, and none runs after (kept-alive connections may still send
         # some): the lock stays held until the process exits, so the snapshot is the final state.
-        app._lock.acquire()
+        # (The serialization lock itself: with faults on, `app` is the fault injector around it.)
+        serialized._lock.acquire()
         persistence.save(data_dir, state_name)
 
 
@@ -597,7 +594,7 @@ class EmbeddedAwsProcess:
 
     def launch(self) -> None:
         """Start the child process without waiting for it to serve."""
-        env = {**os.environ, **FAKE_ENV}
+        env = {**os.environ, **CREDENTIALS_ENV}
         command = [sys.executable, "-m", "devstack.moto_backend", "--port", str(self._port), "--group", self.group]
         self._process = subprocess.Popen(
             [*command, *self._data_args()],
@@ -753,7 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", default=MESSAGING, help="dynamodb, messaging, or any other name for all services")
     parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
     args = parser.parse_args(argv)
-    os.environ.update(FAKE_ENV)
+    os.environ.update(CREDENTIALS_ENV)
     serve(args.port, args.data, args.group)
 
 

@@ -10,11 +10,8 @@ import os
 
 from chalicelib import bootstrap, topology
 from chalicelib.models import create_all_tables
+from devstack.identity import ACCOUNT_ID, CREDENTIALS_ENV, aws_client
 from devstack.persistence import add_missing_indexes
-from devstack.pumps import aws_client
-
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
 
 
 def base_env(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = None) -> dict[str, str]:
@@ -22,11 +19,7 @@ def base_env(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = 
     another process) before any resource exists."""
     dynamodb = dynamodb_endpoint or endpoint
     return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        **CREDENTIALS_ENV,
         "POWERTOOLS_TRACE_DISABLED": "1",
         # EMF lines on stdout are for CloudWatch; locally they would drown the console.
         "POWERTOOLS_METRICS_DISABLED": "true",

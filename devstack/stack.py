@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable
@@ -9,13 +10,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import app as app_module
 from chalicelib import bootstrap, topology
 from chalicelib.config import get_settings
 from chalicelib.tokens import verifier
 from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
+from devstack.identity import aws_client
 from devstack.moto_backend import EmbeddedAws
+from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
 from infra.access import API_HANDLER
 
@@ -44,7 +46,7 @@ class DevStack:
         self.app_module: ModuleType | None = None
         self.http: Any = None
         self.ws: Any = None
-        self.pumps: list[Any] = []
+        self.pumps: list[Pump] = []
         self.unwired: list[str] = []
         self.iam: iam.Enforcer | None = None
         # Each function's execution environments, by handler name (see devstack.environments).
@@ -78,10 +80,7 @@ class DevStack:
 
     def stop(self) -> None:
         # All pumps are told at once, then joined: one slow batch does not hold up the others' stop.
-        for pump in self.pumps:
-            pump.request_stop()
-        for pump in reversed(self.pumps):
-            pump.stop()
+        stop_all(reversed(self.pumps))
         self.pumps = []
         if self.http is not None:
             self.http.stop()
@@ -158,10 +157,11 @@ class DevStack:
         return found
 
     def _load_app(self) -> None:
-        # app.py reads no setting at import: the composition root, reset to this stack's environment,
-        # builds what the handlers use on their first call.
+        # app.py reads no setting at import, so it is imported once, whenever: the composition root, reset
+        # to this stack's environment, builds what the handlers use on their first call. By name: mypy
+        # checks devstack/, and app.py is not (yet) under it.
         bootstrap.reset()
-        self.app_module = app_module
+        self.app_module = importlib.import_module("app")
 
     def _ws_handler(self, name: str) -> Handler:
         def invoke(event: dict[str, Any], context: Any) -> Any:
@@ -187,37 +187,20 @@ class DevStack:
         self.http.start()
 
     def _start_pumps(self) -> None:
-        from devstack.pumps import PeriodicPump, QueuePump, SchedulePump, StreamPump
-
         settings = get_settings()
-        endpoint, messaging = self.aws.endpoint, self.aws.messaging_endpoint
-        for source in topology.STREAM_SOURCES:
+        # Lambda's event source mappings: one pump per stream or queue, running its function as its role.
+        sources: tuple[topology.StreamSource | topology.QueueSource, ...] = (
+            *topology.STREAM_SOURCES,
+            *topology.QUEUE_SOURCES,
+        )
+        for source in sources:
             handler = self.handler(source.handler)
             if handler is None:
                 self.unwired.append(source.handler)
                 continue
-            pump = StreamPump(
-                endpoint,
-                settings.table_name(source.table),
-                self.pool(source.handler, handler),
-                batch_size=source.batch_size,
-                batching_window_s=source.batching_window_s,
-            )
+            pump = self._source_pump(source, self.pool(source.handler, handler))
             self.pumps.append(iam.bind_pump(pump, source.handler))
-        for queue in topology.QUEUE_SOURCES:
-            handler = self.handler(queue.handler)
-            if handler is None:
-                self.unwired.append(queue.handler)
-                continue
-            pump = QueuePump(
-                messaging,
-                settings.queue_url(queue.queue),
-                self.pool(queue.handler, handler),
-                batch_size=queue.batch_size,
-                batching_window_s=queue.batching_window_s,
-            )
-            self.pumps.append(iam.bind_pump(pump, queue.handler))
-        self.pumps.append(SchedulePump(messaging, settings.scheduler_group, self._schedule_target))
+        self.pumps.append(SchedulePump(self.aws.messaging_endpoint, settings.scheduler_group, self._schedule_target))
         sweeper = self.handler("sweeper")
         if sweeper is not None:
             self.pumps.append(PeriodicPump(self.pool("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
@@ -230,6 +213,25 @@ class DevStack:
             pump.start()
         if self.unwired:
             log.warning("handlers not in app.py yet, not wired: %s", ", ".join(sorted(set(self.unwired))))
+
+    def _source_pump(self, source: topology.StreamSource | topology.QueueSource, pool: FunctionPool) -> Pump:
+        """The event source mapping of `source` (a table's stream or a queue) invoking `pool`."""
+        settings = get_settings()
+        if isinstance(source, topology.StreamSource):
+            return StreamPump(
+                self.aws.endpoint,
+                settings.table_name(source.table),
+                pool,
+                batch_size=source.batch_size,
+                batching_window_s=source.batching_window_s,
+            )
+        return QueuePump(
+            self.aws.messaging_endpoint,
+            settings.queue_url(source.queue),
+            pool,
+            batch_size=source.batch_size,
+            batching_window_s=source.batching_window_s,
+        )
 
     def _schedule_target(self, arn: str) -> Handler:
         if self.iam is not None and not self.iam.may_schedule(arn):
@@ -247,8 +249,6 @@ class DevStack:
         """Check every AWS call a function makes against its role as infra deploys it (infra/access.py).
 
         Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
-        from devstack.pumps import aws_client
-
         enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
         enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
         self.iam = iam.install(enforcer)

@@ -149,3 +149,28 @@ def child_pids(pid: int) -> set[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.add(int(entry.name))
     return found
+
+
+@dataclass(frozen=True)
+class OrderAnswer:
+    """What POST /orders answers for an order placed in-process: the edge's status, the body, a replay or not."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def place_order(
+    user_id: str, key: str, drop_id: str, quantity: int, payment_token: str, admission_token: str | None = None
+) -> OrderAnswer:
+    """orders.place_order with its NewOrder command, answered the way the REST edge answers it."""
+    import json
+
+    from chalicelib import orders
+    from chalicelib.commands import NewOrder
+    from chalicelib.web import placed_order_response
+
+    new = NewOrder(drop_id=drop_id, quantity=quantity, payment_token=payment_token, admission_token=admission_token)
+    response = placed_order_response(orders.place_order(user_id, key, new))
+    replayed = (response.headers or {}).get("Idempotent-Replayed") == "true"
+    return OrderAnswer(response.status_code, json.loads(response.body), replayed)

@@ -12,6 +12,7 @@ import pytest
 from chalicelib import catalog, scheduling
 from chalicelib.config import get_settings
 from chalicelib.models import Drop
+from devstack.identity import REGION
 from tests.support import DynamoCalls, iso, open_shop
 
 
@@ -117,7 +118,7 @@ def test_drop_lifecycle_runs_on_time_from_the_scheduler(api, shop, messaging_end
     scheduler = boto3.client(
         "scheduler",
         endpoint_url=messaging_endpoint,
-        region_name="us-east-1",
+        region_name=REGION,
         aws_access_key_id="t",
         aws_secret_access_key="t",
     )

@@ -19,7 +19,7 @@ from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Admission, Drop, Line, Notification, Order
 from chalicelib.validation import parse_time
-from tests.support import iso, open_shop
+from tests.support import iso, open_shop, place_order
 
 TOKEN = "tok_threeDSecureRequired"
 
@@ -120,7 +120,7 @@ def test_five_hundred_entries_fifty_units_winners_anyone_can_recompute(api, shop
         time.sleep(0.05)
     for winner in winners[:10]:
         token = lines.my_place(winner, drop_id, "draw")["admission_token"]
-        assert orders.place_order(winner, uuid.uuid4().hex, drop_id, 1, TOKEN, token).status_code == 201
+        assert place_order(winner, uuid.uuid4().hex, drop_id, 1, TOKEN, token).status_code == 201
     loser = user_of[order[50]]
     assert lines.my_place(loser, drop_id, "draw")["admission_token"] is None
     assert lines.advance(drop_id, start + 30_000) == 0  # windows still open: nothing passes on

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import notifications
-from chalicelib.notifications import Envelope
+from chalicelib.messages import Envelope
 from chalicelib.validation import format_time
 
 BASE_MS = 1_900_000_000_000

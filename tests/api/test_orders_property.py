@@ -19,6 +19,7 @@ from chalicelib.errors import (
     SoldOutError,
 )
 from chalicelib.models import Drop, Order
+from tests.support import place_order
 
 # The fake provider leaves this token pending, so the dev stack's payments consumer stays out of the way.
 TOKEN = "tok_threeDSecureRequired"
@@ -77,7 +78,7 @@ def test_the_invariant_holds_after_every_step(stock: int, limit: int | None, pla
             key = f"k{key_index}"
             earlier = keys.get((user, key_index))
             try:
-                result = orders.place_order(user, key, drop_id, quantity, TOKEN)
+                result = place_order(user, key, drop_id, quantity, TOKEN)
             except LiveDropError as error:
                 if earlier is not None:
                     assert isinstance(error, IdempotencyKeyReusedError) and earlier[0] != quantity

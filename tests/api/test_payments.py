@@ -16,6 +16,7 @@ import pytest
 from chalicelib import bootstrap, orders, payments
 from chalicelib.config import get_settings
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
+from devstack.identity import REGION, queue_arn
 from devstack.lambda_runtime import LambdaContext
 from tests.api import test_orders
 from tests.api.test_orders import order
@@ -68,8 +69,8 @@ def sqs_event(*envelopes: dict) -> dict:
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livedrop-test-payments",
-                "awsRegion": "us-east-1",
+                "eventSourceARN": queue_arn("livedrop-test-payments"),
+                "awsRegion": REGION,
             }
             for envelope in envelopes
         ]
@@ -134,6 +135,20 @@ def test_a_processing_error_fails_only_its_record(app_module, api, new_user, mak
     assert app_module.payments(sqs_event(flaky_event), LambdaContext("payments")) == {"batchItemFailures": []}
     assert status_of(flaky["order_id"]) == "confirmed"
     assert sorted(fake_gateway.charged) == sorted([flaky["order_id"], fine["order_id"]])
+
+
+def test_a_payment_events_marker_is_written_once_it_succeeded(app_module, api, new_user, make_drop, fake_gateway):
+    drop = make_drop(stock=2)
+    flaky = order(api, new_user(), drop["drop_id"], token="tok_processingError").json()
+    envelope = placed_event(flaky["order_id"])
+    marker = f"payments#{envelope['event_id']}"
+    for _ in range(2):  # the fake provider fails twice: no marker, so the redelivery charges again
+        result = app_module.payments(sqs_event(envelope), LambdaContext("payments"))
+        assert result == {"batchItemFailures": [{"itemIdentifier": envelope["event_id"]}]}
+        assert ProcessedEvent.count(marker, consistent_read=True) == 0
+    assert app_module.payments(sqs_event(envelope), LambdaContext("payments")) == {"batchItemFailures": []}
+    assert ProcessedEvent.count(marker, consistent_read=True) == 1
+    assert status_of(flaky["order_id"]) == "confirmed" and fake_gateway.charged == [flaky["order_id"]]
 
 
 def test_a_charge_after_expiry_is_refunded_and_the_order_stays_expired(api, new_user, make_drop, fake_gateway) -> None:

@@ -16,7 +16,7 @@ from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Admission, Drop, Line, Order
 from chalicelib.validation import parse_time
-from tests.support import iso, open_shop
+from tests.support import iso, open_shop, place_order
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves the stock alone
 
@@ -63,7 +63,7 @@ def admitted_positions(drop_id: str) -> set[int]:
 
 def order(user_id: str, drop_id: str, token: str | None) -> str:
     try:
-        return str(orders.place_order(user_id, uuid.uuid4().hex, drop_id, 1, TOKEN, token).status_code)
+        return str(place_order(user_id, uuid.uuid4().hex, drop_id, 1, TOKEN, token).status_code)
     except LiveDropError as error:
         return error.code
 

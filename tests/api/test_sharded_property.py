@@ -12,6 +12,7 @@ from chalicelib import orders, stock
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Drop, Order, StockShard
+from tests.support import place_order
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves these orders alone
 place = st.tuples(st.just("place"), st.integers(1, 3))
@@ -51,7 +52,7 @@ def test_every_shard_keeps_its_units(units: int, shards: int, plan) -> None:
     for action, value in plan:
         if action == "place":
             try:
-                result = orders.place_order(f"u_{uuid.uuid4().hex}", "k", drop_id, value, TOKEN)
+                result = place_order(f"u_{uuid.uuid4().hex}", "k", drop_id, value, TOKEN)
                 placed.append(result.body["order_id"])
             except LiveDropError as error:
                 assert error.code in ("sold_out", "insufficient_stock")

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from chalicelib import notifications
-from chalicelib.notifications import Envelope
+from chalicelib.messages import Envelope
 from chalicelib.validation import format_time
 from tests.browser.test_live_drop import _iso
 from tests.support import open_shop
@@ -135,6 +135,9 @@ def test_the_inbox_badge_matches_the_page_and_read_state_sticks(pages, log_in, n
     _text_is(page, "inbox-badge", "3")
     page.get_by_test_id("nav-inbox").click()
     _text_is(page, "inbox-unread", "3 unread")
+    # The count line can be filled by a badge refresh still in flight from the login, before the
+    # inbox's list arrives: wait for its rows.
+    page.locator("[data-testid=inbox-item].unread").nth(2).wait_for()
     assert page.locator("[data-testid=inbox-item].unread").count() == 3
 
     page.locator("[data-testid=inbox-item].unread [data-testid=inbox-mark-read]").first.click()

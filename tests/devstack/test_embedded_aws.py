@@ -18,9 +18,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.backend import order_items
+from devstack.identity import ACCESS_KEY_ID, ACCOUNT_ID, REGION, SECRET_ACCESS_KEY
 from devstack.moto_backend import EmbeddedAws
 
-REGION = "us-east-1"
 # One attempt per call: botocore's retries would otherwise hide 500s.
 NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=16)
 
@@ -30,8 +30,8 @@ def _client(service: str, endpoint: str | None) -> Any:
         service,
         region_name=REGION,
         endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
         config=NO_RETRY,
     )
 
@@ -325,7 +325,7 @@ def test_keep_alive_connection_serves_many_requests(aws: EmbeddedAws) -> None:
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     headers = {
         "Content-Type": "application/x-amz-json-1.0",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/dynamodb/aws4_request, "
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/20250101/{REGION}/dynamodb/aws4_request, "
         "SignedHeaders=host, Signature=x",
     }
     conn.request("POST", "/", body=b"{}", headers={**headers, "X-Amz-Target": "DynamoDB_20120810.ListTables"})
@@ -445,7 +445,7 @@ def test_the_cheap_retention_check_answers_as_moto_does() -> None:
         url = sqs.create_queue(QueueName="retained", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
         for body in ("old", "new"):
             sqs.send_message(QueueUrl=url, MessageBody=body)
-        backend = sqs_backends["123456789012"][REGION]
+        backend = sqs_backends[ACCOUNT_ID][REGION]
         old, new = backend.queues["retained"]._messages
         old.sent_timestamp -= 61_000  # sent 61 s before its 60 s retention ran out
         expected = [original(backend, "retained", m) for m in (old, new)]

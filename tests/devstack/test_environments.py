@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 
 from devstack.environments import FunctionPool, Throttled, concurrency_from_env
 from devstack.http_gateway import HttpGateway
+from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from devstack.ws_gateway import WebSocketGateway
 
 DEADLINE = 30.0  # generous: every wait below ends as soon as its condition holds
@@ -274,9 +275,9 @@ def test_a_storm_of_disconnects_does_not_hold_back_other_users_messages_or_pushe
         management = boto3.session.Session().client(
             "apigatewaymanagementapi",
             endpoint_url=gateway.management_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
             config=Config(retries={"max_attempts": 1}),
         )
         with connect(f"{gateway.url}?user=b&n=0", open_timeout=DEADLINE) as other:

@@ -19,6 +19,7 @@ from pynamodb.exceptions import TransactWriteError
 from websockets.sync.client import connect
 
 from devstack import faults
+from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from devstack.moto_backend import build_app
 
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
@@ -55,10 +56,10 @@ def faulty_aws() -> Iterator[Any]:
         def client(self, service: str) -> Any:
             return boto3.session.Session().client(
                 service,
-                region_name="us-east-1",
+                region_name=REGION,
                 endpoint_url=self.endpoint,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
+                aws_access_key_id=ACCESS_KEY_ID,
+                aws_secret_access_key=SECRET_ACCESS_KEY,
                 config=NO_RETRIES,
             )
 
@@ -92,7 +93,7 @@ def test_a_conflict_is_a_cancelled_transaction_with_a_transaction_conflict_reaso
     codes = [reason["Code"] for reason in response["CancellationReasons"]]
     assert sorted(codes) == ["None", "None", "TransactionConflict"]
     # PynamoDB reads the same reasons (the app's Transaction labels them from there).
-    connection = Connection(host=faulty_aws.endpoint, region="us-east-1", max_retry_attempts=0)
+    connection = Connection(host=faulty_aws.endpoint, region=REGION, max_retry_attempts=0)
     with pytest.raises(TransactWriteError) as raised:
         connection.transact_write_items(
             [], [], [{"TableName": "faulty", "Item": {"pk": {"S": "p"}}}], [], None, None, None
@@ -135,10 +136,10 @@ def test_a_5xx_is_an_internal_server_error_that_botocore_retries(faulty_aws) -> 
     faulty_aws.serve("error=0.5,seed=3")
     retrying = boto3.session.Session().client(
         "dynamodb",
-        region_name="us-east-1",
+        region_name=REGION,
         endpoint_url=faulty_aws.endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
         config=Config(retries={"max_attempts": 10, "mode": "standard"}),
     )
     for n in range(10):
@@ -151,10 +152,10 @@ def test_a_lost_post_is_acknowledged_and_never_delivered(stack, new_user, monkey
     fan = new_user()
     management = boto3.session.Session().client(
         "apigatewaymanagementapi",
-        region_name="us-east-1",
+        region_name=REGION,
         endpoint_url=stack.ws.management_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
     )
     with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=30) as ws:
         ws.send(json.dumps({"action": "ping"}))

@@ -18,8 +18,9 @@ from chalicelib.config import get_settings
 from chalicelib.threads import in_context
 from devstack import iam
 from devstack.iam import CallSite, Request, matches, requests_for
+from devstack.identity import ACCOUNT_ID, REGION, arn, queue_arn
 
-SITE = CallSite("dynamodb", "us-east-1", "123456789012", "api1", "api")
+SITE = CallSite("dynamodb", REGION, ACCOUNT_ID, "api1", "api")
 
 
 def table_arn(name: str) -> str:
@@ -34,7 +35,7 @@ def scan_connections() -> None:
 # --- what calls ask for -----------------------------------------------------------------------------
 def test_a_query_on_an_index_asks_for_the_index_and_a_transaction_for_each_item() -> None:
     assert requests_for(SITE, "Query", {"TableName": "T", "IndexName": "by_user"}) == [
-        Request("dynamodb:Query", "arn:aws:dynamodb:us-east-1:123456789012:table/T/index/by_user")
+        Request("dynamodb:Query", arn("dynamodb", "table/T/index/by_user"))
     ]
     transaction = {
         "TransactItems": [
@@ -55,23 +56,21 @@ def test_a_query_on_an_index_asks_for_the_index_and_a_transaction_for_each_item(
 
 
 def test_queues_schedules_and_connections_are_named_by_their_arns() -> None:
-    sqs = CallSite("sqs", "us-east-1", "123456789012", "api1", "api")
-    assert requests_for(sqs, "DeleteMessageBatch", {"QueueUrl": "http://127.0.0.1:5000/123456789012/q1"}) == [
-        Request("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:123456789012:q1")
+    sqs = CallSite("sqs", REGION, ACCOUNT_ID, "api1", "api")
+    assert requests_for(sqs, "DeleteMessageBatch", {"QueueUrl": f"http://127.0.0.1:5000/{ACCOUNT_ID}/q1"}) == [
+        Request("sqs:DeleteMessage", queue_arn("q1"))
     ]
-    scheduler = CallSite("scheduler", "us-east-1", "123456789012", "api1", "api")
+    scheduler = CallSite("scheduler", REGION, ACCOUNT_ID, "api1", "api")
     created = requests_for(
         scheduler, "CreateSchedule", {"Name": "s1", "GroupName": "g", "Target": {"RoleArn": "arn:aws:iam::1:role/r"}}
     )
     assert created == [
-        Request("scheduler:CreateSchedule", "arn:aws:scheduler:us-east-1:123456789012:schedule/g/s1"),
+        Request("scheduler:CreateSchedule", arn("scheduler", "schedule/g/s1")),
         Request("iam:PassRole", "arn:aws:iam::1:role/r", (("iam:PassedToService", "scheduler.amazonaws.com"),)),
     ]
-    management = CallSite("apigatewaymanagementapi", "us-east-1", "123456789012", "api1", "api")
+    management = CallSite("apigatewaymanagementapi", REGION, ACCOUNT_ID, "api1", "api")
     assert requests_for(management, "PostToConnection", {"ConnectionId": "c1", "Data": b""}) == [
-        Request(
-            "execute-api:ManageConnections", "arn:aws:execute-api:us-east-1:123456789012:api1/api/POST/@connections/c1"
-        )
+        Request("execute-api:ManageConnections", arn("execute-api", "api1/api/POST/@connections/c1"))
     ]
 
 

@@ -19,7 +19,8 @@ import boto3
 import pytest
 import requests
 
-from devstack.moto_backend import FAKE_ENV, EmbeddedAws
+from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, function_arn
+from devstack.moto_backend import EmbeddedAws
 from tests.devstack.test_devstack_process import ROOT, _free_port
 from tests.support import wait_for
 
@@ -170,9 +171,9 @@ def _client(service: str, endpoint: str):
     return boto3.session.Session().client(
         service,
         endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=FAKE_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
     )
 
 
@@ -245,7 +246,7 @@ def test_a_past_schedule_is_kept_and_a_killed_run_saves_nothing(embedded, tmp_pa
         Name="start-1",
         ScheduleExpression="at(2020-01-01T00:00:00)",
         FlexibleTimeWindow={"Mode": "OFF"},
-        Target={"Arn": "arn:aws:lambda:us-east-1:123456789012:function:x", "RoleArn": "arn:aws:iam::1:role/r"},
+        Target={"Arn": function_arn("x"), "RoleArn": "arn:aws:iam::1:role/r"},
     )
     # Restored as it was: the schedule pump fires an at() in the past as soon as it sees it.
     running = embedded()

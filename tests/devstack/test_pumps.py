@@ -15,16 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack.pumps import (
-    LambdaContext,
-    PumpSet,
-    QueuePump,
-    SchedulePump,
-    StreamPump,
-    aws_client,
-    start_all,
-    stop_all,
-)
+from devstack.identity import REGION, aws_client, function_arn, role_arn
+from devstack.lambda_runtime import LambdaContext
+from devstack.pollers import PumpSet, QueuePump, SchedulePump, StreamPump, start_all, stop_all
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -203,7 +196,7 @@ def test_sqs_events_are_shaped_like_aws(messaging_endpoint):
     assert all(isinstance(v, str) for v in record["attributes"].values())
     assert record["body"] == '{"hello": "world"}'
     assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == queue_arn
-    assert record["awsRegion"] == "us-east-1"
+    assert record["awsRegion"] == REGION
     assert record["messageAttributes"] == {
         "event_type": {
             "stringValue": "order_placed",
@@ -287,8 +280,8 @@ def _create_at(scheduler, group, name, when: datetime, payload, tz="UTC", **extr
         ScheduleExpressionTimezone=tz,
         FlexibleTimeWindow={"Mode": "OFF"},
         Target={
-            "Arn": f"arn:aws:lambda:us-east-1:123456789012:function:{extra.pop('function', 'drop_lifecycle')}",
-            "RoleArn": "arn:aws:iam::123456789012:role/scheduler",
+            "Arn": function_arn(extra.pop("function", "drop_lifecycle")),
+            "RoleArn": role_arn("scheduler"),
             "Input": json.dumps(payload),
         },
         **extra,
@@ -322,7 +315,7 @@ def test_at_schedules_fire_on_time_once_and_disabled_ones_never(messaging_endpoi
     for t, _ in fired.values():
         assert -0.05 <= t - at <= 0.5
     assert handler.calls[0][2].function_name == "drop_lifecycle"
-    assert set(targets) == {"arn:aws:lambda:us-east-1:123456789012:function:drop_lifecycle"}
+    assert set(targets) == {function_arn("drop_lifecycle")}
     names = {s["Name"] for s in scheduler.list_schedules(GroupName=group)["Schedules"]}
     assert names == {"paris", "off"}  # DELETE after completion removed "start"
     for name in names:

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.devstack.test_devstack_process import _free_port
 from tests.support import child_pids
 
@@ -80,9 +81,9 @@ def test_health_is_503_backend_unavailable_when_the_data_store_does_not_answer()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
     env.update(
         LIVEDROP_AWS_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID=ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
+        AWS_DEFAULT_REGION=REGION,
         POWERTOOLS_TRACE_DISABLED="1",
         POWERTOOLS_METRICS_DISABLED="1",
     )

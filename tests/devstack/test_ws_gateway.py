@@ -17,6 +17,7 @@ from botocore.config import Config
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from devstack.ws_gateway import WebSocketGateway
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -82,9 +83,9 @@ def _management(gateway: WebSocketGateway) -> Any:
     return boto3.session.Session().client(
         "apigatewaymanagementapi",
         endpoint_url=gateway.management_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
         config=Config(retries={"max_attempts": 1}, max_pool_connections=16),
     )
 
@@ -186,7 +187,7 @@ def test_raising_connect_handler_refuses_with_500(make_gateway):
 def test_chalice_handlers_run_as_lambda_would(make_gateway, monkeypatch):
     from chalice import Chalice, Response
 
-    monkeypatch.setenv("AWS_REGION", "us-east-1")  # Lambda always sets it; Chalice's ws handlers need it
+    monkeypatch.setenv("AWS_REGION", REGION)  # Lambda always sets it; Chalice's ws handlers need it
     app = Chalice(app_name="ws-gateway-test")
     seen: list[str] = []
 

@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 
 from chalicelib.config import get_settings
+from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from infra.monitoring import ALARM_TOPIC
 from infra.stack import STREAM_FAILURES_QUEUE
 from tests.infra.conftest import PREFIX, Synth
@@ -21,10 +22,10 @@ INFRA_ONLY_TOPICS = {ALARM_TOPIC}
 def _client(service: str, endpoint: str) -> Any:
     return boto3.session.Session().client(
         service,
-        region_name="us-east-1",
+        region_name=REGION,
         endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
     )
 
 

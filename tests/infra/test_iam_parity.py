@@ -71,7 +71,7 @@ def stack_arns(stack: Any) -> Any:
     """The dev stack's resource ARNs, as its enforcement renders them."""
     from chalicelib import topology
     from devstack.iam import LocalArns
-    from devstack.pumps import aws_client
+    from devstack.identity import aws_client
     from devstack.stack import WS_STAGE
 
     settings = get_settings()

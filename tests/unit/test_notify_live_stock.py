@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib import bootstrap, connections, live_stock
-from chalicelib.notifications import Envelope, PoisonMessageError
+from chalicelib.messages import Envelope, PoisonMessageError
 from tests.e2e.support import iso
 
 

@@ -1,0 +1,45 @@
+// Reads of products, creators and drops through the caches of state.js.
+import { api, now } from "./api.js";
+import { creators, drops, products } from "./state.js";
+
+export async function product(id) {
+  if (!products.has(id)) products.set(id, api("GET", `/products/${encodeURIComponent(id)}`, { auth: false }).then((r) => r.data));
+  try {
+    return await products.get(id);
+  } catch (error) {
+    products.delete(id);
+    throw error;
+  }
+}
+
+export async function creator(id, fresh = false) {
+  if (fresh || !creators.has(id)) creators.set(id, api("GET", `/creators/${encodeURIComponent(id)}`, { auth: false }).then((r) => r.data));
+  try {
+    return await creators.get(id);
+  } catch (error) {
+    creators.delete(id);
+    throw error;
+  }
+}
+
+export async function fetchDrop(id) {
+  const { data } = await api("GET", `/drops/${encodeURIComponent(id)}`, { auth: false });
+  return rememberDrop(data);
+}
+
+export function rememberDrop(drop) {
+  const known = drops.get(drop.drop_id);
+  // A frame newer than this read may already have moved the stock; keep the freshest stock we saw.
+  if (known && known._stockAt && known._stockAt > now() - 1500) drop = { ...drop, stock: known.stock, _stockAt: known._stockAt };
+  drops.set(drop.drop_id, drop);
+  return drop;
+}
+
+/** The status as the API derives it: from the clock and the stock. */
+export function statusOf(drop) {
+  const t = now();
+  if (t < Date.parse(drop.start_time)) return "scheduled";
+  if (t >= Date.parse(drop.end_time)) return "ended";
+  if (drop.stock <= 0) return "sold_out";
+  return "live";
+}
