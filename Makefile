@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-publish fuzz clean synth
+.PHONY: dev test unit lint bench bench-publish fuzz clean synth
 
 # pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
 # so the next run picks it up again (and a venv cut short before it had pip is completed).
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# The unit tier alone: no dev stack, no server (AWS is moto in the test process); well under 30 s.
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
 
 # The AWS deployment as CloudFormation, into infra/cdk.out (ignored). `make synth STAGE=prod`.
 STAGE ?= dev

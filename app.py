@@ -6,18 +6,18 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
+from chalice import Rate
 from chalice.app import WebsocketEvent
 
 from chalicelib import (
     accounts,
+    bootstrap,
     catalog,
     follows,
     lines,
     notifications,
     openapi,
     orders,
-    pusher,
     sales,
     scheduling,
 )
@@ -49,12 +49,11 @@ from chalicelib.web import (
     placed_order_response,
 )
 
-settings = get_settings()
-app = Chalice(app_name="livedrop")
-app.debug = settings.debug
+# Nothing here reads the settings: the composition root does, on first use (chalicelib.bootstrap).
+app = bootstrap.chalice_app("livedrop")
 # Chalice packages on_ws_* handlers only with this flag (the WebSocket API is still "experimental" there).
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-cognito = CognitoUserPoolAuthorizer("LiveDropUsers", provider_arns=[settings.user_pool_arn])
+cognito = bootstrap.user_pool_authorizer("LiveDropUsers")
 
 
 @app.middleware("all")
@@ -127,7 +126,7 @@ def me_or_403(user_id: str) -> str:
 
 @route("/health", methods=["GET"])
 def health() -> Any:
-    return json_response(health_check.check(settings.stage))
+    return json_response(health_check.check(get_settings().stage))
 
 
 @route("/openapi.json", methods=["GET"])
@@ -339,7 +338,7 @@ def ws_connect(event: WebsocketEvent) -> Any:
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
     """$default: subscribe, unsubscribe or ping; anything else gets an error frame and the socket stays."""
-    pusher.reply(event.connection_id, ws_connections.client_reply(event.connection_id, event.body))
+    bootstrap.pusher().reply(event.connection_id, ws_connections.client_reply(event.connection_id, event.body))
 
 
 @app.on_ws_disconnect()

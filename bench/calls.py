@@ -29,6 +29,9 @@ import requests
 from botocore.client import BaseClient
 
 from bench.shop import account, live_drop, write_result
+from chalicelib import consumers, follows, notifications
+from chalicelib.messages import Envelope
+from chalicelib.models import Notification, Order
 
 FOLLOWERS = 1000
 PIPELINE_ORDERS = 40
@@ -92,7 +95,6 @@ def backend_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
 
 def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str, Any]:
     """Backend calls per order, placement to confirmation and the buyer's inbox row, pipeline running."""
-    from chalicelib.models import Notification, Order
 
     owner = account(session, base, "Pipeline owner")
     _, _, drop = live_drop(session, base, owner, stock=10 * PIPELINE_ORDERS)
@@ -154,9 +156,6 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from devstack.stack import DevStack
 
     with DevStack(http_port=0, ws_port=0) as stack:
-        from chalicelib import follows, notifications
-        from chalicelib.messages import Envelope
-
         base, session = stack.rest_url, requests.Session()
         pipeline = pipeline_calls(stack, session, base)
 
@@ -192,8 +191,6 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 "data": {"drop_id": drop, "creator_id": creator, "product_id": product},
             }
             with dynamodb_calls() as calls:
-                from chalicelib import consumers
-
                 consumers.fan_out(Envelope.parse(json.dumps(envelope)))
                 while queued:
                     notifications.deliver_slice(queued.pop(0))

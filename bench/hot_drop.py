@@ -28,6 +28,10 @@ from typing import Any
 import requests
 
 from bench.shop import account, write_result
+from chalicelib import db, orders
+from chalicelib.commands import NewOrder
+from chalicelib.config import get_settings
+from chalicelib.errors import LiveDropError
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ITEM_TX_PER_S = 20.0  # the per-item limit scaled below what the dev stack itself serves (AWS: about 500)
@@ -111,9 +115,6 @@ def _drop(session: requests.Session, base: str, owner: dict[str, str], product: 
 
 
 def _load(drop_id: str, limiter: HotItemLimiter) -> dict[str, Any]:
-    from chalicelib import orders
-    from chalicelib.commands import NewOrder
-    from chalicelib.errors import LiveDropError
 
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
@@ -158,9 +159,6 @@ def run(results_dir: Path | str = RESULTS_DIR) -> dict[str, Any]:
     quiet = contextlib.redirect_stdout(io.StringIO())  # Powertools' EMF lines are not measured here
     quiet.__enter__()
     try:
-        from chalicelib import db
-        from chalicelib.config import get_settings
-
         prefix = get_settings().table_prefix
         limiter = HotItemLimiter((f"{prefix}Drops", f"{prefix}StockShards"), ITEM_TX_PER_S)
         client = db.connection().client

@@ -21,6 +21,9 @@ import time
 from typing import Any
 
 from bench.profile import profiled
+from chalicelib import topology
+from chalicelib.config import get_settings
+from devstack.identity import aws_client
 from devstack.stack import DevStack
 
 FOLLOWERS = 1000
@@ -126,10 +129,6 @@ def _drop_started(stack: DevStack, api: Any, owner_token: str, busy_owner_token:
 def _drain(stack: DevStack, timeout: float = 600) -> float:
     """Wait until the pipeline's queues are empty (bounded), so one scenario's backlog is not the next one's
     load; returns the seconds it took."""
-    from chalicelib import topology
-    from chalicelib.config import get_settings
-    from devstack.identity import aws_client
-
     sqs = aws_client("sqs", stack.aws.messaging_endpoint)
     names = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
     began = time.time()

@@ -26,6 +26,8 @@ from botocore.config import Config
 
 from bench.load import rush
 from bench.profile import profiled
+from chalicelib import orders, stock
+from chalicelib.models import Drop, Order
 from devstack.identity import client_kwargs
 
 DROP_STOCK = 20_000
@@ -152,8 +154,6 @@ def _raw_transactions(endpoint: str, threads: int) -> dict[str, Any]:
 
 
 def _oversell_check(drop_id: str) -> dict[str, Any]:
-    from chalicelib import orders, stock
-    from chalicelib.models import Drop, Order
 
     drop = Drop.get(drop_id, consistent_read=True)
     stored = list(Order.scan(Order.drop_id == drop_id, consistent_read=True))

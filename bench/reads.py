@@ -27,6 +27,8 @@ from typing import Any
 import requests
 
 from bench.shop import account, live_drop, write_result
+from chalicelib import catalog
+from chalicelib.models import Drop
 
 DURATION = 3  # seconds per wrk run
 ROUNDS = 3  # health, keep-alive and new-connection runs take turns this many times
@@ -145,8 +147,6 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         base, session = stack.rest_url, requests.Session()
         _, _, drop = live_drop(session, base, account(session, base, "Bench"), stock=1000)
         url = f"{base}/drops/{drop}"
-        from chalicelib import catalog
-        from chalicelib.models import Drop
 
         session.get(url).raise_for_status()  # fills the cache
         wrk(url, duration=1)  # warms the gateway and the api function's environments

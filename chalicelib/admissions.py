@@ -48,6 +48,11 @@ def _key() -> bytes:
     return _cached_key[0]
 
 
+def forget_key() -> None:
+    """Forget the kept key (the settings, and so the table it is read from, changed)."""
+    _cached_key.clear()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -1,4 +1,5 @@
-"""boto3 clients built lazily, once per process, pointed at Settings' endpoint for their service."""
+"""boto3 clients built lazily, once per process, pointed at Settings' endpoint for their service (the composition
+root, chalicelib.bootstrap, forgets them when the settings change)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,6 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
 
 
 def reset_clients() -> None:
-    """Forget every client (tests that change endpoints call this)."""
+    """Forget every client (the composition root does, when the settings change)."""
     with _lock:
         _clients.clear()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 
 def _flag(value: str | None) -> bool:
@@ -128,7 +128,28 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
     )
 
 
-@lru_cache(maxsize=1)
+_current: Settings | None = None
+_lock = threading.Lock()
+
+
 def get_settings() -> Settings:
-    """The process-wide Settings, read from os.environ on first use."""
-    return settings_from_env(os.environ)
+    """The process-wide Settings, read from os.environ on first use (never at import).
+
+    Only the composition root (chalicelib.bootstrap) replaces or forgets them, through use_settings."""
+    global _current
+    found = _current
+    if found is None:
+        with _lock:
+            if _current is None:
+                _current = settings_from_env(os.environ)
+            found = _current
+    return found
+
+
+def use_settings(settings: Settings | None) -> Settings | None:
+    """Make `settings` the process-wide Settings (None: read os.environ again on next use); returns the
+    ones they replace (None if none were read yet)."""
+    global _current
+    with _lock:
+        previous, _current = _current, settings
+    return previous

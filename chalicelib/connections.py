@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from chalicelib import bootstrap
 from chalicelib.catalog import drop_terms
 from chalicelib.commands import Watch
 from chalicelib.db import Transaction, TransactionCancelledError, is_transient, now_ms
@@ -49,8 +50,7 @@ def _make_room(user_id: str) -> None:
         return
     # A socket that closed without its $disconnect reaching us still has a row: ask API Gateway,
     # forget the gone ones, and count only what is really open.
-    from chalicelib.pusher import is_gone
-
+    is_gone = bootstrap.pusher().is_gone
     open_ones = 0
     for connection_id in held:
         if is_gone(connection_id):

@@ -4,7 +4,6 @@ reported by the caller's own labels (PynamoDB reorders operations inside a trans
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.config import get_settings
+from chalicelib import bootstrap
 from chalicelib.errors import TryAgainError
 from chalicelib.observability import count
 
@@ -34,8 +33,6 @@ THROTTLING_CODES = {
     "LimitExceededException",
     "TransactionInProgressException",
 }
-_connection: Connection | None = None
-_connection_lock = threading.Lock()
 
 
 def now_ms() -> int:
@@ -49,16 +46,8 @@ def new_id(prefix: str) -> str:
 
 
 def connection() -> Connection:
-    """The process-wide PynamoDB connection used for transactions."""
-    global _connection
-    if _connection is None:
-        with _connection_lock:
-            if _connection is None:
-                settings = get_settings()
-                _connection = Connection(
-                    region=settings.region, host=settings.endpoint_url("dynamodb"), max_pool_connections=64
-                )
-    return _connection
+    """The process-wide PynamoDB connection used for transactions (the composition root's)."""
+    return bootstrap.dynamodb()
 
 
 def _return_values(return_old: bool) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import admissions, catalog, connections, draws, notifications, pusher, ratelimits, stock
+from chalicelib import admissions, bootstrap, catalog, connections, draws, notifications, ratelimits, stock
 from chalicelib.catalog import DRAW, QUEUE
 from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, now_ms
@@ -361,7 +361,7 @@ def _tell(entry: Admission, kind: FrameType, data: dict[str, Any], now: int, inb
             # The inbox keeps the drop alone: never the position, never an admission token.
             notifications.write_inbox(Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id}), [entry.user_id])
         # The frame carries all of the notice: the position and, once admitted, the token.
-        pusher.push(connections.connections_of(entry.user_id), notice.frame(fields=None), now)
+        bootstrap.pusher().push(connections.connections_of(entry.user_id), notice.frame(fields=None), now)
     except Exception:
         # The user can always read their place (GET .../me); a lost push must not stop the line.
         log.exception("could not tell %s of %s", entry.user_id, kind)

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws, connections, pusher, stock, topology
+from chalicelib import aws, bootstrap, connections, stock, topology
 from chalicelib.db import now_ms
 from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError, send_messages
 from chalicelib.models import Drop, ProcessedEvent
@@ -122,7 +122,7 @@ def _push(drop_id: str, marker: dict[str, Any]) -> None:
         int(marker["latest_at"]["N"]),
         {"drop_id": drop_id, "stock": stock},
     )
-    pusher.push(connections.subscribers_of(drop_id), newest.frame(), newest.occurred_at_ms)
+    bootstrap.pusher().push(connections.subscribers_of(drop_id), newest.frame(), newest.occurred_at_ms)
 
 
 def _current_stock(drop_id: str, recorded: int) -> int:

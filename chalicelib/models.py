@@ -6,6 +6,7 @@ TTL attributes are epoch seconds, as DynamoDB requires; money is integer cents p
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pynamodb.attributes import (
@@ -17,23 +18,48 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.config import get_settings
+from chalicelib.config import Settings, get_settings
 
 NEW_AND_OLD_IMAGES = "NEW_AND_OLD_IMAGES"
-_settings = get_settings()
 
 
-class _Meta:
-    """Shared Meta attributes: region, endpoint and on-demand billing."""
+class _BoundMeta(type):
+    """Meta classes whose table name is the current Settings' (read on first use, never at import).
 
-    region = _settings.region
-    host = _settings.endpoint_url("dynamodb")
+    PynamoDB reads Meta.table_name before anything else when it opens a model's connection, so that read
+    binds every model to the Settings: their region and DynamoDB endpoint, and a fresh connection when the
+    Settings were replaced (a test's override, the dev stack provisioned anew). Otherwise each model keeps
+    its one connection for the life of the execution environment."""
+
+    @property
+    def table_name(cls) -> str:
+        settings = get_settings()
+        if _bound.settings is not settings:
+            bind(settings)
+        return settings.table_name(cls.table)  # type: ignore[attr-defined]
+
+
+class _Meta(metaclass=_BoundMeta):
+    """Shared Meta attributes: region, endpoint (both set by bind) and on-demand billing."""
+
+    table = ""  # the table's name without the stage prefix
+    # Placeholders, so PynamoDB's class setup finds them without reading the environment.
+    region: str | None = None
+    host: str | None = None
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
 
 
+class _Binding:
+    settings: Settings | None = None
+
+
+_bound = _Binding()
+_bind_lock = threading.Lock()
+
+
 def _meta(name: str, **extra: Any) -> Any:
-    return type("Meta", (_Meta,), {"table_name": _settings.table_name(name), **extra})
+    return _BoundMeta("Meta", (_Meta,), {"table": name, **extra})
 
 
 def _index_meta(name: str, projection: Any) -> Any:
@@ -458,3 +484,15 @@ def create_all_tables(dynamodb_client: Any) -> list[str]:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": spec["ttl_attribute"]},
             )
     return created
+
+
+def bind(settings: Settings) -> None:
+    """Point every model at `settings`' region and DynamoDB endpoint; their connections open anew on next use."""
+    with _bind_lock:
+        if _bound.settings is settings:
+            return
+        _Meta.region = settings.region
+        _Meta.host = settings.endpoint_url("dynamodb")
+        for model in ALL_MODELS:
+            model._connection = None
+        _bound.settings = settings

@@ -18,7 +18,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import connections, follows, pusher, topology
+from chalicelib import bootstrap, connections, follows, topology
 from chalicelib.errors import InvalidPageError, InvalidRequestError
 from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
 from chalicelib.models import Creator, Drop, Notification
@@ -69,7 +69,7 @@ def notify_buyer(event: Envelope) -> None:
         _prewritten.discard(event.event_id)
     if not written:
         write_inbox(event, [user_id])
-    pusher.push(connections.connections_of(user_id), event.frame(), event.occurred_at_ms)
+    bootstrap.pusher().push(connections.connections_of(user_id), event.frame(), event.occurred_at_ms)
 
 
 def notify_drop_audience(event: Envelope) -> None:
@@ -83,7 +83,7 @@ def notify_drop_audience(event: Envelope) -> None:
     messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
     enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
     targets = connections.subscribers_of(drop_id) + connections.online_followers(creator_id)
-    pusher.push(targets, event.frame(), event.occurred_at_ms)
+    bootstrap.pusher().push(targets, event.frame(), event.occurred_at_ms)
 
 
 def _creator_of(drop_id: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import orders, secrets
+from chalicelib import bootstrap, orders, secrets
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
 from chalicelib.idempotency import BatchMarkers
@@ -165,24 +165,10 @@ def _intent_result(intent: dict[str, Any]) -> ChargeResult:
     return ChargeResult(PENDING, intent.get("id"))
 
 
-_gateway: PaymentGateway | None = None
-_gateway_lock = threading.Lock()
-
-
 def payment_gateway() -> PaymentGateway:
-    """The process-wide provider chosen by settings.payment_provider ("fake" or "stripe")."""
-    global _gateway
-    if _gateway is None:
-        with _gateway_lock:
-            if _gateway is None:
-                settings = get_settings()
-                if settings.payment_provider == "stripe":
-                    _gateway = StripePaymentGateway(secrets.stripe_value(settings, "api_key"))
-                elif settings.payment_provider == "fake":
-                    _gateway = FakePaymentGateway()
-                else:
-                    raise ValueError(f"unknown payment provider {settings.payment_provider!r}")
-    return _gateway
+    """The process-wide provider chosen by settings.payment_provider ("fake" or "stripe"), from the
+    composition root (tests hand in their own through bootstrap.override)."""
+    return bootstrap.payment_gateway()
 
 
 # --- settling an order ----------------------------------------------------------------------------

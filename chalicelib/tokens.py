@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from chalicelib.config import Settings, get_settings
+from chalicelib import bootstrap
 from chalicelib.errors import UnauthorizedError
 
 
@@ -53,13 +53,6 @@ def _claim_string(value: Any) -> str:
     return str(value)
 
 
-_verifier: TokenVerifier | None = None
-
-
-def verifier(settings: Settings | None = None) -> TokenVerifier:
-    """The process-wide verifier for the configured user pool."""
-    global _verifier
-    if _verifier is None:
-        s = settings or get_settings()
-        _verifier = TokenVerifier(s.cognito_issuer, s.user_pool_client_id, s.jwks_url)
-    return _verifier
+def verifier() -> TokenVerifier:
+    """The process-wide verifier for the configured user pool (the composition root's)."""
+    return bootstrap.token_verifier()

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from botocore.client import BaseClient
 
+from chalicelib import topology
+from chalicelib.config import get_settings
 from devstack.identity import REGION
 from infra.policy import Statement
 
@@ -435,8 +437,6 @@ def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:
     """An Enforcer holding every function's policy as infra deploys it, over this stack's resources.
 
     `dynamodb` is a client of the embedded AWS (to read the tables' stream ARNs)."""
-    from chalicelib import topology
-    from chalicelib.config import get_settings
     from infra.access import ACCESS
     from infra.policy import function_statements, scheduler_statements
 

@@ -65,5 +65,6 @@ def serve_concurrently(app: Chalice) -> Chalice:
     if not isinstance(app, ConcurrentChalice):
         app.__dict__.pop("current_request", None)
         app.__dict__.pop("lambda_context", None)
-        app.__class__ = ConcurrentChalice
+        # A subclass of the app's own class, so what that class adds (its settings-driven debug flag) stays.
+        app.__class__ = type(f"Concurrent{type(app).__name__}", (ConcurrentChalice, type(app)), {})
     return app

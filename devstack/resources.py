@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 
-from chalicelib import topology
+from chalicelib import bootstrap, topology
+from chalicelib.models import create_all_tables
 from devstack.identity import ACCOUNT_ID, CREDENTIALS_ENV, aws_client
 from devstack.persistence import add_missing_indexes
 
@@ -36,17 +37,13 @@ def base_env(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = 
 def provision(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = None) -> dict[str, str]:
     """Create tables, topic, queues (+DLQs, redrive, subscriptions), scheduler group and user pool.
 
-    Puts the stack's environment into os.environ (the models read it when first imported, so this
-    runs before anything imports chalicelib) and returns it, completed with the created ids.
+    Puts the stack's environment into os.environ, where the app's composition root reads it (again)
+    on next use, and returns it, completed with the created ids.
     """
     env = base_env(endpoint, stage, dynamodb_endpoint)
     os.environ.update(env)
-    from chalicelib.config import get_settings
-    from chalicelib.models import create_all_tables
-
-    settings = get_settings()
-    if settings.aws_endpoint_url != endpoint:
-        raise RuntimeError("chalicelib was imported before the stack's environment was set")
+    bootstrap.reset()
+    settings = bootstrap.settings()
     dynamodb = aws_client("dynamodb", dynamodb_endpoint or endpoint)
     create_all_tables(dynamodb)
     add_missing_indexes(dynamodb)  # tables restored from an older data folder
@@ -113,5 +110,5 @@ def provision(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None =
     env["LIVEDROP_USER_POOL_ID"] = pool_id
     env["LIVEDROP_USER_POOL_CLIENT_ID"] = client_id
     os.environ.update(env)
-    get_settings.cache_clear()
+    bootstrap.reset()
     return env

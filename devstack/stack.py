@@ -10,7 +10,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from chalicelib import topology
+from chalicelib import bootstrap, topology
+from chalicelib.config import get_settings
+from chalicelib.tokens import verifier
 from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
 from devstack.identity import aws_client
@@ -155,11 +157,10 @@ class DevStack:
         return found
 
     def _load_app(self) -> None:
-        from chalicelib import aws
-        from chalicelib.config import get_settings
-
-        get_settings.cache_clear()
-        aws.reset_clients()
+        # app.py reads no setting at import, so it is imported once, whenever: the composition root, reset
+        # to this stack's environment, builds what the handlers use on their first call. By name: mypy
+        # checks devstack/, and app.py is not (yet) under it.
+        bootstrap.reset()
         self.app_module = importlib.import_module("app")
 
     def _ws_handler(self, name: str) -> Handler:
@@ -172,7 +173,6 @@ class DevStack:
         return invoke
 
     def _start_http(self) -> None:
-        from chalicelib.tokens import verifier
         from devstack.http_gateway import HttpGateway
 
         assert self.app_module is not None
@@ -187,8 +187,6 @@ class DevStack:
         self.http.start()
 
     def _start_pumps(self) -> None:
-        from chalicelib.config import get_settings
-
         settings = get_settings()
         # Lambda's event source mappings: one pump per stream or queue, running its function as its role.
         sources: tuple[topology.StreamSource | topology.QueueSource, ...] = (
@@ -218,8 +216,6 @@ class DevStack:
 
     def _source_pump(self, source: topology.StreamSource | topology.QueueSource, pool: FunctionPool) -> Pump:
         """The event source mapping of `source` (a table's stream or a queue) invoking `pool`."""
-        from chalicelib.config import get_settings
-
         settings = get_settings()
         if isinstance(source, topology.StreamSource):
             return StreamPump(
@@ -238,8 +234,6 @@ class DevStack:
         )
 
     def _schedule_target(self, arn: str) -> Handler:
-        from chalicelib.config import get_settings
-
         if self.iam is not None and not self.iam.may_schedule(arn):
             # In AWS the Scheduler's role could not invoke it: the schedule fails (and retries, then gives up).
             raise PermissionError(f"the Scheduler role may not invoke {arn}")

@@ -1,91 +1,86 @@
-"""One dev stack for the whole session, started before chalicelib loads.
+"""Test tiers: the unit tier (tests/unit) runs without the dev stack; every other tier shares one dev stack,
+started when its first test needs it and stopped at the end of the session.
 
-pytest_configure runs before test modules are collected, so a module may import app or chalicelib
-at its top and still get models bound to this session's endpoint.
+Importing app or chalicelib has no side effects (the models bind to the settings on first use), so a
+module may import them at its top whether or not the stack is up yet.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from devstack.stack import DevStack
+from tests.support import Api, sign_up_user
 
-_stack = DevStack(http_port=0, ws_port=0, stage="test")
-_started: list[bool] = []
+UNIT_TIER = Path(__file__).resolve().parent / "unit"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if _started:
-        return
     os.environ["LIVEDROP_TABLE_PREFIX"] = "livedrop-test-"
-    _stack.start()
-    _started.append(True)
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    _stack.stop()
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The unit tier first: it then runs before any tier has started the dev stack, so its checks that
+    # nothing listens hold in a whole run as in `make unit`.
+    items.sort(key=lambda item: UNIT_TIER not in Path(item.path).parents)
 
 
 @pytest.fixture(scope="session")
-def stack() -> DevStack:
+def stack() -> Iterator[DevStack]:
     """The whole dev stack of this session: embedded AWS, gateways, pumps, app (loopback, free ports)."""
-    return _stack
+    with DevStack(http_port=0, ws_port=0, stage="test") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def aws_endpoint() -> str:
+def aws_endpoint(stack: DevStack) -> str:
     """The session's embedded DynamoDB (and Streams) endpoint, tables already created."""
-    return _stack.aws.endpoint
+    return stack.aws.endpoint
 
 
 @pytest.fixture(scope="session")
-def messaging_endpoint() -> str:
+def messaging_endpoint(stack: DevStack) -> str:
     """The endpoint of the session's SQS, SNS, Scheduler and Cognito (DynamoDB has its own process)."""
-    return _stack.aws.messaging_endpoint
+    return stack.aws.messaging_endpoint
 
 
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
+def stack_env(stack: DevStack) -> dict[str, str]:
     """The environment the app runs with in this session."""
-    return dict(_stack.env)
+    return dict(stack.env)
 
 
 @pytest.fixture(scope="session")
-def app_module() -> object:
-    """app.py, imported once against the session's embedded AWS."""
-    return _stack.app_module
+def app_module(stack: DevStack) -> object:
+    """app.py, wired to the session's embedded AWS."""
+    return stack.app_module
 
 
 @pytest.fixture(scope="session")
-def gateway() -> object:
+def gateway(stack: DevStack) -> object:
     """The REST gateway serving the app (on a free loopback port)."""
-    return _stack.http
+    return stack.http
 
 
 @pytest.fixture(scope="session")
-def api(gateway: object) -> Iterator[object]:
+def api(gateway: object) -> Iterator[Api]:
     """An HTTP client of the REST gateway."""
-    from tests.support import Api
-
     client = Api(gateway.url)  # type: ignore[attr-defined]
     yield client
     client.close()
 
 
 @pytest.fixture()
-def new_user(api: object) -> object:
+def new_user(api: Api) -> object:
     """A factory of signed-up, logged-in users."""
-    from tests.support import sign_up_user
-
     return lambda **kw: sign_up_user(api, **kw)
 
 
 @pytest.fixture(scope="session")
-def new_user_factory(api: object) -> object:
+def new_user_factory(api: Api) -> object:
     """A session-scoped factory of signed-up, logged-in users (for module-scoped fixtures)."""
-    from tests.support import sign_up_user
-
     return lambda **kw: sign_up_user(api, **kw)

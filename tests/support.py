@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from chalicelib import db, models
 from devstack.environments import current_function
 
 
@@ -91,7 +92,6 @@ class DynamoCalls:
             self.calls.append(kwargs.get("event_name", "").rsplit(".", 1)[-1])
 
     def __enter__(self) -> DynamoCalls:
-        from chalicelib import db, models
 
         clients = {id(c): c for c in [m._get_connection().connection.client for m in models.ALL_MODELS]}
         clients[id(db.connection().client)] = db.connection().client

@@ -1,22 +1,20 @@
-"""Payments: the fake provider's tokens, the payments consumer (idempotent, partial batch failures,
-compensation exactly once), the Stripe adapter without a network, and the signed webhook."""
+"""Payments: the payments consumer (idempotent, partial batch failures, compensation exactly once) and the
+signed webhook (the providers themselves: tests/unit/test_payment_gateways.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import hmac
-import io
 import json
 import time
-import urllib.error
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import orders, payments
+from chalicelib import bootstrap, orders, payments
 from chalicelib.config import get_settings
-from chalicelib.errors import PaymentProviderError
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
 from devstack.identity import REGION, queue_arn
 from devstack.lambda_runtime import LambdaContext
@@ -30,13 +28,13 @@ make_drop = test_orders.make_drop
 
 
 @pytest.fixture()
-def fake_gateway(monkeypatch, stack):
+def fake_gateway(stack):
     """A fresh fake provider, with the dev stack's payments pump paused so this test alone delivers events."""
     pump = next(p for p in stack.pumps if p.name.endswith("-payments"))
     pump.stop()
     fake = payments.FakePaymentGateway()
-    monkeypatch.setattr(payments, "_gateway", fake)
-    yield fake
+    with bootstrap.override(payment_gateway=fake):
+        yield fake
     pump.start()
 
 
@@ -85,18 +83,6 @@ def status_of(order_id: str) -> str:
 
 def stock_of(drop_id: str) -> int:
     return int(Drop.get(drop_id, consistent_read=True).stock)
-
-
-def test_fake_gateway_tokens() -> None:
-    fake = payments.FakePaymentGateway()
-    assert fake.charge("o1", 100, "USD", "tok_visa", "o1").status == payments.SUCCEEDED
-    assert fake.charge("o1", 100, "USD", "tok_visa", "o1") == fake.charge("o1", 100, "USD", "tok_visa", "o1")
-    assert fake.charge("o2", 100, "USD", "tok_chargeDeclined", "o2").status == payments.DECLINED
-    for _ in range(2):
-        with pytest.raises(PaymentProviderError):
-            fake.charge("o3", 100, "USD", "tok_processingError", "o3")
-    assert fake.charge("o3", 100, "USD", "tok_processingError", "o3").status == payments.SUCCEEDED
-    assert fake.charged == ["o1", "o3"]
 
 
 def test_a_redelivered_order_placed_charges_once(app_module, api, new_user, make_drop, fake_gateway) -> None:
@@ -177,79 +163,16 @@ def test_a_charge_after_expiry_is_refunded_and_the_order_stays_expired(api, new_
 
 
 # --- Stripe -----------------------------------------------------------------------------------------
-class _Reply(io.BytesIO):
-    def __init__(self, status: int, body: dict) -> None:
-        super().__init__(json.dumps(body).encode())
-        self.status = status
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def test_stripe_adapter_speaks_payment_intents(monkeypatch) -> None:
-    sent = []
-    replies = [
-        _Reply(200, {"id": "pi_1", "status": "succeeded"}),
-        urllib.error.HTTPError(
-            "u",
-            402,
-            "declined",
-            {},
-            io.BytesIO(
-                json.dumps(
-                    {
-                        "error": {
-                            "type": "card_error",
-                            "decline_code": "insufficient_funds",
-                            "payment_intent": {"id": "pi_2"},
-                        }
-                    }
-                ).encode()
-            ),
-        ),
-        urllib.error.HTTPError("u", 503, "busy", {}, io.BytesIO(b"{}")),
-        urllib.error.URLError("no route"),
-    ]
-
-    def fake_urlopen(request, timeout):
-        sent.append(request)
-        reply = replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    monkeypatch.setattr(payments.urllib.request, "urlopen", fake_urlopen)
-    stripe = payments.StripePaymentGateway("sk_test_x")
-    assert stripe.charge("or_1", 1999, "USD", "pm_card_visa", "or_1") == payments.ChargeResult("succeeded", "pi_1")
-    request = sent[0]
-    assert request.full_url == "https://api.stripe.com/v1/payment_intents"
-    assert request.get_header("Idempotency-key") == "or_1"
-    assert request.get_header("Authorization") == "Bearer sk_test_x"
-    form = dict(pair.split("=", 1) for pair in request.data.decode().split("&"))
-    assert form["amount"] == "1999" and form["currency"] == "usd" and form["confirm"] == "true"
-    assert form["payment_method"] == "pm_card_visa" and form["metadata%5Border_id%5D"] == "or_1"
-    assert stripe.charge("or_2", 1, "USD", "pm_x", "or_2") == payments.ChargeResult(
-        "declined", "pi_2", "insufficient_funds"
-    )
-    for _ in range(2):
-        with pytest.raises(PaymentProviderError):
-            stripe.charge("or_3", 1, "USD", "pm_x", "or_3")
-
-
 def stripe_signature(payload: bytes, secret: str, at: int) -> str:
     digest = hmac.new(secret.encode(), f"{at}.".encode() + payload, hashlib.sha256).hexdigest()
     return f"t={at},v1={digest}"
 
 
 @pytest.fixture()
-def webhook_secret(monkeypatch) -> str:
+def webhook_secret() -> Iterator[str]:
     secret = "whsec_" + uuid.uuid4().hex
-    settings = dataclasses.replace(get_settings(), stripe_webhook_secret=secret)
-    monkeypatch.setattr(payments, "get_settings", lambda: settings)
-    return secret
+    with bootstrap.override(settings=dataclasses.replace(get_settings(), stripe_webhook_secret=secret)):
+        yield secret
 
 
 def intent_event(kind: str, order_id: str) -> bytes:

@@ -133,3 +133,9 @@ def log_in() -> Callable[[Any, Any], None]:
         page.wait_for_selector('[data-testid="ws-status"][data-state="open"]')
 
     return go
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dev_stack(stack: Any) -> Any:
+    """This tier runs against the session's dev stack, started before its first test."""
+    return stack

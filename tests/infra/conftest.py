@@ -116,3 +116,9 @@ def template(synth: Synth) -> Any:
     from aws_cdk.assertions import Template
 
     return Template.from_json(synth.template)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dev_stack(stack: Any) -> Any:
+    """This tier runs against the session's dev stack, started before its first test."""
+    return stack

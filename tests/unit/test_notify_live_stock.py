@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import connections, live_stock
+from chalicelib import bootstrap, connections, live_stock
 from chalicelib.messages import Envelope, PoisonMessageError
 from tests.e2e.support import iso
 
@@ -53,11 +54,27 @@ def test_client_frames(body, reply) -> None:
     assert connections.client_reply("c_unit", body) == reply
 
 
-def test_a_burst_of_stock_changes_is_coalesced_and_ends_on_the_last_value(monkeypatch) -> None:
+class RecordingPusher:
+    """A pusher that keeps the frames it is given instead of posting them to connections."""
+
+    def __init__(self, frames: list[dict]) -> None:
+        self.frames = frames
+
+    def push(self, connection_ids, frame: dict, occurred_at_ms: int | None = None) -> None:
+        self.frames.append(frame)
+
+
+@pytest.fixture()
+def pushed() -> Iterator[list[dict]]:
+    """The frames pushed while the test runs (through the composition root's pusher)."""
+    frames: list[dict] = []
+    with bootstrap.override(pusher=RecordingPusher(frames)):
+        yield frames
+
+
+def test_a_burst_of_stock_changes_is_coalesced_and_ends_on_the_last_value(monkeypatch, pushed) -> None:
     drop_id = f"dr_unit_{uuid.uuid4().hex[:8]}"
-    pushed: list[dict] = []
     flushes: list[str] = []
-    monkeypatch.setattr(live_stock.pusher, "push", lambda ids, frame, at=None: pushed.append(frame))
     monkeypatch.setattr(live_stock, "_queue_flush", flushes.append)
     began = time.monotonic()
     for stock in range(99, -1, -1):

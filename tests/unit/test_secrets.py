@@ -10,7 +10,6 @@ import pytest
 
 from chalicelib import aws, secrets, topology
 from chalicelib.config import get_settings
-from devstack import iam
 from devstack.iam import LocalArns, Request, allows
 from infra.access import ACCESS
 from infra.policy import function_statements
@@ -57,10 +56,3 @@ def test_only_the_functions_that_charge_may_read_the_secret(stripe_stage) -> Non
         if allows(function_statements(name, access, arns, payment_secrets=True), read)
     }
     assert readers == {name for name, access in ACCESS.items() if access.payment_secrets} == {"api", "payments"}
-
-
-def test_a_stage_without_stripe_never_asks_secrets_manager(stack) -> None:
-    settings = dataclasses.replace(get_settings(), payment_provider="fake", stripe_api_key="", stripe_webhook_secret="")
-    # fanout holds no Secrets Manager grant: a call would be refused.
-    with iam.acting_as("fanout"):
-        assert secrets.stripe_value(settings, "webhook_secret") == ""

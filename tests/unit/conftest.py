@@ -1,0 +1,58 @@
+"""The unit tier (`make unit`): no dev stack, no server, no socket.
+
+AWS is moto inside this process (moto.mock_aws): the app's clients and models reach it through the
+composition root, given settings of their own with no endpoint. Binding or listening on a socket fails
+the test that tries.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+import app
+from chalicelib import bootstrap, topology
+from chalicelib.config import Settings, settings_from_env
+from chalicelib.models import create_all_tables
+
+# What a Lambda would find in its environment, minus any endpoint: moto answers in-process.
+UNIT_ENV = {
+    "AWS_REGION": "us-east-1",
+    "LIVEDROP_STAGE": "unit",
+    "LIVEDROP_TABLE_PREFIX": "livedrop-unit-",
+    "LIVEDROP_PAYMENT_PROVIDER": "fake",
+    "LIVEDROP_USER_POOL_ID": "us-east-1_unit",
+}
+
+
+class SocketRefused(AssertionError):
+    """A unit test tried to serve on a socket."""
+
+
+@pytest.fixture(autouse=True)
+def no_listening_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: socket.socket, *args: Any) -> None:
+        raise SocketRefused("the unit tier binds and listens on no socket: this test belongs in a stack tier")
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    monkeypatch.setattr(socket.socket, "listen", refuse)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def in_process_aws() -> Iterator[Settings]:
+    """moto in this process, with every table and the events topic; the settings the app runs with."""
+    settings = settings_from_env(UNIT_ENV)
+    with mock_aws(), bootstrap.override(settings=settings):
+        create_all_tables(bootstrap.client("dynamodb"))
+        bootstrap.client("sns").create_topic(Name=f"{settings.table_prefix}{topology.EVENTS_TOPIC}")
+        yield settings
+
+
+@pytest.fixture(scope="package")
+def app_module(in_process_aws: Settings) -> Any:
+    """app.py, whose handlers the tests call directly (as Lambda would)."""
+    return app

@@ -1,0 +1,101 @@
+"""The composition root: importing the app reads nothing, dependencies are built once on first use, and
+tests hand in their own through `override`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib import bootstrap, db, models, payments, tokens
+from chalicelib.config import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+_PROBE = """
+import importlib, pkgutil
+import chalicelib
+for module in pkgutil.iter_modules(chalicelib.__path__):
+    importlib.import_module(f"chalicelib.{module.name}")
+import app
+from chalicelib import aws, bootstrap, config, models
+print("settings read", config._current is not None)
+print("models bound", models._bound.settings is not None)
+print("clients", len(aws._clients), "built", len(bootstrap._built))
+print("table", models.Drop.Meta.table_name)
+"""
+
+
+def test_importing_chalicelib_and_the_app_reads_no_setting_and_builds_nothing() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEDROP_", "AWS_", "POWERTOOLS_"))}
+    env = clean | {"LIVEDROP_STAGE": "probe", "AWS_REGION": "eu-west-1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[:3] == ["settings read False", "models bound False", "clients 0 built 0"]
+    # The first table access reads the environment as it is then.
+    assert out[3] == "table livedrop-probe-Drops"
+
+
+def test_models_follow_the_settings_and_keep_one_connection_between_switches() -> None:
+    connection = models.Drop._get_connection()
+    assert models.Drop._get_connection() is connection  # reused: one per execution environment
+    other = dataclasses.replace(get_settings(), table_prefix="livedrop-other-", region="eu-west-1")
+    with bootstrap.override(settings=other):
+        assert models.Drop.Meta.table_name == "livedrop-other-Drops"
+        assert models.Drop.Meta.region == "eu-west-1"
+        moved = models.Drop._get_connection()
+        assert moved is not connection and moved.table_name == "livedrop-other-Drops"
+        assert models.table_spec(models.Order)["create"]["TableName"] == "livedrop-other-Orders"
+    assert models.Drop.Meta.table_name == get_settings().table_name("Drops")
+    assert models.Drop._get_connection().table_name == get_settings().table_name("Drops")
+
+
+def test_dependencies_are_built_once_and_overridden_within_a_block() -> None:
+    gateway = payments.payment_gateway()
+    assert isinstance(gateway, payments.FakePaymentGateway) and payments.payment_gateway() is gateway
+    assert db.connection() is db.connection() and tokens.verifier() is tokens.verifier()
+    mine = payments.FakePaymentGateway()
+    with bootstrap.override(payment_gateway=mine):
+        assert payments.payment_gateway() is mine
+        with bootstrap.override(payment_gateway=payments.FakePaymentGateway()):
+            assert payments.payment_gateway() is not mine
+        assert payments.payment_gateway() is mine
+    assert payments.payment_gateway() is gateway
+
+
+def test_other_settings_build_their_own_dependencies() -> None:
+    gateway, verifier = payments.payment_gateway(), tokens.verifier()
+    stripe = dataclasses.replace(get_settings(), payment_provider="stripe", stripe_api_key="sk_test_unit")
+    with bootstrap.override(settings=stripe):
+        assert isinstance(payments.payment_gateway(), payments.StripePaymentGateway)
+        assert tokens.verifier() is not verifier
+    unknown = dataclasses.replace(get_settings(), payment_provider="cash")
+    with bootstrap.override(settings=unknown), pytest.raises(ValueError, match="cash"):
+        payments.payment_gateway()
+    assert payments.payment_gateway() is not gateway  # made again for the settings now in force
+    assert isinstance(payments.payment_gateway(), payments.FakePaymentGateway)
+
+
+def test_only_known_dependencies_can_be_overridden() -> None:
+    with pytest.raises(TypeError, match="payment_gatway"), bootstrap.override(payment_gatway=object()):
+        pass
+
+
+def test_the_user_pool_authorizer_names_the_pool_of_the_settings_when_described() -> None:
+    authorizer = bootstrap.user_pool_authorizer("Users")
+    pool = dataclasses.replace(get_settings(), user_pool_id="us-east-1_later")
+    with bootstrap.override(settings=pool):
+        described = authorizer.to_swagger()["x-amazon-apigateway-authorizer"]["providerARNs"]
+    assert described == [pool.user_pool_arn]
+
+
+def test_the_apps_debug_flag_is_read_from_the_settings_on_its_first_use() -> None:
+    app = bootstrap.chalice_app("probe")
+    with bootstrap.override(settings=dataclasses.replace(get_settings(), debug=True)):
+        assert app.debug is True
+    quiet = bootstrap.chalice_app("quiet")
+    assert quiet.debug is get_settings().debug is False
