@@ -27,7 +27,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy chalicelib devstack infra
+	$(PY) -m mypy app.py chalicelib devstack infra
 
 test: lint
 	$(PY) -m pytest

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from chalice import Rate
-from chalice.app import WebsocketEvent
+from chalice.app import Request, WebsocketEvent
 
 from chalicelib import (
     accounts,
@@ -107,13 +107,22 @@ def route(path: str, check_ids: bool = True, **options: Any) -> Callable[[Callab
 Command = TypeVar("Command")
 
 
+def request() -> Request:
+    """The request being served (Chalice sets it before it calls a view)."""
+    current = app.current_request
+    if current is None:
+        raise RuntimeError("no request is being served")
+    return current
+
+
 def body(command: type[Command]) -> Command:
     """The request body as a typed command (400 invalid_request when it breaks the command's rules)."""
-    return parse_command(app.current_request.raw_body, command)
+    return parse_command(request().raw_body, command)
 
 
 def query(name: str) -> str | None:
-    return (app.current_request.query_params or {}).get(name)
+    params = request().query_params
+    return None if params is None else params.get(name)
 
 
 def me_or_403(user_id: str) -> str:
@@ -288,7 +297,7 @@ def admissions(event: Any) -> dict[str, int]:
 @route("/orders", methods=["POST"], authorizer=cognito)
 def place_order() -> Any:
     user_id = caller_id(app.current_request)
-    key = orders.idempotency_key_from(app.current_request.headers.get("idempotency-key"))
+    key = orders.idempotency_key_from(request().headers.get("idempotency-key"))
     return placed_order_response(orders.place_order(user_id, key, body(NewOrder)))
 
 
@@ -304,8 +313,9 @@ def list_user_orders(user_id: str) -> Any:
 
 @route("/payments/webhook", methods=["POST"])
 def payment_webhook() -> Any:
-    raw, signature = app.current_request.raw_body or b"", app.current_request.headers.get("stripe-signature")
-    return json_response(payment_service.handle_webhook(raw, signature))
+    raw, signature = request().raw_body or b"", request().headers.get("stripe-signature")
+    # Stripe signs the bytes it sent; Chalice hands a text body over as str.
+    return json_response(payment_service.handle_webhook(raw.encode() if isinstance(raw, str) else raw, signature))
 
 
 @app.lambda_function(name="domain_events")

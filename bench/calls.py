@@ -30,7 +30,7 @@ from botocore.client import BaseClient
 
 from bench.shop import account, live_drop, write_result
 from chalicelib import consumers, follows, notifications
-from chalicelib.messages import Envelope
+from chalicelib.messages import Envelope, EventType
 from chalicelib.models import Notification, Order
 
 FOLLOWERS = 1000
@@ -118,7 +118,7 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
             inbox: Counter[str] = Counter()
             for user in {user for _, user in placed}:
                 for row in Notification.query(user, consistent_read=True):
-                    if row.event_type == "order_confirmed":
+                    if row.event_type == EventType.ORDER_CONFIRMED:
                         inbox[user] += 1
             return inbox == Counter(user for _, user in placed)
         finally:
@@ -186,7 +186,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             envelope = {
                 "event_id": str(uuid.uuid4()),
-                "event_type": "drop_started",
+                "event_type": EventType.DROP_STARTED.value,
                 "occurred_at": _iso(datetime.now(UTC)),
                 "data": {"drop_id": drop, "creator_id": creator, "product_id": product},
             }

@@ -23,6 +23,7 @@ from typing import Any
 from bench.profile import profiled
 from chalicelib import topology
 from chalicelib.config import get_settings
+from chalicelib.messages import EventType
 from devstack.identity import aws_client
 from devstack.stack import DevStack
 
@@ -60,7 +61,7 @@ def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -
     creator_id, product_id = make_shop(api, owner_token)
     drop = make_drop(api, owner_token, creator_id, product_id, start=-1, stock=1_000_000)
     buyers = make_fans(BUYERS)
-    with Crowd(stack.ws_url, [b.token for b in buyers], "order_confirmed") as crowd:
+    with Crowd(stack.ws_url, [b.token for b in buyers], EventType.ORDER_CONFIRMED) as crowd:
         began = time.time()
         with profiled("order-confirmed", seconds=ORDER_SECONDS + 30) as profile:
             placed = paced_orders(stack.rest_url, drop["drop_id"], [b.token for b in buyers], rate, ORDER_SECONDS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.topology import DELIVER
+
 API_HANDLER = "api"
 
 
@@ -120,7 +122,7 @@ ACCESS: dict[str, FunctionAccess] = {
         read=(*_NOTIFY_READ, "Creators", "Follows"),
         scan=("Connections",),
         write=_NOTIFY_WRITE,
-        send=("deliver",),
+        send=(DELIVER.name,),
         ws_push=True,
         timeout=20,
         memory=512,
@@ -130,7 +132,7 @@ ACCESS: dict[str, FunctionAccess] = {
         read=(*_NOTIFY_READ, "Follows"),
         write=_NOTIFY_WRITE,
         # Re-queues the rest of a follower slice and deferred stock pushes on its own queue.
-        send=("deliver",),
+        send=(DELIVER.name,),
         ws_push=True,
         timeout=20,
         memory=512,
