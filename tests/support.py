@@ -123,6 +123,23 @@ def open_shop(api: Api, owner: SignedInUser, name: str, price_cents: int) -> tup
     return creator_id, product.json()
 
 
+def sale_drop(api: Api, shop: tuple[SignedInUser, str, dict[str, Any]], sale_mode: str, start: float, stock: int,
+              **settings: Any) -> dict[str, Any]:  # fmt: skip
+    """A new drop of the shop's product (owner, creator id, product) in `sale_mode`, starting `start`
+    seconds from now and ending in an hour, with any other drop settings given."""
+    owner, creator_id, product = shop
+    body = {
+        "product_id": product["product_id"],
+        "start_time": iso(start),
+        "end_time": iso(3600),
+        "stock": stock,
+        "sale_mode": sale_mode,
+    }
+    response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body | settings)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 T = TypeVar("T")
 
 

@@ -19,7 +19,7 @@ from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Admission, Drop, Line, Notification, Order
 from chalicelib.validation import parse_time
-from tests.support import iso, open_shop, place_order
+from tests.support import open_shop, place_order, sale_drop
 
 TOKEN = "tok_threeDSecureRequired"
 
@@ -32,17 +32,7 @@ def shop(api, new_user):
 
 
 def draw_drop(api, shop, start: float, stock: int, **settings) -> dict:
-    owner, creator_id, product = shop
-    body = {
-        "product_id": product["product_id"],
-        "start_time": iso(start),
-        "end_time": iso(3600),
-        "stock": stock,
-        "sale_mode": "draw",
-    }
-    response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body | settings)
-    assert response.status_code == 201, response.text
-    return response.json()
+    return sale_drop(api, shop, "draw", start, stock, **settings)
 
 
 def published_entries(api, drop_id: str) -> list[dict]:

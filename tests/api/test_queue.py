@@ -16,7 +16,7 @@ from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Admission, Drop, Line, Order
 from chalicelib.validation import parse_time
-from tests.support import iso, open_shop, place_order
+from tests.support import open_shop, place_order, sale_drop
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves the stock alone
 
@@ -29,17 +29,7 @@ def shop(api, new_user):
 
 
 def queue_drop(api, shop, start: float, stock: int = 50, **settings) -> dict:
-    owner, creator_id, product = shop
-    body = {
-        "product_id": product["product_id"],
-        "start_time": iso(start),
-        "end_time": iso(3600),
-        "stock": stock,
-        "sale_mode": "queue",
-    }
-    response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body | settings)
-    assert response.status_code == 201, response.text
-    return response.json()
+    return sale_drop(api, shop, "queue", start, stock, **settings)
 
 
 def take_line_off_the_tick(drop_id: str) -> None:
