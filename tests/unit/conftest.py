@@ -44,11 +44,14 @@ def no_listening_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="package", autouse=True)
 def in_process_aws() -> Iterator[Settings]:
-    """moto in this process, with every table and the events topic; the settings the app runs with."""
+    """moto in this process, with every table, the events topic and the queues; the settings the app runs with."""
     settings = settings_from_env(UNIT_ENV)
     with mock_aws(), bootstrap.override(settings=settings):
         create_all_tables(bootstrap.client("dynamodb"))
         bootstrap.client("sns").create_topic(Name=f"{settings.table_prefix}{topology.EVENTS_TOPIC}")
+        for queue in topology.QUEUES:
+            url = bootstrap.client("sqs").create_queue(QueueName=f"{settings.table_prefix}{queue.name}")["QueueUrl"]
+            assert url == settings.queue_url(queue.name), "the app would send where no queue is"
         yield settings
 
 
