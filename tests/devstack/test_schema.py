@@ -6,13 +6,12 @@ import boto3
 import pytest
 
 from chalicelib import models
+from devstack.identity import client_kwargs
 
 
 @pytest.fixture(scope="module")
 def dynamodb(aws_endpoint: str):
-    return boto3.client(
-        "dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-    )
+    return boto3.client("dynamodb", **client_kwargs(aws_endpoint))
 
 
 def _keys(schema: list[dict]) -> list[tuple[str, str]]:

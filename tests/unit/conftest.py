@@ -18,14 +18,15 @@ import app
 from chalicelib import bootstrap, topology
 from chalicelib.config import Settings, settings_from_env
 from chalicelib.models import create_all_tables
+from devstack import identity
 
 # What a Lambda would find in its environment, minus any endpoint: moto answers in-process.
 UNIT_ENV = {
-    "AWS_REGION": "us-east-1",
+    "AWS_REGION": identity.REGION,
     "LIVEDROP_STAGE": "unit",
     "LIVEDROP_TABLE_PREFIX": "livedrop-unit-",
     "LIVEDROP_PAYMENT_PROVIDER": "fake",
-    "LIVEDROP_USER_POOL_ID": "us-east-1_unit",
+    "LIVEDROP_USER_POOL_ID": f"{identity.REGION}_unit",
 }
 
 

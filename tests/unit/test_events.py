@@ -11,6 +11,7 @@ from boto3.dynamodb.types import TypeSerializer
 
 from chalicelib import aws, events
 from chalicelib.config import get_settings
+from devstack import identity
 from devstack.lambda_runtime import LambdaContext
 
 _serialize = TypeSerializer().serialize
@@ -56,9 +57,9 @@ def record(name: str, key: str, new: dict | None, old: dict | None = None, event
         "eventID": event_id or uuid.uuid4().hex,
         "eventVersion": "1.1",
         "dynamodb": change,
-        "awsRegion": "us-east-1",
+        "awsRegion": identity.REGION,
         "eventName": name,
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/livedrop-test-Drops/stream/2030",
+        "eventSourceARN": identity.arn("dynamodb", "table/livedrop-test-Drops/stream/2030"),
         "eventSource": "aws:dynamodb",
     }
 
