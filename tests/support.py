@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -138,6 +141,20 @@ def sale_drop(api: Api, shop: tuple[SignedInUser, str, dict[str, Any]], sale_mod
     response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body | settings)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def spawn_devstack(http_port: int, ws_port: int) -> subprocess.Popen[str]:
+    """`python -m devstack` on these ports, as a newcomer starts it: none of this test session's
+    LIVEDROP_ settings, run from the repository, stdout and stderr merged into one text pipe."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--http-port", str(http_port), "--ws-port", str(ws_port)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 T = TypeVar("T")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-from tests.support import child_pids
+from tests.support import child_pids, spawn_devstack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,15 +26,7 @@ READY_DEADLINE = 120
 
 def test_devstack_starts_serves_and_stops_cleanly() -> None:
     http_port, ws_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--http-port", str(http_port), "--ws-port", str(ws_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = spawn_devstack(http_port, ws_port)
     try:
         started = time.monotonic()
         lines: list[str] = []

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.backend import order_items
-from devstack.identity import ACCESS_KEY_ID, ACCOUNT_ID, REGION, SECRET_ACCESS_KEY
+from devstack.identity import ACCESS_KEY_ID, ACCOUNT_ID, REGION, client_kwargs
 from devstack.moto_backend import EmbeddedAws
 
 # One attempt per call: botocore's retries would otherwise hide 500s.
@@ -26,14 +26,7 @@ NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_conn
 
 
 def _client(service: str, endpoint: str | None) -> Any:
-    return boto3.session.Session().client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=NO_RETRY,
-    )
+    return boto3.session.Session().client(service, config=NO_RETRY, **client_kwargs(endpoint))
 
 
 @pytest.fixture(scope="module")

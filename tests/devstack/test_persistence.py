@@ -19,7 +19,7 @@ import boto3
 import pytest
 import requests
 
-from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, function_arn
+from devstack.identity import client_kwargs, function_arn
 from devstack.moto_backend import EmbeddedAws
 from tests.devstack.test_devstack_process import ROOT, _free_port
 from tests.support import wait_for
@@ -171,13 +171,7 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
 
 
 def _client(service: str, endpoint: str):
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-    )
+    return boto3.session.Session().client(service, **client_kwargs(endpoint))
 
 
 @pytest.fixture()

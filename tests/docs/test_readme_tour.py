@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import spawn_devstack
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -203,15 +204,7 @@ def _step_output(stdout: str) -> dict[int, list[str]]:
 
 
 def _start_devstack(http_port: int, ws_port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--http-port", str(http_port), "--ws-port", str(ws_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = spawn_devstack(http_port, ws_port)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
