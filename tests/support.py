@@ -157,6 +157,15 @@ def spawn_devstack(http_port: int, ws_port: int) -> subprocess.Popen[str]:
     )
 
 
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Kill `process` if a failed test left it running, reap it, and close its output pipe."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
 T = TypeVar("T")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import child_pids, spawn_devstack
+from tests.support import child_pids, spawn_devstack, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,8 +54,4 @@ def test_devstack_starts_serves_and_stops_cleanly() -> None:
         for child in children:
             assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        stop_process(process)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.devstack.test_devstack_process import _free_port
-from tests.support import child_pids
+from tests.support import child_pids, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,11 +51,7 @@ def test_the_stack_exits_non_zero_with_one_line_when_its_embedded_aws_dies(tmp_p
         assert said == [f"error: the embedded AWS (pid {embedded}) was killed by signal 9; "
                         "the dev stack cannot serve without it; stopping"]  # fmt: skip
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        stop_process(process)
         errors.close()
 
 

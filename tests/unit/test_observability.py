@@ -3,16 +3,10 @@ correlation ids: tests/api/test_observability.py)."""
 
 from __future__ import annotations
 
-_LAMBDA_ENV = {
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "cold",
-    "AWS_SECRET_ACCESS_KEY": "cold",
-    "LIVEDROP_STAGE": "prod",
-    "LIVEDROP_USER_POOL_ID": "us-east-1_cold",
-    "AWS_LAMBDA_FUNCTION_NAME": "livedrop-prod-api",
-    "LAMBDA_TASK_ROOT": "/var/task",
-}
+from bench.coldstart import LAMBDA_ENV
+
+# The environment of a deployed function, as the cold-start bench measures it.
+_LAMBDA_ENV = LAMBDA_ENV
 _PROBE = """
 import sys, app
 print("loaded", "aws_xray_sdk" in sys.modules, "boto3" in sys.modules)
