@@ -195,7 +195,7 @@ def _make_payment_gateway() -> PaymentGateway:
 
     current = get_settings()
     if current.payment_provider == "stripe":
-        return payments.StripePaymentGateway(secrets.stripe_value(current, "api_key"))
+        return payments.StripePaymentGateway(lambda: secrets.stripe_value(current, "api_key"))
     if current.payment_provider == "fake":
         return payments.FakePaymentGateway()
     raise ValueError(f"unknown payment provider {current.payment_provider!r}")

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,7 +99,9 @@ class StripePaymentGateway:
 
     api_base = "https://api.stripe.com/v1"
 
-    def __init__(self, api_key: str, timeout_s: float = 15.0) -> None:
+    def __init__(self, api_key: str | Callable[[], str], timeout_s: float = 15.0) -> None:
+        # A callable is asked on every request: the key comes through the secrets cache, so a rotated
+        # key reaches a warm function within the cache's age instead of never.
         self._api_key = api_key
         self._timeout = timeout_s
 
@@ -137,7 +140,7 @@ class StripePaymentGateway:
             data=urllib.parse.urlencode(form).encode(),
             method="POST",
             headers={
-                "Authorization": f"Bearer {self._api_key}",
+                "Authorization": f"Bearer {self._api_key() if callable(self._api_key) else self._api_key}",
                 "Idempotency-Key": idempotency_key,
                 "Content-Type": "application/x-www-form-urlencoded",
             },

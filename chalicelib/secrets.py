@@ -1,28 +1,37 @@
-"""Secrets read at run time from Secrets Manager and cached, never kept in the environment."""
+"""Secrets read at run time from Secrets Manager and cached with a TTL, never kept in the environment."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
 
-# Long enough to spare Secrets Manager a call per invocation, short enough to pick up a rotation.
+# Long enough to spare Secrets Manager a call per invocation, short enough to pick up a rotation:
+# a warm function reads a rotated key within this many seconds.
 SECRET_MAX_AGE_SECONDS = 300
-_provider: Any = None
-_provider_lock = threading.Lock()
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+_lock = threading.Lock()
+_now = time.monotonic
 
 
-def _secrets() -> Any:
-    global _provider
-    if _provider is None:
-        with _provider_lock:
-            if _provider is None:
-                from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
-                _provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-    return _provider
+def _secret(name: str) -> dict[str, Any]:
+    """The secret's JSON, from the cache while it is younger than SECRET_MAX_AGE_SECONDS."""
+    with _lock:
+        cached = _cache.get(name)
+        if cached is not None and _now() < cached[0]:
+            return cached[1]
+    # Read outside the lock: two threads may both read once at expiry, which is harmless.
+    raw = aws.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise RuntimeError(f"secret {name} is not a JSON object")
+    with _lock:
+        _cache[name] = (_now() + SECRET_MAX_AGE_SECONDS, value)
+    return value
 
 
 def stripe_value(settings: Settings, field: str) -> str:
@@ -31,15 +40,13 @@ def stripe_value(settings: Settings, field: str) -> str:
     local = {"api_key": settings.stripe_api_key, "webhook_secret": settings.stripe_webhook_secret}[field]
     if local or settings.payment_provider != "stripe":
         return local
-    secret = _secrets().get(settings.stripe_secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
-    value = secret.get(field) if isinstance(secret, dict) else None
+    value = _secret(settings.stripe_secret_name).get(field)
     if not isinstance(value, str) or not value:
         raise RuntimeError(f"secret {settings.stripe_secret_name} has no {field}")
     return value
 
 
 def reset() -> None:
-    """Forget the cached provider and values (tests that change endpoints call this)."""
-    global _provider
-    with _provider_lock:
-        _provider = None
+    """Forget the cached values (tests that change endpoints call this)."""
+    with _lock:
+        _cache.clear()

@@ -56,3 +56,41 @@ def test_only_the_functions_that_charge_may_read_the_secret(stripe_stage) -> Non
         if allows(function_statements(name, access, arns, payment_secrets=True), read)
     }
     assert readers == {name for name, access in ACCESS.items() if access.payment_secrets} == {"api", "payments"}
+
+
+def test_a_rotated_key_reaches_the_warm_payment_gateway_once_the_cache_ages(stripe_stage, monkeypatch) -> None:
+    from chalicelib import bootstrap, payments
+
+    settings, _ = stripe_stage
+    sent: list[str] = []
+
+    class Reply:
+        status = 200
+
+        def __enter__(self) -> Reply:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def read(self) -> bytes:
+            return b'{"id": "pi_1", "status": "succeeded"}'
+
+    def fake_urlopen(request, timeout):
+        sent.append(request.get_header("Authorization"))
+        return Reply()
+
+    monkeypatch.setattr(payments.urllib.request, "urlopen", fake_urlopen)
+    with bootstrap.override(settings=settings):
+        gateway = bootstrap.payment_gateway()
+        gateway.charge("or_1", 100, "USD", "pm_card_visa", "or_1")
+        aws.client("secretsmanager").put_secret_value(
+            SecretId=settings.stripe_secret_name,
+            SecretString=json.dumps({"api_key": "sk_test_2", "webhook_secret": "w2"}),
+        )
+        gateway.charge("or_2", 100, "USD", "pm_card_visa", "or_2")
+        # Five minutes later (the cache's clock moved on), the same warm gateway charges with the new key.
+        later = secrets._now() + secrets.SECRET_MAX_AGE_SECONDS + 1
+        monkeypatch.setattr(secrets, "_now", lambda: later)
+        gateway.charge("or_3", 100, "USD", "pm_card_visa", "or_3")
+    assert sent == ["Bearer sk_test_1", "Bearer sk_test_1", "Bearer sk_test_2"]
