@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: dev test unit lint bench bench-publish fuzz clean synth
+comma := ,
 
 # pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
 # so the next run picks it up again (and a venv cut short before it had pip is completed).
@@ -36,11 +37,13 @@ test: lint
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-# The AWS deployment as CloudFormation, into infra/cdk.out (ignored). `make synth STAGE=prod`.
+# The AWS deployment as CloudFormation, into infra/cdk.out (ignored).
+# `make synth STAGE=prod ALARM_EMAIL=oncall@example.com` (prod refuses to build without someone to page).
 STAGE ?= dev
+ALARM_EMAIL ?=
 synth: $(STAMP)
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_OUTDIR=cdk.out \
-		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"}' ../$(PY) app.py
+		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"$(if $(ALARM_EMAIL),$(comma) "alarm_email": "$(ALARM_EMAIL)")}' ../$(PY) app.py
 	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
 
 # Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in the README.

@@ -23,6 +23,13 @@ ALARM_TOPIC = "alarms"
 # A notification or payment waiting five minutes is a consumer that is failing or starved.
 OLDEST_MESSAGE_SECONDS = 300
 PERIOD = cdk.Duration.minutes(1)
+# M of N one-minute periods: a condition must hold for 3 of the last 5 minutes before anyone is paged,
+# so one error, one throttle or a minute of cold starts at a drop's first rush pages no one.
+DATAPOINTS, EVALUATION_PERIODS = 3, 5
+# Lambda errors and throttles as a share of invocations, once a function has this many a minute: a
+# single failure among a handful of calls is no incident.
+FUNCTION_FAILURE_RATE = 0.01
+MIN_INVOCATIONS = 20
 
 
 def _app_metric(name: str, statistic: str = "Sum", label: str | None = None) -> cloudwatch.Metric:
@@ -77,7 +84,13 @@ class Monitoring(Construct):
             )
         self.alarms: list[cloudwatch.Alarm] = []
 
-        def alarm(alarm_id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
+        def alarm(
+            alarm_id: str,
+            metric: cloudwatch.IMetric,
+            threshold: float,
+            description: str,
+            of: tuple[int, int] = (DATAPOINTS, EVALUATION_PERIODS),
+        ) -> None:
             created = cloudwatch.Alarm(
                 self,
                 alarm_id,
@@ -85,7 +98,8 @@ class Monitoring(Construct):
                 alarm_description=description,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=1,
+                datapoints_to_alarm=of[0],
+                evaluation_periods=of[1],
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
@@ -98,7 +112,11 @@ class Monitoring(Construct):
                 period=PERIOD, statistic="Maximum", label=queue.node.id
             )
             dlq_depths.append(depth)
-            alarm(f"{queue.node.id}Depth", depth, 0, "Messages a consumer gave up on: inspect and redrive")
+            # A dead letter is never noise, but it must still be there a minute later (a redrive in
+            # progress empties the queue): 2 of 2 minutes.
+            alarm(
+                f"{queue.node.id}Depth", depth, 0, "Messages a consumer gave up on: inspect and redrive", of=(2, 2)
+            )
 
         api_dims = {"ApiName": api_name, "Stage": api_stage}
         errors_5xx = cloudwatch.Metric(
@@ -106,19 +124,26 @@ class Monitoring(Construct):
             metric_name="5XXError",
             dimensions_map=api_dims,
             statistic="Average",
-            period=cdk.Duration.minutes(5),
+            period=PERIOD,
             label="5xx rate",
         )
-        alarm("Api5xxRate", errors_5xx, API_5XX_RATE, "More than 1% of REST requests fail with 5xx")
+        alarm("Api5xxRate", errors_5xx, API_5XX_RATE, "More than 1% of REST requests fail with 5xx, 3 of 5 minutes")
         order_latency = cloudwatch.Metric(
             namespace="AWS/ApiGateway",
             metric_name="Latency",
             dimensions_map={**api_dims, "Method": "POST", "Resource": "/orders"},
             statistic="p99",
-            period=cdk.Duration.minutes(5),
+            period=PERIOD,
             label="POST /orders p99",
         )
-        alarm("OrderLatencyP99", order_latency, ORDER_LATENCY_P99_MS, "POST /orders p99 above 500 ms")
+        # Cold starts crowd the first minute or two of a rush (new execution environments by the hundred):
+        # only a p99 above 500 ms for 3 of 5 minutes is slowness that lasts.
+        alarm(
+            "OrderLatencyP99",
+            order_latency,
+            ORDER_LATENCY_P99_MS,
+            "POST /orders p99 above 500 ms for 3 of 5 minutes (a cold-start minute is not enough)",
+        )
 
         for queue in queues:
             oldest = queue.metric_approximate_age_of_oldest_message(
@@ -143,16 +168,31 @@ class Monitoring(Construct):
             alarm(f"{_title(short)}IteratorAge", age, ITERATOR_AGE_MS, "A stream consumer is more than a minute behind")
         for name in function_names:
             short = name.removeprefix(f"livedrop-{stage}-")
-            for metric_name in ("Errors", "Throttles"):
-                metric = cloudwatch.Metric(
+
+            def lambda_metric(metric_name: str, function: str = name) -> cloudwatch.Metric:
+                return cloudwatch.Metric(
                     namespace="AWS/Lambda",
                     metric_name=metric_name,
-                    dimensions_map={"FunctionName": name},
+                    dimensions_map={"FunctionName": function},
                     statistic="Sum",
-                    period=cdk.Duration.minutes(5),
-                    label=f"{short} {metric_name.lower()}",
+                    period=PERIOD,
                 )
-                alarm(f"{_title(short)}{metric_name}", metric, 0, f"{short}: Lambda {metric_name.lower()}")
+
+            for metric_name in ("Errors", "Throttles"):
+                # Throttled calls are not invocations: their rate is of everything that was asked for.
+                asked = "invocations + failed" if metric_name == "Throttles" else "invocations"
+                rate = cloudwatch.MathExpression(
+                    expression=f"IF(invocations >= {MIN_INVOCATIONS}, failed / ({asked}), 0)",
+                    using_metrics={"failed": lambda_metric(metric_name), "invocations": lambda_metric("Invocations")},
+                    period=PERIOD,
+                    label=f"{short} {metric_name.lower()} rate",
+                )
+                alarm(
+                    f"{_title(short)}{metric_name}",
+                    rate,
+                    FUNCTION_FAILURE_RATE,
+                    f"{short}: more than 1% of invocations {metric_name.lower()}, 3 of 5 minutes",
+                )
 
         lambda_errors = [
             cloudwatch.Metric(

@@ -27,12 +27,14 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources
 from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import models, topology
 from chalicelib.config import get_settings
 from infra import gateway_responses, policy
+from infra.edge import RestFirewall, WebSite
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.monitoring import Monitoring
 from infra.policy import STREAM_FAILURES_QUEUE
@@ -105,6 +107,7 @@ class LiveDropStack(cdk.Stack):
         reserve_concurrency: bool = True,
         api_gateway_logging_role: bool = True,
         stripe_secret_name: str | None = None,
+        web_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, stage, stack_name=f"{APP_NAME}-{stage}", **kwargs)
@@ -116,6 +119,8 @@ class LiveDropStack(cdk.Stack):
         self.api_stage = stage_config.get("api_gateway_stage") or chalice_config.get("api_gateway_stage") or "api"
         stage_env = {**chalice_config.get("environment_variables", {}), **stage_config.get("environment_variables", {})}
         self.payment_provider = stage_env.get("LIVEDROP_PAYMENT_PROVIDER", "fake")
+        # A stage that confirms sign-ups by e-mail sends them through SES (Cognito's own sender: ~50 a day).
+        self.sends_email = stage_env.get("LIVEDROP_AUTO_CONFIRM", "false").lower() != "true"
         self.stripe_secret_name = stripe_secret_name or f"{APP_NAME}/{stage}/stripe"
         self.reserve_concurrency = reserve_concurrency
         retain = cdk.RemovalPolicy.RETAIN if stage == "prod" else cdk.RemovalPolicy.DESTROY
@@ -123,7 +128,8 @@ class LiveDropStack(cdk.Stack):
         cdk.Tags.of(self).add("stage", stage)
 
         self.tables = self._tables(retain)
-        self.topic = sns.Topic(self, "EventsTopic", topic_name=self.prefix + topology.EVENTS_TOPIC)
+        # enforce_ssl: the topic's policy refuses publishes that do not come over TLS (aws:SecureTransport).
+        self.topic = sns.Topic(self, "EventsTopic", topic_name=self.prefix + topology.EVENTS_TOPIC, enforce_ssl=True)
         self.queues, self.dead_letter_queues = self._queues()
         self.stream_failures = sqs.Queue(
             self,
@@ -154,6 +160,28 @@ class LiveDropStack(cdk.Stack):
         for function in self.functions.values():
             self._configure(function)
         self._event_sources()
+        if self.payment_provider == "stripe":
+            self._check_stripe_secret()
+        self.firewall = self.website = None
+        if "RestAPI" in self.sam["Resources"]:
+            rest_id = self.chalice.get_resource("RestAPI").ref
+            self.firewall = RestFirewall(
+                self,
+                "Firewall",
+                prefix=self.prefix,
+                # RestAPI.Stage: SAM's reference to the stage it creates, so the association waits for it.
+                stage_arn=cdk.Fn.sub(
+                    "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestAPI}/stages/${RestAPI.Stage}"
+                ),
+            )
+            self.website = WebSite(
+                self,
+                "Web",
+                web_dir=Path(web_dir) if web_dir else self.source_dir / "web",
+                rest_domain=f"{rest_id}.execute-api.{self.region}.{self.url_suffix}",
+                api_stage=self.api_stage,
+                ws_url=self.ws_url,
+            )
 
         self.monitoring = Monitoring(
             self,
@@ -175,6 +203,7 @@ class LiveDropStack(cdk.Stack):
             ),
         )
         self._outputs()
+        self._drop_dependencies_a_reference_implies()
 
     # --- state ---------------------------------------------------------------------------------
     def _tables(self, removal: cdk.RemovalPolicy) -> dict[str, cdk.CfnResource]:
@@ -244,7 +273,10 @@ class LiveDropStack(cdk.Stack):
             ),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             removal_policy=removal,
+            **self._sign_up_email(),
         )
+        if self.sends_email:
+            cast(cognito.CfnUserPool, pool.node.default_child).email_configuration = self._ses_email
         client = pool.add_client(
             "WebClient",
             user_pool_client_name=f"{APP_NAME}-web",
@@ -253,6 +285,70 @@ class LiveDropStack(cdk.Stack):
             prevent_user_existence_errors=True,
         )
         return pool, client
+
+    def _sign_up_email(self) -> dict[str, Any]:
+        """Where sign-ups are confirmed by e-mail: SES as the sender (deploy parameters) and Cognito's
+        threat protection auditing sign-ins and sign-ups (bots come for a drop's sign-up flow)."""
+        if not self.sends_email:
+            return {}
+        sender = cdk.CfnParameter(
+            self,
+            "SesFromEmail",
+            description="The SES-verified address (or an address of a verified domain) sign-up e-mails come from",
+            allowed_pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            constraint_description="an e-mail address",
+        )
+        configuration_set = cdk.CfnParameter(
+            self,
+            "SesConfigurationSet",
+            description="The SES configuration set for sign-up e-mails (bounces, complaints, sending metrics)",
+            min_length=1,
+        )
+        domain = cdk.CfnParameter(
+            self,
+            "SesIdentity",
+            description="The verified SES identity that sends (the sender's domain, or the address itself)",
+            min_length=1,
+        )
+        # Set on the pool's CloudFormation directly: the CDK helper compares the sender and the identity as
+        # text, which parameters are not until deploy.
+        self._ses_email = {
+            "EmailSendingAccount": "DEVELOPER",
+            "From": cdk.Fn.join("", ["LiveDrop <", sender.value_as_string, ">"]),
+            "SourceArn": self.format_arn(
+                service="ses",
+                resource="identity",
+                resource_name=domain.value_as_string,
+                arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+            ),
+            "ConfigurationSet": configuration_set.value_as_string,
+        }
+        return {
+            "feature_plan": cognito.FeaturePlan.PLUS,
+            "standard_threat_protection_mode": cognito.StandardThreatProtectionMode.AUDIT_ONLY,
+        }
+
+    def _check_stripe_secret(self) -> None:
+        """Fail the deploy when the stage's Stripe secret is absent or has no value: read once, at deploy,
+        with the value kept out of the response and the logs (only its ARN is returned)."""
+        read = custom_resources.AwsSdkCall(
+            service="SecretsManager",
+            action="getSecretValue",
+            parameters={"SecretId": self.stripe_secret_name},
+            physical_resource_id=custom_resources.PhysicalResourceId.from_response("ARN"),
+            output_paths=["ARN"],
+            logging=custom_resources.Logging.with_data_hidden(),
+        )
+        custom_resources.AwsCustomResource(
+            self,
+            "StripeSecretCheck",
+            on_create=read,
+            on_update=read,
+            install_latest_aws_sdk=False,
+            policy=custom_resources.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[_CdkArns(self).stripe_secret()])]
+            ),
+        )
 
     # --- the functions Chalice made ------------------------------------------------------------
     def _app_functions(self) -> dict[str, AppFunction]:
@@ -307,6 +403,12 @@ class LiveDropStack(cdk.Stack):
     @property
     def rest_api_name(self) -> str:
         return f"{APP_NAME}-{self.stage}"
+
+    @property
+    def ws_url(self) -> str:
+        if self.ws_api_id is None:
+            return ""
+        return f"wss://{self.ws_api_id}.execute-api.{self.region}.{self.url_suffix}/{self.api_stage}"
 
     @property
     def ws_management_endpoint(self) -> str:
@@ -503,6 +605,25 @@ class LiveDropStack(cdk.Stack):
             )
             mapping.node.add_dependency(self.roles[stream.handler])
 
+    def _drop_dependencies_a_reference_implies(self) -> None:
+        # CDK's own helper functions (the secret check, the bucket's cleanup and deployment) both reference
+        # their role and depend on it: cfn-lint flags the duplicate (W3005). They keep depending on their
+        # role's policies only, which no reference implies.
+        for node in self.node.find_all():
+            if not (isinstance(node, cdk.CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function"):
+                continue
+            owner = node.node.scope
+            if owner is None or owner is self:
+                continue
+            kin = [c for c in owner.node.find_all() if isinstance(c, cdk.CfnResource)]
+            if not any(c.cfn_resource_type == "AWS::IAM::Role" for c in kin):
+                continue
+            policies = [self.get_logical_id(c) for c in kin if c.cfn_resource_type == "AWS::IAM::Policy"]
+            if policies:
+                node.add_override("DependsOn", policies)
+            else:
+                node.add_deletion_override("DependsOn")
+
     def _outputs(self) -> None:
         if "RestAPI" in self.sam["Resources"]:
             rest_id = self.chalice.get_resource("RestAPI").ref
@@ -512,11 +633,9 @@ class LiveDropStack(cdk.Stack):
                 value=f"https://{rest_id}.execute-api.{self.region}.{self.url_suffix}/{self.api_stage}/",
             )
         if self.ws_api_id is not None:
-            cdk.CfnOutput(
-                self,
-                "WebSocketUrl",
-                value=f"wss://{self.ws_api_id}.execute-api.{self.region}.{self.url_suffix}/{self.api_stage}",
-            )
+            cdk.CfnOutput(self, "WebSocketUrl", value=self.ws_url)
+        if self.website is not None:
+            cdk.CfnOutput(self, "WebUrl", value=self.website.url)
         cdk.CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
         cdk.CfnOutput(self, "UserPoolClientId", value=self.user_pool_client.user_pool_client_id)
         cdk.CfnOutput(self, "Region", value=self.region)
