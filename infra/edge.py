@@ -38,7 +38,12 @@ def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 
 
 def _rate_rule(
-    name: str, priority: int, limit: int, *, forwarded: bool, scope_down: object | None = None
+    name: str,
+    priority: int,
+    limit: int,
+    *,
+    forwarded: bool,
+    scope_down: wafv2.CfnWebACL.StatementProperty | None = None,
 ) -> wafv2.CfnWebACL.RuleProperty:
     statement = wafv2.CfnWebACL.RateBasedStatementProperty(
         limit=limit,

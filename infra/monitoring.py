@@ -114,9 +114,7 @@ class Monitoring(Construct):
             dlq_depths.append(depth)
             # A dead letter is never noise, but it must still be there a minute later (a redrive in
             # progress empties the queue): 2 of 2 minutes.
-            alarm(
-                f"{queue.node.id}Depth", depth, 0, "Messages a consumer gave up on: inspect and redrive", of=(2, 2)
-            )
+            alarm(f"{queue.node.id}Depth", depth, 0, "Messages a consumer gave up on: inspect and redrive", of=(2, 2))
 
         api_dims = {"ApiName": api_name, "Stage": api_stage}
         errors_5xx = cloudwatch.Metric(

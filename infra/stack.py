@@ -34,8 +34,8 @@ from constructs import Construct
 from chalicelib import models, topology
 from chalicelib.config import get_settings
 from infra import gateway_responses, policy
-from infra.edge import RestFirewall, WebSite
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
+from infra.edge import RestFirewall, WebSite
 from infra.monitoring import Monitoring
 from infra.policy import STREAM_FAILURES_QUEUE
 
@@ -276,7 +276,9 @@ class LiveDropStack(cdk.Stack):
             **self._sign_up_email(),
         )
         if self.sends_email:
-            cast(cognito.CfnUserPool, pool.node.default_child).email_configuration = self._ses_email
+            cast(cognito.CfnUserPool, pool.node.default_child).add_property_override(
+                "EmailConfiguration", self._ses_email
+            )
         client = pool.add_client(
             "WebClient",
             user_pool_client_name=f"{APP_NAME}-web",
@@ -346,7 +348,11 @@ class LiveDropStack(cdk.Stack):
             on_update=read,
             install_latest_aws_sdk=False,
             policy=custom_resources.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[_CdkArns(self).stripe_secret()])]
+                [
+                    iam.PolicyStatement(
+                        actions=["secretsmanager:GetSecretValue"], resources=[_CdkArns(self).stripe_secret()]
+                    )
+                ]
             ),
         )
 

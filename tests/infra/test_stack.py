@@ -356,10 +356,14 @@ def test_scheduler_may_invoke_only_the_drop_lifecycle_function(synth: Synth) -> 
 
 # --- observability and outputs -----------------------------------------------------------------
 def alarm_metric(alarm: dict[str, Any]) -> dict[str, Any]:
-    """An alarm's one metric (plain or, when labelled, in the Metrics form) with its statistic."""
+    """An alarm's one metric (plain or, when labelled, in the Metrics form) with its statistic; of a rate
+    (metric math over a count and the function's invocations), the count."""
     if "MetricName" in alarm:
         return {**alarm, "Stat": alarm.get("ExtendedStatistic") or alarm.get("Statistic")}
-    (query,) = alarm["Metrics"]
+    stats = [q for q in alarm["Metrics"] if "MetricStat" in q]
+    if len(stats) > 1:
+        stats = [q for q in stats if q["MetricStat"]["Metric"]["MetricName"] != "Invocations"]
+    (query,) = stats
     return {**query["MetricStat"]["Metric"], "Stat": query["MetricStat"]["Stat"], **alarm}
 
 
