@@ -11,7 +11,9 @@ Context (cdk -c key=value, or CDK_CONTEXT_JSON):
 - api_gateway_logging_role: false where the account's API Gateway already has a CloudWatch role;
 - stripe_secret: the Secrets Manager secret with api_key and webhook_secret, read when the stage's
   payment provider is stripe (livedrop/<stage>/stripe); the deploy fails when it is absent;
-- web_dir: the web page's files (web/ of this repository).
+- web_dir: the web page's files (web/ of this repository);
+- nag: true to check the stack against cdk-nag's AWS Solutions rules; findings accepted on purpose are
+  suppressed with their reason in infra/nag.py, any other fails the synth.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def main() -> None:
     env = None
     if os.environ.get("CDK_DEFAULT_ACCOUNT"):
         env = cdk.Environment(account=os.environ["CDK_DEFAULT_ACCOUNT"], region=os.environ.get("CDK_DEFAULT_REGION"))
-    LiveDropStack(
+    stack = LiveDropStack(
         app,
         stage,
         source_dir=source_dir,
@@ -77,6 +79,10 @@ def main() -> None:
         web_dir=app.node.try_get_context("web_dir") or str(ROOT / "web"),
         env=env,
     )
+    if _flag(app.node.try_get_context("nag"), False):
+        from infra.nag import check
+
+        check(app, stack)
     app.synth()
 
 

@@ -137,6 +137,7 @@ class LiveDropStack(cdk.Stack):
             queue_name=self.prefix + STREAM_FAILURES_QUEUE,
             retention_period=cdk.Duration.days(14),
             enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
         )
         self.schedule_group = scheduler.CfnScheduleGroup(
             self, "DropSchedules", name=self.prefix + topology.SCHEDULER_GROUP
@@ -238,6 +239,7 @@ class LiveDropStack(cdk.Stack):
                 queue_name=self.prefix + spec.dlq_name,
                 retention_period=cdk.Duration.days(14),
                 enforce_ssl=True,
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
             )
             queue = sqs.Queue(
                 self,
@@ -246,6 +248,8 @@ class LiveDropStack(cdk.Stack):
                 visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout),
                 dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=spec.max_receive_count, queue=dlq),
                 enforce_ssl=True,
+                # Encrypted at rest with SQS's own keys: no KMS calls to pay for, nothing to grant.
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
             )
             if spec.event_types:
                 self.topic.add_subscription(
@@ -272,6 +276,10 @@ class LiveDropStack(cdk.Stack):
                 fullname=cognito.StandardAttribute(required=True, mutable=True)
             ),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            # Cognito's default policy, spelled out: 8 characters with upper, lower, digit and symbol.
+            password_policy=cognito.PasswordPolicy(
+                min_length=8, require_lowercase=True, require_uppercase=True, require_digits=True, require_symbols=True
+            ),
             removal_policy=removal,
             **self._sign_up_email(),
         )

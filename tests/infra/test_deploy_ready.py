@@ -224,3 +224,12 @@ def test_the_page_is_deployed_with_the_api_and_websocket_addresses(prod: Synth) 
     assert (web_asset / "js" / "api.js").exists()
     outputs = prod.template["Outputs"]
     assert "DomainName" in json.dumps(outputs["WebUrl"]["Value"])
+
+
+# --- rule packs ----------------------------------------------------------------------------------------
+def test_cdk_nag_finds_nothing_it_was_not_told_why_to_accept(prod: Synth) -> None:
+    report = json.loads((prod.template_path.parent / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["conclusion"] == "success" and nag["violations"] == []
+    for accepted in nag["suppressedViolations"]:
+        assert len(accepted["reason"]) > 20, accepted["acknowledgedId"]
