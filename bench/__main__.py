@@ -110,7 +110,17 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+# Models that read a run's figures instead of running one: `python -m bench cost|plan [flags]`.
+MODELS = ("cost", "plan")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in MODELS:
+        import importlib
+
+        model: Any = importlib.import_module(f"bench.{argv[0]}")
+        return int(model.main(argv[1:]))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help="benchmarks to run (default: all)")
     args = parser.parse_args(argv)

@@ -29,6 +29,7 @@ import requests
 from botocore.client import BaseClient
 
 from bench.shop import account, live_drop, write_result
+from bench.units import Meter
 from chalicelib import consumers, follows, notifications
 from chalicelib.messages import Envelope, EventType
 from chalicelib.models import Notification, Order
@@ -63,11 +64,12 @@ def dynamodb_calls() -> Iterator[Counter[str]]:
 
 
 @contextmanager
-def backend_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
+def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Counter[str]]]:
     """Count every AWS call by `service:operation` while the block runs: (work, idle polls).
 
     A ReceiveMessage or GetRecords that brings nothing, and the pollers' shard and schedule
     listings, go to the idle counter; calls from a thread that set `_uncounted.on` are not counted.
+    With a meter, the DynamoDB calls counted as work are also sized in capacity units (bench.units).
     """
     work: Counter[str] = Counter()
     idle: Counter[str] = Counter()
@@ -84,6 +86,8 @@ def backend_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
         )
         with lock:
             (idle if empty or operation in _POLLING else work)[key] += 1
+        if meter is not None and key.startswith("dynamodb:") and not empty:
+            meter.record(lambda op, p: original(self, op, p), operation, params, result)
         return result
 
     BaseClient._make_api_call = counting  # type: ignore[method-assign]
@@ -124,7 +128,9 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         finally:
             _uncounted.on = False
 
-    with backend_calls() as (work, idle):
+    meter = Meter()
+    pools_before = {name: pool.stats() for name, pool in stack.pools.items()}
+    with backend_calls(meter) as (work, idle):
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=PIPELINE_IN_FLIGHT) as pool:
             placed = list(pool.map(place, range(PIPELINE_ORDERS)))
@@ -137,6 +143,16 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         time.sleep(2.0)
         seconds = time.monotonic() - started
     total = sum(work.values())
+    functions = {}
+    for name, pool in stack.pools.items():
+        now, before = pool.stats(), pools_before.get(name, {})
+        invocations = now["invocations"] - before.get("invocations", 0)
+        if invocations:
+            busy_ms = now["busy_ms"] - before.get("busy_ms", 0.0)
+            functions[name] = {
+                "invocations_per_order": round(invocations / PIPELINE_ORDERS, 3),
+                "mean_ms": round(busy_ms / invocations, 1),
+            }
     return {
         "orders": PIPELINE_ORDERS,
         "in_flight": PIPELINE_IN_FLIGHT,
@@ -144,6 +160,8 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         "calls_per_order": round(total / PIPELINE_ORDERS, 2),
         "idle_polls": dict(sorted(idle.items())),
         "idle_polls_per_s": round(sum(idle.values()) / seconds, 1),
+        "capacity": meter.summary(PIPELINE_ORDERS),
+        "functions": functions,
     }
 
 
@@ -205,6 +223,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "summary": {
             **{name: sum(ops.values()) for name, ops in figures.items()},
             "backend calls per order, placement to confirmation and notification": pipeline["calls_per_order"],
+            "DynamoDB write units per order (measured item sizes)": pipeline["capacity"]["write_units_per_order"],
         },
     }
     return write_result(results_dir, "calls", result)

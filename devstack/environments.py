@@ -144,6 +144,7 @@ class FunctionPool:
         self._max_busy = 0
         self._inits = 0
         self._invocations = 0
+        self._busy_ms = 0.0  # time spent in the handler, summed: what Lambda bills as duration
         self._throttles = 0
         self._stopping = False
 
@@ -240,6 +241,7 @@ class FunctionPool:
                 )
             # Free again before the caller hears back, so its next invocation finds this environment.
             with self._cond:
+                self._busy_ms += (time.perf_counter() - started) * 1000
                 self._busy -= 1
                 self._idle += 1
             if outcome[0]:
@@ -266,6 +268,7 @@ class FunctionPool:
                 "max_busy": self._max_busy,
                 "queued": max(0, len(self._pending) - self._idle - self._initializing),
                 "invocations": self._invocations,
+                "busy_ms": round(self._busy_ms, 2),
                 "throttles": self._throttles,
                 "init_ms": [round(e.init_ms, 2) for e in self._environments if e.init_ms is not None],
             }
