@@ -62,10 +62,13 @@ def read_units(size: int, consistent: bool) -> float:
 
 
 class Meter:
-    """Capacity units of DynamoDB calls, by table: `record` each call with a function that makes an
-    uncounted call (for the item after a write and the tables' index definitions)."""
+    """Capacity units of DynamoDB calls, by table. `record` keeps each call as it is made (in the
+    function's own thread, where the dev stack's IAM would refuse the meter's reads); `settle` sizes
+    them afterwards with `call(operation, params)`, an uncounted call made outside any function. An
+    updated item is sized as it is at the end of the run."""
 
     def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self.write: Counter[str] = Counter()
         self.read: Counter[str] = Counter()
         self.item_bytes: Counter[str] = Counter()
@@ -114,8 +117,19 @@ class Meter:
         with self._lock:
             self.read[table] += x * read_units(size, consistent)
 
-    def record(self, call: Any, operation: str, params: dict[str, Any], result: dict[str, Any]) -> None:
-        """Count one DynamoDB call that succeeded; `call(operation, params)` makes an uncounted call."""
+    def record(self, operation: str, params: dict[str, Any], result: dict[str, Any]) -> None:
+        """Keep one DynamoDB call that succeeded, to be sized by `settle`."""
+        with self._lock:
+            self.calls.append((operation, params, result))
+
+    def settle(self, call: Any) -> None:
+        """Size every recorded call; `call(operation, params)` makes an uncounted DynamoDB call."""
+        with self._lock:
+            recorded, self.calls = self.calls, []
+        for operation, params, result in recorded:
+            self._size(call, operation, params, result)
+
+    def _size(self, call: Any, operation: str, params: dict[str, Any], result: dict[str, Any]) -> None:
         if operation in _WRITES:
             self._one_write(call, operation, params, 1)
         elif operation == "TransactWriteItems":

@@ -55,11 +55,13 @@ def _meter_call(table: dict[str, Any], item: dict[str, Any]) -> Any:
 def test_a_put_pays_for_the_item_and_for_each_index_it_lands_in(payload: str) -> None:
     item = {"pk": {"S": "o1"}, "status": {"S": "paid"}, "body": {"S": payload}}
     meter = units.Meter()
-    meter.record(_meter_call(_table("ALL"), item), "PutItem", {"TableName": "T", "Item": item}, {})
+    meter.record("PutItem", {"TableName": "T", "Item": item}, {})
+    meter.settle(_meter_call(_table("ALL"), item))
     assert meter.write["T"] == 2 * units.write_units(units.item_size(item))
     transactional = units.Meter()
     body = {"Put": {"TableName": "T", "Item": item}}
-    transactional.record(_meter_call(_table("ALL"), item), "TransactWriteItems", {"TransactItems": [body]}, {})
+    transactional.record("TransactWriteItems", {"TransactItems": [body]}, {})
+    transactional.settle(_meter_call(_table("ALL"), item))
     assert transactional.write["T"] == 3 * units.write_units(units.item_size(item))
 
 
@@ -67,8 +69,10 @@ def test_an_update_that_touches_no_projected_attribute_leaves_a_keys_only_index_
     item = {"pk": {"S": "d1"}, "status": {"S": "live"}, "stock": {"N": "5"}}
     update = {"TableName": "T", "Key": {"pk": {"S": "d1"}}, "ExpressionAttributeNames": {"#s": "stock"}}
     lean, full = units.Meter(), units.Meter()
-    lean.record(_meter_call(_table("KEYS_ONLY"), item), "UpdateItem", update, {})
-    full.record(_meter_call(_table("ALL"), item), "UpdateItem", update, {})
+    lean.record("UpdateItem", update, {})
+    full.record("UpdateItem", update, {})
+    lean.settle(_meter_call(_table("KEYS_ONLY"), item))
+    full.settle(_meter_call(_table("ALL"), item))
     assert lean.write["T"] == 1 and full.write["T"] == 2
 
 
