@@ -75,6 +75,7 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
     idle: Counter[str] = Counter()
     original: Callable[..., Any] = BaseClient._make_api_call
     lock = threading.Lock()
+    from devstack.iam import current_function
 
     def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         result = original(self, operation, params)
@@ -86,6 +87,10 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
         )
         with lock:
             (idle if empty or operation in _POLLING else work)[key] += 1
+            function = current_function()
+            if function is not None and not empty and operation not in _POLLING:
+                # A call a function's handler makes (not its event source's polls): part of its duration.
+                work[f"function:{function}"] += 1
         if meter is not None and key.startswith("dynamodb:") and not empty:
             meter.record(operation, params, result)
         return result
@@ -142,6 +147,7 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         # Late stragglers of the same orders (a deferred live-stock push) belong to them too.
         time.sleep(2.0)
         seconds = time.monotonic() - started
+    by_function = {k.removeprefix("function:"): work.pop(k) for k in list(work) if k.startswith("function:")}
     total = sum(work.values())
     _uncounted.on = True
     try:
@@ -155,9 +161,14 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         invocations = now["invocations"] - before.get("invocations", 0)
         if invocations:
             busy_ms = now["busy_ms"] - before.get("busy_ms", 0.0)
+            cpu_ms = now["cpu_ms"] - before.get("cpu_ms", 0.0)
             functions[name] = {
                 "invocations_per_order": round(invocations / PIPELINE_ORDERS, 3),
                 "mean_ms": round(busy_ms / invocations, 1),
+                "cpu_ms": round(cpu_ms / invocations, 1),
+                "calls_per_invocation": round(
+                    by_function.get(pool.function_name, by_function.get(name, 0)) / invocations, 2
+                ),
             }
     return {
         "orders": PIPELINE_ORDERS,

@@ -34,6 +34,7 @@ DEFAULTS = {
     "push_ms": 25.0,  # one @connections post
     "order_ms": 60.0,  # one POST /orders invocation
     "entrant_ms": 20.0,  # sealing or drawing: 2 DynamoDB calls and a push per entrant, threads apart
+    "inbox_slice_ms": 400.0,  # one deliver invocation: a page of followers read, their inbox rows written
 }
 
 
@@ -48,6 +49,7 @@ class Drop:
     charge_concurrency: int = 10
     connect_window_s: float = 60.0  # followers open their sockets over the minute before the start
     seal_slices: int = 1  # invocations that seal or draw at once (1: one invocation does it all)
+    push_slices: int = 1  # invocations that post drop_started at once (1: one does it all)
 
 
 @dataclass
@@ -65,7 +67,7 @@ def calibration() -> tuple[dict[str, float], str]:
     measured = dict(DEFAULTS)
     api = figures["functions"].get("api")
     if api and figures["functions"] is not cost.DEFAULTS["functions"]:
-        measured["order_ms"] = float(api["mean_ms"])
+        measured["order_ms"] = cost.invocation_ms(api)
         return measured, f"order_ms {source}; push and entrant figures: documented defaults"
     return measured, "documented defaults (no run measured per-invocation durations)"
 
@@ -75,23 +77,26 @@ def orders_of(drop: Drop) -> int:
     return drop.stock if drop.mode == "first_come" else min(drop.stock, drop.entrants)
 
 
-def plan(drop: Drop, per: dict[str, float], per_order_usd: float) -> Plan:
-    """Every stage's time, the quotas to raise and the cost of one drop of this size."""
-    if drop.mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}")
-    # The deployed event sources' concurrency caps (imported here: infra.stack loads the CDK).
+def deployed_caps() -> dict[str, int]:
+    """MaximumConcurrency of each queue's event source, as the stack deploys it."""
+    # Imported here: infra.stack loads the CDK (seconds), which the arithmetic does not need.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from infra.stack import QUEUE_SOURCE_TUNING
 
-    result = Plan()
-    deliver_cap = QUEUE_SOURCE_TUNING["deliver"][1]
-    payments_cap = QUEUE_SOURCE_TUNING["payments"][1]
-    notify_cap = QUEUE_SOURCE_TUNING["notify"][1]
+    return {queue: concurrency for queue, (_, concurrency) in QUEUE_SOURCE_TUNING.items()}
 
-    # notify: drop_started, FOLLOWERS_PER_SLICE a slice, PUSH_WORKERS posts at once in each.
-    slices = math.ceil(drop.followers / FOLLOWERS_PER_SLICE)
-    slice_s = FOLLOWERS_PER_SLICE * per["push_ms"] / 1000 / PUSH_WORKERS
-    notify_s = math.ceil(slices / deliver_cap) * slice_s if slices else 0.0
+
+def plan(drop: Drop, per: dict[str, float], per_order_usd: float, caps: dict[str, int]) -> Plan:
+    """Every stage's time, the quotas to raise and the cost of one drop of this size, with `caps` the
+    queues' event-source concurrency (deployed_caps())."""
+    if drop.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    result = Plan()
+    deliver_cap, payments_cap, notify_cap = caps["deliver"], caps["payments"], caps["notify"]
+
+    # notify: drop_started posted to every connected follower, PUSH_WORKERS posts at once per
+    # invocation, in `push_slices` invocations at once; inbox rows follow in FOLLOWERS_PER_SLICE slices.
+    notify_s = drop.followers * per["push_ms"] / 1000 / PUSH_WORKERS / max(1, drop.push_slices)
     posts_per_s = drop.followers / notify_s if notify_s else 0.0
     if posts_per_s + drop.order_rate > API_REQUESTS_PER_S:
         notify_s = drop.followers / (API_REQUESTS_PER_S - drop.order_rate)
@@ -99,7 +104,17 @@ def plan(drop: Drop, per: dict[str, float], per_order_usd: float) -> Plan:
             f"API Gateway requests/s: {posts_per_s + drop.order_rate:,.0f} wanted (pushes + orders) > "
             f"{API_REQUESTS_PER_S:,} default; at the default, notify takes {notify_s:.1f} s"
         )
+    push_timeout = ACCESS["fanout"].timeout
+    if notify_s > push_timeout:
+        posts = int(push_timeout * PUSH_WORKERS / (per["push_ms"] / 1000))
+        result.notes.append(
+            f"one fanout invocation posts about {posts:,} pushes in its {push_timeout} s timeout: "
+            f"slice drop_started into at least {math.ceil(drop.followers / posts)} invocations"
+        )
     result.stages["notify (drop_started)"] = notify_s
+    result.stages["inbox rows (drop_started)"] = (
+        math.ceil(math.ceil(drop.followers / FOLLOWERS_PER_SLICE) / deliver_cap) * per["inbox_slice_ms"] / 1000
+    )
 
     # seal or draw: per entrant, in `seal_slices` invocations at once, each within its timeout.
     if drop.mode != "first_come":
@@ -190,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--order-rate", type=float, default=150.0, help="orders/s the front door takes")
     parser.add_argument("--payment-latency-ms", type=float, default=cost.DEFAULT_PAYMENT_LATENCY_MS)
     parser.add_argument("--seal-slices", type=int, default=1, help="invocations sealing or drawing at once")
+    parser.add_argument("--push-slices", type=int, default=1, help="invocations posting drop_started at once")
     args = parser.parse_args(argv)
     for name in ("followers", "entrants", "stock"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0")
-    if args.order_rate <= 0 or args.payment_latency_ms <= 0 or args.seal_slices < 1:
-        parser.error("--order-rate and --payment-latency-ms must be > 0, --seal-slices >= 1")
+    if args.order_rate <= 0 or args.payment_latency_ms <= 0 or min(args.seal_slices, args.push_slices) < 1:
+        parser.error("--order-rate and --payment-latency-ms must be > 0, --seal-slices and --push-slices >= 1")
     drop = Drop(
         args.followers,
         args.entrants,
@@ -204,12 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         order_rate=args.order_rate,
         payment_latency_ms=args.payment_latency_ms,
         seal_slices=args.seal_slices,
+        push_slices=args.push_slices,
     )
     per, source = calibration()
     figures, _ = cost.load_figures()
     per["wcu_per_order"] = float(figures["capacity"]["write_units_per_order"])
     per_order = cost.per_million(cost.lines(figures, drop.payment_latency_ms, drop.charge_concurrency)) / 1e6
-    print(report(drop, plan(drop, per, per_order), source))
+    print(report(drop, plan(drop, per, per_order, deployed_caps()), source))
     return 0
 
 

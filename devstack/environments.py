@@ -145,6 +145,7 @@ class FunctionPool:
         self._inits = 0
         self._invocations = 0
         self._busy_ms = 0.0  # time spent in the handler, summed: what Lambda bills as duration
+        self._cpu_ms = 0.0  # the handler thread's CPU time, summed: its part of the duration that load does not inflate
         self._throttles = 0
         self._stopping = False
 
@@ -226,7 +227,7 @@ class FunctionPool:
                 aws_request_id=str(uuid.uuid4()),
             )
             outcome: tuple[bool, Any]
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 outcome = (True, self.handler(job.event, context))
             except BaseException as error:  # noqa: BLE001 - a Lambda error goes back to the invoker
@@ -242,6 +243,7 @@ class FunctionPool:
             # Free again before the caller hears back, so its next invocation finds this environment.
             with self._cond:
                 self._busy_ms += (time.perf_counter() - started) * 1000
+                self._cpu_ms += (time.thread_time() - cpu_started) * 1000
                 self._busy -= 1
                 self._idle += 1
             if outcome[0]:
@@ -269,6 +271,7 @@ class FunctionPool:
                 "queued": max(0, len(self._pending) - self._idle - self._initializing),
                 "invocations": self._invocations,
                 "busy_ms": round(self._busy_ms, 2),
+                "cpu_ms": round(self._cpu_ms, 2),
                 "throttles": self._throttles,
                 "init_ms": [round(e.init_ms, 2) for e in self._environments if e.init_ms is not None],
             }

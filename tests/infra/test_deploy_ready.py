@@ -13,7 +13,7 @@ import pytest
 
 from infra.edge import PER_CONNECTING_IP_PER_MINUTE, PER_VIEWER_PER_MINUTE
 from tests.infra.conftest import ROOT, Synth, stage_source
-from tests.infra.test_stack import alarm_metric, functions
+from tests.infra.test_stack import alarm_metric, functions, render
 
 
 def one(synth: Synth, resource_type: str) -> dict[str, Any]:
@@ -224,6 +224,20 @@ def test_the_page_is_deployed_with_the_api_and_websocket_addresses(prod: Synth) 
     assert (web_asset / "js" / "api.js").exists()
     outputs = prod.template["Outputs"]
     assert "DomainName" in json.dumps(outputs["WebUrl"]["Value"])
+
+
+# --- the capacity model reads what is deployed ----------------------------------------------------
+def test_the_plans_event_source_caps_are_the_templates(prod: Synth) -> None:
+    from bench.plan import deployed_caps
+
+    caps = {}
+    for mapping in prod.of_type("AWS::Lambda::EventSourceMapping").values():
+        props = mapping["Properties"]
+        if "ScalingConfig" in props:
+            caps[render(prod, props["EventSourceArn"]).removeprefix("queue:")] = props["ScalingConfig"][
+                "MaximumConcurrency"
+            ]
+    assert deployed_caps() == caps
 
 
 # --- rule packs ----------------------------------------------------------------------------------------

@@ -104,6 +104,13 @@ def test_charges_in_parallel_hold_the_function_for_a_share_of_the_card_wait(late
     assert cost.charge_wait_ms(latency, concurrency) == pytest.approx(latency / concurrency)
 
 
+def test_a_functions_aws_duration_is_its_cpu_time_plus_its_calls_at_aws_latency() -> None:
+    measured = {"mean_ms": 600.0, "cpu_ms": 12.0, "calls_per_invocation": 3.0}
+    assert cost.invocation_ms(measured) == pytest.approx(12.0 + 3 * cost.AWS_CALL_MS)
+    # A run without CPU figures falls back to the wall time it measured.
+    assert cost.invocation_ms({"mean_ms": 600.0}) == 600.0
+
+
 def test_the_report_ends_with_the_total_per_million_orders(capsys: pytest.CaptureFixture[str]) -> None:
     assert cost.main([]) == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -117,34 +124,42 @@ def test_the_report_ends_with_the_total_per_million_orders(capsys: pytest.Captur
 
 # --- plan ---------------------------------------------------------------------------------------------
 PER = {**plan.DEFAULTS, "wcu_per_order": 18.0}
+# The event sources' concurrency as deployed (tests/infra checks infra.stack's against the template).
+CAPS = {"notify": 20, "payments": 5, "deliver": 50}
 
 
 def test_charging_is_bound_by_arrivals_or_by_payments_concurrency() -> None:
     drop = plan.Drop(followers=0, entrants=0, stock=3000, mode="first_come", order_rate=150)
-    result = plan.plan(drop, PER, 0.00003)
+    result = plan.plan(drop, PER, 0.00003, CAPS)
     # 5 invocations x 10 charges / 0.3 s = 166/s > 150/s: arrivals decide (20 s), plus one charge.
     assert result.stages["charge"] == pytest.approx(3000 / 150 + 0.3)
-    slow = plan.plan(plan.Drop(0, 0, 3000, "first_come", order_rate=150, charge_concurrency=1), PER, 0.00003)
+    slow = plan.plan(plan.Drop(0, 0, 3000, "first_come", order_rate=150, charge_concurrency=1), PER, 0.00003, CAPS)
     assert slow.stages["charge"] == pytest.approx(3000 / (5 / 0.3) + 0.3)
     assert any("MaximumConcurrency" in note for note in slow.notes)
     assert result.cost_usd == pytest.approx(3000 * 0.00003)
 
 
 def test_a_big_line_is_sliced_and_big_audiences_need_quotas_raised() -> None:
-    result = plan.plan(plan.Drop(200_000, 20_000, 5_000, "queue"), PER, 0.00003)
+    result = plan.plan(plan.Drop(200_000, 20_000, 5_000, "queue"), PER, 0.00003, CAPS)
     assert result.stages["seal line"] == pytest.approx(20_000 * PER["entrant_ms"] / 1000)
-    assert any("timeout" in note for note in result.notes)
-    joined = "\n".join(result.quotas)
-    assert "WebSocket new connections/s" in joined and "API Gateway requests/s" in joined
-    small = plan.plan(plan.Drop(1000, 100, 50, "draw", seal_slices=1), PER, 0.00003)
+    # One fanout invocation posts 16 at a time: 200,000 posts take 312 s, far past its timeout.
+    assert result.stages["notify (drop_started)"] == pytest.approx(200_000 * 0.025 / 16)
+    assert any(note.startswith("one admissions invocation") for note in result.notes)
+    assert any(note.startswith("one fanout invocation") for note in result.notes)
+    assert "WebSocket new connections/s" in "\n".join(result.quotas)
+    # Sliced into 40 invocations, the pushes would outrun the account's API Gateway rate.
+    sliced = plan.plan(plan.Drop(200_000, 20_000, 5_000, "queue", push_slices=40), PER, 0.00003, CAPS)
+    assert "API Gateway requests/s" in "\n".join(sliced.quotas)
+    assert sliced.stages["notify (drop_started)"] == pytest.approx(200_000 / (10_000 - 150))
+    small = plan.plan(plan.Drop(1000, 100, 50, "draw", seal_slices=1), PER, 0.00003, CAPS)
     assert small.quotas == [] and small.notes == []
     assert "draw" in small.stages
 
 
 @given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10**5))
 def test_more_followers_never_make_notify_faster_or_the_drop_cheaper(followers: int, extra: int) -> None:
-    fewer = plan.plan(plan.Drop(followers, 10, 10, "first_come"), PER, 0.00003)
-    more = plan.plan(plan.Drop(followers + extra, 10, 10, "first_come"), PER, 0.00003)
+    fewer = plan.plan(plan.Drop(followers, 10, 10, "first_come"), PER, 0.00003, CAPS)
+    more = plan.plan(plan.Drop(followers + extra, 10, 10, "first_come"), PER, 0.00003, CAPS)
     assert more.stages["notify (drop_started)"] >= fewer.stages["notify (drop_started)"]
     assert more.cost_usd >= fewer.cost_usd
 
