@@ -53,20 +53,31 @@ PRICES: dict[str, Price] = {
 }
 # Lambda bills whole milliseconds; reads of DynamoDB streams by Lambda triggers are free.
 FREE = {"dynamodbstreams"}
-# What no run measured: figures of a dev stack run (bench.calls, 40 orders), documented in docs/capacity.md.
+# What no run measured: the figures of one dev stack run of bench.calls (40 orders, 2026-12-06, a load
+# average near 50: wall times are inflated, CPU times and calls are not). docs/capacity.md explains them.
 DEFAULTS: dict[str, Any] = {
     "calls": {
-        "dynamodb:TransactWriteItems": 1.0,
-        "sns:PublishBatch": 0.8,
-        "sqs:ReceiveMessage": 0.38,
-        "sqs:DeleteMessageBatch": 0.35,
+        "dynamodb:BatchGetItem": 0.625,
+        "dynamodb:BatchWriteItem": 0.875,
+        "dynamodb:GetItem": 1.25,
+        "dynamodb:Query": 1.05,
+        "dynamodb:TransactWriteItems": 2.0,
+        "dynamodb:UpdateItem": 0.15,
+        "sns:PublishBatch": 1.025,
+        "sqs:DeleteMessageBatch": 0.525,
+        "sqs:ReceiveMessage": 0.55,
     },
-    "capacity": {"write_units_per_order": 29.0, "read_units_per_order": 3.0},
+    "capacity": {"write_units_per_order": 25.15, "read_units_per_order": 2.27},
     "functions": {
-        "api": {"invocations_per_order": 1.0, "mean_ms": 60.0},
-        "domain_events": {"invocations_per_order": 0.1, "mean_ms": 120.0},
-        "payments": {"invocations_per_order": 0.1, "mean_ms": 80.0},
-        "fanout": {"invocations_per_order": 0.1, "mean_ms": 60.0},
+        "api": {"invocations_per_order": 1.0, "mean_ms": 1752.1, "cpu_ms": 4.7, "calls_per_invocation": 1.2},
+        "domain_events": {
+            "invocations_per_order": 0.975,
+            "mean_ms": 162.9,
+            "cpu_ms": 3.3,
+            "calls_per_invocation": 1.05,
+        },
+        "fanout": {"invocations_per_order": 0.4, "mean_ms": 1117.3, "cpu_ms": 53.2, "calls_per_invocation": 5.94},
+        "payments": {"invocations_per_order": 0.125, "mean_ms": 3311.0, "cpu_ms": 60.7, "calls_per_invocation": 19.0},
     },
 }
 # A function's billed time in AWS: its handler's CPU time as measured, plus each AWS call it makes at
