@@ -227,14 +227,14 @@ def test_the_page_is_deployed_with_the_api_and_websocket_addresses(prod: Synth) 
 
 
 # --- the capacity model reads what is deployed ----------------------------------------------------
-def test_the_plans_event_source_caps_are_the_templates(prod: Synth) -> None:
+def test_the_plans_event_source_caps_are_the_templates(synth: Synth) -> None:
     from bench.plan import deployed_caps
 
     caps = {}
-    for mapping in prod.of_type("AWS::Lambda::EventSourceMapping").values():
+    for mapping in synth.of_type("AWS::Lambda::EventSourceMapping").values():
         props = mapping["Properties"]
         if "ScalingConfig" in props:
-            caps[render(prod, props["EventSourceArn"]).removeprefix("queue:")] = props["ScalingConfig"][
+            caps[render(synth, props["EventSourceArn"]).removeprefix("queue:")] = props["ScalingConfig"][
                 "MaximumConcurrency"
             ]
     assert deployed_caps() == caps
