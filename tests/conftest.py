@@ -12,11 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devstack.stack import DevStack
 from tests.support import Api, sign_up_user
 
 UNIT_TIER = Path(__file__).resolve().parent / "unit"
+
+# Tests check behaviour, never timings: Hypothesis's per-example deadline is a timing check that a busy
+# machine fails at random, so it is off for every property test.
+settings.register_profile("livedrop", deadline=None)
+settings.load_profile("livedrop")
 
 
 def pytest_configure(config: pytest.Config) -> None:
