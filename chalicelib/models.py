@@ -14,6 +14,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -290,6 +291,9 @@ class Connection(Model):
     ttl = TTLAttribute(null=True)
     # How many drops this connection watches; moves with each Subscription row in one transaction.
     subscriptions = NumberAttribute(null=True)
+    # Only on a user's quota row (connection_id "quota#<user_id>", no user_id, chalicelib.connections):
+    # the ids of the user's open connections, each added in the transaction that stores its row.
+    held = UnicodeSetAttribute(null=True)
     by_user = ConnectionsByUser()
 
 

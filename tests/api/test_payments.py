@@ -226,7 +226,9 @@ def test_malformed_signatures_and_bodies_are_400_not_500(api, webhook_secret) ->
 
     def post(payload: bytes, signature: str):
         return api.post(
-            "/payments/webhook", data=payload, headers={"Content-Type": "application/json", "Stripe-Signature": signature}
+            "/payments/webhook",
+            data=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": signature},
         )
 
     superscript = post(b"{}", "t=\u00b2,v1=" + "0" * 64)

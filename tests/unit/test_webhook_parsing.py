@@ -81,7 +81,9 @@ def test_a_malformed_signature_header_is_invalid_signature(header: str | None) -
 
 
 @settings(max_examples=300, deadline=None)
-@given(header=st.text(max_size=120) | st.builds(lambda t, v: f"t={t},v1={v}", st.text(max_size=12), st.text(max_size=70)))
+@given(
+    header=st.text(max_size=120) | st.builds(lambda t, v: f"t={t},v1={v}", st.text(max_size=12), st.text(max_size=70))
+)
 def test_any_signature_header_verifies_or_is_refused_as_invalid_signature(header: str) -> None:
     try:
         payments.verify_stripe_signature(b"{}", header, SECRET, at_s=NOW)
