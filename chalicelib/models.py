@@ -49,6 +49,10 @@ class _Meta(metaclass=_BoundMeta):
     host: str | None = None
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
+    # The settings' AWS call timeouts and retries (set by bind, like the endpoint).
+    connect_timeout_seconds: float = 1.0
+    read_timeout_seconds: float = 4.0
+    max_retry_attempts = 2
 
 
 class _Binding:
@@ -497,6 +501,9 @@ def bind(settings: Settings) -> None:
             return
         _Meta.region = settings.region
         _Meta.host = settings.endpoint_url("dynamodb")
+        _Meta.connect_timeout_seconds = settings.aws_connect_timeout_seconds
+        _Meta.read_timeout_seconds = settings.aws_read_timeout_seconds
+        _Meta.max_retry_attempts = settings.aws_max_attempts - 1
         for model in ALL_MODELS:
             model._connection = None
         _bound.settings = settings
