@@ -50,9 +50,9 @@ class _Meta(metaclass=_BoundMeta):
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
     # The settings' AWS call timeouts and retries (set by bind, like the endpoint).
-    connect_timeout_seconds: float = 1.0
-    read_timeout_seconds: float = 4.0
-    max_retry_attempts = 2
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 10.0
+    max_retry_attempts = 1
 
 
 class _Binding:
