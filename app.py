@@ -21,6 +21,7 @@ from chalicelib import (
     sales,
     scheduling,
 )
+from chalicelib import commands as request_bodies
 from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
@@ -38,7 +39,7 @@ from chalicelib.errors import (
 )
 from chalicelib.observability import logger, metrics, trace_segment
 from chalicelib.pagination import parse_limit
-from chalicelib.validation import check_path_ids, parse_command
+from chalicelib.validation import check_path_ids, parse_command, parse_optional_command
 from chalicelib.web import (
     caller_id,
     chalice_errors_in_api_shape,
@@ -260,6 +261,7 @@ def sweeper(event: Any) -> dict[str, int]:
 # --- queues and draws (docs/sale-modes.md) -----------------------------------------------------
 @route("/drops/{drop_id}/queue", methods=["POST"], authorizer=cognito)
 def join_queue(drop_id: str) -> Any:
+    parse_optional_command(request().raw_body, request_bodies.JoinLine)  # the docs' "no body": anything else is refused
     place, created = lines.join_queue(caller_id(app.current_request), drop_id)
     return json_response(place, 201 if created else 200)
 
@@ -271,6 +273,7 @@ def my_queue_place(drop_id: str) -> Any:
 
 @route("/drops/{drop_id}/entries", methods=["POST"], authorizer=cognito)
 def enter_draw(drop_id: str) -> Any:
+    parse_optional_command(request().raw_body, request_bodies.JoinLine)
     entry, created = lines.enter_draw(caller_id(app.current_request), drop_id)
     return json_response(entry, 201 if created else 200)
 

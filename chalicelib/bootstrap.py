@@ -178,7 +178,14 @@ def _forget_values() -> None:
 
 def _make_dynamodb() -> Connection:
     current = get_settings()
-    return Connection(region=current.region, host=current.endpoint_url("dynamodb"), max_pool_connections=64)
+    return Connection(
+        region=current.region,
+        host=current.endpoint_url("dynamodb"),
+        max_pool_connections=64,
+        connect_timeout_seconds=current.aws_connect_timeout_seconds,
+        read_timeout_seconds=current.aws_read_timeout_seconds,
+        max_retry_attempts=current.aws_max_attempts - 1,
+    )
 
 
 def _make_token_verifier() -> TokenVerifier:

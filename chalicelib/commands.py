@@ -133,6 +133,14 @@ class NewOrder:
     )
 
 
+# --- queues and draws -------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class JoinLine:
+    """POST /drops/{id}/queue and /drops/{id}/entries: no body, or an empty JSON object."""
+
+    schema_description: ClassVar[str] = "no body, or an empty object"
+
+
 # --- notifications ----------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class MarkRead:
@@ -159,5 +167,6 @@ REQUEST_BODIES: tuple[type, ...] = (
     NewProduct,
     NewDrop,
     NewOrder,
+    JoinLine,
     MarkRead,
 )

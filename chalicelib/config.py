@@ -41,6 +41,11 @@ class Settings:
     # Per-service endpoints that override aws_endpoint_url, as (botocore service name, URL) pairs:
     # the dev stack serves DynamoDB from a process of its own.
     service_endpoints: tuple[tuple[str, str], ...] = ()
+    # How long one AWS call may wait (docs/limits-and-faults.md): a backend that does not answer makes
+    # a request fail in seconds with 503 backend_unavailable, well inside API Gateway's 29 s.
+    aws_connect_timeout_seconds: float = 2.0
+    aws_read_timeout_seconds: float = 10.0
+    aws_max_attempts: int = 2  # the first call and its retries (throttling, 5xx, timeouts)
 
     def endpoint_url(self, service: str) -> str | None:
         """Where clients of `service` (a botocore service name) go: its own endpoint, else the default."""
@@ -125,6 +130,9 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         # A Lambda scheduled once a minute ticks in a loop for most of it; the dev stack's pump calls
         # it once per tick instead.
         admission_loop_seconds=float(env.get("LIVEDROP_ADMISSION_LOOP_SECONDS", "0" if endpoint else "50")),
+        aws_connect_timeout_seconds=float(env.get("LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS", "2")),
+        aws_read_timeout_seconds=float(env.get("LIVEDROP_AWS_READ_TIMEOUT_SECONDS", "10")),
+        aws_max_attempts=int(env.get("LIVEDROP_AWS_MAX_ATTEMPTS", "2")),
     )
 
 

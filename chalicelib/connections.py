@@ -10,6 +10,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import size
+
 from chalicelib import bootstrap
 from chalicelib.catalog import drop_terms
 from chalicelib.commands import Watch
@@ -37,38 +40,95 @@ _KEY_BATCH = 100  # BatchGetItem's limit
 
 def open_connection(connection_id: str, token: str | None) -> str:
     """Store the connection of the user the token names; UnauthorizedError for a bad or missing token,
-    TooManyConnectionsError when the user already holds MAX_CONNECTIONS_PER_USER open sockets."""
+    TooManyConnectionsError when the user already holds MAX_CONNECTIONS_PER_USER open sockets.
+
+    The cap is held by the user's quota row, whose set of connection ids grows in the same transaction
+    that stores the connection's row, on condition that it holds fewer than the cap: racing handshakes
+    cannot all pass a count they read before any of them wrote."""
     user_id = verifier().claims(token)["sub"]
-    _make_room(user_id)
-    Connection(connection_id=connection_id, user_id=user_id, connected_at=now_ms(), ttl=CONNECTION_TTL).save()
+    held = _claim(connection_id, user_id)
+    if held is not None and _forget_gone(user_id, held):
+        held = _claim(connection_id, user_id)
+    if held is not None:
+        raise TooManyConnectionsError(f"at most {MAX_CONNECTIONS_PER_USER} open connections per user")
     return user_id
 
 
-def _make_room(user_id: str) -> None:
-    held = connections_of(user_id)
-    if len(held) < MAX_CONNECTIONS_PER_USER:
-        return
-    # A socket that closed without its $disconnect reaching us still has a row: ask API Gateway,
-    # forget the gone ones, and count only what is really open.
+QUOTA_PREFIX = "quota#"  # a quota row's key; API Gateway's connection ids never hold a '#'
+# A connection this young may still be in its $connect (API Gateway says it is gone until then).
+HANDSHAKE_GRACE = timedelta(seconds=30)
+
+
+def _quota_row(user_id: str) -> Connection:
+    return Connection(connection_id=QUOTA_PREFIX + user_id)
+
+
+def _claim(connection_id: str, user_id: str) -> set[str] | None:
+    """Store the connection and add it to the user's quota in one transaction; None when it was
+    stored (or already was: a retried $connect), else the ids the full quota holds."""
+    tx = Transaction()
+    tx.put(
+        "connection",
+        Connection(connection_id=connection_id, user_id=user_id, connected_at=now_ms(), ttl=CONNECTION_TTL),
+        Connection.connection_id.does_not_exist(),
+    )
+    room = Connection.held.does_not_exist() | (size(Connection.held) < MAX_CONNECTIONS_PER_USER)
+    tx.update("quota", _quota_row(user_id), [Connection.held.add({connection_id})], room, return_old=True)
+    try:
+        tx.commit()
+    except TransactionCancelledError as cancelled:
+        if cancelled.failed("connection"):
+            return None  # this connection is stored and counted already
+        if cancelled.failed("quota"):
+            old = cancelled.old_item("quota") or {}
+            return set(old.get("held", {}).get("SS", []))
+        raise
+    return None
+
+
+def _forget_gone(user_id: str, held: set[str]) -> bool:
+    """Forget the held connections that are closed (their $disconnect never reached us, or their row
+    outlived by TTL); True if any was. A connection still in its handshake is never taken for gone."""
+    settled = now_ms() - int(HANDSHAKE_GRACE.total_seconds() * 1000)
     is_gone = bootstrap.pusher().is_gone
-    open_ones = 0
-    for connection_id in held:
-        if is_gone(connection_id):
+    forgot = False
+    for connection_id in sorted(held):
+        try:
+            row = Connection.get(connection_id, consistent_read=True)
+        except Connection.DoesNotExist:
+            row = None
+        if row is None:
+            _release(connection_id, user_id)
+            forgot = True
+        elif int(row.connected_at or 0) < settled and is_gone(connection_id):
             close_connection(connection_id)
-        else:
-            open_ones += 1
-    if open_ones >= MAX_CONNECTIONS_PER_USER:
-        raise TooManyConnectionsError(f"at most {MAX_CONNECTIONS_PER_USER} open connections per user")
+            forgot = True
+    return forgot
+
+
+def _release(connection_id: str, user_id: str) -> None:
+    """Take a connection out of its user's quota (never creating a quota row)."""
+    try:
+        _quota_row(user_id).update(
+            [Connection.held.delete({connection_id})], condition=Connection.connection_id.exists()
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
 
 
 def close_connection(connection_id: str) -> None:
-    """Forget a connection and every subscription it held (also fine when already gone)."""
+    """Forget a connection, every subscription it held and its place in its user's quota (also fine
+    when already gone: only the call that deletes the row releases the place)."""
     drops = [row.drop_id for row in Subscription.by_connection.query(connection_id)]
     if drops:
         with Subscription.batch_write() as batch:
             for drop_id in drops:
                 batch.delete(Subscription(drop_id=drop_id, connection_id=connection_id))
-    Connection(connection_id=connection_id).delete()
+    old = Connection._get_connection().delete_item(connection_id, return_values="ALL_OLD").get("Attributes", {})
+    user_id = old.get("user_id", {}).get("S")
+    if user_id:
+        _release(connection_id, user_id)
 
 
 def subscribe(connection_id: str, drop_id: str) -> None:
@@ -180,7 +240,8 @@ def online_followers(creator_id: str) -> list[str]:
     scan is cheap because connections are few (online users, rows of ~100 bytes) and rarely read.
     """
     by_user: dict[str, list[str]] = {}
-    for row in Connection.scan(attributes_to_get=["connection_id", "user_id"]):
+    # Quota rows have no user_id: only connections are read.
+    for row in Connection.scan(Connection.user_id.exists(), attributes_to_get=["connection_id", "user_id"]):
         by_user.setdefault(row.user_id, []).append(row.connection_id)
     users = list(by_user)
     following: list[str] = []

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, ReadTimeoutError
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
@@ -148,6 +148,22 @@ class Transaction:
         if not reasons:
             return {}
         return {label: (reason.code if reason else "None") for label, reason in zip(labels, reasons, strict=False)}
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a backend that did not answer in time or could not be
+    reached at all (after the SDK's retries), rather than one that answered busy."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | ReadTimeoutError):
+            return True
+        if isinstance(current, PynamoDBException) and current.cause is not None:
+            current = current.cause
+            continue
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def is_transient(error: BaseException) -> bool:

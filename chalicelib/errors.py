@@ -147,7 +147,10 @@ class TryAgainError(LiveDropError):
 
 
 class BackendUnavailableError(LiveDropError):
+    """A backend (the data store) did not answer in time or could not be reached."""
+
     code = "backend_unavailable"
+    retry_after = 5
 
 
 class InvalidSignatureError(LiveDropError):

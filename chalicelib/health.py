@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
+from chalicelib import aws
+from chalicelib.config import get_settings
 from chalicelib.errors import BackendUnavailableError
 from chalicelib.models import User
 
@@ -15,11 +15,12 @@ _PROBE_KEY = "health-probe"  # never a user id (those are Cognito subs): the rea
 
 
 def check(stage: str) -> dict[str, Any]:
-    """`{"status": "ok", ...}` when DynamoDB answers a read; BackendUnavailableError otherwise."""
+    """`{"status": "ok", ...}` when DynamoDB answers a read; BackendUnavailableError otherwise, within
+    about aws.PROBE_SECONDS (the probe's client waits that long, once, for a backend that does not answer)."""
     try:
-        User.get(_PROBE_KEY)
-    except DoesNotExist:
-        pass
+        aws.client("dynamodb", probe=True).get_item(
+            TableName=get_settings().table_name(User.Meta.table), Key={"user_id": {"S": _PROBE_KEY}}
+        )
     except Exception as error:
         log.warning("health: the data store does not answer: %s", error)
         raise BackendUnavailableError("the data store is not answering", retry_after=5) from None

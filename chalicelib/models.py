@@ -14,6 +14,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -48,6 +49,10 @@ class _Meta(metaclass=_BoundMeta):
     host: str | None = None
     billing_mode = "PAY_PER_REQUEST"
     max_pool_connections = 64
+    # The settings' AWS call timeouts and retries (set by bind, like the endpoint).
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 10.0
+    max_retry_attempts = 1
 
 
 class _Binding:
@@ -290,6 +295,9 @@ class Connection(Model):
     ttl = TTLAttribute(null=True)
     # How many drops this connection watches; moves with each Subscription row in one transaction.
     subscriptions = NumberAttribute(null=True)
+    # Only on a user's quota row (connection_id "quota#<user_id>", no user_id, chalicelib.connections):
+    # the ids of the user's open connections, each added in the transaction that stores its row.
+    held = UnicodeSetAttribute(null=True)
     by_user = ConnectionsByUser()
 
 
@@ -493,6 +501,9 @@ def bind(settings: Settings) -> None:
             return
         _Meta.region = settings.region
         _Meta.host = settings.endpoint_url("dynamodb")
+        _Meta.connect_timeout_seconds = settings.aws_connect_timeout_seconds
+        _Meta.read_timeout_seconds = settings.aws_read_timeout_seconds
+        _Meta.max_retry_attempts = settings.aws_max_attempts - 1
         for model in ALL_MODELS:
             model._connection = None
         _bound.settings = settings

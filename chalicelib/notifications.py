@@ -211,8 +211,7 @@ def mark_read(user_id: str, up_to_ms: int | None = None, notification_id: str | 
         raise InvalidRequestError("give exactly one of up_to or notification_id")
     rows: Iterable[Notification]
     if up_to_ms is not None:
-        # Sort keys are `<13-digit ms>#<event id>`: "~" sorts after every event id of that millisecond.
-        rows = Notification.unread.query(user_id, Notification.sort_key <= f"{max(up_to_ms, 0):013d}~")
+        rows = Notification.unread.query(user_id, Notification.sort_key <= _sort_key_bound(up_to_ms))
     else:
         rows = (row for row in Notification.unread.query(user_id) if row.sort_key.endswith(f"#{notification_id}"))
     marked = 0
@@ -222,6 +221,16 @@ def mark_read(user_id: str, up_to_ms: int | None = None, notification_id: str | 
         if _mark_row_read(user_id, row.sort_key):
             marked += 1
     return {"marked": marked, "unread": unread_count(user_id)}
+
+
+# Sort keys start with the time as 13 digits (every millisecond up to the year 2286).
+_LAST_MS = 10**13 - 1
+
+
+def _sort_key_bound(up_to_ms: int) -> str:
+    """The greatest sort key at or before `up_to_ms`, so the text comparison is the time comparison:
+    the time is clamped into the 13 digits every key has ("~" sorts after every event id)."""
+    return f"{min(max(up_to_ms, 0), _LAST_MS):013d}~"
 
 
 def _mark_row_read(user_id: str, sort_key: str) -> bool:

@@ -120,6 +120,8 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
     admitted = terms.sale_mode != FIRST_COME
     if admitted:
         admissions.verify_token(new.admission_token, user_id, drop_id, now)
+    elif new.admission_token is not None:
+        raise InvalidRequestError("admission_token is only for queue and draw drops")
     digest = request_hash(drop_id, quantity, payment_token)
     order_id = new_id("or")
     order = Order(

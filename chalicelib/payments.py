@@ -279,18 +279,35 @@ def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, An
 
 
 # --- Stripe webhook -------------------------------------------------------------------------------
+# The intent events the webhook settles; any other event type is acknowledged and ignored.
+WEBHOOK_VERDICTS = {"payment_intent.succeeded": SUCCEEDED, "payment_intent.payment_failed": DECLINED}
+# Stripe's ids and our order ids are short ASCII; anything longer is not a real event.
+_WEBHOOK_ID_MAX = 255
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _signature_parts(header: str | None) -> tuple[int, list[str]]:
+    """The timestamp and v1 signatures of a Stripe-Signature header; InvalidSignatureError when malformed."""
+    pairs = [part.split("=", 1) for part in (header or "").split(",") if "=" in part]
+    stamps = [value.strip() for name, value in pairs if name.strip() == "t"]
+    signatures = [value.strip() for name, value in pairs if name.strip() == "v1"]
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
+    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit() and len(stamps[0]) <= 12):
+        raise InvalidSignatureError("Stripe-Signature is missing or malformed")
+    # A v1 signature is 64 lowercase hex digits; compare_digest refuses non-ASCII text, so sort those out first.
+    valid = [value for value in signatures if len(value) == 64 and set(value) <= _HEX_DIGITS]
+    if not valid:
+        raise InvalidSignatureError("Stripe-Signature is missing or malformed")
+    return int(stamps[0]), valid
+
+
 def verify_stripe_signature(
     payload: bytes, header: str | None, secret: str, at_s: float | None = None, tolerance_s: int = WEBHOOK_TOLERANCE_S
 ) -> None:
     """Check a Stripe-Signature header (`t=…,v1=…`): HMAC-SHA256 of `t.payload`, at most `tolerance_s` old."""
     if not secret:
         raise InvalidSignatureError("the webhook secret is not configured")
-    pairs = [part.split("=", 1) for part in (header or "").split(",") if "=" in part]
-    stamps = [value for name, value in pairs if name.strip() == "t"]
-    signatures = [value.strip() for name, value in pairs if name.strip() == "v1"]
-    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not signatures:
-        raise InvalidSignatureError("Stripe-Signature is missing or malformed")
-    stamp = int(stamps[0])
+    stamp, signatures = _signature_parts(header)
     now = time.time() if at_s is None else at_s
     if abs(now - stamp) > tolerance_s:
         raise InvalidSignatureError("Stripe-Signature is too old")
@@ -299,18 +316,50 @@ def verify_stripe_signature(
         raise InvalidSignatureError("Stripe-Signature does not match")
 
 
+def _webhook_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > _WEBHOOK_ID_MAX or not value.isascii():
+        raise InvalidRequestError(f"webhook {what} must be a short ASCII string")
+    return value
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """What the webhook acts on: the event type and, for an intent event, its order and intent ids."""
+
+    kind: str
+    order_id: str | None = None
+    intent_id: str | None = None
+
+
+def parse_webhook_event(payload: bytes) -> WebhookEvent:
+    """A signed webhook body as a WebhookEvent; InvalidRequestError (400) for any body of the wrong shape.
+
+    Every field is checked before it is used: an object where one is expected, ids as short strings."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidRequestError("webhook body is not valid JSON") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise InvalidRequestError("webhook body must be an event object with a type")
+    kind = event["type"]
+    data = event.get("data", {})
+    if not isinstance(data, dict) or not isinstance(data.get("object", {}), dict):
+        raise InvalidRequestError("webhook data.object must be an object")
+    if kind not in WEBHOOK_VERDICTS:
+        return WebhookEvent(kind)
+    intent = data.get("object", {})
+    metadata = intent.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise InvalidRequestError("webhook data.object.metadata must be an object")
+    if metadata.get("order_id") is None:
+        return WebhookEvent(kind)  # an intent this service did not create
+    return WebhookEvent(kind, _webhook_id(metadata["order_id"], "order_id"), _webhook_id(intent.get("id"), "intent id"))
+
+
 def handle_webhook(payload: bytes, signature_header: str | None) -> dict[str, Any]:
     """POST /payments/webhook: apply payment_intent.succeeded / payment_failed to the order, idempotently."""
     verify_stripe_signature(payload, signature_header, secrets.stripe_value(get_settings(), "webhook_secret"))
-    try:
-        event = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequestError("webhook body is not valid JSON") from None
-    intent = (event.get("data") or {}).get("object") or {} if isinstance(event, dict) else {}
-    order_id = (intent.get("metadata") or {}).get("order_id")
-    kind = event.get("type") if isinstance(event, dict) else None
-    if order_id and kind == "payment_intent.succeeded":
-        settle(str(order_id), ChargeResult(SUCCEEDED, intent.get("id")), payment_gateway())
-    elif order_id and kind == "payment_intent.payment_failed":
-        settle(str(order_id), ChargeResult(DECLINED, intent.get("id")), payment_gateway())
+    event = parse_webhook_event(payload)
+    if event.order_id is not None:
+        settle(event.order_id, ChargeResult(WEBHOOK_VERDICTS[event.kind], event.intent_id), payment_gateway())
     return {"received": True}

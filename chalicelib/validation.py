@@ -231,6 +231,13 @@ def parse_command(raw: bytes | str | None, command: type[Command]) -> Command:
     return command_from(parse_json_object(raw), command)
 
 
+def parse_optional_command(raw: bytes | str | None, command: type[Command]) -> Command:
+    """parse_command for a route whose body may be left out: no body is the command without fields."""
+    if raw is None or raw in (b"", ""):
+        return command_from({}, command)
+    return parse_command(raw, command)
+
+
 def parse_time(name: str, value: str) -> int:
     """An ISO-8601 time with Z or an offset, as epoch milliseconds inside the renderable years."""
     if not _TIME.fullmatch(value):

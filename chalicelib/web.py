@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from chalice import Response
 
 from chalicelib import errors
-from chalicelib.db import is_transient
-from chalicelib.errors import LiveDropError, TryAgainError, UnauthorizedError
+from chalicelib.db import is_transient, is_unreachable
+from chalicelib.errors import BackendUnavailableError, LiveDropError, TryAgainError, UnauthorizedError
 
 if TYPE_CHECKING:
     from chalicelib.orders import PlacedOrder
@@ -92,6 +92,10 @@ def guarded(view: Callable[..., Any]) -> Callable[..., Any]:
         except LiveDropError as error:
             return error_response(error)
         except Exception as error:
+            if is_unreachable(error):
+                # The data store (or another backend) did not answer within the SDK's timeouts and retries.
+                log.warning("%s: AWS did not answer: %s", view.__name__, error)
+                return error_response(BackendUnavailableError("a backend is not answering, try again later"))
             if is_transient(error):
                 # AWS stayed busy or unreachable through the SDK's retries: a 503 the client may retry.
                 log.warning("%s: AWS busy or unreachable: %s", view.__name__, error)

@@ -19,6 +19,7 @@ import threading  # noqa: E402
 from types import FrameType
 
 from devstack import faults  # noqa: E402
+from devstack.persistence import PersistenceError  # noqa: E402
 
 READY_LINE = "LiveDrop dev stack ready"
 WATCH_SECONDS = 0.1  # how often the embedded AWS child is checked for life (a cheap waitpid)
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print("stopping…", flush=True)
     except KeyboardInterrupt:
         print("stopping…", flush=True)
+    except PersistenceError as error:
+        # A data folder that cannot be restored: its one line, no traceback (the folder is left as it is).
+        print(f"devstack: {error}", file=sys.stderr, flush=True)
+        return 1
     except OSError as error:
         if error.errno != errno.EADDRINUSE:
             raise

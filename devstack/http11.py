@@ -7,6 +7,10 @@ async callable (which hands it to a function's environments). Like a hardened fr
 - bounds what a client can make it hold: the header block (size and count), the body (Content-Length
   only, digits only, at most `max_body`), and how long each part may take to arrive (`read_timeout`
   from the first byte of a request to its last) and how long an idle keep-alive connection stays open;
+- bounds what all clients together can make it hold: the bytes buffered for requests not yet handled
+  (`max_buffered_bytes`, over all connections) and the connections open from one client address
+  (`max_connections_per_client`); past either, the connection that would exceed it is answered 503
+  (API Gateway's `{"message": "Service Unavailable"}`) and closed;
 - answers broken framing with a 4xx in the API's error shape `{"error": {"code", "message"}}` and closes
   the connection, since after bad framing the next request cannot be found reliably.
 """
@@ -45,6 +49,11 @@ class Limits:
     keep_alive_timeout: float = 60.0
     # The body of the 413 for a body over max_body.
     too_large: bytes = b'{"message": "Request Too Long"}'
+    # Over every connection: bytes received for requests not handled yet (unfinished bodies, pipelined
+    # requests). A few full-size bodies fit; forty nearly finished 10 MB bodies do not.
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    # Connections open at once from one client address (tests and benches open a few dozen).
+    max_connections_per_client: int = 256
 
 
 @dataclass
@@ -74,6 +83,11 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     close: bool = False
+
+
+UNAVAILABLE = Response(
+    503, {"Content-Type": "application/json", "Retry-After": "1"}, b'{"message": "Service Unavailable"}'
+)
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> Response:
@@ -148,21 +162,36 @@ class _Connection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._eof = False
         self._continued = False  # "100 Continue" already sent for the current request
+        self._counted = 0  # this connection's share of the server's buffered bytes
+        self._client: str | None = None  # the address counted against max_connections_per_client
 
     # --- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._server.connections.add(self)
         # asyncio already sets TCP_NODELAY on TCP transports, and each answer is one write anyway.
         peer = transport.get_extra_info("peername")
         self._peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        client = self._peer[0] if self._peer else ""
+        if self._server.clients.get(client, 0) >= self._limits.max_connections_per_client:
+            self._fail(UNAVAILABLE)
+            return
+        self._client = client
+        self._server.clients[client] = self._server.clients.get(client, 0) + 1
+        self._server.connections.add(self)
         self._arm(self._limits.keep_alive_timeout, self._idle_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._server.connections.discard(self)
         self._disarm()
+        self._buffer.clear()
+        self._account()
+        if self._client is not None:
+            left = self._server.clients.pop(self._client, 1) - 1
+            if left:
+                self._server.clients[self._client] = left
+            self._client = None
         # A request being handled runs to its end, as API Gateway completes an integration whose
         # client has gone; its answer is dropped (see _handle).
         self._writable.set()
@@ -174,6 +203,13 @@ class _Connection(asyncio.Protocol):
             self._request_started = asyncio.get_running_loop().time()
             self._arm(self._limits.read_timeout, self._read_expired)
         self._buffer += data
+        self._account()
+        if self._server.buffered > self._limits.max_buffered_bytes:
+            if not self._busy:
+                self._fail(UNAVAILABLE)  # the request that would take the server past its total
+                return
+            assert self._transport is not None
+            self._transport.pause_reading()  # pipelined bytes wait in the kernel instead
         if len(self._buffer) > self._limits.max_header_bytes + self._limits.max_body + 65536:
             # A client pipelining far ahead of the answers: stop reading until it catches up.
             assert self._transport is not None
@@ -226,6 +262,8 @@ class _Connection(asyncio.Protocol):
         except _Refuse as refused:
             self._fail(refused.response)
             return
+        finally:
+            self._account()
         if parsed is None:
             if self._transport is not None and self._transport.is_reading() is False:
                 self._transport.resume_reading()
@@ -345,11 +383,18 @@ class _Connection(asyncio.Protocol):
             self._transport.write(encode_response(response, False, False))
         self._close()
 
+    def _account(self) -> None:
+        """Bring the server's total of buffered bytes up to date with this connection's buffer."""
+        self._server.buffered += len(self._buffer) - self._counted
+        self._counted = len(self._buffer)
+
     def _close(self) -> None:
         if self._closing:
             return
         self._closing = True
         self._disarm()
+        self._buffer.clear()
+        self._account()
         if self._transport is not None:
             self._transport.close()
 
@@ -372,6 +417,9 @@ class HttpServer:
         self.handle = handle
         self.limits = limits or Limits()
         self.connections: set[_Connection] = set()
+        # Bytes buffered over all connections, and open connections per client address (Limits).
+        self.buffered = 0
+        self.clients: dict[str, int] = {}
         self.stopping = False
         self._sock = sock
         self._server: asyncio.Server | None = None

@@ -101,6 +101,13 @@ class HttpGateway:
         host, port = self._sock.getsockname()[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def held(self) -> tuple[int, dict[str, int]]:
+        """What the front door holds now: bytes buffered for unhandled requests, connections per client
+        address (both capped by Limits: max_buffered_bytes, max_connections_per_client)."""
+        server = self._server
+        return (server.buffered, dict(server.clients)) if server is not None else (0, {})
+
     def start(self) -> None:
         loop = asyncio.new_event_loop()
         self._server = HttpServer(self._handle, self._sock, self._limits)

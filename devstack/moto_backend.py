@@ -56,6 +56,8 @@ SERVICE_GROUPS: dict[str, tuple[str, ...]] = {
 # The file each process keeps its state in, in a data folder: the tables (users, drops, orders) stay in
 # aws.state, where a single process kept everything before the split.
 STATE_NAMES = {DYNAMODB: "aws", MESSAGING: "aws-messaging"}
+# What a child prints instead of LISTENING when its data folder cannot be restored (then one line).
+REFUSED = "REFUSED "
 
 
 def group_of(service: str) -> str:
@@ -513,15 +515,23 @@ def _patch_sqs_send() -> None:
     SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
 
 
-def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> None:
+def serve(
+    port: int,
+    data_dir: str | None = None,
+    group: str = MESSAGING,
+    generation: str | None = None,
+    names: list[str] | None = None,
+) -> None:
     """Serve the `group` services of the embedded AWS on 127.0.0.1:`port` until SIGTERM/SIGINT; with
-    `data_dir`, restore this process's state from it first and save it there on a clean stop
-    (devstack.persistence: each process keeps its own services' state, under its group's name)."""
+    `data_dir`, restore this process's state from it first and save it there on a clean stop, as its
+    part of snapshot `generation` whose parts are `names` (devstack.persistence: each process keeps its
+    own services' state, under its group's name)."""
     from werkzeug.serving import make_server
 
     # A group other than the split's two serves every service (one process, as before the split).
     services = group if group in SERVICE_GROUPS else None
     state_name = STATE_NAMES.get(group, group)
+    names = names or [state_name]
     _patch_moto_transactions()
     _patch_expression_cache()
     _patch_sqs_long_poll()
@@ -531,9 +541,10 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
         from devstack import persistence
 
         try:
-            persistence.restore(data_dir, state_name)
+            persistence.restore(data_dir, state_name, names)
         except persistence.PersistenceError as error:
-            print(f"embedded AWS: {error}", file=sys.stderr, flush=True)
+            # The parent reads this line and says it once (devstack.__main__: one line, exit 1).
+            print(f"{REFUSED}{error}", flush=True)
             raise SystemExit(2) from None
     from devstack import faults
 
@@ -561,7 +572,7 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
         # some): the lock stays held until the process exits, so the snapshot is the final state.
         # (The serialization lock itself: with faults on, `app` is the fault injector around it.)
         serialized._lock.acquire()
-        persistence.save(data_dir, state_name)
+        persistence.save(data_dir, state_name, generation or persistence.new_generation(), names)
 
 
 def _shut_down_when_orphaned(server: Any) -> None:
@@ -582,8 +593,11 @@ class EmbeddedAwsProcess:
 
     def __init__(self, group: str = MESSAGING, port: int = 0, data_dir: str | os.PathLike[str] | None = None) -> None:
         self._port = port
-        # With a data folder, the child restores its state at start and saves it when stopped.
+        # With a data folder, the child restores its state at start and saves it when stopped, as its
+        # part (of `names`) of the snapshot `generation` (EmbeddedAws sets both for all its children).
         self.data_dir = os.fspath(data_dir) if data_dir is not None else None
+        self.generation = ""
+        self.names = [STATE_NAMES.get(group, group)]
         self.group = group
         self._process: subprocess.Popen[str] | None = None
         self.endpoint = ""
@@ -619,6 +633,11 @@ class EmbeddedAwsProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self._process.stdout.readline()
+            if line.startswith(REFUSED):
+                from devstack.persistence import PersistenceError
+
+                self.stop()
+                raise PersistenceError(line[len(REFUSED) :].strip())
             if line.startswith("LISTENING "):
                 self.endpoint = f"http://127.0.0.1:{int(line.split()[1])}"
                 return self.endpoint
@@ -638,7 +657,10 @@ class EmbeddedAwsProcess:
             self._process.terminate()
 
     def _data_args(self) -> list[str]:
-        return ["--data", os.path.abspath(self.data_dir)] if self.data_dir else []
+        if not self.data_dir:
+            return []
+        snapshot = ["--generation", self.generation] if self.generation else []
+        return ["--data", os.path.abspath(self.data_dir), *snapshot, "--names", ",".join(self.names)]
 
     def stop(self) -> None:
         """Stop the child process (SIGTERM, then SIGKILL after 10 s, or 120 s while it saves its data)."""
@@ -721,7 +743,16 @@ class EmbeddedAws:
         return {"LIVEDROP_AWS_ENDPOINT": self.messaging_endpoint, "LIVEDROP_AWS_ENDPOINTS": dynamodb}
 
     def start(self, timeout: float = 30.0) -> str:
-        """Start every child (in parallel) and return DynamoDB's endpoint."""
+        """Start every child (in parallel) and return DynamoDB's endpoint; with a data folder, its
+        snapshot is checked first (devstack.persistence.PersistenceError: one line naming the file)."""
+        if self.data_dir:
+            from devstack import persistence
+
+            names = sorted({STATE_NAMES.get(child.group, child.group) for child in self._children()})
+            persistence.snapshot_files(self.data_dir, names)
+            generation = persistence.new_generation()  # this run's snapshot, saved by every child together
+            for child in self._children():
+                child.generation, child.names = generation, names
         try:
             for child in self._children():
                 child.launch()
@@ -755,9 +786,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--group", default=MESSAGING, help="dynamodb, messaging, or any other name for all services")
     parser.add_argument("--data", default=None, help="restore state from this folder, save it there on stop")
+    parser.add_argument("--generation", default=None, help="the snapshot this run saves (devstack.persistence)")
+    parser.add_argument("--names", default="", help="the state names saved together, comma-separated")
     args = parser.parse_args(argv)
     os.environ.update(CREDENTIALS_ENV)
-    serve(args.port, args.data, args.group)
+    serve(args.port, args.data, args.group, args.generation, [n for n in args.names.split(",") if n])
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
 """Opt-in persistence of the embedded AWS across restarts of the dev stack (`python -m devstack --data DIR`).
 
-Each embedded-AWS process persists the moto backends it serves itself, in a file of its own
-(`DIR/<group>.state`), so the state can be split over several processes:
+Each embedded-AWS process persists the moto backends it serves itself, in a file of its own, and the
+files of one stop are one snapshot: all of them are restored together, or none.
 
-- `restore(data_dir, group)` runs in the process before it serves its first request: it loads the
-  file, if there is one, into moto's backends and makes it safe to use again (below);
-- `save(data_dir, group, lock)` runs at the process's clean shutdown, after it stopped accepting
-  requests, holding the lock that serializes requests so the snapshot is of whole requests (it drops
-  the one-run-only state below from the live backends first: the process is stopping); it writes a
-  new file and renames it over the old one, so a crash mid-save keeps the previous state.
+- A run is a generation (`new_generation()`, chosen by the parent at start). At its clean shutdown each
+  process writes `DIR/<name>.<generation>.state` (to a temporary file, fsynced, then renamed), after it
+  stopped accepting requests and holding the lock that serializes requests, so the snapshot is of whole
+  requests (it drops the one-run-only state below from the live backends first: the process is stopping).
+- The process that finds every name's file of its generation written renames `DIR/manifest.json`,
+  naming the generation and its files, into place: that rename is what makes a snapshot current. A
+  process killed before it saved leaves the generation incomplete, so the manifest keeps naming the
+  last complete one and the files the others wrote are ignored (and removed after the next complete save).
+- `restore(data_dir, name, names)` runs in each process before it serves its first request and loads
+  the file the manifest names for it; `snapshot_files` is the same check, made by the parent before it
+  starts the processes. A manifest naming a missing file, a file of another generation or name, a
+  corrupt file or one of the wrong shape is refused with a one-line PersistenceError naming the file.
+  (A folder saved before manifests, with `DIR/<name>.state` files, is restored when every file is there.)
 
 A process that is killed saves nothing: the next start restores the last clean stop. (The embedded
 AWS stops on its own when its parent is gone, and saves then like on any clean stop.)
@@ -29,10 +36,13 @@ What is not restored as it was:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import pickle
 import sys
 import threading
+import time
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -53,63 +63,163 @@ SERVICES = {
 
 
 class PersistenceError(RuntimeError):
-    """A data folder this version cannot restore (another format or moto version)."""
+    """A data folder this version cannot restore: its message is one line naming the file."""
 
 
-def state_file(data_dir: str | os.PathLike[str], group: str) -> Path:
-    """Where the process serving `group` keeps its state."""
-    return Path(data_dir) / f"{group}.state"
+MANIFEST = "manifest.json"
 
 
-def save(data_dir: str | os.PathLike[str], group: str, lock: Any = None) -> Path | None:
-    """Write this process's moto backends to `data_dir`; returns the file, or None if nothing was served."""
+def new_generation() -> str:
+    """A fresh snapshot generation for one run of the embedded AWS."""
+    return f"{time.time_ns():x}-{os.getpid()}"
+
+
+def state_file(data_dir: str | os.PathLike[str], name: str, generation: str | None = None) -> Path:
+    """Where the process keeping state `name` writes it for `generation` (None: a folder saved before manifests)."""
+    return Path(data_dir) / (f"{name}.state" if generation is None else f"{name}.{generation}.state")
+
+
+def snapshot_files(data_dir: str | os.PathLike[str], names: Iterable[str]) -> dict[str, tuple[Path, str | None]]:
+    """Each name's file of the current snapshot and its generation ({} for a folder with none yet), or
+    PersistenceError naming what is missing, mismatched or not a file."""
+    folder, names = Path(data_dir), sorted(names)
+    if folder.exists() and not folder.is_dir():
+        raise PersistenceError(f"{folder} is not a folder; give --data a folder (or a new name)")
+    manifest = folder / MANIFEST
+    if manifest.exists() or manifest.is_symlink():
+        generation, files = _read_manifest(manifest)
+        if sorted(files) != names:
+            raise PersistenceError(f"{manifest} names {', '.join(sorted(files)) or 'no'} state, not {', '.join(names)}")
+        found: dict[str, tuple[Path, str | None]] = {name: (folder / files[name], generation) for name in names}
+        for name, (path, _) in found.items():
+            if path.name != state_file(folder, name, generation).name:
+                raise PersistenceError(f"{manifest} names {path.name} for {name}; it was edited, move {folder} away")
+    else:
+        found = {name: (state_file(folder, name), None) for name in names}
+        if not any(path.exists() or path.is_symlink() for path, _ in found.values()):
+            return {}
+    for path, _ in found.values():
+        if not path.exists():
+            raise PersistenceError(f"{path} is missing: the snapshot is incomplete; move {folder} away to start empty")
+        if not path.is_file():
+            raise PersistenceError(f"{path} is not a file; move it away to start empty")
+    return found
+
+
+def _read_manifest(manifest: Path) -> tuple[str, dict[str, str]]:
+    try:
+        loaded = json.loads(manifest.read_text())
+    except (OSError, ValueError) as error:
+        raise PersistenceError(f"{manifest} cannot be read ({_reason(error)}); move it away to start empty") from None
+    generation, files = (loaded.get("generation"), loaded.get("files")) if isinstance(loaded, dict) else (None, None)
+    if (
+        not isinstance(generation, str)
+        or not isinstance(files, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise PersistenceError(f"{manifest} is not a dev stack manifest; move it away to start empty")
+    return generation, files
+
+
+def save(data_dir: str | os.PathLike[str], name: str, generation: str, names: Iterable[str], lock: Any = None) -> Path:
+    """Write this process's moto backends as `name`'s file of `generation`, then make the generation the
+    current snapshot if every one of `names` has written its file; returns the file written."""
     backends = _served_backends()
-    path = state_file(data_dir, group)
-    if not backends:
-        return None
+    path = state_file(data_dir, name, generation)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with lock if lock is not None else nullcontext():
+        # This runs as the process stops: what only this run could use is dropped before writing.
+        for (module, _), accounts in backends.items():
+            for regions in accounts.values():
+                for backend in regions.values():
+                    _made_safe(module, backend)
+        state = {"format": FORMAT, "moto": _moto_version(), "name": name, "generation": generation}
+        _write_atomically(path, lambda out: _StatePickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(
+            {**state, "backends": backends}
+        ))  # fmt: skip
+    _complete(Path(data_dir), generation, sorted(names))
+    return path
+
+
+def _complete(folder: Path, generation: str, names: list[str]) -> None:
+    files = {name: state_file(folder, name, generation).name for name in names}
+    if not all((folder / file).is_file() for file in files.values()):
+        return  # another process of this generation has not saved (yet, or ever: then this one is ignored)
+    body = json.dumps({"format": FORMAT, "generation": generation, "files": files}, indent=1).encode()
+    _write_atomically(folder / MANIFEST, lambda out: out.write(body))
+    # Files of other generations (incomplete ones, the previous snapshot, a pre-manifest folder's) are done.
+    keep = set(files.values())
+    for name in names:
+        for stale in [*folder.glob(f"{name}.*.state"), folder / f"{name}.state"]:
+            if stale.name not in keep and stale.name.removeprefix(f"{name}.").count(".") <= 1:
+                stale.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, write: Any) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with lock if lock is not None else nullcontext(), temporary.open("wb") as out:
-            # This runs as the process stops: what only this run could use is dropped before writing.
-            for (module, _), accounts in backends.items():
-                for regions in accounts.values():
-                    for backend in regions.values():
-                        _made_safe(module, backend)
-            _StatePickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(
-                {"format": FORMAT, "moto": _moto_version(), "backends": backends}
-            )
+        with temporary.open("wb") as out:
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)  # only left over if writing failed: the old state stays
-    return path
+        temporary.unlink(missing_ok=True)  # only left over if writing failed: the old file stays
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a crash
+    finally:
+        os.close(folder)
 
 
-def restore(data_dir: str | os.PathLike[str], group: str) -> bool:
-    """Load the state `save` wrote for `group`, if any, into moto's backends; True if there was one."""
-    path = state_file(data_dir, group)
-    if not path.exists():
+def restore(data_dir: str | os.PathLike[str], name: str, names: Iterable[str]) -> bool:
+    """Load `name`'s file of the current snapshot into moto's backends; False if there is no snapshot."""
+    found = snapshot_files(data_dir, names)
+    if not found:
         return False
-    with path.open("rb") as source:
-        try:
+    path, generation = found[name]
+    state = _load(path)
+    if generation is not None and (state.get("generation"), state.get("name")) != (generation, name):
+        raise PersistenceError(
+            f"{path} belongs to another snapshot than {Path(data_dir) / MANIFEST} names; move {data_dir} away"
+        )
+    try:
+        for (module, attribute), accounts in state["backends"].items():
+            if (module, attribute) not in SERVICES.items():
+                raise ValueError(module)
+            registry = getattr(importlib.import_module(f"moto.{module}.models"), attribute)
+            for account_id, regions in accounts.items():
+                for region, backend in regions.items():
+                    _made_safe(module, backend)
+                    registry[account_id][region] = backend
+    except Exception:
+        raise PersistenceError(
+            f"{path} has the wrong shape for a dev stack state; move it away to start empty"
+        ) from None
+    return True
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as source:
             # The folder is the developer's own, written by save() above: not data from elsewhere.
             state = pickle.load(source)  # noqa: S301
-        except Exception as error:
-            raise PersistenceError(f"{path} cannot be read ({error}); move it away to start empty") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("moto") != _moto_version():
+    except Exception as error:
+        raise PersistenceError(f"{path} cannot be read ({_reason(error)}); move it away to start empty") from None
+    if not isinstance(state, dict) or not isinstance(state.get("backends"), dict):
+        raise PersistenceError(f"{path} has the wrong shape for a dev stack state; move it away to start empty")
+    if state.get("format") != FORMAT or state.get("moto") != _moto_version():
         raise PersistenceError(
-            f"{path} was saved by another version of the dev stack (moto {state.get('moto')!r}, "
+            f"{path} was saved by another version of the dev stack (moto {str(state.get('moto'))[:40]!r}, "
             f"this is {_moto_version()}); move it away to start empty"
         )
-    for (module, attribute), accounts in state["backends"].items():
-        registry = getattr(importlib.import_module(f"moto.{module}.models"), attribute)
-        for account_id, regions in accounts.items():
-            for region, backend in regions.items():
-                _made_safe(module, backend)
-                registry[account_id][region] = backend
-    return True
+    return state
+
+
+def _reason(error: BaseException) -> str:
+    # One line whatever the error says.
+    text = " ".join(str(error).split())[:120]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 # --- what is saved --------------------------------------------------------------------------------

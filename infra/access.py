@@ -169,9 +169,10 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=60,
         memory=512,
     ),
-    # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those.
+    # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those
+    # (reading each held connection's row: chalicelib.connections, the user's quota row).
     "ws_connect": FunctionAccess(
-        read=("Connections/by_user", *_FORGET_READ), write=_FORGET_WRITE, ws_push=True, timeout=10
+        read=("Connections", "Connections/by_user", *_FORGET_READ), write=_FORGET_WRITE, ws_push=True, timeout=10
     ),
     # A subscription checks that the drop exists.
     "ws_message": FunctionAccess(

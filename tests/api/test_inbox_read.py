@@ -86,6 +86,21 @@ def test_unknown_ids_and_other_peoples_rows_mark_nothing(api, new_user) -> None:
     assert forbidden.status_code == 403
 
 
+@pytest.mark.parametrize("up_to", ["2300-01-01T00:00:00Z", "2286-11-20T17:46:40Z", "9999-12-31T23:59:59Z"])
+def test_up_to_a_far_future_time_marks_every_earlier_notification(api, new_user, up_to) -> None:
+    """issue 24 #9: times past 2286 have more digits than the sort keys and compared as text before."""
+    user = new_user()
+    deliver(user.user_id, [0, 1000])
+    assert mark(api, user, {"up_to": up_to}) == {"marked": 2, "unread": 0}
+
+
+def test_up_to_a_time_before_every_notification_marks_none(api, new_user) -> None:
+    user = new_user()
+    deliver(user.user_id, [0])
+    assert mark(api, user, {"up_to": "1970-01-01T00:00:00Z"}) == {"marked": 0, "unread": 1}
+    assert mark(api, user, {"up_to": format_time(BASE_MS - 1)}) == {"marked": 0, "unread": 1}
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     body=st.one_of(

@@ -218,3 +218,25 @@ def test_the_webhook_checks_the_signature_and_settles(api, new_user, make_drop, 
     assert stock_of(drop["drop_id"]) == 2
     other = json.dumps({"type": "charge.refunded", "data": {"object": {}}}).encode()
     assert post(other, stripe_signature(other, webhook_secret, now)).status_code == 200
+
+
+def test_malformed_signatures_and_bodies_are_400_not_500(api, webhook_secret) -> None:
+    """issue 24 #3: the attacker's three reproductions, through the gateway, with a secret set as in prod."""
+    now = int(time.time())
+
+    def post(payload: bytes, signature: str):
+        return api.post(
+            "/payments/webhook",
+            data=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+        )
+
+    superscript = post(b"{}", "t=\u00b2,v1=" + "0" * 64)
+    assert superscript.status_code == 400 and superscript.json()["error"]["code"] == "invalid_signature"
+    for body in (
+        {"type": "payment_intent.succeeded", "data": []},
+        {"type": "payment_intent.succeeded", "data": {"object": "pi_1"}},
+    ):
+        payload = json.dumps(body).encode()
+        refused = post(payload, stripe_signature(payload, webhook_secret, now))
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"

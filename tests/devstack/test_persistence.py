@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -20,7 +22,8 @@ import pytest
 import requests
 
 from devstack.identity import client_kwargs, function_arn
-from devstack.moto_backend import EmbeddedAws
+from devstack.moto_backend import DYNAMODB, EmbeddedAws
+from devstack.persistence import PersistenceError
 from tests.devstack.test_devstack_process import ROOT, _free_port
 from tests.support import wait_for
 
@@ -130,7 +133,8 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
             json={"product_id": product["product_id"], "start_time": iso(30), "end_time": iso(3600), "stock": 5},
         )
         drops_before = call(base, "GET", "/drops?limit=100")["items"]
-    assert (data / "aws.state").is_file()
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == ["aws", "aws-messaging"]
     wait_for(lambda: time.time() > starts_at + 1)
 
     with devstack(data) as (base, banner):
@@ -258,12 +262,110 @@ def test_a_past_schedule_is_kept_and_a_killed_run_saves_nothing(embedded, tmp_pa
 
 
 def test_a_state_from_another_version_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    import pickle
-
     (tmp_path / "test.state").write_bytes(pickle.dumps({"format": 1, "moto": "0.0.1", "backends": {}}))
     aws = EmbeddedAws(data_dir=tmp_path, group="test")
-    with pytest.raises(RuntimeError, match="did not start"):
+    with pytest.raises(PersistenceError, match="test.state was saved by another version"):
         aws.start(timeout=60)
+
+
+def _put(endpoint: str, key: str) -> None:
+    """A row in DynamoDB's process and a queue in the messaging process: one step of state in each."""
+    dynamodb = _client("dynamodb", endpoint.split("|")[0])
+    if "t" not in dynamodb.list_tables()["TableNames"]:
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    dynamodb.put_item(TableName="t", Item={"k": {"S": key}})
+    _client("sqs", endpoint.split("|")[1]).create_queue(QueueName=f"q-{key}")
+
+
+def _state(aws: EmbeddedAws) -> tuple[list[str], list[str]]:
+    rows = _client("dynamodb", aws.endpoint).scan(TableName="t")["Items"]
+    queues = _client("sqs", aws.messaging_endpoint).list_queues().get("QueueUrls", [])
+    return sorted(r["k"]["S"] for r in rows), sorted(url.rsplit("/q-", 1)[1] for url in queues)
+
+
+def test_a_snapshot_is_saved_by_every_process_together_or_not_at_all(tmp_path: Path) -> None:
+    """issue 24 #7: a killed DynamoDB process must not leave the messaging process's later state current."""
+    with EmbeddedAws(data_dir=tmp_path) as first:
+        _put(f"{first.endpoint}|{first.messaging_endpoint}", "one")
+    saved = json.loads((tmp_path / "manifest.json").read_text())
+
+    second = EmbeddedAws(data_dir=tmp_path)
+    try:
+        second.start()
+        assert _state(second) == (["one"], ["one"])
+        _put(f"{second.endpoint}|{second.messaging_endpoint}", "two")
+        os.kill(second.processes[DYNAMODB].pid or 0, signal.SIGKILL)
+    finally:
+        second.stop()  # the messaging process still saves its part of the run: an incomplete snapshot
+    assert json.loads((tmp_path / "manifest.json").read_text()) == saved
+
+    with EmbeddedAws(data_dir=tmp_path) as third:
+        assert _state(third) == (["one"], ["one"])  # both processes as at the last complete save
+    current = json.loads((tmp_path / "manifest.json").read_text())
+    assert current["generation"] != saved["generation"]
+    # The incomplete generation's file and the previous snapshot's are gone; only the current one's stay.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*current["files"].values(), "manifest.json"])
+
+
+def _saved_folder(tmp_path: Path) -> dict:
+    with EmbeddedAws(data_dir=tmp_path) as aws:
+        _put(f"{aws.endpoint}|{aws.messaging_endpoint}", "one")
+    return json.loads((tmp_path / "manifest.json").read_text())
+
+
+def test_a_missing_or_mismatched_file_is_refused_naming_it(tmp_path: Path) -> None:
+    manifest = _saved_folder(tmp_path)
+    messaging = tmp_path / manifest["files"]["aws-messaging"]
+    kept = messaging.read_bytes()
+    messaging.unlink()
+    with pytest.raises(PersistenceError, match=f"{messaging.name} is missing"):
+        EmbeddedAws(data_dir=tmp_path).start()
+    # Another generation's file put in its place (say, from a backup): refused, not restored as half.
+    dynamodb = tmp_path / manifest["files"]["aws"]
+    messaging.write_bytes(dynamodb.read_bytes())
+    with pytest.raises(PersistenceError, match=f"{messaging.name} belongs to another snapshot"):
+        EmbeddedAws(data_dir=tmp_path).start(timeout=60)
+    messaging.write_bytes(kept)
+    with EmbeddedAws(data_dir=tmp_path) as restored:
+        assert _state(restored) == (["one"], ["one"])
+
+
+@pytest.mark.parametrize("problem", ["corrupt", "wrong shape", "a directory", "missing", "bad manifest", "a file"])
+def test_every_start_problem_is_one_line_and_exit_1(tmp_path: Path, problem: str) -> None:
+    """issue 24 #8: `python -m devstack --data DIR` on a folder it cannot restore says so in one line."""
+    data = tmp_path / "devdata"
+    data.mkdir()
+    (data / "manifest.json").write_text(json.dumps({"generation": "g1", "files": {n: f"{n}.g1.state" for n in NAMES}}))
+    named = data / "aws.g1.state"
+    (data / "aws-messaging.g1.state").write_bytes(b"")
+    if problem == "corrupt":
+        named.write_bytes(b"\x80\x05not a pickle")
+    elif problem == "wrong shape":
+        named.write_bytes(pickle.dumps(["a", "list"]))
+    elif problem == "a directory":
+        named.mkdir()
+    elif problem == "bad manifest":
+        named = data / "manifest.json"
+        named.write_text("[1, 2")
+    elif problem == "a file":
+        named = tmp_path / "plain"
+        named.write_text("x")
+        data = named
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
+    command = [sys.executable, "-m", "devstack", "--http-port", "0", "--ws-port", "0", "--data", str(data)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert str(named) in lines[0] and "devstack: " in lines[0]
+
+
+NAMES = ("aws", "aws-messaging")
 
 
 def test_a_table_restored_from_an_older_schema_gets_the_indexes_it_lacks(embedded) -> None:

@@ -96,3 +96,31 @@ def test_health_says_ok_when_the_data_store_answers(api) -> None:
     response = api.get("/health")
     assert response.status_code == 200
     assert response.json()["backend"] == "ok"
+
+
+def test_a_frozen_data_store_is_a_prompt_503_not_a_gateway_timeout(stack, api, new_user) -> None:
+    """issue 24 #6: with the embedded DynamoDB stopped (SIGSTOP, resumed after), /health answers 503 in
+    about a second and an API call 503 backend_unavailable within its timeouts, not 504 after 29 s."""
+    from devstack.moto_backend import DYNAMODB
+    from tests.support import wait_for
+
+    user = new_user()
+    assert api.get("/health").status_code == 200  # as a load balancer polls it: its client is made
+    frozen = stack.aws.processes[DYNAMODB].pid
+    assert frozen is not None
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        health = api.get("/health")
+        health_took = time.monotonic() - started
+        started = time.monotonic()
+        read = api.get(f"/users/{user.user_id}/orders", user.token)
+        read_took = time.monotonic() - started
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    assert health.status_code == 503 and health.json()["error"]["code"] == "backend_unavailable"
+    assert read.status_code == 503 and read.json()["error"]["code"] == "backend_unavailable", read.text
+    assert read.headers["Retry-After"] == "5"
+    # The probe waits 1 s; a call at most 2 x 10 s plus backoff, answered before the gateway's 29 s.
+    assert health_took < 2.5 and read_took < 29, (health_took, read_took)
+    wait_for(lambda: api.get("/health").status_code == 200, timeout=60)

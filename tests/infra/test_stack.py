@@ -31,6 +31,10 @@ OPTIONAL_VARIABLES = {
     # Only where the stage's payment provider is stripe (not dev).
     "LIVEDROP_STRIPE_API_KEY",
     "LIVEDROP_STRIPE_WEBHOOK_SECRET",
+    # AWS call timeouts and retries default to a prompt 503 when a backend does not answer.
+    "LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS",
+    "LIVEDROP_AWS_READ_TIMEOUT_SECONDS",
+    "LIVEDROP_AWS_MAX_ATTEMPTS",
 }
 # Only the dev stack talks to an endpoint of its own.
 ABSENT_IN_AWS = {"LIVEDROP_AWS_ENDPOINT", "LIVEDROP_AWS_ENDPOINTS"}

@@ -63,3 +63,31 @@ def test_the_error_body_and_retry_after_come_from_the_error() -> None:
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
     refused = error_response(errors.SoldOutError("the drop is sold out"))
     assert refused.status_code == 409 and "Retry-After" not in refused.headers
+
+
+def test_a_backend_that_does_not_answer_is_503_backend_unavailable_and_a_busy_one_try_again() -> None:
+    from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
+    from pynamodb.exceptions import GetError
+
+    from chalicelib.web import guarded
+
+    def failing(error: Exception):
+        def view() -> None:
+            raise error
+
+        return guarded(view)
+
+    throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "GetItem")
+    cases = {
+        "backend_unavailable": [
+            ReadTimeoutError(endpoint_url="http://db"),
+            ConnectTimeoutError(endpoint_url="http://db"),
+            GetError("Failed to get item", cause=ReadTimeoutError(endpoint_url="http://db")),
+        ],
+        "try_again": [throttled, GetError("Failed to get item", cause=throttled)],
+    }
+    for code, raised in cases.items():
+        for error in raised:
+            response = failing(error)()
+            assert response.status_code == 503 and json.loads(response.body)["error"]["code"] == code, error
+    assert failing(ReadTimeoutError(endpoint_url="http://db"))().headers["Retry-After"] == "5"
