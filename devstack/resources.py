@@ -74,7 +74,8 @@ def provision(
         )["QueueUrl"]
         # Set apart from the creation: a queue restored from a data folder may have another scale's value.
         sqs.set_queue_attributes(
-            QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(scaled_seconds(spec.visibility_timeout, timeout_scale))}
+            QueueUrl=queue_url,
+            Attributes={"VisibilityTimeout": str(scaled_seconds(spec.visibility_timeout, timeout_scale))},
         )
         if spec.event_types:
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
