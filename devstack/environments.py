@@ -54,7 +54,8 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "ws_connect": 8,
     "ws_message": 8,
     "ws_disconnect": 4,
-    "domain_events": 2,
+    # One batch per stream shard at once, as Lambda runs them: Drops, Orders and StockShards have one each.
+    "domain_events": 3,
     "payments": 4,
     "fanout": 4,
     "deliver": 4,

@@ -87,7 +87,7 @@ def test_a_handler_past_its_timeout_is_stopped_and_its_batch_redelivered(stack: 
             interrupted.append(type(error).__name__)
             raise
 
-    pool = FunctionPool("slowpoke", handler, timeout_seconds=0.5, memory_mb=128)
+    pool = FunctionPool("slowpoke", handler, timeout_seconds=1.0, memory_mb=128)
     pump = QueuePump(stack.aws.messaging_endpoint, url, pool, batch_size=1, function_name="slowpoke")
     try:
         sqs.send_message(QueueUrl=url, MessageBody="big work")
@@ -103,7 +103,7 @@ def test_a_handler_past_its_timeout_is_stopped_and_its_batch_redelivered(stack: 
     assert interrupted == ["EnvironmentDiscarded"]
     assert pool.stats()["timeouts"] == 1
     lines = [r.getMessage() for r in caplog.records if "Task timed out" in r.getMessage()]
-    assert len(lines) == 1 and "Task timed out after 0.50 seconds" in lines[0] and "slowpoke" in lines[0]
+    assert len(lines) == 1 and "Task timed out after 1.00 seconds" in lines[0] and "slowpoke" in lines[0]
     # The message written after the timeout never reached the queue: the queue is empty.
     assert "discarded" in refused[0]
 
@@ -117,22 +117,24 @@ def test_a_rest_call_past_the_api_timeout_answers_504(stack: DevStack, api) -> N
             threading.Event().wait(WAIT)
         return original(event, context)
 
+    timeouts = pool.stats()["timeouts"]
     pool.handler, pool.timeout_seconds = handler, 0.3
     try:
         assert api.get("/health?slow=1").status_code == 504
-        assert api.get("/health").status_code == 200  # a new environment serves the next call
     finally:
         pool.handler, pool.timeout_seconds = original, configured
+    assert pool.stats()["timeouts"] == timeouts + 1
+    assert api.get("/health").status_code == 200  # a new environment serves the next call
 
 
 def test_a_timed_out_invocation_fails_at_once_and_a_new_environment_takes_its_place() -> None:
     release = threading.Event()
     pool = FunctionPool(
-        "stuck", lambda event, context: release.wait(WAIT) if event else "ok", concurrency=1, timeout_seconds=0.2
+        "stuck", lambda event, context: release.wait(WAIT) if event else "ok", concurrency=1, timeout_seconds=1.0
     )
     try:
         started = time.monotonic()
-        with pytest.raises(FunctionTimedOut, match=r"Task timed out after 0\.20 seconds"):
+        with pytest.raises(FunctionTimedOut, match=r"Task timed out after 1\.00 seconds"):
             pool({"block": True})
         assert time.monotonic() - started < WAIT
         assert pool({}) == "ok"
