@@ -46,6 +46,10 @@ class StreamSource:
     batching_window_s: int = 0
 
 
+# Stream event source mappings retry a failed batch this many times, bisecting it
+# (BisectBatchOnFunctionError), then hand its metadata to the on-failure destination.
+STREAM_MAX_RETRIES = 10
+
 EVENTS_TOPIC = "events"
 SCHEDULER_GROUP = "drops"
 DROP_LIFECYCLE_HANDLER = "drop_lifecycle"

@@ -235,6 +235,9 @@ class DevStack:
                 pool,
                 batch_size=source.batch_size,
                 batching_window_s=source.batching_window_s,
+                # As infra deploys the mapping: a failed batch is retried in halves, then dropped.
+                max_retries=topology.STREAM_MAX_RETRIES,
+                bisect=True,
             )
         return QueuePump(
             self.aws.messaging_endpoint,

@@ -38,7 +38,7 @@ from infra.monitoring import Monitoring
 from infra.policy import STREAM_FAILURES_QUEUE
 
 APP_NAME = "livedrop"
-STREAM_MAX_RETRIES = 10
+STREAM_MAX_RETRIES = topology.STREAM_MAX_RETRIES
 # Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
 # no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).

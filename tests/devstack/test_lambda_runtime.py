@@ -336,3 +336,43 @@ def test_the_stacks_queue_pumps_run_as_many_batches_as_the_mapping_allows(stack:
     for source in topology.QUEUE_SOURCES:
         pump = pumps[get_settings().queue_url(source.queue)]
         assert pump.concurrency == min(source.max_concurrency, stack.pools[source.handler].concurrency) >= 2
+
+
+def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone(stack: DevStack) -> None:
+    dynamodb = aws_client("dynamodb", stack.aws.endpoint)
+    table = f"{get_settings().table_prefix}lr-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    sizes: list[int] = []
+    handled: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        keys = [r["dynamodb"]["Keys"]["k"]["S"] for r in event["Records"]]
+        sizes.append(len(keys))
+        if "bad" in keys:
+            raise ValueError("a record this function cannot handle")
+        handled.extend(keys)
+
+    keys = ["a", "b", "c", "bad", "d", "e", "f", "g"]
+    for key in keys:
+        dynamodb.put_item(TableName=table, Item={"k": {"S": key}})
+    pump = StreamPump(
+        stack.aws.endpoint,
+        table,
+        handler,
+        batch_size=8,
+        from_start=True,
+        max_retries=5,
+        bisect=True,
+        retry_backoff=0.01,
+    )
+    with pump:
+        assert wait_until(lambda: len(handled) == 7)
+    assert handled == [k for k in keys if k != "bad"]  # in order, all but the bad one
+    assert sizes[:3] == [8, 4, 2]  # the failed batch, then its first half, then that half's first half
+    assert sizes.count(1) >= 2  # the bad record ends up alone, and is dropped alone
