@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Local AWS:  {stack.aws.endpoint} (DynamoDB), {stack.aws.messaging_endpoint} (the rest)", flush=True)
         if plan.active:
             print(f"Faults:     {plan.describe()}", flush=True)
+        if args.timeout_scale != 1:
+            print(f"Timeouts:   x{args.timeout_scale:g} (every function's timeout and queue visibility)", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
