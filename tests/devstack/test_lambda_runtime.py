@@ -376,3 +376,26 @@ def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone
     assert handled == [k for k in keys if k != "bad"]  # in order, all but the bad one
     assert sizes[:3] == [8, 4, 2]  # the failed batch, then its first half, then that half's first half
     assert sizes.count(1) >= 2  # the bad record ends up alone, and is dropped alone
+
+
+def test_parallel_batches_with_copies_of_one_event_do_its_work_once(stack: DevStack) -> None:
+    from chalicelib.idempotency import BatchMarkers, WorkInProgress
+
+    key, runs = f"test#{uuid.uuid4().hex}", []
+    first = BatchMarkers({key}, claim_ms=20_000)
+    second = BatchMarkers({key}, claim_ms=20_000)  # another batch, while the first is still at it
+    with pytest.raises(WorkInProgress):
+        second.once(key, lambda: runs.append("second"))
+    first.once(key, lambda: runs.append("first"))
+    first.finish()
+    BatchMarkers({key}, claim_ms=20_000).once(key, lambda: runs.append("redelivered"))
+    assert runs == ["first"]
+    # A copy whose work failed releases its claim: the retry does the work.
+    failing_key = f"test#{uuid.uuid4().hex}"
+    failing = BatchMarkers({failing_key}, claim_ms=20_000)
+    with pytest.raises(RuntimeError):
+        failing.once(failing_key, lambda: (_ for _ in ()).throw(RuntimeError("push failed")))
+    failing.finish()
+    retry = BatchMarkers({failing_key}, claim_ms=20_000)
+    retry.once(failing_key, lambda: runs.append("retried"))
+    assert runs == ["first", "retried"]
