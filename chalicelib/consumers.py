@@ -26,6 +26,8 @@ RETRY_DELAYS = (1, 1, 1, 2, 2, 4, 8, 16, 30)
 # Records of a batch are independent (live stock tolerates any order): in AWS they could be separate
 # invocations, here they are handled side by side.
 BATCH_WORKERS = 8
+# How long a batch's claims last when the invocation's remaining time is unknown (the fanout timeout).
+CLAIM_MS = 20_000
 
 
 class RetryingBatchProcessor(BatchProcessor):
@@ -122,7 +124,7 @@ class NotifyBatch:
       newest stock, and an older event's push would be coalesced away anyway.
     """
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], claim_ms: int | None = None) -> None:
         self.envelopes: dict[str, Envelope] = {}
         for record in records:
             try:
@@ -131,13 +133,16 @@ class NotifyBatch:
                 continue  # its own record fails with the reason
         self.superseded = _older_stock_changes(self.envelopes)
         keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type != Event.STOCK_CHANGED}
-        self.markers = BatchMarkers(keys)
+        # Claimed, not only read: batches run in parallel, and a copy of an event in another batch must
+        # not push it a second time (chalicelib.idempotency).
+        self.markers = BatchMarkers(keys, claim_ms=claim_ms)
         self.inbox_written = self._write_buyer_inboxes() if self.markers.done is not None else set()
 
     def _write_buyer_inboxes(self) -> set[str]:
         deliveries: dict[str, tuple[Envelope, list[str]]] = {}
         for event in self.envelopes.values():
-            if event.event_type not in ORDER_EVENTS or _fanout_key(event) in (self.markers.done or ()):
+            key = _fanout_key(event)
+            if event.event_type not in ORDER_EVENTS or key in (self.markers.done or ()) or key in self.markers.busy:
                 continue
             try:
                 deliveries[event.event_id] = (event, [notifications.buyer_of(event)])
@@ -193,7 +198,9 @@ def _older_stock_changes(envelopes: dict[str, Envelope]) -> set[str]:
 
 def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The fanout function: a batch from the notify queue."""
-    batch = NotifyBatch(list(event.get("Records") or []))
+    # A claim lasts as long as this invocation may run: a copy redelivered after a timeout finds it lapsed.
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    batch = NotifyBatch(list(event.get("Records") or []), claim_ms=remaining() if remaining else CLAIM_MS)
     processor = RetryingBatchProcessor(topology.NOTIFY, workers=BATCH_WORKERS)
     try:
         return dict(process_partial_response(event, batch.record, processor, context))

@@ -9,6 +9,13 @@ event id the client already saw; inbox rows and settlements are overwrites or st
 concurrent copies that both run cost a duplicate push at worst. A batch reads all its markers in one
 BatchGetItem and writes them in one BatchWriteItem (`BatchMarkers`), where Powertools costs two writes
 per record.
+
+Batches of one queue run in parallel (Lambda's pollers handle several at once), so two copies of one
+event can be in flight at the same moment. Where a duplicate would be visible (a second push), the
+batch claims its keys first (`BatchMarkers(keys, claim_ms=...)`): one conditional transaction per
+batch, in place of the read, puts a claim that lasts the invocation. A copy that finds its key
+claimed by another invocation fails (WorkInProgress) and is retried a moment later, when it finds
+the work done or, if the other copy failed, the claim released or lapsed.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from chalicelib import aws
 from chalicelib.db import now_ms
 from chalicelib.models import ProcessedEvent
 
@@ -74,6 +83,67 @@ def mark_all_processed(keys: set[str]) -> None:
             batch.save(ProcessedEvent(event_key=key, processed_at=now, ttl=PROCESSED_TTL))
 
 
+class WorkInProgress(Exception):
+    """Another invocation is doing this work right now: this copy fails and is retried later."""
+
+
+_CLAIMABLE = "attribute_not_exists(event_key) OR claimed_until < :now"
+_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+
+
+def _claim_put(key: str, now: int, until: int) -> dict[str, object]:
+    return {
+        "TableName": ProcessedEvent.Meta.table_name,
+        "Item": {
+            "event_key": {"S": key},
+            "processed_at": {"N": str(now)},
+            "claimed_until": {"N": str(until)},
+            "ttl": {"N": str(until // 1000 + 3600)},
+        },
+        "ConditionExpression": _CLAIMABLE,
+        "ExpressionAttributeValues": {":now": {"N": str(now)}},
+    }
+
+
+def claim(keys: set[str], claim_ms: int) -> tuple[set[str], set[str]]:
+    """Claim `keys` for `claim_ms`; returns (done before, claimed by another invocation now), the rest
+    being this caller's. One transaction per 100 keys; only when one is taken, a put per key."""
+    now = now_ms()
+    until = now + max(claim_ms, 1000)
+    client = aws.client("dynamodb")
+    taken: set[str] = set()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _TRANSACTION_ITEMS):
+        chunk = ordered[start : start + _TRANSACTION_ITEMS]
+        try:
+            client.transact_write_items(TransactItems=[{"Put": _claim_put(k, now, until)} for k in chunk])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            taken.update(_claim_one_by_one(client, chunk, now, until))
+    done: set[str] = set()
+    for key in taken:
+        found = client.get_item(
+            TableName=ProcessedEvent.Meta.table_name, Key={"event_key": {"S": key}}, ConsistentRead=True
+        ).get("Item", {})
+        claimed_until = int(found.get("claimed_until", {}).get("N", "0"))
+        if found and claimed_until < now:
+            done.add(key)  # a finished marker (no claim on it)
+    return done, taken - done
+
+
+def _claim_one_by_one(client: object, keys: list[str], now: int, until: int) -> set[str]:
+    taken: set[str] = set()
+    for key in keys:
+        try:
+            client.put_item(**_claim_put(key, now, until))  # type: ignore[attr-defined]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            taken.add(key)
+    return taken
+
+
 class BatchMarkers:
     """`once` for the records of one batch, with the markers read at once and written at once.
 
@@ -81,16 +151,24 @@ class BatchMarkers:
     batch, is skipped; `finish` marks what succeeded (a lost marker only means a later copy is redone).
     """
 
-    def __init__(self, keys: Iterable[str]) -> None:
+    def __init__(self, keys: Iterable[str], claim_ms: int | None = None) -> None:
         self._lock = threading.Lock()
         self.succeeded: set[str] = set()
+        # Keys another invocation claimed (with `claim_ms`): their records fail now and come back later.
+        self.busy: set[str] = set()
+        self._claimed: set[str] = set()
         # None: the markers could not be read at once, and each record reads its own.
         self.done: set[str] | None
+        wanted = set(keys)
         try:
-            self.done = processed_of(set(keys))
+            if claim_ms is None:
+                self.done = processed_of(wanted)
+            else:
+                self.done, self.busy = claim(wanted, claim_ms)
+                self._claimed = wanted - self.done - self.busy
         except Exception:
             log.exception("could not read the batch's markers at once; each record reads its own")
-            self.done = None
+            self.done, self.busy = None, set()
 
     def is_done(self, key: str) -> bool:
         """Whether the work called `key` was done before, by an earlier delivery or in this batch."""
@@ -106,14 +184,22 @@ class BatchMarkers:
 
     def once(self, key: str, work: Callable[[], object]) -> None:
         """Run `work` unless it was done before; it is marked done by `finish`, if it succeeds."""
+        if key in self.busy and key not in self.succeeded:
+            raise WorkInProgress(f"{key} is being handled by another invocation")
         if self.is_done(key):
             return
         work()
         self.succeeded_with(key)
 
     def finish(self) -> None:
-        """Mark the work this batch did (a failure here is logged: its copies are redone, safely)."""
+        """Mark the work this batch did and release the claims of work that failed (a failure here is
+        logged: its copies are redone, safely, once the claims lapse)."""
         try:
             mark_all_processed(self.succeeded)
+            released = self._claimed - self.succeeded
+            if released:
+                with ProcessedEvent.batch_write() as batch:
+                    for key in released:
+                        batch.delete(ProcessedEvent(event_key=key))
         except Exception:
             log.exception("could not mark %d events handled", len(self.succeeded))

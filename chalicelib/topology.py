@@ -33,6 +33,9 @@ class QueueSource:
     # Lambda's MaximumBatchingWindowInSeconds: wait up to this long (whole seconds) for a fuller batch.
     # Under load batches fill at once; a trickle waits, so latency-bound consumers keep 0.
     batching_window_s: int = 0
+    # The event source mapping's MaximumConcurrency: batches of this queue handled at once (AWS: 2..1000;
+    # without it Lambda scales up to the function's concurrency). The dev stack's pumps run as many.
+    max_concurrency: int = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class StreamSource:
     batch_size: int = 100
     batching_window_s: int = 0
 
+
+# Stream event source mappings retry a failed batch this many times, bisecting it
+# (BisectBatchOnFunctionError), then hand its metadata to the on-failure destination.
+STREAM_MAX_RETRIES = 10
 
 EVENTS_TOPIC = "events"
 SCHEDULER_GROUP = "drops"
@@ -64,11 +71,11 @@ DELIVER = QueueSpec("deliver", visibility_timeout=120)
 QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER)
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     # Pushes people wait for: no window.
-    QueueSource(NOTIFY.name, "fanout"),
+    QueueSource(NOTIFY.name, "fanout", max_concurrency=20),
     # A payment takes seconds at a real provider anyway; a fuller batch is read in one BatchGetItem.
-    QueueSource(PAYMENTS.name, "payments", batching_window_s=1),
+    QueueSource(PAYMENTS.name, "payments", batching_window_s=1, max_concurrency=5),
     # Inbox slices are delayed on purpose already.
-    QueueSource(DELIVER.name, "deliver", batching_window_s=1),
+    QueueSource(DELIVER.name, "deliver", batching_window_s=1, max_concurrency=50),
 )
 STREAM_SOURCES: tuple[StreamSource, ...] = (
     StreamSource("Drops", "domain_events"),

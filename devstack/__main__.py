@@ -14,6 +14,7 @@ if __name__ == "__main__":
 import argparse  # noqa: E402 - after the handler above, so a Ctrl-C here is quiet too
 import errno  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
 import socket  # noqa: E402
 import threading  # noqa: E402
 from types import FrameType
@@ -56,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the embedded AWS's data in DIR across restarts (saved on a clean stop, restored at start)",
     )
     parser.add_argument("--faults", metavar="SPEC", help=faults.CLI_HELP)
+    parser.add_argument(
+        "--timeout-scale",
+        metavar="F",
+        type=_positive_float,
+        default=1.0,
+        help="multiply every function's timeout and every queue's visibility timeout by F (default 1)",
+    )
     args = parser.parse_args(argv)
     plan = faults.configure(args.faults, parser.error)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -68,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from devstack.stack import DevStack
 
-        stack = DevStack(http_port=args.http_port, ws_port=args.ws_port, data_dir=args.data)
+        stack = DevStack(
+            http_port=args.http_port, ws_port=args.ws_port, data_dir=args.data, timeout_scale=args.timeout_scale
+        )
         stack.start()
         accounts = []
         if not args.no_demo:
@@ -81,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Local AWS:  {stack.aws.endpoint} (DynamoDB), {stack.aws.messaging_endpoint} (the rest)", flush=True)
         if plan.active:
             print(f"Faults:     {plan.describe()}", flush=True)
+        if args.timeout_scale != 1:
+            print(f"Timeouts:   x{args.timeout_scale:g} (every function's timeout and queue visibility)", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
@@ -110,6 +122,16 @@ def main(argv: list[str] | None = None) -> int:
             _quiet_from_now_on()
             stack.stop()
     return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 _PORT_HINT = "choose others with `make dev HTTP_PORT=9000 WS_PORT=9001` (or --http-port/--ws-port)"

@@ -9,6 +9,16 @@ queue full too is throttled (`Throttled`, which the gateways answer with 429 as 
 Event sources (pumps) and `$disconnect` are never throttled: Lambda's pollers and asynchronous
 invocations wait and retry, so their invocations only wait in the queue.
 
+Each invocation runs with the function's timeout and memory (its context says so, whoever invokes it). A
+watchdog stops an invocation past its timeout as Lambda does: `Task timed out after N.NN seconds` is
+logged, the invoker gets FunctionTimedOut (a TimeoutError) at once, and the environment is discarded.
+A thread cannot be killed, so discarding it (devstack.lambda_runtime) raises EnvironmentDiscarded in
+the environment's thread at its next Python instruction and refuses every AWS call made from the
+environment from then on, its own threads' included: nothing a timed-out invocation still does
+reaches AWS. A new environment takes its place. Each environment has its own temporary folder
+(tempfile.gettempdir()), removed when it is discarded, and threads a handler starts act as its
+function (IAM included).
+
 Clients and connections are independent: whoever calls a pool (a gateway connection, a pump) never
 pays an init unless the pool has to grow, and a thread-local client built inside an invocation lives
 as long as its environment, as in Lambda.
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -28,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.lambda_runtime import LambdaContext
+from devstack.lambda_runtime import EnvironmentDiscarded, LambdaContext, Sandbox, enter_sandbox, install, interrupt
 
 logger = logging.getLogger("devstack.lambda")
 
@@ -43,7 +54,8 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "ws_connect": 8,
     "ws_message": 8,
     "ws_disconnect": 4,
-    "domain_events": 2,
+    # One batch per stream shard at once, as Lambda runs them: Drops, Orders and StockShards have one each.
+    "domain_events": 3,
     "payments": 4,
     "fanout": 4,
     "deliver": 4,
@@ -96,12 +108,26 @@ class _Job:
 
 @dataclass
 class Environment:
-    """One execution environment: its number in the pool, its thread and how long its init took."""
+    """One execution environment: its number in the pool, its thread, how long its init took, what it owns
+    (its sandbox: /tmp, threads) and the invocation it runs now with that invocation's deadline."""
 
     index: int
     thread: threading.Thread | None = None
     init_ms: float | None = None
     invocations: int = 0
+    sandbox: Sandbox | None = None
+    job: _Job | None = None
+    request_id: str = ""
+    deadline: float = 0.0
+
+
+class FunctionTimedOut(TimeoutError):
+    """The invocation ran past the function's timeout: Lambda stopped it and discarded its environment."""
+
+    def __init__(self, function: str, seconds: float) -> None:
+        super().__init__(f"{function}: Task timed out after {seconds:.2f} seconds")
+        self.function = function
+        self.seconds = seconds
 
 
 class FunctionPool:
@@ -127,6 +153,7 @@ class FunctionPool:
         limit = concurrency if concurrency is not None else DEFAULT_CONCURRENCY.get(name, FALLBACK_CONCURRENCY)
         if limit < 1 or queue_size < 0:
             raise ValueError("concurrency must be >= 1 and queue_size >= 0")
+        install()  # threads started inside a handler belong to its environment
         self.name = name
         self.handler = handler
         self.concurrency = limit
@@ -135,7 +162,13 @@ class FunctionPool:
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
         self._init = init
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        # The deadline watchdog waits on the same lock, apart from the environments waiting for work.
+        self._watch = threading.Condition(lock)
+        self._watchdog: threading.Thread | None = None
+        self._started = 0
+        self._timeouts = 0
         self._pending: deque[_Job] = deque()
         self._environments: list[Environment] = []
         self._idle = 0  # environments waiting for an invocation
@@ -180,7 +213,8 @@ class FunctionPool:
 
     # --- the environments ----------------------------------------------------------------------
     def _start_environment(self) -> None:
-        env = Environment(len(self._environments) + 1)
+        self._started += 1
+        env = Environment(self._started, sandbox=Sandbox(f"{self.name}-{self._started}"))
         self._environments.append(env)
         self._initializing += 1
         env.thread = threading.Thread(target=self._serve, args=(env,), name=f"lambda-{self.name}-{env.index}")
@@ -189,6 +223,14 @@ class FunctionPool:
 
     def _serve(self, env: Environment) -> None:
         _current.function = self.name
+        assert env.sandbox is not None
+        enter_sandbox(env.sandbox)
+        with contextlib.suppress(EnvironmentDiscarded):  # timed out: the watchdog did the bookkeeping
+            self._init_environment(env)
+            while self._serve_one(env):
+                pass
+
+    def _init_environment(self, env: Environment) -> None:
         started = time.perf_counter()
         try:
             if self._init is not None:
@@ -205,51 +247,104 @@ class FunctionPool:
             self._initializing -= 1
             self._inits += 1
             self._idle += 1
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
-                if not self._pending:  # stopping and nothing left to run
-                    self._idle -= 1
-                    return
-                job = self._pending.popleft()
-                if not job.future.set_running_or_notify_cancel():
-                    continue  # its caller gave up while it waited
+
+    def _serve_one(self, env: Environment) -> bool:
+        """Wait for one invocation and run it; False when the environment ends."""
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            if not self._pending:  # stopping and nothing left to run
                 self._idle -= 1
-                self._busy += 1
-                self._max_busy = max(self._max_busy, self._busy)
-                self._invocations += 1
-            env.invocations += 1
-            context = job.context or LambdaContext(
+                return False
+            job = self._pending.popleft()
+            if not job.future.set_running_or_notify_cancel():
+                return True  # its caller gave up while it waited
+            self._idle -= 1
+            self._busy += 1
+            self._max_busy = max(self._max_busy, self._busy)
+            self._invocations += 1
+            # Lambda's clock starts when the environment takes the invocation, not while it queues.
+            context = LambdaContext(
                 self.function_name,
                 memory_limit_in_mb=self.memory_mb,
                 timeout_seconds=self.timeout_seconds,
-                aws_request_id=str(uuid.uuid4()),
+                aws_request_id=getattr(job.context, "aws_request_id", None) or str(uuid.uuid4()),
             )
-            outcome: tuple[bool, Any]
-            started, cpu_started = time.perf_counter(), time.thread_time()
-            try:
-                outcome = (True, self.handler(job.event, context))
-            except BaseException as error:  # noqa: BLE001 - a Lambda error goes back to the invoker
-                outcome = (False, error)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "REPORT Function: %s Environment: %d Duration: %.2f ms Queued: %.2f ms",
-                    self.name,
-                    env.index,
-                    (time.perf_counter() - started) * 1000,
-                    (started - job.queued_at) * 1000,
-                )
-            # Free again before the caller hears back, so its next invocation finds this environment.
-            with self._cond:
-                self._busy_ms += (time.perf_counter() - started) * 1000
-                self._cpu_ms += (time.thread_time() - cpu_started) * 1000
-                self._busy -= 1
-                self._idle += 1
-            if outcome[0]:
-                job.future.set_result(outcome[1])
-            else:
-                job.future.set_exception(outcome[1])
+            env.job, env.request_id = job, context.aws_request_id
+            env.deadline = time.monotonic() + self.timeout_seconds
+            self._start_watchdog()
+            self._watch.notify()
+        env.invocations += 1
+        outcome: tuple[bool, Any]
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        try:
+            outcome = (True, self.handler(job.event, context))
+        except EnvironmentDiscarded:
+            raise
+        except BaseException as error:  # noqa: BLE001 - a Lambda error goes back to the invoker
+            outcome = (False, error)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "REPORT Function: %s Environment: %d Duration: %.2f ms Queued: %.2f ms",
+                self.name,
+                env.index,
+                (time.perf_counter() - started) * 1000,
+                (started - job.queued_at) * 1000,
+            )
+        # Free again before the caller hears back, so its next invocation finds this environment.
+        with self._cond:
+            if env.job is not job:  # timed out meanwhile: the invoker was told, the environment is gone
+                return False
+            env.job = None
+            self._busy_ms += (time.perf_counter() - started) * 1000
+            self._cpu_ms += (time.thread_time() - cpu_started) * 1000
+            self._busy -= 1
+            self._idle += 1
+        if outcome[0]:
+            job.future.set_result(outcome[1])
+        else:
+            job.future.set_exception(outcome[1])
+        return True
+
+    # --- timeouts ------------------------------------------------------------------------------
+    def _start_watchdog(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch_deadlines, name=f"timeouts-{self.name}", daemon=True)
+            self._watchdog.start()
+
+    def _watch_deadlines(self) -> None:
+        """Stops every invocation that runs past the function's timeout, as Lambda does."""
+        with self._cond:
+            while not self._stopping:
+                running = [e for e in self._environments if e.job is not None]
+                now = time.monotonic()
+                late = [e for e in running if e.deadline <= now]
+                for env in late:
+                    self._time_out(env)
+                if not late:
+                    self._watch.wait(min((e.deadline - now for e in running), default=None))
+
+    def _time_out(self, env: Environment) -> None:
+        """Discard `env` (its invocation is past the timeout) and fail its invocation; holds the lock."""
+        job, env.job = env.job, None
+        assert job is not None and env.sandbox is not None and env.thread is not None
+        # First refuse whatever it still does, then stop it, then tell its invoker.
+        env.sandbox.discard()
+        interrupt(env.thread)
+        self._environments.remove(env)
+        self._busy -= 1
+        self._timeouts += 1
+        logger.error(
+            "%s Task timed out after %.2f seconds (function %s, environment %d discarded)",
+            env.request_id,
+            self.timeout_seconds,
+            self.name,
+            env.index,
+        )
+        job.future.set_exception(FunctionTimedOut(self.name, self.timeout_seconds))
+        # The invocations that wait get a new environment in its place.
+        if len(self._pending) > self._idle + self._initializing and len(self._environments) < self.concurrency:
+            self._start_environment()
 
     # --- observing and stopping ----------------------------------------------------------------
     @property
@@ -273,6 +368,9 @@ class FunctionPool:
                 "busy_ms": round(self._busy_ms, 2),
                 "cpu_ms": round(self._cpu_ms, 2),
                 "throttles": self._throttles,
+                "timeouts": self._timeouts,
+                "timeout_seconds": self.timeout_seconds,
+                "memory_mb": self.memory_mb,
                 "init_ms": [round(e.init_ms, 2) for e in self._environments if e.init_ms is not None],
             }
 
@@ -281,6 +379,7 @@ class FunctionPool:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            self._watch.notify_all()
             threads = [e.thread for e in self._environments if e.thread is not None]
         deadline = time.monotonic() + timeout
         for thread in threads:
@@ -290,6 +389,9 @@ class FunctionPool:
             for job in self._pending:
                 job.future.cancel()
             self._pending.clear()
+            sandboxes = [e.sandbox for e in self._environments if e.sandbox is not None]
+        for sandbox in sandboxes:
+            sandbox.remove_tmp()
 
     def __repr__(self) -> str:
         return f"FunctionPool({self.name!r}, concurrency={self.concurrency})"

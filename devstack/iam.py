@@ -31,6 +31,7 @@ from botocore.client import BaseClient
 from chalicelib import topology
 from chalicelib.config import get_settings
 from devstack.identity import REGION
+from devstack.lambda_runtime import refuse_if_discarded
 from infra.policy import Statement
 
 log = logging.getLogger("devstack.iam")
@@ -365,6 +366,8 @@ _original_call = BaseClient._make_api_call
 
 
 def _checked_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+    # A timed-out invocation's environment is gone in Lambda: nothing it still runs reaches AWS.
+    refuse_if_discarded()
     enforcer = _enforcer
     if enforcer is not None:
         function = client.__dict__.get(_POLLER_ATTRIBUTE) or _function.get()

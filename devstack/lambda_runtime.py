@@ -1,7 +1,19 @@
-"""What Lambda gives a handler, for handlers the dev stack invokes in-process."""
+"""What Lambda gives a handler, for handlers the dev stack invokes in-process.
+
+Besides the context object, what belongs to one execution environment (devstack.environments) lives
+here: the environment a piece of code runs in (a context variable that threads started inside a
+handler inherit, with the function's IAM identity, as threads inside a Lambda environment act as
+its function), whether that environment was discarded (a timed-out invocation: every later AWS call
+from it is refused, so nothing it still does reaches AWS), and its own temporary folder.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import ctypes
+import functools
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -68,3 +80,99 @@ def serve_concurrently(app: Chalice) -> Chalice:
         # A subclass of the app's own class, so what that class adds (its settings-driven debug flag) stays.
         app.__class__ = type(f"Concurrent{type(app).__name__}", (ConcurrentChalice, type(app)), {})
     return app
+
+
+class EnvironmentDiscarded(BaseException):
+    """Raised inside code of an execution environment that Lambda discarded (its invocation timed out).
+
+    A BaseException, so a handler's `except Exception` does not keep a stopped invocation going."""
+
+
+class Sandbox:
+    """What one execution environment owns: its name, whether it is discarded, its /tmp."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.discarded = False
+        self._tmp: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tmp(self) -> str:
+        """This environment's temporary folder (what tempfile.gettempdir() answers inside it)."""
+        with self._lock:
+            if self._tmp is None:
+                self._tmp = tempfile.mkdtemp(prefix=f"livedrop-{self.label}-", dir=_original_gettempdir())
+            return self._tmp
+
+    def discard(self) -> None:
+        """From now on every AWS call from this environment is refused; its /tmp is removed."""
+        self.discarded = True
+        self.remove_tmp()
+
+    def remove_tmp(self) -> None:
+        """Remove this environment's /tmp (made again if it is used again)."""
+        with self._lock:
+            tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+_sandbox: contextvars.ContextVar[Sandbox | None] = contextvars.ContextVar("livedrop_sandbox", default=None)
+
+
+def current_sandbox() -> Sandbox | None:
+    """The execution environment the calling code runs in (None outside the functions)."""
+    return _sandbox.get()
+
+
+def enter_sandbox(sandbox: Sandbox) -> None:
+    """Make the calling thread (and the threads it starts from now on) part of `sandbox`."""
+    _sandbox.set(sandbox)
+
+
+def refuse_if_discarded() -> None:
+    """Raise EnvironmentDiscarded when the calling code belongs to a discarded environment."""
+    sandbox = _sandbox.get()
+    if sandbox is not None and sandbox.discarded:
+        raise EnvironmentDiscarded(f"execution environment {sandbox.label} was discarded (its invocation timed out)")
+
+
+def interrupt(thread: threading.Thread) -> None:
+    """Raise EnvironmentDiscarded in `thread` at its next Python instruction (a call blocked in C
+    finishes first; what it does after that is refused by refuse_if_discarded)."""
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(EnvironmentDiscarded))
+
+
+_original_gettempdir = tempfile.gettempdir
+_original_start = threading.Thread.start
+_installed = False
+
+
+def _gettempdir() -> str:
+    sandbox = _sandbox.get()
+    return sandbox.tmp if sandbox is not None else _original_gettempdir()
+
+
+@functools.wraps(_original_start)
+def _start(self: threading.Thread) -> None:
+    # A thread started inside a function runs in the starter's context: its environment and whose
+    # AWS calls these are (devstack.iam), as every thread inside a Lambda environment does.
+    if _sandbox.get() is not None and not getattr(self, "_livedrop_context", None):
+        context = contextvars.copy_context()
+        run = self.run
+        self._livedrop_context = context  # type: ignore[attr-defined]
+        self.run = lambda: context.run(run)  # type: ignore[method-assign]
+    _original_start(self)
+
+
+def install() -> None:
+    """Process-wide, idempotent: threads inherit their starter's environment; tempfile answers its /tmp."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    threading.Thread.start = _start  # type: ignore[method-assign]
+    # tempfile's own functions (mkstemp, TemporaryDirectory, ...) look gettempdir up at each call.
+    tempfile.gettempdir = _gettempdir

@@ -6,6 +6,7 @@ Returns the environment the app reads through chalicelib.config (one Settings fo
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from chalicelib import bootstrap, topology
@@ -34,8 +35,17 @@ def base_env(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = 
     }
 
 
-def provision(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = None) -> dict[str, str]:
+def scaled_seconds(seconds: float, scale: float) -> int:
+    """A whole-second AWS duration multiplied by the dev stack's --timeout-scale (at least 1 s)."""
+    return max(1, math.ceil(seconds * scale))
+
+
+def provision(
+    endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None = None, *, timeout_scale: float = 1.0
+) -> dict[str, str]:
     """Create tables, topic, queues (+DLQs, redrive, subscriptions), scheduler group and user pool.
+
+    `timeout_scale` multiplies the queues' visibility timeouts, as it does the functions' timeouts.
 
     Puts the stack's environment into os.environ, where the app's composition root reads it (again)
     on next use, and returns it, completed with the created ids.
@@ -57,12 +67,16 @@ def provision(endpoint: str, stage: str = "dev", dynamodb_endpoint: str | None =
         queue_url = sqs.create_queue(
             QueueName=settings.table_prefix + spec.name,
             Attributes={
-                "VisibilityTimeout": str(spec.visibility_timeout),
                 "RedrivePolicy": json.dumps(
                     {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
                 ),
             },
         )["QueueUrl"]
+        # Set apart from the creation: a queue restored from a data folder may have another scale's value.
+        sqs.set_queue_attributes(
+            QueueUrl=queue_url,
+            Attributes={"VisibilityTimeout": str(scaled_seconds(spec.visibility_timeout, timeout_scale))},
+        )
         if spec.event_types:
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"

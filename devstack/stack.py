@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ class DevStack:
         stage: str = "dev",
         data_dir: str | Path | None = None,
         concurrency: dict[str, int] | None = None,
+        timeout_scale: float = 1.0,
     ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
@@ -52,6 +54,10 @@ class DevStack:
         # Each function's execution environments, by handler name (see devstack.environments).
         self.pools: dict[str, FunctionPool] = {}
         self.concurrency = {**concurrency_from_env(), **(concurrency or {})}
+        # --timeout-scale: every function's timeout and every queue's visibility timeout times this.
+        if not (math.isfinite(timeout_scale) and timeout_scale > 0):
+            raise ValueError(f"timeout_scale must be a positive number, not {timeout_scale!r}")
+        self.timeout_scale = timeout_scale
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
@@ -59,7 +65,12 @@ class DevStack:
 
         try:
             self.aws.start()
-            self.env = provision(self.aws.messaging_endpoint, stage=self.stage, dynamodb_endpoint=self.aws.endpoint)
+            self.env = provision(
+                self.aws.messaging_endpoint,
+                stage=self.stage,
+                dynamodb_endpoint=self.aws.endpoint,
+                timeout_scale=self.timeout_scale,
+            )
             self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
@@ -150,8 +161,8 @@ class DevStack:
                 # Every invocation runs as the function (IAM: its role), set inside the environment's thread.
                 iam.as_function(name, handler),
                 concurrency=self.concurrency.get(name) or reserved,
-                timeout_seconds=access.timeout if access else 60,
-                memory_mb=access.memory if access else 128,
+                timeout_seconds=(access.timeout if access else DEFAULT_TIMEOUT) * self.timeout_scale,
+                memory_mb=access.memory if access else DEFAULT_MEMORY,
             )
             self.pools[name] = found
         return found
@@ -224,6 +235,9 @@ class DevStack:
                 pool,
                 batch_size=source.batch_size,
                 batching_window_s=source.batching_window_s,
+                # As infra deploys the mapping: a failed batch is retried in halves, then dropped.
+                max_retries=topology.STREAM_MAX_RETRIES,
+                bisect=True,
             )
         return QueuePump(
             self.aws.messaging_endpoint,
@@ -231,6 +245,8 @@ class DevStack:
             pool,
             batch_size=source.batch_size,
             batching_window_s=source.batching_window_s,
+            # Batches at once: the mapping's MaximumConcurrency, within the function's concurrency.
+            concurrency=min(source.max_concurrency, pool.concurrency),
         )
 
     def _schedule_target(self, arn: str) -> Handler:
@@ -254,6 +270,10 @@ class DevStack:
         self.iam = iam.install(enforcer)
 
 
+# Lambda's defaults, for a function infra/access.py does not configure (CDK's Function: 3 s, 128 MB is
+# Lambda's own default; Chalice deploys 60 s).
+DEFAULT_TIMEOUT = 60
+DEFAULT_MEMORY = 128
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
 # The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the

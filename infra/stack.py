@@ -40,11 +40,12 @@ from infra.monitoring import Monitoring
 from infra.policy import STREAM_FAILURES_QUEUE
 
 APP_NAME = "livedrop"
-STREAM_MAX_RETRIES = 10
+STREAM_MAX_RETRIES = topology.STREAM_MAX_RETRIES
 # Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
 # no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
-QUEUE_SOURCE_TUNING = {topology.NOTIFY.name: (0, 20), topology.PAYMENTS.name: (1, 5), topology.DELIVER.name: (1, 50)}
+# Both come from chalicelib.topology, which the dev stack's pumps read too.
+QUEUE_SOURCE_TUNING = {s.queue: (s.batching_window_s, s.max_concurrency) for s in topology.QUEUE_SOURCES}
 # Stage throttling (requests per second, burst), well under the account's shared 10,000/s.
 REST_THROTTLE = (2000.0, 1000)
 WS_THROTTLE = (1000.0, 500)

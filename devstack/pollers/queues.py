@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import time
 from typing import Any
@@ -24,7 +26,16 @@ class QueuePump(Pump):
     moto itself on receive (moto/sqs/models.py receive_message), as SQS does, so the pump only keeps
     receiving. Short polls only (WaitTimeSeconds=0): the embedded AWS serializes requests, and a long
     poll would hold everyone else up.
+
+    Up to `concurrency` batches are handled at once (the mapping's MaximumConcurrency, bounded by the
+    function's concurrency), as Lambda's pollers do: a new batch is received whenever one of the
+    slots is free. Like Lambda, it starts at INITIAL_CONCURRENCY batches and adds SCALE_UP_PER_SECOND
+    slots each second the queue keeps a backlog. One thread receives and deletes; the batches run on
+    the pump's invocation threads.
     """
+
+    INITIAL_CONCURRENCY = 5
+    SCALE_UP_PER_SECOND = 5  # Lambda: up to 300 more concurrent invocations a minute
 
     def __init__(
         self,
@@ -37,6 +48,7 @@ class QueuePump(Pump):
         *,
         function_name: str | None = None,
         batching_window_s: float = 0.0,
+        concurrency: int = 1,
     ) -> None:
         super().__init__(name or f"queue:{queue_url.rstrip('/').rsplit('/', 1)[-1]}")
         self.queue_url = queue_url
@@ -46,6 +58,13 @@ class QueuePump(Pump):
         self.poll_interval = poll_interval
         self.function_name = function_name or handler_name(handler, self.name)
         self.queue_arn = ""
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.concurrency = concurrency
+        self.max_in_flight = 0  # the most batches seen in flight at once
+        self._in_flight: dict[concurrent.futures.Future[Any], list[dict[str, Any]]] = {}
+        self._backlog_since: float | None = None
+        self._invokers = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix=f"invoke-{self.name}")
         self._sqs = aws_client("sqs", endpoint)
 
     def _setup(self) -> None:
@@ -78,22 +97,63 @@ class QueuePump(Pump):
             self._stop_event.wait(min(self.poll_interval, max(0.0, window_ends - time.monotonic())))
         return list(messages.values())
 
+    def _slots(self) -> int:
+        """How many batches may be in flight now (Lambda's scaling up while a backlog lasts)."""
+        if self._backlog_since is None:
+            return min(self.concurrency, self.INITIAL_CONCURRENCY)
+        grown = int((time.monotonic() - self._backlog_since) * self.SCALE_UP_PER_SECOND)
+        return min(self.concurrency, self.INITIAL_CONCURRENCY + grown)
+
     def _poll_once(self) -> float:
+        self._settle(block=len(self._in_flight) >= self._slots())
+        if len(self._in_flight) >= self._slots():
+            return 0.0
         messages = self._receive()
         if not messages:
-            return self.poll_interval
+            self._backlog_since = None
+            return self.poll_interval if not self._in_flight else self._settle(block=True)
+        if self._backlog_since is None:
+            self._backlog_since = time.monotonic()
         event = {"Records": [sqs_record(message, self.queue_arn) for message in messages]}
-        try:
-            result = invoke(self.handler, event, self.function_name)
-        except Exception:
-            logger.exception("pump %s: handler failed on %d messages; none deleted", self.name, len(messages))
-            return 0.0
+        future = self._invokers.submit(invoke, self.handler, event, self.function_name)
+        self._in_flight[future] = messages
+        self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+        return 0.0
+
+    def _settle(self, *, block: bool) -> float:
+        """Delete what finished batches handled (waiting up to a poll interval for one if `block`)."""
+        if block and self._in_flight:
+            concurrent.futures.wait(
+                self._in_flight, timeout=self.poll_interval, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+        for future in [f for f in self._in_flight if f.done()]:
+            self._finish(self._in_flight.pop(future), future)
+        return 0.0
+
+    def _finish(self, messages: list[dict[str, Any]], future: concurrent.futures.Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            logger.error(
+                "pump %s: handler failed on %d messages; none deleted",
+                self.name,
+                len(messages),
+                exc_info=(type(error), error, error.__traceback__),
+            )
+            return
         ids = [m["MessageId"] for m in messages]
-        failed = {ids[i] for i in failed_positions(ids, result)}
+        failed = {ids[i] for i in failed_positions(ids, future.result())}
         if failed:
             logger.warning("pump %s: %d of %d messages failed, left for retry", self.name, len(failed), len(messages))
         self._delete([m for m in messages if m["MessageId"] not in failed])
-        return 0.0
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop receiving; batches in flight are finished (up to `timeout`) and their messages deleted."""
+        super().stop(timeout)
+        done, _ = concurrent.futures.wait(self._in_flight, timeout=timeout)
+        for future in done:
+            with contextlib.suppress(Exception):  # the embedded AWS may be stopping too
+                self._finish(self._in_flight.pop(future), future)
+        self._invokers.shutdown(wait=False, cancel_futures=True)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):

@@ -26,6 +26,8 @@ class _Shard:
     pending: deque[dict[str, Any]] = field(default_factory=deque)
     last_sequence: str | None = None
     attempts: int = 0
+    # While bisecting a failed batch: how many records the next batch takes (None: batch_size).
+    limit: int | None = None
     first_pending_at: float | None = None
 
     @property
@@ -42,7 +44,8 @@ class StreamPump(Pump):
     on-failure destination. A response `{"batchItemFailures": [{"itemIdentifier": SequenceNumber}]}`
     checkpoints before the first failed record and retries from it (ReportBatchItemFailures); an
     identifier that is not in the batch fails the whole batch, as in Lambda. Retries count failures
-    in a row at the same record.
+    in a row at the same record. With `bisect` (BisectBatchOnFunctionError), a batch whose function
+    failed (raised or timed out) is retried in halves, so one bad record is dropped alone.
     """
 
     SHARD_REFRESH_SECONDS = 1.0
@@ -61,8 +64,10 @@ class StreamPump(Pump):
         retry_backoff: float = 0.1,
         function_name: str | None = None,
         batching_window_s: float = 0.0,
+        bisect: bool = False,
     ) -> None:
         super().__init__(name or f"stream:{table_name}")
+        self.bisect = bisect
         self.table_name = table_name
         self.handler = handler
         self.batch_size = batch_size
@@ -166,18 +171,22 @@ class StreamPump(Pump):
         return self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
 
     def _process(self, shard: _Shard) -> None:
-        batch = [shard.pending[i] for i in range(min(self.batch_size, len(shard.pending)))]
+        size = min(shard.limit or self.batch_size, self.batch_size, len(shard.pending))
+        batch = [shard.pending[i] for i in range(size)]
         try:
             result = invoke(self.handler, {"Records": batch}, self.function_name)
         except Exception:
             logger.exception("pump %s: handler failed on %d records", self.name, len(batch))
             failed_at: int | None = 0
+            if self.bisect and len(batch) > 1:
+                shard.limit = (len(batch) + 1) // 2  # the first half next; the rest after it
         else:
             failed = failed_positions([record["dynamodb"]["SequenceNumber"] for record in batch], result)
             failed_at = failed[0] if failed else None
         if failed_at is None:
             self._checkpoint(shard, len(batch))
             shard.attempts = 0
+            shard.limit = None  # progress: full batches again (a bad record ahead is bisected anew)
             return
         if failed_at > 0:
             # ReportBatchItemFailures: the records before the first failure are done.
@@ -185,9 +194,10 @@ class StreamPump(Pump):
             shard.attempts = 0
         shard.attempts += 1
         if shard.attempts > self.max_retries:
-            dropped = [shard.pending[i] for i in range(min(self.batch_size, len(shard.pending)))]
+            dropped = [shard.pending[i] for i in range(min(size - failed_at, len(shard.pending)))]
             self._checkpoint(shard, len(dropped))
             shard.attempts = 0
+            shard.limit = None
             logger.error(
                 "pump %s: dropped %d stream records after %d retries (AWS: on-failure destination), sequence %s..%s",
                 self.name,
