@@ -68,8 +68,9 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def deadline_of(context: Any, budget_s: float = SLICE_SECONDS) -> float:
-    """A monotonic deadline: `budget_s`, or half the invocation's remaining time if that is less."""
+def deadline_of(context: Any, budget_s: float | None = None) -> float:
+    """A monotonic deadline: `budget_s` (SLICE_SECONDS), or half the invocation's remaining time if less."""
+    budget_s = SLICE_SECONDS if budget_s is None else budget_s
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         budget_s = min(budget_s, remaining() / 2000)
@@ -179,6 +180,8 @@ def place_slice(drop_id: str, deadline: float) -> bool:
     line = Line.get(drop_id, consistent_read=True)
     if line.placed:
         return False
+    if not line.sealed:
+        raise LineNotReadyError(f"the line of {drop_id} is not sealed yet")
     drop = Drop.get(drop_id, consistent_read=True)
     done, after = int(line.placed_count or 0), line.placed_rank
     if done == 0 and Admission.by_rank.count(drop_id) < int(line.early_count):
