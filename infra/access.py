@@ -69,6 +69,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Lines",
             "Admissions",
             "Admissions/by_position",
+            "Admissions/by_ticket",  # the draw's public entry list, in entry id order
             "SigningKeys",
         ),
         write=(
