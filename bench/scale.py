@@ -174,7 +174,11 @@ class Scale:
             serving.advance(drop_id, start + 1)  # the tick, as often as it would run
         end = start + 3_600_000
         serving.advance(drop_id, end)  # the drop's end: the losers are told, in slices
-        wait_for(lambda: Line.get(drop_id, consistent_read=True).active is None, 1800, "closing the draw")
+
+        def closed() -> bool:
+            return int(Line.get(drop_id, consistent_read=True).closed_upto or 0) >= size
+
+        wait_for(closed, 1800, "closing the draw")
         told, repeats = inbox_repeats(drop_id)
         return self._finish(began, entries=size, inbox=dict(told), duplicate_notices=repeats)
 
