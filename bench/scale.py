@@ -260,7 +260,7 @@ FULL = {
     "sell_out": SELL_OUT,
     "sockets": SOCKETS,
 }
-SMALL = {"waiting_room": 300, "draw_entries": 300, "draw_stock": 30, "sell_out": 200, "sockets": 10}
+SMALL = {"waiting_room": 300, "draw_entries": 300, "draw_stock": 30, "sell_out": 100, "sockets": 10}
 
 
 def main(argv: list[str] | None = None) -> int:
