@@ -71,8 +71,8 @@ QUEUE_SOURCES: tuple[QueueSource, ...] = (
     QueueSource(PAYMENTS.name, "payments", batching_window_s=1),
     # Inbox slices are delayed on purpose already.
     QueueSource(DELIVER.name, "deliver", batching_window_s=1),
-    # A message is a slice that takes most of an invocation: one at a time.
-    QueueSource(LINES.name, "line_slices", batch_size=1),
+    # A message is a slice that takes most of an invocation: one at a time (so the window never waits).
+    QueueSource(LINES.name, "line_slices", batch_size=1, batching_window_s=1),
 )
 STREAM_SOURCES: tuple[StreamSource, ...] = (
     StreamSource("Drops", "domain_events"),

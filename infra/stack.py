@@ -43,6 +43,8 @@ STREAM_MAX_RETRIES = 10
 # no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
 QUEUE_SOURCE_TUNING = {topology.NOTIFY.name: (0, 20), topology.PAYMENTS.name: (1, 5), topology.DELIVER.name: (1, 50)}
+# Line slices run one after another per line; a few lines at once.
+QUEUE_SOURCE_TUNING[topology.LINES.name] = (1, 2)
 # Stage throttling (requests per second, burst), well under the account's shared 10,000/s.
 REST_THROTTLE = (2000.0, 1000)
 WS_THROTTLE = (1000.0, 500)
