@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test unit lint bench bench-publish fuzz clean synth
+.PHONY: dev test unit lint bench bench-publish fuzz clean synth scale
 comma := ,
 
 # pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
@@ -52,6 +52,11 @@ bench: $(STAMP)
 
 bench-publish: $(STAMP)
 	$(PY) -m bench.publish
+
+# The big-work stages at full size (not in `make test`, which runs them at a few hundred): a 20,000-person
+# waiting room, a 20,000-entry draw and a 5,000-unit sharded sell-out, each with its figures.
+scale: $(STAMP)
+	$(PY) -m bench.scale
 
 # A longer schemathesis run than the bounded one in `make test`.
 fuzz: $(STAMP)

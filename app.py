@@ -20,6 +20,7 @@ from chalicelib import (
     orders,
     sales,
     scheduling,
+    serving,
 )
 from chalicelib import commands as request_bodies
 from chalicelib import connections as ws_connections
@@ -291,7 +292,13 @@ def my_draw_entry(drop_id: str) -> Any:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="admissions")
 def admissions(event: Any) -> dict[str, int]:
     """Seals, orders and serves queue and draw lines, every admission_tick_seconds."""
-    return lines.run(event)
+    return serving.run(event)
+
+
+@app.lambda_function(name="line_slices")
+def line_slices(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The lines queue -> slices of placing a line at its start, or closing a draw at its end."""
+    return serving.handle_slice_batch(event, context)
 
 
 # --- orders and payments ----------------------------------------------------------------------

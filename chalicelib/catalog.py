@@ -109,6 +109,8 @@ def _mode_view(drop: Drop) -> dict[str, Any]:
             # The seed stays secret until the draw: published, it lets anyone recompute the winners.
             "seed": drop.draw_seed if drawn else None,
             "drawn_at": format_time(drop.drawn_at) if drawn else None,
+            # Set when the draw order ran out with units left: from then on they sell first-come.
+            "released_at": format_time(drop.released_at) if drop.released_at is not None else None,
         }
     return {"sale_mode": mode, "stock_shards": shard_count_of(drop), "queue": queue, "draw": draw}
 
@@ -346,6 +348,11 @@ def _load_drop(drop_id: str) -> Drop:
 def load_drop(drop_id: str) -> Drop:
     """The stored drop, from the in-process cache when warm (DropNotFoundError if there is none)."""
     return _load_drop(drop_id)
+
+
+def released(drop_id: str) -> bool:
+    """Whether a draw's last units sell first-come (it never goes back, so a cached `True` stays true)."""
+    return load_drop(drop_id).released_at is not None
 
 
 def get_drop(drop_id: str) -> dict[str, Any]:

@@ -17,6 +17,11 @@ def commitment_of(seed: str) -> str:
     return hashlib.sha256(seed.encode("ascii")).hexdigest()
 
 
+def rank_of(seed: str, entry_id: str) -> str:
+    """An entry's sort key in the draw order: its score, then its id (scores are all 64 hex digits long)."""
+    return f"{hashlib.sha256(f'{seed}:{entry_id}'.encode()).hexdigest()}:{entry_id}"
+
+
 def draw_order(seed: str, entry_ids: list[str]) -> list[str]:
     """Every entry id, in the order the draw serves them."""
-    return sorted(entry_ids, key=lambda entry_id: (hashlib.sha256(f"{seed}:{entry_id}".encode()).hexdigest(), entry_id))
+    return sorted(entry_ids, key=lambda entry_id: rank_of(seed, entry_id))

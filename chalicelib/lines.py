@@ -1,30 +1,22 @@
-"""Queue and draw lines: who joined, in which order they are served, and the tick that serves them.
+"""Queue and draw lines: joining them and reading one's place (chalicelib.serving serves them).
 
 A queue drop's line: everyone who joins before the start gets a random ticket; at the start the line
 is sealed and those tickets, sorted, are positions 1..n (joining first gives no advantage). Later
 joiners take n+1, n+2… in arrival order. A draw's line: entries until the start (the draw), then
-positions in the published draw order (chalicelib.draws).
-
-The admissions tick serves lines: the serving counter advances (for a queue at most
-admissions_per_second since the start), but never past what the stock can serve: an admitted user
-who has neither bought nor let their purchase window pass holds a slot, so an admission nobody uses
-frees its slot when its window ends. Admission is conditional on the entry not being admitted yet,
-so nobody is admitted twice however many ticks run at once.
+positions in the published draw order (chalicelib.draws). Each early entry carries its `rank`, the key
+the line is ordered by, so the line is placed a slice at a time from an index instead of sorted whole.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
-import uuid
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib import admissions, bootstrap, catalog, connections, draws, notifications, ratelimits, stock
+from chalicelib import admissions, catalog, draws, ratelimits
 from chalicelib.catalog import DRAW, QUEUE
-from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, now_ms
 from chalicelib.errors import (
     InvalidPageError,
@@ -33,13 +25,12 @@ from chalicelib.errors import (
     NotInLineError,
     WrongSaleModeError,
 )
-from chalicelib.messages import Envelope, FrameType
 from chalicelib.models import Admission, Drop, Line
 from chalicelib.observability import count
 from chalicelib.validation import format_time
 
-log = logging.getLogger("livedrop.lines")
-_NAMESPACE = uuid.UUID("0b7d3c52-2f3e-4a43-8d0e-1f5a9c3e6b21")
+# A racing join of the same user waits this long, at most, for the first one's late place.
+_PLACE_WAIT_S = 2.0
 
 
 class _SealedError(Exception):
@@ -66,7 +57,7 @@ def join_queue(user_id: str, drop_id: str, at_ms: int | None = None) -> tuple[di
     created = False
     if now < int(drop.start_time):
         try:
-            created = _join_early(user_id, drop_id, now)
+            created = _join_early(drop, user_id, now)
         except _SealedError:
             created = _join_late(user_id, drop_id, now)
     else:
@@ -87,7 +78,7 @@ def enter_draw(user_id: str, drop_id: str, at_ms: int | None = None) -> tuple[di
         raise LineClosedError("entries closed at the draw")
     ratelimits.take(ratelimits.JOINS, user_id, now)
     try:
-        created = _join_early(user_id, drop_id, now)
+        created = _join_early(drop, user_id, now)
     except _SealedError:
         raise LineClosedError("entries closed at the draw") from None
     if created:
@@ -95,10 +86,18 @@ def enter_draw(user_id: str, drop_id: str, at_ms: int | None = None) -> tuple[di
     return place_view(drop, _entry(drop_id, user_id), now), created
 
 
-def _join_early(user_id: str, drop_id: str, now: int) -> bool:
+def early_entry(drop: Drop, user_id: str, now: int) -> Admission:
+    """A new early entry: a random ticket, and the rank the line will be ordered by."""
+    ticket = secrets.token_hex(16)
+    rank = draws.rank_of(str(drop.draw_seed), ticket) if catalog.sale_mode_of(drop) == DRAW else ticket
+    return Admission(drop_id=drop.drop_id, user_id=user_id, joined_at=now, ticket=ticket, rank=rank)
+
+
+def _join_early(drop: Drop, user_id: str, now: int) -> bool:
     """An entry with a random ticket, counted on the line only while the line is not sealed."""
+    drop_id = drop.drop_id
     tx = Transaction()
-    entry = Admission(drop_id=drop_id, user_id=user_id, joined_at=now, ticket=secrets.token_hex(16))
+    entry = early_entry(drop, user_id, now)
     tx.put("entry", entry, Admission.user_id.does_not_exist())
     tx.update(
         "line", Line(drop_id=drop_id), [Line.early_count.add(1)], Line.drop_id.exists() & Line.sealed.does_not_exist()
@@ -115,26 +114,35 @@ def _join_early(user_id: str, drop_id: str, now: int) -> bool:
 
 
 def _join_late(user_id: str, drop_id: str, now: int) -> bool:
-    """A place behind everyone before: the line's late counter, which also seals it (so the early
-    count it returns is final)."""
+    """A place behind everyone before. The user's entry is claimed first (one per user), then numbered
+    from the line's late counter, which also seals the line (so the early count it returns is final):
+    racing joins of one user take one number between them, never phantom places."""
+    claim = Admission(drop_id=drop_id, user_id=user_id, joined_at=now)
     try:
-        Admission.get(drop_id, user_id, consistent_read=True)
+        claim.save(Admission.user_id.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        _await_place(drop_id, user_id)
         return False
-    except DoesNotExist:
-        pass
     line = Line(drop_id=drop_id)
     line.update(actions=[Line.late_count.add(1), Line.sealed.set(True)], condition=Line.drop_id.exists())
     seq = int(line.late_count)
-    entry = Admission(
-        drop_id=drop_id, user_id=user_id, joined_at=now, late_seq=seq, position=int(line.early_count) + seq
+    claim.update(
+        actions=[Admission.late_seq.set(seq), Admission.position.set(int(line.early_count) + seq)],
+        condition=Admission.position.does_not_exist(),
     )
-    try:
-        entry.save(Admission.user_id.does_not_exist())
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False  # a concurrent join of the same user won; its number stays a gap the tick passes
-        raise
     return True
+
+
+def _await_place(drop_id: str, user_id: str) -> None:
+    """A racing join of the same user: wait (briefly) until the first one has numbered the place."""
+    deadline = time.monotonic() + _PLACE_WAIT_S
+    while time.monotonic() < deadline:
+        entry = _entry(drop_id, user_id)
+        if entry.position is not None or entry.rank is not None:
+            return
+        time.sleep(0.02)
 
 
 def _entry(drop_id: str, user_id: str) -> Admission:
@@ -191,178 +199,20 @@ def my_place(user_id: str, drop_id: str, mode: str) -> dict[str, Any]:
 
 
 def list_entries(drop_id: str, limit: int, page: str | None) -> dict[str, Any]:
-    """GET /drops/{id}/entries: every entry id of a draw and its position once drawn (no user ids), so
-    anyone can recompute the draw from the seed."""
+    """GET /drops/{id}/entries: every entry id of a draw and its position once drawn (no user ids), in
+    the order of the random entry ids, so anyone can recompute the draw from the seed and nothing in
+    the order is derived from who entered."""
     _drop_in_mode(drop_id, DRAW)
     start = None
     if page:
-        # The page token names the last user listed: sealed, so the listing never shows a user id.
+        # The page token names the last entry listed and its user: sealed, so the listing never shows a user id.
         after = admissions.unseal(page)
-        if after is None or not after.startswith(f"{drop_id}/"):
+        parts = after.split("/") if after else []
+        if len(parts) != 3 or parts[0] != drop_id:
             raise InvalidPageError("page is not a token this API issued for this listing")
-        start = {"drop_id": {"S": drop_id}, "user_id": {"S": after[len(drop_id) + 1 :]}}
-    results = Admission.query(drop_id, limit=limit, last_evaluated_key=start)
+        start = {"drop_id": {"S": drop_id}, "ticket": {"S": parts[1]}, "user_id": {"S": parts[2]}}
+    results = Admission.by_ticket.query(drop_id, limit=limit, last_evaluated_key=start)
     items = [{"entry_id": entry.ticket, "position": _int(entry.position)} for entry in results]
     last = results.last_evaluated_key
-    return {"items": items, "next_page": admissions.seal(f"{drop_id}/{last['user_id']['S']}") if last else None}
-
-
-# --- the tick -----------------------------------------------------------------------------------
-def run(event: Any = None) -> dict[str, int]:
-    """The admissions function: tick every admission_tick_seconds for admission_loop_seconds (a
-    Lambda scheduled once a minute), or once (the dev stack's pump calls it every tick)."""
-    settings = get_settings()
-    began = time.monotonic()
-    totals = {"lines": 0, "admitted": 0}
-    while True:
-        done = tick()
-        totals = {key: totals[key] + done[key] for key in totals}
-        if time.monotonic() - began + settings.admission_tick_seconds > settings.admission_loop_seconds:
-            return totals
-        time.sleep(settings.admission_tick_seconds)
-
-
-def tick(at_ms: int | None = None) -> dict[str, int]:
-    """One pass over every line whose drop has started."""
-    now = now_ms() if at_ms is None else at_ms
-    done = {"lines": 0, "admitted": 0}
-    for line in Line.by_activity.query("active", Line.start_time <= now):
-        done["lines"] += 1
-        try:
-            done["admitted"] += advance(line.drop_id, now)
-        except Exception:
-            log.exception("could not serve the line of drop %s", line.drop_id)
-            count("LineTickFailures")
-    return done
-
-
-def advance(drop_id: str, at_ms: int | None = None) -> int:
-    """Seal, order or serve one line, a step per call; how many users it admitted."""
-    now = now_ms() if at_ms is None else at_ms
-    line = Line.get(drop_id, consistent_read=True)
-    drop = Drop.get(drop_id, consistent_read=True)
-    if now < int(drop.start_time):
-        return 0
-    if now >= int(drop.end_time):
-        line.update(actions=[Line.active.remove()])
-        return 0
-    if not line.sealed:
-        line.update(actions=[Line.sealed.set(True)])
-        line.refresh(consistent_read=True)
-    if not line.placed:
-        # Positions are written in this pass and served from the next one, so the position index has them.
-        _place(drop, line, now)
-        return 0
-    return _serve(drop, line, now)
-
-
-def _place(drop: Drop, line: Line, now: int) -> None:
-    """Give every early entry its position: sorted tickets (queue) or the draw order (draw)."""
-    early = [entry for entry in Admission.query(drop.drop_id, consistent_read=True) if entry.late_seq is None]
-    if catalog.sale_mode_of(drop) == DRAW:
-        by_ticket = {str(entry.ticket): entry for entry in early}
-        ordered = [by_ticket[ticket] for ticket in draws.draw_order(str(drop.draw_seed), list(by_ticket))]
-    else:
-        ordered = sorted(early, key=lambda entry: (str(entry.ticket), entry.user_id))
-    for position, entry in enumerate(ordered, start=1):
-        if entry.position is None:
-            entry.update(actions=[Admission.position.set(position)])
-    if catalog.sale_mode_of(drop) == DRAW:
-        _publish_draw(drop, ordered, now)
-    else:
-        for entry in ordered:
-            _tell(entry, FrameType.QUEUE_POSITION, {"position": _int(entry.position)}, now)
-    line.update(actions=[Line.placed.set(True)])
-
-
-def _publish_draw(drop: Drop, ordered: list[Admission], now: int) -> None:
-    """Publish the seed, and tell everyone beyond the stock that they were not drawn (yet)."""
-    try:
-        Drop(drop_id=drop.drop_id).update(actions=[Drop.drawn_at.set(now)], condition=Drop.drawn_at.does_not_exist())
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
-    catalog.drop_cache.invalidate(drop.drop_id)
-    count("DrawsDrawn")
-    for entry in ordered[catalog.current_stock(drop) :]:
-        _tell(entry, FrameType.DRAW_LOST, {"position": _int(entry.position)}, now, inbox=True)
-
-
-def _serve(drop: Drop, line: Line, now: int) -> int:
-    drop_id = drop.drop_id
-    serving, settled = int(line.serving), int(line.settled)
-    total = int(line.early_count) + int(line.late_count)
-    held: dict[int, Admission] = {}
-    if serving > settled:
-        window = Admission.by_position.query(drop_id, Admission.position.between(settled + 1, serving))
-        held = {int(entry.position): entry for entry in window}
-    # Reached by the counter but not admitted yet: a tick that stopped between the two, admitted now.
-    stranded = [entry for entry in held.values() if entry.admitted_at is None]
-    outstanding = len(stranded) + sum(1 for entry in held.values() if state_of(entry, now) == "admitted")
-    now_settled = settled
-    for position in range(settled + 1, serving + 1):
-        entry = held.get(position)
-        if entry is not None and state_of(entry, now) in ("admitted", "waiting"):
-            break
-        now_settled = position
-    shards = catalog.shard_count_of(drop)
-    left = stock.total(drop_id, shards, fresh=True) if shards > 1 else int(drop.stock)
-    target = min(total, serving + max(0, left - outstanding))
-    if catalog.sale_mode_of(drop) == QUEUE:
-        target = min(target, int(drop.admissions_per_second) * max(0, now - int(drop.start_time)) // 1000)
-    reached = list(stranded)
-    if target > serving:
-        # The counter first, so a reader never sees an admission ahead of it.
-        _raise_counter(drop_id, Line.serving, target)
-        reached += Admission.by_position.query(drop_id, Admission.position.between(serving + 1, target))
-    expires = now + int(drop.admission_seconds) * 1000
-    admitted = sum(1 for entry in reached if _admit(drop, entry, now, expires))
-    if now_settled > settled:
-        _raise_counter(drop_id, Line.settled, now_settled)
-    return admitted
-
-
-def _raise_counter(drop_id: str, attribute: Any, value: int) -> None:
-    try:
-        Line(drop_id=drop_id).update(actions=[attribute.set(value)], condition=attribute < value)
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
-
-
-def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> bool:
-    """Admit one user, exactly once, and hand them their token (push, and the inbox for a draw's winners)."""
-    try:
-        entry.update(
-            actions=[Admission.admitted_at.set(now), Admission.admission_expires.set(expires)],
-            condition=Admission.admitted_at.does_not_exist(),
-        )
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    count("Admitted")
-    data = {
-        "position": _int(entry.position),
-        "admission_token": admissions.issue_token(entry.user_id, drop.drop_id, expires),
-        "admission_expires_at": format_time(expires),
-    }
-    kind = FrameType.DRAW_WON if catalog.sale_mode_of(drop) == DRAW else FrameType.ADMITTED
-    _tell(entry, kind, data, now, inbox=kind == FrameType.DRAW_WON)
-    return True
-
-
-def _tell(entry: Admission, kind: FrameType, data: dict[str, Any], now: int, inbox: bool = False) -> None:
-    """Push a line frame to the user's open connections (and write their inbox when asked)."""
-    event_id = str(uuid.uuid5(_NAMESPACE, f"{entry.drop_id}/{entry.user_id}/{kind}/{data.get('position')}/{now}"))
-    try:
-        notice = Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id, **data})
-        if inbox:
-            # The inbox keeps the drop alone: never the position, never an admission token.
-            notifications.write_inbox(Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id}), [entry.user_id])
-        # The frame carries all of the notice: the position and, once admitted, the token.
-        bootstrap.pusher().push(connections.connections_of(entry.user_id), notice.frame(fields=None), now)
-    except Exception:
-        # The user can always read their place (GET .../me); a lost push must not stop the line.
-        log.exception("could not tell %s of %s", entry.user_id, kind)
-        count("LineNoticeFailures")
+    token = admissions.seal(f"{drop_id}/{last['ticket']['S']}/{last['user_id']['S']}") if last else None
+    return {"items": items, "next_page": token}

@@ -177,6 +177,8 @@ class Drop(Model):
     draw_seed = UnicodeAttribute(null=True)  # secret until drawn_at, then published
     draw_commitment = UnicodeAttribute(null=True)
     drawn_at = NumberAttribute(null=True)
+    # A draw whose order ran out with units left sells them first-come from then on (docs/sale-modes.md).
+    released_at = NumberAttribute(null=True)
     by_status = DropsByStatus()
     by_creator = DropsByCreator()
 
@@ -370,6 +372,14 @@ class Line(Model):
     placed = BooleanAttribute(null=True)  # early positions written
     serving = NumberAttribute(default=0)  # positions up to this one are admitted
     settled = NumberAttribute(default=0)  # positions up to this one bought or let their window pass
+    # Placing the early entries, a slice at a time (chalicelib.serving): since when, how many placed,
+    # and the rank of the last one placed (the next slice starts after it).
+    placing_since = NumberAttribute(null=True)
+    placed_count = NumberAttribute(default=0)
+    placed_rank = UnicodeAttribute(null=True)
+    # Closing a draw at the drop's end: since when, and positions up to this one told the result.
+    closing_since = NumberAttribute(null=True)
+    closed_upto = NumberAttribute(default=0)
     by_activity = LinesByActivity()
 
 
@@ -379,6 +389,22 @@ class AdmissionsByPosition(GlobalSecondaryIndex["Admission"]):
     position = NumberAttribute(range_key=True)
 
 
+class AdmissionsByRank(GlobalSecondaryIndex["Admission"]):
+    """Sparse: only early entries have a rank, the key their line is ordered by (chalicelib.serving)."""
+
+    Meta = _index_meta("by_rank", KeysOnlyProjection())
+    drop_id = UnicodeAttribute(hash_key=True)
+    rank = UnicodeAttribute(range_key=True)
+
+
+class AdmissionsByTicket(GlobalSecondaryIndex["Admission"]):
+    """A draw's public entry list, in the order of its random entry ids."""
+
+    Meta = _index_meta("by_ticket", IncludeProjection(["position"]))
+    drop_id = UnicodeAttribute(hash_key=True)
+    ticket = UnicodeAttribute(range_key=True)
+
+
 class Admission(Model):
     """One user in a drop's line: queue position or draw rank, and their purchase window once admitted."""
 
@@ -386,13 +412,17 @@ class Admission(Model):
     drop_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute(range_key=True)
     joined_at = NumberAttribute()
-    ticket = UnicodeAttribute(null=True)  # early joiners' random order key
+    ticket = UnicodeAttribute(null=True)  # early joiners' random ticket (a draw's public entry id)
+    # Early entries' order key: the ticket (queue) or the draw's score and entry id (chalicelib.draws).
+    rank = UnicodeAttribute(null=True)
     late_seq = NumberAttribute(null=True)
     position = NumberAttribute(null=True)
     admitted_at = NumberAttribute(null=True)
     admission_expires = NumberAttribute(null=True)
     bought = NumberAttribute(default=0)
     by_position = AdmissionsByPosition()
+    by_rank = AdmissionsByRank()
+    by_ticket = AdmissionsByTicket()
 
 
 class RateLimit(Model):

@@ -19,7 +19,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
-from chalicelib import admissions, ratelimits, stock
+from chalicelib import admissions, catalog, ratelimits, stock
 from chalicelib.catalog import FIRST_COME, drop_terms
 from chalicelib.commands import MAX_KEY_LENGTH, NewOrder
 from chalicelib.config import get_settings
@@ -117,7 +117,10 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
     settings = get_settings()
     terms = drop_terms(drop_id)
     now = now_ms()
-    admitted = terms.sale_mode != FIRST_COME
+    # A draw whose order ran out with units left sells them first-come (docs/sale-modes.md).
+    admitted = terms.sale_mode != FIRST_COME and not (new.admission_token is None and catalog.released(drop_id))
+    # One admission is one purchase of at most the per-user limit (one unit unless the drop says more).
+    limit = terms.per_user_limit if terms.per_user_limit is not None or not admitted else 1
     if admitted:
         admissions.verify_token(new.admission_token, user_id, drop_id, now)
     elif new.admission_token is not None:
@@ -168,7 +171,7 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
             "purchase",
             Purchase(purchase_id=purchase_id(drop_id, user_id)),
             [Purchase.quantity.set((Purchase.quantity | 0) + quantity)],
-            _within_limit(terms.per_user_limit, quantity),
+            _within_limit(limit, quantity),
         )
         tx.put("order", order, Order.order_id.does_not_exist())
         # DynamoDB's TTL deletes late (up to days): a key past its ttl counts as free here already.
@@ -183,8 +186,11 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
             tx.update(
                 "admission",
                 Admission(drop_id=drop_id, user_id=user_id),
-                [Admission.bought.set((Admission.bought | 0) + quantity)],
-                Admission.admitted_at.exists(),
+                [Admission.bought.set(quantity)],
+                # Its first purchase closes an admission: `bought` is its state, checked here.
+                Admission.admitted_at.exists()
+                & (Admission.bought.does_not_exist() | (Admission.bought == 0))
+                & (Admission.admission_expires > now),
             )
         try:
             # A sharded order that keeps conflicting on its shard moves to another rather than waiting.
@@ -287,7 +293,7 @@ def _explain(
     if cancelled.failed("rate"):
         raise _rejected(ratelimits.limited(ratelimits.ORDERS, now))
     if cancelled.failed("admission"):
-        raise _rejected(AdmissionRequiredError("you have not been admitted to buy from this drop"))
+        raise _rejected(AdmissionRequiredError("no open admission: not admitted, or it was used or has expired"))
     if cancelled.failed("purchase"):
         raise _rejected(PurchaseLimitExceededError("this would exceed the drop's per-user limit"))
     # A condition that held again by the time it was read back: the caller may simply retry.

@@ -68,7 +68,9 @@ PAYMENT_EVENT_TYPES = _wire(PAYMENT_EVENTS)
 NOTIFY = QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES)
 PAYMENTS = QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES)
 DELIVER = QueueSpec("deliver", visibility_timeout=120)
-QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER)
+# Slices of work on a queue or draw line (chalicelib.serving): placing it at the start, closing a draw.
+LINES = QueueSpec("lines", visibility_timeout=360)
+QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER, LINES)
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     # Pushes people wait for: no window.
     QueueSource(NOTIFY.name, "fanout", max_concurrency=20),
@@ -76,6 +78,9 @@ QUEUE_SOURCES: tuple[QueueSource, ...] = (
     QueueSource(PAYMENTS.name, "payments", batching_window_s=1, max_concurrency=5),
     # Inbox slices are delayed on purpose already.
     QueueSource(DELIVER.name, "deliver", batching_window_s=1, max_concurrency=50),
+    # A message is a slice that takes most of an invocation: one at a time (so the window never waits);
+    # a few lines of different drops at once.
+    QueueSource(LINES.name, "line_slices", batch_size=1, batching_window_s=1, max_concurrency=2),
 )
 STREAM_SOURCES: tuple[StreamSource, ...] = (
     StreamSource("Drops", "domain_events"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.topology import DELIVER
+from chalicelib.topology import DELIVER, LINES
 
 API_HANDLER = "api"
 
@@ -69,6 +69,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Lines",
             "Admissions",
             "Admissions/by_position",
+            "Admissions/by_ticket",  # the draw's public entry list, in entry id order
             "SigningKeys",
         ),
         write=(
@@ -165,9 +166,32 @@ ACCESS: dict[str, FunctionAccess] = {
             "SigningKeys",
         ),
         write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys"),
+        # Hands a line's placing (at the start) and a draw's closing (at the end) to the lines queue.
+        send=(LINES.name,),
         ws_push=True,
         timeout=60,
         memory=512,
+    ),
+    # Slices of placing a line and closing a draw (chalicelib.serving): each within its time budget.
+    "line_slices": FunctionAccess(
+        read=(
+            "Lines",
+            "Admissions",
+            "Admissions/by_rank",
+            "Admissions/by_position",
+            "Drops",
+            "StockShards",
+            "Connections/by_user",
+            *_FORGET_READ,
+        ),
+        write=("Lines", "Admissions", "Drops", "Notifications", *_FORGET_WRITE),
+        # The next slice of unfinished work goes on its own queue.
+        send=(LINES.name,),
+        ws_push=True,
+        timeout=60,
+        memory=512,
+        # Lines are placed one slice after another; a few run at once for lines of different drops.
+        reserved_concurrency=5,
     ),
     # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those
     # (reading each held connection's row: chalicelib.connections, the user's quota row).

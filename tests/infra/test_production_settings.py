@@ -55,7 +55,7 @@ def test_queue_sources_batch_and_cap_their_concurrency_within_the_functions_rese
 
 def test_the_consumers_that_could_starve_the_api_have_reserved_concurrency(synth: Synth) -> None:
     reserved = {name: props.get("ReservedConcurrentExecutions") for name, (_, props) in functions(synth).items()}
-    assert {name for name, value in reserved.items() if value} == {"fanout", "deliver", "payments"}
+    assert {name for name, value in reserved.items() if value} == {"fanout", "deliver", "payments", "line_slices"}
     assert reserved["api"] is None
 
 

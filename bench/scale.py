@@ -1,0 +1,278 @@
+"""`make scale`: the big-work stages at full size on a fresh dev stack, with the proof that they finish.
+
+Three stages, each timed and counted:
+- a waiting room of WAITING_ROOM people, placed at the start by slices on the lines queue;
+- a draw of DRAW_ENTRIES entries: placed, the winners admitted, and closed at the drop's end;
+- a first-come sell-out of SELL_OUT units on sharded stock, every order charged and settled.
+
+For each stage it prints the completion time, the functions' invocations (from the dev stack's own
+counters), timeouts, duplicate notices (pushes seen twice by a sample of sockets, inbox rows written
+twice) and messages in the dead-letter queues; the last three must be 0. The dev stack is started with
+enforced timeouts at TIMEOUT_SCALE and PAYMENT_LATENCY_MS charges where the dev stack knows those
+options; the report says when it did not. Entrants are written straight into the tables (as their
+joins would write them), so the figures are those of serving the line, not of signing up users.
+
+`python -m bench.scale` runs at full size; `python -m bench.scale --small` at a few hundred.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import io
+import json
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+WAITING_ROOM, DRAW_ENTRIES, DRAW_STOCK, SELL_OUT, SHARDS = 20_000, 20_000, 1_000, 5_000, 8
+TIMEOUT_SCALE, PAYMENT_LATENCY_MS = 0.05, 300
+SOCKETS = 50  # signed-up entrants with an open WebSocket: the sample whose pushes are checked for repeats
+BUYERS = 32
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def stack_options(stack_class: type) -> tuple[dict[str, Any], list[str]]:
+    """The dev stack's options for enforced timeouts and slow charges, and the ones it does not have."""
+    wanted = {"timeout_scale": TIMEOUT_SCALE, "payment_latency_ms": PAYMENT_LATENCY_MS}
+    known = inspect.signature(stack_class.__init__).parameters
+    return {k: v for k, v in wanted.items() if k in known}, [k for k in wanted if k not in known]
+
+
+class Counters:
+    """Invocations and timeouts of every function since the last `take` (the pools' own counters)."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.last = self._now()
+
+    def _now(self) -> dict[str, tuple[int, int]]:
+        return {
+            name: (int(s.get("invocations", 0)), int(s.get("timeouts", 0)))
+            for name, s in ((name, pool.stats()) for name, pool in self.stack.pools.items())
+        }
+
+    def take(self) -> dict[str, Any]:
+        now = self._now()
+        delta = {n: (v[0] - self.last.get(n, (0, 0))[0], v[1] - self.last.get(n, (0, 0))[1]) for n, v in now.items()}
+        self.last = now
+        return {
+            "invocations": {n: d[0] for n, d in sorted(delta.items()) if d[0]},
+            "timeouts": sum(d[1] for d in delta.values()),
+        }
+
+
+def dlq_messages() -> int:
+    """Messages in every dead-letter queue (visible and in flight)."""
+    from chalicelib import aws, topology
+    from chalicelib.config import get_settings
+
+    sqs, total = aws.client("sqs"), 0
+    for spec in topology.QUEUES:
+        url = get_settings().queue_url(spec.dlq_name)
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        total += sum(int(attributes.get(name, 0)) for name in names)
+    return total
+
+
+def say(text: str) -> None:
+    """Progress on stderr (stdout carries the report)."""
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def wait_for(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not finish within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def seed_line(drop_id: str, users: list[str], at_ms: int) -> None:
+    """Early entries for `users`, as their joins would have written them, and the line's count of them."""
+    from chalicelib import lines
+    from chalicelib.models import Admission, Drop, Line
+
+    drop = Drop.get(drop_id, consistent_read=True)
+    with Admission.batch_write() as batch:
+        for user in users:
+            batch.save(lines.early_entry(drop, user, at_ms))
+    Line(drop_id=drop_id).update(actions=[Line.early_count.add(len(users)), Line.active.remove()])
+
+
+def inbox_repeats(drop_id: str) -> tuple[Counter[str], int]:
+    """The drop's inbox rows by type, and how many (user, type) pairs have more than one row."""
+    from chalicelib.models import Notification
+
+    rows = Counter((row.user_id, row.event_type) for row in Notification.scan(Notification.drop_id == drop_id))
+    return Counter(kind for _, kind in rows.elements()), sum(n - 1 for n in rows.values() if n > 1)
+
+
+def push_repeats(arrivals: list[list[tuple[float, dict[str, Any]]]]) -> int:
+    """Frames a socket received more than once (the same event id)."""
+    return sum(len(frames) - len({f.get("event_id") for _, f in frames}) for frames in arrivals)
+
+
+class Scale:
+    def __init__(self, stack: Any, sizes: dict[str, int]) -> None:
+        from tests.support import Api, open_shop, sign_up_user
+
+        self.stack, self.sizes, self.api = stack, sizes, Api(stack.rest_url)
+        self.counters = Counters(stack)
+        owner = sign_up_user(self.api, "Maker", creator=True)
+        self.shop = (owner, *open_shop(self.api, owner, "Scale", 1000))
+        self.fans = [sign_up_user(self.api) for _ in range(min(sizes["sockets"], sizes["waiting_room"]))]
+
+    def _drop(self, mode: str, start: float, stock: int, **extra: Any) -> tuple[str, int]:
+        from chalicelib.validation import parse_time
+        from tests.support import sale_drop
+
+        drop = sale_drop(self.api, self.shop, mode, start, stock, **extra)
+        return drop["drop_id"], parse_time("start_time", drop["start_time"])
+
+    def _finish(self, began: float, **figures: Any) -> dict[str, Any]:
+        return {"seconds": round(time.monotonic() - began, 2), **self.counters.take(), **figures, "dlq": dlq_messages()}
+
+    def waiting_room(self) -> dict[str, Any]:
+        from bench.crowd import Crowd
+        from chalicelib import serving
+        from chalicelib.models import Line
+
+        size = self.sizes["waiting_room"]
+        drop_id, start = self._drop("queue", 600, 100)
+        fans = [fan.user_id for fan in self.fans]
+        seed_line(drop_id, fans + [f"u_{uuid.uuid4().hex}" for _ in range(size - len(fans))], start - 1000)
+        say(f"{size} entries written; opening {len(fans)} sockets")
+        with Crowd(self.stack.ws_url, [fan.token for fan in self.fans], "queue_position") as crowd:
+            self.counters.take()
+            began = time.monotonic()
+            serving.advance(drop_id, start)
+            wait_for(lambda: bool(Line.get(drop_id, consistent_read=True).placed), 1800, "placing the waiting room")
+            figures = self._finish(began, people=size)
+            figures["duplicate_notices"] = push_repeats(crowd.first_per_socket(60))
+        return figures
+
+    def draw(self) -> dict[str, Any]:
+        from chalicelib import serving
+        from chalicelib.models import Line
+
+        size, stock = self.sizes["draw_entries"], self.sizes["draw_stock"]
+        drop_id, start = self._drop("draw", 600, stock, purchase_window_seconds=60)
+        seed_line(drop_id, [f"u_{uuid.uuid4().hex}" for _ in range(size)], start - 1000)
+        self.counters.take()
+        began = time.monotonic()
+        serving.advance(drop_id, start)
+        wait_for(lambda: bool(Line.get(drop_id, consistent_read=True).placed), 1800, "placing the draw")
+        while int(Line.get(drop_id, consistent_read=True).serving) < min(stock, size):
+            serving.advance(drop_id, start + 1)  # the tick, as often as it would run
+        end = start + 3_600_000
+        serving.advance(drop_id, end)  # the drop's end: the losers are told, in slices
+
+        def closed() -> bool:
+            return int(Line.get(drop_id, consistent_read=True).closed_upto or 0) >= size
+
+        wait_for(closed, 1800, "closing the draw")
+        told, repeats = inbox_repeats(drop_id)
+        return self._finish(began, entries=size, inbox=dict(told), duplicate_notices=repeats)
+
+    def sell_out(self) -> dict[str, Any]:
+        from bench.load import rush
+        from chalicelib import orders
+        from chalicelib.models import Order
+        from tests.support import sign_up_user
+
+        units = self.sizes["sell_out"]
+        drop_id, start = self._drop("first_come", 2, units, stock_shards=min(SHARDS, units))
+        tokens = [sign_up_user(self.api).token for _ in range(min(BUYERS, units))]
+        say(f"{len(tokens)} buyers signed up")
+        while time.time() * 1000 < start:
+            time.sleep(0.05)
+        self.counters.take()
+        began = time.monotonic()
+        placed = rush(self.stack.rest_url, drop_id, tokens, units)
+
+        def settled() -> bool:
+            found = list(Order.by_drop.query(drop_id))
+            return len(found) >= placed["statuses"].get("201", 0) and all(o.status != orders.PENDING for o in found)
+
+        wait_for(settled, 1800, "charging the sell-out")
+        statuses = Counter(o.status for o in Order.by_drop.query(drop_id))
+        return self._finish(began, units=units, orders=dict(statuses), duplicate_notices=0, placing=placed)
+
+
+def run(sizes: dict[str, int], results_dir: Path | str = RESULTS_DIR) -> dict[str, Any]:
+    """Every stage on one fresh dev stack; returns the figures and writes scale.json."""
+    from devstack.stack import DevStack
+
+    # One buyer places many orders in the sell-out: this measures settling, not the per-user limit.
+    os.environ.setdefault("LIVEDROP_ORDER_RATE_LIMIT", "1000000")
+    options, missing = stack_options(DevStack)
+    stack = DevStack(http_port=0, ws_port=0, stage="bench", **options)
+    stack.start()
+    quiet = contextlib.redirect_stdout(io.StringIO())  # Powertools' EMF lines are not measured here
+    quiet.__enter__()
+    try:
+        say("dev stack up; signing up users")
+        scale = Scale(stack, sizes)
+        stages: dict[str, Any] = {}
+        for name, stage in (("waiting_room", scale.waiting_room), ("draw", scale.draw), ("sell_out", scale.sell_out)):
+            say(f"stage {name}")
+            stages[name] = stage()
+            say(f"stage {name} done: {stages[name]}")
+    finally:
+        quiet.__exit__(None, None, None)
+        stack.stop()
+    result = {"benchmark": "scale", "sizes": sizes, "stack_options": options, "options_missing": missing}
+    result["stages"] = stages
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [f"dev stack options: {result['stack_options'] or 'none'}"]
+    if result["options_missing"]:
+        lines.append(f"not in this dev stack (run without): {', '.join(result['options_missing'])}")
+    lines.append("| stage | size | seconds | invocations | timeouts | duplicate notices | DLQ messages |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for name, stage in result["stages"].items():
+        size = result["sizes"]["draw_entries" if name == "draw" else name]
+        calls = ", ".join(f"{fn} {n}" for fn, n in stage["invocations"].items())
+        lines.append(
+            f"| {name} | {size} | {stage['seconds']} | {calls} | {stage['timeouts']} "
+            f"| {stage['duplicate_notices']} | {stage['dlq']} |"
+        )
+    return "\n".join(lines)
+
+
+FULL = {
+    "waiting_room": WAITING_ROOM,
+    "draw_entries": DRAW_ENTRIES,
+    "draw_stock": DRAW_STOCK,
+    "sell_out": SELL_OUT,
+    "sockets": SOCKETS,
+}
+SMALL = {"waiting_room": 300, "draw_entries": 300, "draw_stock": 30, "sell_out": 100, "sockets": 10}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="a few hundred per stage instead of the full sizes")
+    parser.add_argument("--results", default=str(RESULTS_DIR), help="where scale.json goes (default bench/results)")
+    args = parser.parse_args(argv)
+    result = run(SMALL if args.small else FULL, args.results)
+    print(report(result))
+    clean = all(s["timeouts"] == 0 and s["duplicate_notices"] == 0 and s["dlq"] == 0 for s in result["stages"].values())
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""`make scale` at a few hundred per stage (bench/scale.py --small), on a dev stack of its own: every
+stage completes with no timeout, no duplicate notice and nothing in a dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_scale_stage_completes_cleanly_at_small_size(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--small", "--results", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "scale.json").read_text())
+    assert set(result["stages"]) == {"waiting_room", "draw", "sell_out"}
+    for name, stage in result["stages"].items():
+        assert (stage["timeouts"], stage["duplicate_notices"], stage["dlq"]) == (0, 0, 0), name
+    assert result["stages"]["waiting_room"]["invocations"].get("line_slices", 0) >= 1
+    draw = result["stages"]["draw"]
+    assert draw["inbox"] == {"draw_won": 30, "draw_lost": 270}
+    assert result["stages"]["sell_out"]["orders"].get("pending_payment", 0) == 0
+    assert "waiting_room" in done.stdout and "| draw |" in done.stdout
