@@ -15,6 +15,7 @@ from chalicelib import (
     catalog,
     follows,
     lines,
+    live_stock,
     notifications,
     openapi,
     orders,
@@ -388,5 +389,11 @@ def fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="deliver")
 def deliver(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The deliver queue (follower slices, deferred stock pushes) -> inbox rows and pushes."""
+    """The deliver queue (follower slices) -> inbox rows."""
     return notification_consumers.handle_deliver_batch(event, context)
+
+
+@app.lambda_function(name="live_stock")
+def live_stock_pushes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The live_stock queue (stock_changed, deferred pushes, audience slices) -> coalesced pushes to viewers."""
+    return live_stock.handle_batch(event, context)

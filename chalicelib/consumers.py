@@ -1,75 +1,31 @@
-"""The notification queues' consumers: partial batch responses, idempotency on event ids, quick retries."""
+"""The notification queues' consumers: partial batch responses, idempotency on event ids, retries with
+backoff (chalicelib.retries). Live stock has its own queue and consumer, in chalicelib.live_stock."""
 
 from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import aws, live_stock, notifications, topology
-from chalicelib.config import get_settings
+from chalicelib import notifications, topology
 from chalicelib.idempotency import BatchMarkers, once
 from chalicelib.messages import DROP_EVENTS, ORDER_EVENTS, DeliverKind, Envelope, PoisonMessageError
-from chalicelib.messages import EventType as Event
-from chalicelib.threads import in_context
-from chalicelib.topology import QueueSpec
+from chalicelib.retries import RetryingBatchProcessor
 
 log = logging.getLogger("livedrop.consumers")
 
-# Seconds until a failed message is tried again, by attempt. The queues' visibility timeout is for a
-# consumer that dies mid-batch; a consumer that reports a failure retries sooner, backing off as it goes.
-RETRY_DELAYS = (1, 1, 1, 2, 2, 4, 8, 16, 30)
-# Records of a batch are independent (live stock tolerates any order): in AWS they could be separate
-# invocations, here they are handled side by side.
+# Records of a batch are independent: in AWS they could be separate invocations, here they are
+# handled side by side.
 BATCH_WORKERS = 8
-
-
-class RetryingBatchProcessor(BatchProcessor):
-    """Powertools' SQS BatchProcessor whose failed messages come back after a short backoff."""
-
-    def __init__(self, queue: QueueSpec, workers: int = 1) -> None:
-        super().__init__(EventType.SQS, raise_on_entire_batch_failure=False)
-        self._queue_url = get_settings().queue_url(queue.name)
-        self._workers = workers
-
-    def process(self) -> list[tuple]:
-        """Handle the batch's records, several at once when `workers` > 1."""
-        if self._workers <= 1 or len(self.records) <= 1:
-            return super().process()
-        # A message delivered twice may sit twice in one batch: its copies run after the first, one at a
-        # time, so they find the first one's idempotency marker instead of racing it.
-        seen: set[str] = set()
-        firsts: list[dict[str, Any]] = []
-        repeats: list[dict[str, Any]] = []
-        for record in self.records:
-            body = str(record.get("body"))
-            (repeats if body in seen else firsts).append(record)
-            seen.add(body)
-        with ThreadPoolExecutor(max_workers=min(self._workers, len(firsts))) as pool:
-            results = list(pool.map(in_context(self._process_record), firsts))
-        return results + [self._process_record(record) for record in repeats]
-
-    def failure_handler(self, record: Any, exception: Any) -> Any:
-        """Record the failure and shorten the message's invisibility to the backoff of its attempt."""
-        try:
-            attempt = int(record.attributes.approximate_receive_count)
-            delay = RETRY_DELAYS[min(max(attempt, 1), len(RETRY_DELAYS)) - 1]
-            aws.client("sqs").change_message_visibility(
-                QueueUrl=self._queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-            )
-        except Exception:
-            log.exception("could not shorten the retry delay of message %s", getattr(record, "message_id", "?"))
-        log.warning("message %s failed: %s", getattr(record, "message_id", "?"), exception[1])
-        return super().failure_handler(record, exception)
 
 
 # --- dispatch -----------------------------------------------------------------------------------
 # The event types the notify queue's consumer handles: its filter policy (topology) is the same set.
-HANDLED_EVENT_TYPES = (*ORDER_EVENTS, *DROP_EVENTS, Event.STOCK_CHANGED)
+# Live stock (stock_changed) has a queue and consumer of its own: chalicelib.live_stock.handle_batch.
+HANDLED_EVENT_TYPES = (*ORDER_EVENTS, *DROP_EVENTS)
 
 
 def fan_out(event: Envelope) -> None:
@@ -78,19 +34,15 @@ def fan_out(event: Envelope) -> None:
         notifications.notify_buyer(event)
     elif event.event_type in DROP_EVENTS:
         notifications.notify_drop_audience(event)
-    elif event.event_type == Event.STOCK_CHANGED:
-        live_stock.stock_changed(event)
     else:
         log.info("ignoring event type %s", event.event_type)
 
 
 def deliver(message: dict[str, Any]) -> None:
-    """Do one deliver-queue message: a slice of followers, or a deferred live-stock push."""
+    """Do one deliver-queue message: a slice of followers."""
     kind = message.get("kind")
     if kind == DeliverKind.FOLLOWERS:
         notifications.deliver_slice(message)
-    elif kind == DeliverKind.STOCK_FLUSH and isinstance(message.get("drop_id"), str):
-        live_stock.flush(message["drop_id"])
     else:
         raise PoisonMessageError(f"unknown deliver message {kind!r}")
 
@@ -104,8 +56,7 @@ def _deliver_record(record: SQSRecord) -> None:
     if not isinstance(message, dict):
         raise PoisonMessageError("not an object")
     if message.get("kind") != DeliverKind.FOLLOWERS:
-        # A deferred stock push is safe to repeat: it never shows the same event twice.
-        deliver(message)
+        deliver(message)  # poison
         return
     event_id = (message.get("event") or {}).get("event_id")
     once(f"deliver#{event_id}#{message.get('low')}#{message.get('after')}", lambda: deliver(message))
@@ -117,9 +68,7 @@ class NotifyBatch:
     - the idempotency markers of the batch's events read in one BatchGetItem, and written in one
       BatchWriteItem once the records succeeded (a record found marked is skipped);
     - the buyers' inbox rows of the batch's order events written in one BatchWriteItem before any
-      push (each record then only pushes);
-    - of several stock_changed events of one drop, only the newest is taken: live stock shows the
-      newest stock, and an older event's push would be coalesced away anyway.
+      push (each record then only pushes).
     """
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
@@ -129,8 +78,7 @@ class NotifyBatch:
                 self.envelopes[str(record["messageId"])] = Envelope.parse(record.get("body"))
             except (PoisonMessageError, KeyError):
                 continue  # its own record fails with the reason
-        self.superseded = _older_stock_changes(self.envelopes)
-        keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type != Event.STOCK_CHANGED}
+        keys = {_fanout_key(e) for e in self.envelopes.values()}
         self.markers = BatchMarkers(keys)
         self.inbox_written = self._write_buyer_inboxes() if self.markers.done is not None else set()
 
@@ -156,11 +104,6 @@ class NotifyBatch:
     def record(self, record: SQSRecord) -> None:
         """Handle one record of the batch (thread-safe: records run side by side)."""
         event = Envelope.parse(record.body)
-        if event.event_type == Event.STOCK_CHANGED:
-            # The coalescer is idempotent on its own (it never shows one event twice): no markers.
-            if record.message_id not in self.superseded:
-                fan_out(event)
-            return
         self.markers.once(_fanout_key(event), lambda: fan_out(event))
 
     def finish(self) -> None:
@@ -171,24 +114,6 @@ class NotifyBatch:
 
 def _fanout_key(event: Envelope) -> str:
     return f"fanout#{event.event_id}"
-
-
-def _older_stock_changes(envelopes: dict[str, Envelope]) -> set[str]:
-    """Message ids of stock_changed events a newer one of the same drop in the batch supersedes."""
-    newest: dict[str, tuple[int, str]] = {}
-    superseded: set[str] = set()
-    for message_id, event in envelopes.items():
-        drop_id = event.data.get("drop_id")
-        if event.event_type != Event.STOCK_CHANGED or not isinstance(drop_id, str):
-            continue
-        known = newest.get(drop_id)
-        if known is None or event.occurred_at_ms >= known[0]:
-            if known is not None:
-                superseded.add(known[1])
-            newest[drop_id] = (event.occurred_at_ms, message_id)
-        else:
-            superseded.add(message_id)
-    return superseded
 
 
 def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -129,14 +129,40 @@ class Product(Model):
     by_status = ProductsByStatus()
 
 
+# What every order (or its settlement) changes on a Drops row: kept out of the Drops indexes, so an
+# order's stock decrement writes the table alone and never rewrites an index entry. Reads through an
+# index add these back from the rows (catalog.with_hot_fields).
+DROP_HOT_ATTRIBUTES = ("stock", "orders_placed", "orders_failed", "orders_expired")
+# Everything else a drop holds (its keys are projected anyway); tests/unit/test_schema.py checks that
+# these and the hot ones are all of Drop's attributes.
+DROP_INDEXED_ATTRIBUTES = (
+    "product_id",
+    "end_time",
+    "initial_stock",
+    "per_user_limit",
+    "low_stock_at",
+    "price_cents",
+    "currency",
+    "created_at",
+    "sale_mode",
+    "stock_shards",
+    "opens_at",
+    "admissions_per_second",
+    "admission_seconds",
+    "draw_seed",
+    "draw_commitment",
+    "drawn_at",
+)
+
+
 class DropsByStatus(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_status", AllProjection())
+    Meta = _index_meta("by_status", IncludeProjection(DROP_INDEXED_ATTRIBUTES))
     status = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 
 
 class DropsByCreator(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_creator", AllProjection())
+    Meta = _index_meta("by_creator", IncludeProjection(DROP_INDEXED_ATTRIBUTES))
     creator_id = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 
@@ -226,6 +252,7 @@ class Order(Model):
     expires_at = NumberAttribute()
     updated_at = NumberAttribute(null=True)
     stock_shard = NumberAttribute(null=True)  # the shard a sharded drop's units came from (and go back to)
+    payment_retries = NumberAttribute(null=True)  # transient charge failures so far (the buyer is told)
     by_user = OrdersByUser()
     by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()

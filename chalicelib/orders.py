@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib import admissions, ratelimits, stock
@@ -44,6 +45,8 @@ from chalicelib.models import Admission, Drop, DropSales, IdempotencyKey, Order,
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body, render_each
 from chalicelib.validation import check_text, format_time
+
+log = logging.getLogger("livedrop.orders")
 
 PENDING = "pending_payment"
 CONFIRMED = "confirmed"
@@ -98,17 +101,22 @@ def derived_status(order: Order, at_ms: int | None = None) -> str:
 
 
 def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
-    return {
+    """An order as the API shows it; `payment_retrying` only while a transient charge failure is retried."""
+    status = derived_status(order, at_ms)
+    view = {
         "order_id": order.order_id,
         "user_id": order.user_id,
         "drop_id": order.drop_id,
         "quantity": int(order.quantity),
         "amount_cents": int(order.amount_cents),
         "currency": order.currency,
-        "status": derived_status(order, at_ms),
+        "status": status,
         "created_at": format_time(order.created_at),
         "expires_at": format_time(order.expires_at),
     }
+    if status == PENDING and getattr(order, "payment_retries", None):
+        view["payment_retrying"] = True
+    return view
 
 
 def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
@@ -343,12 +351,14 @@ def load_order(order_id: str) -> Order | None:
 
 
 # --- settlement ---------------------------------------------------------------------------------
-def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -> bool:
+def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None, order: Order | None = None) -> bool:
     """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did.
 
-    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders."""
+    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders.
+    `order` is the order as the caller read it (strongly consistent), which spares a read: the
+    transaction's own guard on the status decides."""
     now = now_ms() if at_ms is None else at_ms
-    order = load_order(order_id)
+    order = order if order is not None else load_order(order_id)
     if order is None or order.status != PENDING:
         return False
     tx = Transaction()
@@ -383,12 +393,14 @@ def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -
     return True
 
 
-def release_reservation(order_id: str, to_status: str, at_ms: int | None = None) -> bool:
-    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did."""
+def release_reservation(order_id: str, to_status: str, at_ms: int | None = None, order: Order | None = None) -> bool:
+    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did.
+
+    `order`, when given, is the order as the caller read it (its status guard still decides)."""
     if to_status not in RELEASED:
         raise ValueError(f"cannot release an order to {to_status}")
     now = now_ms() if at_ms is None else at_ms
-    order = load_order(order_id)
+    order = order if order is not None else load_order(order_id)
     if order is None or order.status != PENDING:
         return False
     guard = Order.status == PENDING
@@ -438,13 +450,40 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
     return True
 
 
-def expire_overdue(at_ms: int | None = None, max_orders: int = 1000) -> int:
-    """Expire unpaid reservations whose expires_at has passed (the sweeper calls this); returns how many."""
+def note_payment_retrying(order_id: str, at_ms: int | None = None) -> None:
+    """The provider failed to process the order's charge (a transient error): count the attempt, so the
+    buyer sees `payment_retrying` while it is retried (only on a pending order)."""
     now = now_ms() if at_ms is None else at_ms
-    expired = 0
+    try:
+        Order(order_id=order_id).update(
+            [Order.payment_retries.set((Order.payment_retries | 0) + 1), Order.updated_at.set(now)],
+            condition=Order.status == PENDING,
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
+def expire_overdue(at_ms: int | None = None, max_orders: int = 1000) -> int:
+    """Expire unpaid reservations whose expires_at has passed (the sweeper calls this); returns how many.
+
+    An order (or a bucket's query) that fails, throttled say, is logged and left for the next run: the
+    others are still expired, so one hot item never keeps a whole sweep's units out of stock."""
+    now = now_ms() if at_ms is None else at_ms
+    expired = failed = 0
     for bucket in PENDING_BUCKETS:
-        overdue = Order.pending_by_expiry.query(bucket, Order.expires_at < now, limit=max_orders)
+        try:
+            overdue = list(Order.pending_by_expiry.query(bucket, Order.expires_at < now, limit=max_orders))
+        except Exception:
+            log.exception("could not read the overdue orders of %s; the next sweep tries again", bucket)
+            failed += 1
+            continue
         for key in overdue:
-            if release_reservation(key.order_id, EXPIRED, now):
-                expired += 1
+            try:
+                expired += release_reservation(key.order_id, EXPIRED, now)
+            except Exception:
+                log.exception("could not expire order %s; the next sweep tries again", key.order_id)
+                failed += 1
+    if failed:
+        count("SweepFailures", failed)
     return expired

@@ -15,16 +15,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import bootstrap, orders, secrets
+from chalicelib import bootstrap, orders, secrets, topology
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
-from chalicelib.idempotency import BatchMarkers
 from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
 from chalicelib.models import Order
 from chalicelib.observability import count, logger
+from chalicelib.retries import RetryingBatchProcessor
 
 SUCCEEDED = "succeeded"
 DECLINED = "declined"
@@ -172,22 +172,24 @@ def payment_gateway() -> PaymentGateway:
 
 
 # --- settling an order ----------------------------------------------------------------------------
-def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway) -> str:
-    """Apply a provider's verdict to an order, idempotently; returns what became of the order."""
+def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway, order: Order | None = None) -> str:
+    """Apply a provider's verdict to an order, idempotently; returns what became of the order.
+
+    `order`, when the caller read it already (strongly consistent), spares the settlement a read."""
     if result.status == DECLINED:
-        orders.release_reservation(order_id, orders.PAYMENT_FAILED)
+        orders.release_reservation(order_id, orders.PAYMENT_FAILED, order=order)
         count("PaymentDeclined")
         return orders.PAYMENT_FAILED
     if result.status != SUCCEEDED or result.payment_ref is None:
         return PENDING
-    if orders.confirm_payment(order_id, result.payment_ref):
+    if orders.confirm_payment(order_id, result.payment_ref, order=order):
         return orders.CONFIRMED
     order = orders.load_order(order_id)
     if order is None or order.status == orders.CONFIRMED:
         return orders.CONFIRMED if order is not None else "missing"
     # Charged, but the reservation ran out first: the stock went (or goes) back, so the money does too.
     if order.status == orders.PENDING:
-        orders.release_reservation(order_id, orders.EXPIRED)
+        orders.release_reservation(order_id, orders.EXPIRED, order=order)
     gateway.refund(result.payment_ref, int(order.amount_cents), f"refund-{order_id}")
     logger.warning("refunded a charge that arrived after the reservation ended", extra={"order_id": order_id})
     count("PaymentRefundedLate")
@@ -202,8 +204,9 @@ def process_order_placed(
     The order's own status is what makes this safe: only a pending order is charged, the order id
     is the provider's idempotency key (a redelivery racing the first delivery gets the same charge
     back) and every settlement is a status-guarded update, so a redelivered event, or another event of
-    the same order, never charges or settles twice. (The consumer's event markers only spare a
-    redelivery the reads.) `loaded` holds orders already read for the batch (by id).
+    the same order, never charges or settles twice. `loaded` holds orders already read for the batch
+    (by id). A charge the provider could not process (PaymentProviderError) is noted on the order, so
+    the buyer sees `payment_retrying`, and raised: the message comes back within seconds.
     """
     gateway = gateway or payment_gateway()
     order_id = Envelope.parse(envelope).field("order_id")
@@ -213,14 +216,22 @@ def process_order_placed(
     if orders.derived_status(order) != orders.PENDING:
         # Already settled, or overdue: the sweeper owns an overdue reservation.
         return "skipped"
-    result = gateway.charge(
-        order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
-    )
-    return settle(order.order_id, result, gateway)
+    try:
+        result = gateway.charge(
+            order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
+        )
+    except PaymentProviderError:
+        count("PaymentRetrying")
+        orders.note_payment_retrying(order.order_id)
+        raise
+    return settle(order.order_id, result, gateway, order)
 
 
 # The event types the payments queue's consumer handles: its filter policy (topology) is the same set.
 HANDLED_EVENT_TYPES = PAYMENT_EVENTS
+# Charges of one batch in flight at once: a batch is at most ten records (topology), and each charge
+# mostly waits on the provider, so a batch takes about one charge's latency instead of ten.
+MAX_PARALLEL_CHARGES = 10
 
 
 def _placed_envelope(record: dict[str, Any]) -> Envelope | None:
@@ -234,14 +245,10 @@ def _placed_envelope(record: dict[str, Any]) -> Envelope | None:
     return None
 
 
-def _marker_key(envelope: Envelope) -> str:
-    return f"payments#{envelope.event_id}"
-
-
 def _load_batch(envelopes: list[Envelope]) -> dict[str, Any]:
     """The batch's orders in one BatchGetItem (strongly consistent) rather than one read each."""
     ids = {envelope.field("order_id") for envelope in envelopes}
-    if len(ids) < 2:
+    if not ids:
         return {}
     try:
         found = {order.order_id: order for order in Order.batch_get(list(ids), consistent_read=True)}
@@ -253,26 +260,24 @@ def _load_batch(envelopes: list[Envelope]) -> dict[str, Any]:
 
 
 def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported.
+    """The `payments` SQS consumer: one record per order_placed envelope, charged side by side (at most
+    MAX_PARALLEL_CHARGES at once), partial batch failures reported per record.
 
-    An event handled before (its marker found) is skipped; markers are read and written once per batch."""
-    placed = list(filter(None, map(_placed_envelope, event.get("Records") or [])))
-    markers = BatchMarkers(_marker_key(envelope) for envelope in placed)
-    loaded = _load_batch([e for e in placed if markers.done is None or _marker_key(e) not in markers.done])
+    No event markers: the batch's orders are read at once anyway, and a settled order is skipped on its
+    status, which is what makes a redelivery harmless."""
+    records = list(event.get("Records") or [])
+    loaded = _load_batch(list(filter(None, map(_placed_envelope, records))))
 
     def payment_record(record: SQSRecord) -> None:
         envelope = Envelope.parse(record.body)
         if envelope.event_type in HANDLED_EVENT_TYPES:
-            markers.once(_marker_key(envelope), lambda: process_order_placed(envelope, loaded=loaded))
+            process_order_placed(envelope, loaded=loaded)
 
     # Failures are reported per record even when all fail: the same retry, without an error in the logs.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    try:
-        return dict(
-            process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
-        )
-    finally:
-        markers.finish()
+    processor = RetryingBatchProcessor(topology.PAYMENTS, workers=min(MAX_PARALLEL_CHARGES, len(records)))
+    return dict(
+        process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
+    )
 
 
 # --- Stripe webhook -------------------------------------------------------------------------------

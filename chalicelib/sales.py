@@ -14,7 +14,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import accounts, stock
-from chalicelib.catalog import drop_view
+from chalicelib.catalog import drop_view, with_hot_fields
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
 from chalicelib.models import Drop, DropSales, Order
@@ -61,7 +61,7 @@ def creator_drops(user_id: str, creator_id: str, limit: int, page: str | None) -
     if start is not None and start["creator_id"]["S"] != creator_id:
         raise InvalidPageError("page belongs to another listing")
     results = Drop.by_creator.query(creator_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
-    drops = list(results)
+    drops = with_hot_fields(list(results))
     sales = {row.drop_id: row for row in DropSales.batch_get([d.drop_id for d in drops])} if drops else {}
     items = [{**drop_view(drop), **figures(drop, sales.get(drop.drop_id))} for drop in drops]
     return page_body(items, results.last_evaluated_key)

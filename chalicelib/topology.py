@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.messages import NOTIFY_EVENTS, PAYMENT_EVENTS, EventType
+from chalicelib.messages import LIVE_STOCK_EVENTS, NOTIFY_EVENTS, PAYMENT_EVENTS, EventType
+
+# Receives before a message goes to its queue's DLQ: with chalicelib.retries' backoff, about half an
+# hour of retries, so an outage of minutes sends nothing to a DLQ.
+MAX_RECEIVES = 10
 
 
 @dataclass(frozen=True)
 class QueueSpec:
     name: str
     visibility_timeout: int = 30
-    max_receive_count: int = 5
+    max_receive_count: int = MAX_RECEIVES
     # Event types the queue receives from the events topic (an SNS filter policy); empty = none. Plain
     # wire names (EventType values): CDK's jsii would read an enum member as one of its own enums.
     event_types: tuple[str, ...] = ()
@@ -54,6 +58,7 @@ def _wire(types: tuple[EventType, ...]) -> tuple[str, ...]:
 
 NOTIFY_EVENT_TYPES = _wire(NOTIFY_EVENTS)
 PAYMENT_EVENT_TYPES = _wire(PAYMENT_EVENTS)
+LIVE_STOCK_EVENT_TYPES = _wire(LIVE_STOCK_EVENTS)
 
 # The queues, named once: code sends to and consumes from these specs, never a name of its own.
 # Visibility timeouts are six times the consuming function's timeout (infra/access.py), as AWS advises:
@@ -61,10 +66,15 @@ PAYMENT_EVENT_TYPES = _wire(PAYMENT_EVENTS)
 NOTIFY = QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES)
 PAYMENTS = QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES)
 DELIVER = QueueSpec("deliver", visibility_timeout=120)
-QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER)
+# Live stock on a queue of its own: a rush's stock changes never queue ahead of order_confirmed or
+# drop_started. It also carries its own deferred pushes and the slices of a large audience.
+LIVE_STOCK = QueueSpec("live_stock", visibility_timeout=120, event_types=LIVE_STOCK_EVENT_TYPES)
+QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER, LIVE_STOCK)
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     # Pushes people wait for: no window.
     QueueSource(NOTIFY.name, "fanout"),
+    # Coalesced anyway: no window either, so the newest stock shows within the coalescing window.
+    QueueSource(LIVE_STOCK.name, "live_stock"),
     # A payment takes seconds at a real provider anyway; a fuller batch is read in one BatchGetItem.
     QueueSource(PAYMENTS.name, "payments", batching_window_s=1),
     # Inbox slices are delayed on purpose already.

@@ -42,7 +42,15 @@ STREAM_MAX_RETRIES = 10
 # Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
 # no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
-QUEUE_SOURCE_TUNING = {topology.NOTIFY.name: (0, 20), topology.PAYMENTS.name: (1, 5), topology.DELIVER.name: (1, 50)}
+QUEUE_SOURCE_TUNING = {
+    topology.NOTIFY.name: (0, 20),
+    # Sized in docs/capacity.md: batches x charges in parallel per batch >= peak orders/s x charge latency;
+    # 10 batches of 10 hold 100 charges in flight, ~300 orders/s at 300 ms (Stripe's default rate limit
+    # is 100 requests/s in live mode: raise it with Stripe before a bigger drop).
+    topology.PAYMENTS.name: (1, 10),
+    topology.DELIVER.name: (1, 50),
+    topology.LIVE_STOCK.name: (0, 20),
+}
 # Stage throttling (requests per second, burst), well under the account's shared 10,000/s.
 REST_THROTTLE = (2000.0, 1000)
 WS_THROTTLE = (1000.0, 500)

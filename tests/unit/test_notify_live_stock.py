@@ -73,10 +73,10 @@ def pushed() -> Iterator[list[dict]]:
 
 
 def queued_flushes(drop_id: str) -> list[str]:
-    """The drops of the deferred pushes on the deliver queue for `drop_id` (they are sent delayed by
+    """The drops of the deferred pushes on the live_stock queue for `drop_id` (they are sent delayed by
     FLUSH_DELAY_SECONDS: the receive waits that out, bounded)."""
     sqs = bootstrap.client("sqs")
-    url = bootstrap.settings().queue_url(topology.DELIVER.name)
+    url = bootstrap.settings().queue_url(topology.LIVE_STOCK.name)
     found: list[str] = []
     deadline = time.monotonic() + live_stock.FLUSH_DELAY_SECONDS + 10
     while not found and time.monotonic() < deadline:
