@@ -15,7 +15,6 @@ from chalicelib import (
     catalog,
     follows,
     lines,
-    live_stock,
     notifications,
     openapi,
     orders,
@@ -26,6 +25,7 @@ from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
 from chalicelib import health as health_check
+from chalicelib import live_stock as stock_pushes
 from chalicelib import payments as payment_service
 from chalicelib.commands import Confirm, LogIn, MarkRead, NewCreator, NewDrop, NewOrder, NewProduct, Refresh, SignUp
 from chalicelib.config import get_settings
@@ -394,6 +394,6 @@ def deliver(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @app.lambda_function(name="live_stock")
-def live_stock_pushes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def live_stock(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The live_stock queue (stock_changed, deferred pushes, audience slices) -> coalesced pushes to viewers."""
-    return live_stock.handle_batch(event, context)
+    return stock_pushes.handle_batch(event, context)

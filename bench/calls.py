@@ -5,7 +5,8 @@
 - every AWS call (all services) per order from placement to confirmation and the buyer's
   notification, with the whole pipeline running: the stream, queue and topic hops, the payment,
   the inbox row, live stock. Polls that return nothing (an idle event source) are counted apart:
-  they depend on time, not on orders.
+  they depend on time, not on orders;
+- the DynamoDB write units of the same path, per order (bench.write_units).
 
 `python -m bench.calls` prints the figures and writes bench/results/calls.json.
 """
@@ -29,13 +30,15 @@ import requests
 from botocore.client import BaseClient
 
 from bench.shop import account, live_drop, write_result
+from bench.write_units import write_units
 from chalicelib import consumers, follows, notifications
+from chalicelib.config import get_settings
 from chalicelib.messages import Envelope, EventType
 from chalicelib.models import Notification, Order
 
 FOLLOWERS = 1000
 PIPELINE_ORDERS = 40
-PIPELINE_BUYERS = 20
+WRITE_UNIT_ORDERS = 10
 PIPELINE_IN_FLIGHT = 8
 # Event-source bookkeeping that runs on a clock whatever the load (Lambda's pollers do it for free).
 _POLLING = {"DescribeStream", "GetShardIterator", "ListSchedules", "GetSchedule"}
@@ -93,18 +96,21 @@ def backend_calls() -> Iterator[tuple[Counter[str], Counter[str]]]:
         BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
-def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str, Any]:
-    """Backend calls per order, placement to confirmation and the buyer's inbox row, pipeline running."""
-
+def _pipeline(
+    stack: Any, session: requests.Session, base: str, orders: int, counting: Callable[[], Any]
+) -> tuple[Any, float]:
+    """Place `orders` orders (PIPELINE_IN_FLIGHT at a time) and wait until each is confirmed and its buyer's
+    inbox row is written, inside `counting()`; returns what the counter yielded and the seconds it took."""
     owner = account(session, base, "Pipeline owner")
-    _, _, drop = live_drop(session, base, owner, stock=10 * PIPELINE_ORDERS)
-    buyers = [account(session, base, f"Buyer {i}") for i in range(PIPELINE_BUYERS)]
+    _, _, drop = live_drop(session, base, owner, stock=10 * orders)
+    buyers = [account(session, base, f"Buyer {i}") for i in range(max(1, orders // 2))]
     for pump in stack.pumps:
         if pump.name.startswith("rate:"):
             pump.stop()  # the once-a-minute sweeper is not part of an order's path
+    run = uuid.uuid4().hex[:8]
 
     def place(index: int) -> tuple[str, str]:
-        headers = buyers[index % len(buyers)] | {"Idempotency-Key": f"pipeline-{index}"}
+        headers = buyers[index % len(buyers)] | {"Idempotency-Key": f"pipeline-{run}-{index}"}
         body = {"drop_id": drop, "quantity": 1, "payment_token": "tok_visa"}
         placed = session.post(f"{base}/orders", headers=headers, json=body)
         assert placed.status_code == 201, placed.text
@@ -118,16 +124,16 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
             inbox: Counter[str] = Counter()
             for user in {user for _, user in placed}:
                 for row in Notification.query(user, consistent_read=True):
-                    if row.event_type == EventType.ORDER_CONFIRMED:
+                    if row.event_type == EventType.ORDER_CONFIRMED and row.order_id in dict(placed):
                         inbox[user] += 1
             return inbox == Counter(user for _, user in placed)
         finally:
             _uncounted.on = False
 
-    with backend_calls() as (work, idle):
+    with counting() as counted:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=PIPELINE_IN_FLIGHT) as pool:
-            placed = list(pool.map(place, range(PIPELINE_ORDERS)))
+            placed = list(pool.map(place, range(orders)))
         deadline = time.monotonic() + 120
         while not settled(placed):
             if time.monotonic() > deadline:
@@ -136,14 +142,35 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         # Late stragglers of the same orders (a deferred live-stock push) belong to them too.
         time.sleep(2.0)
         seconds = time.monotonic() - started
+    return counted, seconds
+
+
+def pipeline_calls(stack: Any, session: requests.Session, base: str, orders: int = PIPELINE_ORDERS) -> dict[str, Any]:
+    """Backend calls per order, placement to confirmation and the buyer's inbox row, pipeline running."""
+    (work, idle), seconds = _pipeline(stack, session, base, orders, backend_calls)
     total = sum(work.values())
     return {
-        "orders": PIPELINE_ORDERS,
+        "orders": orders,
         "in_flight": PIPELINE_IN_FLIGHT,
         "calls": dict(sorted(work.items())),
-        "calls_per_order": round(total / PIPELINE_ORDERS, 2),
+        "calls_per_order": round(total / orders, 2),
         "idle_polls": dict(sorted(idle.items())),
         "idle_polls_per_s": round(sum(idle.values()) / seconds, 1),
+    }
+
+
+def pipeline_write_units(
+    stack: Any, session: requests.Session, base: str, orders: int = WRITE_UNIT_ORDERS
+) -> dict[str, Any]:
+    """DynamoDB write units per order, placement to confirmation and the buyer's inbox row (bench.write_units:
+    writes are serialised while counted, so this runs apart from the call count)."""
+    written, _ = _pipeline(stack, session, base, orders, write_units)
+    total = written.pop("total", 0)
+    prefix = get_settings().table_prefix
+    return {
+        "orders": orders,
+        "write_units_by_table": {name.removeprefix(prefix): n for name, n in sorted(written.items())},
+        "write_units_per_order": round(total / orders, 2),
     }
 
 
@@ -158,6 +185,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     with DevStack(http_port=0, ws_port=0) as stack:
         base, session = stack.rest_url, requests.Session()
         pipeline = pipeline_calls(stack, session, base)
+        written = pipeline_write_units(stack, session, base)
 
         owner, fan = account(session, base, "Owner"), account(session, base, "Fan")
         creator, product, drop = live_drop(session, base, owner, stock=100)
@@ -202,9 +230,13 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "benchmark": "calls",
         "operations": figures,
         "pipeline": pipeline,
+        "pipeline_write_units": written,
         "summary": {
             **{name: sum(ops.values()) for name, ops in figures.items()},
             "backend calls per order, placement to confirmation and notification": pipeline["calls_per_order"],
+            "DynamoDB write units per order, placement to confirmation and notification": written[
+                "write_units_per_order"
+            ],
         },
     }
     return write_result(results_dir, "calls", result)

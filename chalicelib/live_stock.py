@@ -40,9 +40,14 @@ BATCH_WORKERS = 8
 # The event types the live_stock queue's consumer handles: its filter policy (topology) is the same set.
 HANDLED_EVENT_TYPES = LIVE_STOCK_EVENTS
 MARKER_TTL_SECONDS = 24 * 3600
-# The window is claimed and the pushed event noted in one write, so two pushers never show one event twice.
-_CLAIM = "SET pushed_at = :now, pushed_event_id = latest_event_id"
-_WINDOW_OPEN = "attribute_exists(latest_event_id) AND (attribute_not_exists(pushed_at) OR pushed_at <= :cutoff)"
+# An event is recorded as the newest unless a newer one was; the window is claimed and the pushed event
+# noted in the same write, so two pushers never show one event twice.
+_RECORD = (
+    "SET latest_stock = :stock, latest_at = :at, latest_event_id = :id, latest_occurred_at = :occurred, "
+    "processed_at = :now, #ttl = :ttl"
+)
+_NEWER = "(attribute_not_exists(latest_at) OR latest_at <= :at)"
+_WINDOW_FREE = "(attribute_not_exists(pushed_at) OR pushed_at <= :cutoff)"
 
 
 def _update(
@@ -69,37 +74,36 @@ def _update(
 
 
 def stock_changed(event: Envelope) -> None:
-    """Take one stock_changed event: push the newest stock now, or make sure a deferred push follows."""
+    """Take one stock_changed event: push the newest stock now, or make sure a deferred push follows.
+
+    Usually one write: the event is recorded as the newest and the window claimed together; only an
+    event inside a claimed window takes a second (recorded, with a deferred push queued once)."""
     drop_id = event.field("drop_id")
     stock = event.data.get("stock")
     if isinstance(stock, bool) or not isinstance(stock, int):
         raise PoisonMessageError("stock_changed without an integer data.stock")
     now = now_ms()
-    newest = _update(
+    values = {
+        ":stock": {"N": str(stock)},
+        ":at": {"N": str(event.occurred_at_ms)},
+        ":id": {"S": event.event_id},
+        ":occurred": {"S": event.occurred_at},
+        ":now": {"N": str(now)},
+        ":ttl": {"N": str(now // 1000 + MARKER_TTL_SECONDS)},
+    }
+    claimed = _update(
         drop_id,
-        "SET latest_stock = :stock, latest_at = :at, latest_event_id = :id, latest_occurred_at = :occurred, "
-        "processed_at = :now, #ttl = :ttl",
-        {
-            ":stock": {"N": str(stock)},
-            ":at": {"N": str(event.occurred_at_ms)},
-            ":id": {"S": event.event_id},
-            ":occurred": {"S": event.occurred_at},
-            ":now": {"N": str(now)},
-            ":ttl": {"N": str(now // 1000 + MARKER_TTL_SECONDS)},
-        },
-        "attribute_not_exists(latest_at) OR latest_at <= :at",
+        f"{_RECORD}, pushed_at = :now, pushed_event_id = :id",
+        {**values, ":cutoff": {"N": str(now - WINDOW_MS)}},
+        f"{_NEWER} AND {_WINDOW_FREE}",
     )
-    if newest is None:
-        return  # an older event than one already recorded: that one's push covers it
-    claimed = _update(drop_id, _CLAIM, {":now": {"N": str(now)}, ":cutoff": {"N": str(now - WINDOW_MS)}}, _WINDOW_OPEN)
     if claimed is not None:
-        _push(drop_id, claimed)
+        if claimed.get("pushed_event_id", {}).get("S") != event.event_id:  # else a repeat, shown already
+            _push(drop_id, event.event_id, event.occurred_at, event.occurred_at_ms, stock)
         return
-    # Pushed too recently: queue one deferred push unless one is queued already.
-    queued = _update(
-        drop_id, "SET flush_queued = :now", {":now": {"N": str(now)}}, "attribute_not_exists(flush_queued)"
-    )
-    if queued is not None:
+    # Pushed too recently (or an older event): record it if newer, and queue one deferred push.
+    recorded = _update(drop_id, f"{_RECORD}, flush_queued = if_not_exists(flush_queued, :now)", values, _NEWER)
+    if recorded is not None and "flush_queued" not in recorded:
         _queue_flush(drop_id)
 
 
@@ -108,14 +112,18 @@ def flush(drop_id: str) -> None:
     now = now_ms()
     claimed = _update(
         drop_id,
-        f"{_CLAIM} REMOVE flush_queued",
+        "SET pushed_at = :now, pushed_event_id = latest_event_id REMOVE flush_queued",
         {":now": {"N": str(now)}, ":cutoff": {"N": str(now - WINDOW_MS)}},
-        _WINDOW_OPEN,
+        f"attribute_exists(latest_event_id) AND {_WINDOW_FREE}",
     )
     if claimed is None:
         _queue_flush(drop_id)
         return
-    _push(drop_id, claimed)
+    event_id = claimed["latest_event_id"]["S"]
+    if claimed.get("pushed_event_id", {}).get("S") == event_id:
+        return  # nothing newer came since the last push
+    occurred_at, at_ms = claimed["latest_occurred_at"]["S"], int(claimed["latest_at"]["N"])
+    _push(drop_id, event_id, occurred_at, at_ms, int(claimed["latest_stock"]["N"]))
 
 
 def _queue_flush(drop_id: str) -> None:
@@ -123,23 +131,14 @@ def _queue_flush(drop_id: str) -> None:
     send_messages(topology.LIVE_STOCK, [flush], delay_seconds=FLUSH_DELAY_SECONDS)
 
 
-def _push(drop_id: str, marker: dict[str, Any]) -> None:
-    """Push the newest stock to the drop's viewers, unless the last push showed that event or that stock."""
-    event_id = marker["latest_event_id"]["S"]
-    if marker.get("pushed_event_id", {}).get("S") == event_id:
-        return
-    stock = _current_stock(drop_id, int(marker["latest_stock"]["N"]))
+def _push(drop_id: str, event_id: str, occurred_at: str, at_ms: int, recorded: int) -> None:
+    """Push the drop's current stock to its viewers as event `event_id`, unless they show that stock."""
+    stock = _current_stock(drop_id, recorded)
     shown = _update(drop_id, "SET pushed_stock = :stock", {":stock": {"N": str(stock)}})
     if shown is not None and shown.get("pushed_stock", {}).get("N") == str(stock):
         return  # viewers show this stock already
-    newest = Envelope(
-        event_id,
-        EventType.STOCK_CHANGED,
-        marker["latest_occurred_at"]["S"],
-        int(marker["latest_at"]["N"]),
-        {"drop_id": drop_id, "stock": stock},
-    )
-    push_sliced(connections.subscribers_of(drop_id), newest.frame(), newest.occurred_at_ms)
+    newest = Envelope(event_id, EventType.STOCK_CHANGED, occurred_at, at_ms, {"drop_id": drop_id, "stock": stock})
+    push_sliced(connections.viewers_of(drop_id), newest.frame(), newest.occurred_at_ms)
 
 
 def push_sliced(connection_ids: list[str], frame: dict[str, Any], occurred_at_ms: int) -> None:

@@ -212,8 +212,10 @@ class DropSales(Model):
     revenue_cents = NumberAttribute(default=0)
 
 
+# The Orders indexes project keys only: a confirmation changes the status and would otherwise rewrite
+# every index entry of the order; their readers fetch the rows (orders.orders_of).
 class OrdersByUser(GlobalSecondaryIndex["Order"]):
-    Meta = _index_meta("by_user", AllProjection())
+    Meta = _index_meta("by_user", KeysOnlyProjection())
     user_id = UnicodeAttribute(hash_key=True)
     created_at = NumberAttribute(range_key=True)
 
@@ -229,7 +231,7 @@ class PendingOrdersByExpiry(GlobalSecondaryIndex["Order"]):
 class OrdersByDrop(GlobalSecondaryIndex["Order"]):
     """A drop's orders by time: the creator's view reads its latest few without scanning."""
 
-    Meta = _index_meta("by_drop", IncludeProjection(["quantity", "status", "expires_at"]))
+    Meta = _index_meta("by_drop", KeysOnlyProjection())
     drop_id = UnicodeAttribute(hash_key=True)
     created_at = NumberAttribute(range_key=True)
 

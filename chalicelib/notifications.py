@@ -69,7 +69,7 @@ def notify_buyer(event: Envelope) -> None:
         _prewritten.discard(event.event_id)
     if not written:
         write_inbox(event, [user_id])
-    bootstrap.pusher().push(connections.connections_of(user_id), event.frame(), event.occurred_at_ms)
+    bootstrap.pusher().push(connections.push_targets_of(user_id), event.frame(), event.occurred_at_ms)
 
 
 def notify_drop_audience(event: Envelope) -> None:

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
 from chalicelib.models import Order
 from chalicelib.observability import count, logger
 from chalicelib.retries import RetryingBatchProcessor
+from chalicelib.threads import in_context
 
 SUCCEEDED = "succeeded"
 DECLINED = "declined"
@@ -205,26 +207,38 @@ def process_order_placed(
     is the provider's idempotency key (a redelivery racing the first delivery gets the same charge
     back) and every settlement is a status-guarded update, so a redelivered event, or another event of
     the same order, never charges or settles twice. `loaded` holds orders already read for the batch
-    (by id). A charge the provider could not process (PaymentProviderError) is noted on the order, so
-    the buyer sees `payment_retrying`, and raised: the message comes back within seconds.
+    (by id).
     """
     gateway = gateway or payment_gateway()
-    order_id = Envelope.parse(envelope).field("order_id")
+    order = _chargeable(Envelope.parse(envelope).field("order_id"), loaded)
+    if not isinstance(order, Order):
+        return order
+    return settle(order.order_id, _charge(order, gateway), gateway, order)
+
+
+def _chargeable(order_id: str, loaded: dict[str, Any] | None) -> Order | str:
+    """The order to charge, or why there is none ("missing", or "skipped" when it is settled or overdue)."""
     order = loaded[order_id] if loaded is not None and order_id in loaded else orders.load_order(order_id)
     if order is None:
         return "missing"
     if orders.derived_status(order) != orders.PENDING:
         # Already settled, or overdue: the sweeper owns an overdue reservation.
         return "skipped"
+    return order
+
+
+def _charge(order: Order, gateway: PaymentGateway) -> ChargeResult:
+    """Charge the order with its id as the idempotency key. A charge the provider could not process
+    (PaymentProviderError) is noted on the order, so the buyer sees `payment_retrying`, and raised: the
+    message comes back within seconds (chalicelib.retries)."""
     try:
-        result = gateway.charge(
+        return gateway.charge(
             order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
         )
     except PaymentProviderError:
         count("PaymentRetrying")
         orders.note_payment_retrying(order.order_id)
         raise
-    return settle(order.order_id, result, gateway, order)
 
 
 # The event types the payments queue's consumer handles: its filter policy (topology) is the same set.
@@ -245,38 +259,79 @@ def _placed_envelope(record: dict[str, Any]) -> Envelope | None:
     return None
 
 
-def _load_batch(envelopes: list[Envelope]) -> dict[str, Any]:
+def _load_batch(order_ids: set[str]) -> dict[str, Any]:
     """The batch's orders in one BatchGetItem (strongly consistent) rather than one read each."""
-    ids = {envelope.field("order_id") for envelope in envelopes}
-    if not ids:
+    if not order_ids:
         return {}
     try:
-        found = {order.order_id: order for order in Order.batch_get(list(ids), consistent_read=True)}
+        found = {order.order_id: order for order in Order.batch_get(list(order_ids), consistent_read=True)}
     except Exception:
         logger.exception("could not read the batch's orders at once; reading them one by one")
         return {}
     # An order the batch read did not find is missing for good (orders are never deleted).
-    return {order_id: found.get(order_id) for order_id in ids}
+    return {order_id: found.get(order_id) for order_id in order_ids}
+
+
+class PaymentBatch:
+    """One payments batch: its orders read at once, charged side by side (at most MAX_PARALLEL_CHARGES in
+    flight), the paid ones confirmed in one transaction; each record then reports its own outcome."""
+
+    def __init__(self, records: list[dict[str, Any]], gateway: PaymentGateway) -> None:
+        self.gateway = gateway
+        order_ids = {envelope.field("order_id") for envelope in filter(None, map(_placed_envelope, records))}
+        self.loaded = _load_batch(order_ids)
+        self.outcomes: dict[str, ChargeResult | BaseException] = {}
+        chargeable = [o for o in (_chargeable(i, self.loaded) for i in sorted(order_ids)) if isinstance(o, Order)]
+        if chargeable:
+            workers = min(MAX_PARALLEL_CHARGES, len(chargeable))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charge") as pool:
+                results = pool.map(in_context(self._outcome), chargeable)
+                self.outcomes = dict(zip((o.order_id for o in chargeable), results, strict=True))
+        paid = [
+            (order, result.payment_ref)
+            for order in chargeable
+            if isinstance(result := self.outcomes[order.order_id], ChargeResult)
+            and result.status == SUCCEEDED
+            and result.payment_ref is not None
+        ]
+        self.confirmed = orders.confirm_payments(paid) if len(paid) > 1 else set()
+
+    def _outcome(self, order: Order) -> ChargeResult | BaseException:
+        try:
+            return _charge(order, self.gateway)
+        except Exception as error:  # reported by the order's own record
+            return error
+
+    def record(self, record: SQSRecord) -> None:
+        """Report one record: done when its order was confirmed with the batch, else settled on its own."""
+        envelope = Envelope.parse(record.body)
+        if envelope.event_type not in HANDLED_EVENT_TYPES:
+            return
+        order_id = envelope.field("order_id")
+        outcome = self.outcomes.pop(order_id, None)
+        if order_id in self.confirmed:
+            return
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is None:
+            # Not charged with the batch (a copy of an order charged already, or one not chargeable):
+            # the order's status decides, as for any redelivery.
+            process_order_placed(envelope, self.gateway, self.loaded)
+            return
+        order = self.loaded.get(order_id)
+        settle(order_id, outcome, self.gateway, order if isinstance(order, Order) else None)
 
 
 def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The `payments` SQS consumer: one record per order_placed envelope, charged side by side (at most
-    MAX_PARALLEL_CHARGES at once), partial batch failures reported per record.
+    """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported.
 
     No event markers: the batch's orders are read at once anyway, and a settled order is skipped on its
     status, which is what makes a redelivery harmless."""
-    records = list(event.get("Records") or [])
-    loaded = _load_batch(list(filter(None, map(_placed_envelope, records))))
-
-    def payment_record(record: SQSRecord) -> None:
-        envelope = Envelope.parse(record.body)
-        if envelope.event_type in HANDLED_EVENT_TYPES:
-            process_order_placed(envelope, loaded=loaded)
-
+    batch = PaymentBatch(list(event.get("Records") or []), payment_gateway())
     # Failures are reported per record even when all fail: the same retry, without an error in the logs.
-    processor = RetryingBatchProcessor(topology.PAYMENTS, workers=min(MAX_PARALLEL_CHARGES, len(records)))
+    processor = RetryingBatchProcessor(topology.PAYMENTS)
     return dict(
-        process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
+        process_partial_response(event=event, record_handler=batch.record, processor=processor, context=context)
     )
 
 

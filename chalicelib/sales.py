@@ -18,7 +18,7 @@ from chalicelib.catalog import drop_view, with_hot_fields
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
 from chalicelib.models import Drop, DropSales, Order
-from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status
+from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status, orders_of
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
 
@@ -83,7 +83,9 @@ def drop_sales(user_id: str, drop_id: str) -> dict[str, Any]:
     except DoesNotExist:
         sales = None
     now = now_ms()
-    latest = Order.by_drop.query(drop_id, scan_index_forward=False, limit=RECENT_ORDERS)
+    latest = orders_of(
+        [key.order_id for key in Order.by_drop.query(drop_id, scan_index_forward=False, limit=RECENT_ORDERS)]
+    )
     recent = [
         {
             "created_at": format_time(order.created_at),
