@@ -38,7 +38,7 @@ from chalicelib.models import Notification, Order
 
 FOLLOWERS = 1000
 PIPELINE_ORDERS = 40
-WRITE_UNIT_ORDERS = 10
+WRITE_UNIT_ORDERS = 40
 PIPELINE_IN_FLIGHT = 8
 # Event-source bookkeeping that runs on a clock whatever the load (Lambda's pollers do it for free).
 _POLLING = {"DescribeStream", "GetShardIterator", "ListSchedules", "GetSchedule"}

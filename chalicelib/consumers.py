@@ -65,10 +65,12 @@ def _deliver_record(record: SQSRecord) -> None:
 class NotifyBatch:
     """One notify-queue batch, with the backend calls its records can share made once for all of them:
 
-    - the idempotency markers of the batch's events read in one BatchGetItem, and written in one
-      BatchWriteItem once the records succeeded (a record found marked is skipped);
-    - the buyers' inbox rows of the batch's order events written in one BatchWriteItem before any
-      push (each record then only pushes).
+    - an order event's inbox row is its own marker: the batch reads which of its order events have
+      their row already (one BatchGetItem) and skips those, and writes the others' rows in one
+      BatchWriteItem before any push (each record then only pushes). A push that failed after its row
+      was written is not repeated: pushes are best effort, the row is the durable copy (chalicelib.pusher);
+    - a drop event's idempotency marker is read in one BatchGetItem and written in one BatchWriteItem once
+      its record succeeded (a record found marked is skipped).
     """
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
@@ -78,19 +80,22 @@ class NotifyBatch:
                 self.envelopes[str(record["messageId"])] = Envelope.parse(record.get("body"))
             except (PoisonMessageError, KeyError):
                 continue  # its own record fails with the reason
-        keys = {_fanout_key(e) for e in self.envelopes.values()}
-        self.markers = BatchMarkers(keys)
-        self.inbox_written = self._write_buyer_inboxes() if self.markers.done is not None else set()
-
-    def _write_buyer_inboxes(self) -> set[str]:
-        deliveries: dict[str, tuple[Envelope, list[str]]] = {}
+        buyers: dict[str, tuple[Envelope, list[str]]] = {}
         for event in self.envelopes.values():
-            if event.event_type not in ORDER_EVENTS or _fanout_key(event) in (self.markers.done or ()):
-                continue
-            try:
-                deliveries[event.event_id] = (event, [notifications.buyer_of(event)])
-            except PoisonMessageError:
-                continue
+            if event.event_type in ORDER_EVENTS:
+                try:
+                    buyers[event.event_id] = (event, [notifications.buyer_of(event)])
+                except PoisonMessageError:
+                    continue  # its own record fails with the reason
+        self.delivered = notifications.delivered_before(buyers.values())
+        keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type not in ORDER_EVENTS}
+        self.markers = BatchMarkers(keys)
+        self.inbox_written = self._write_buyer_inboxes(
+            {event_id: pair for event_id, pair in buyers.items() if event_id not in self.delivered}
+        )
+
+    @staticmethod
+    def _write_buyer_inboxes(deliveries: dict[str, tuple[Envelope, list[str]]]) -> set[str]:
         if not deliveries:
             return set()
         try:
@@ -104,10 +109,14 @@ class NotifyBatch:
     def record(self, record: SQSRecord) -> None:
         """Handle one record of the batch (thread-safe: records run side by side)."""
         event = Envelope.parse(record.body)
+        if event.event_type in ORDER_EVENTS:
+            if event.event_id not in self.delivered:
+                fan_out(event)
+            return
         self.markers.once(_fanout_key(event), lambda: fan_out(event))
 
     def finish(self) -> None:
-        """Mark the events handled by this batch (a lost marker only means a later copy is re-pushed)."""
+        """Mark the drop events handled by this batch (a lost marker only means a later copy is re-pushed)."""
         notifications.forget_inbox_written(self.inbox_written)
         self.markers.finish()
 

@@ -174,6 +174,25 @@ def write_inboxes(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> None:
                 )
 
 
+def delivered_before(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> set[str]:
+    """The ids of the events whose inbox row each of their users has already (one BatchGetItem per 100
+    rows): a redelivered order event finds its row, the row being the event's marker. When the rows
+    cannot be read, none counts as delivered (a repeat then rewrites its row and pushes again)."""
+    wanted = {(user_id, inbox_sort_key(event)): event.event_id for event, users in deliveries for user_id in users}
+    if not wanted:
+        return set()
+    try:
+        found = {
+            (row.user_id, row.sort_key)
+            for row in Notification.batch_get(list(wanted), attributes_to_get=["user_id", "sort_key"])
+        }
+    except Exception:
+        log.exception("could not read which inbox rows exist already")
+        return set()
+    missing = {event_id for key, event_id in wanted.items() if key not in found}
+    return set(wanted.values()) - missing
+
+
 def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
     """A user's notifications, newest first, paginated."""
     start = decode_page(page, _INBOX_PAGE)

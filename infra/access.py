@@ -120,7 +120,8 @@ ACCESS: dict[str, FunctionAccess] = {
     "fanout": FunctionAccess(
         # A drop's online audience: every open connection intersected with the follow graph
         # (connections.online_followers: a Scan of Connections, BatchGetItem on Follows).
-        read=(*_NOTIFY_READ, "Creators", "Follows"),
+        # Notifications: an order event's inbox row is its marker (consumers.NotifyBatch).
+        read=(*_NOTIFY_READ, "Creators", "Follows", "Notifications"),
         scan=("Connections",),
         write=_NOTIFY_WRITE,
         send=(DELIVER.name,),
