@@ -9,10 +9,12 @@ most about a second after it changed.
 
 The one coalescing rule: a drop's viewers get at most one stock push per WINDOW_MS, and it shows the
 newest stock. A batch applies it first among its own records (only the newest change of each drop is
-taken), the marker applies it across batches and Lambdas. Live stock has its own queue and consumer
-(`handle_batch`), so a rush's stock changes never wait in front of the pushes buyers and followers
-wait for. A drop watched by more than PUSH_SLICE connections is pushed in slices: the first here, the
-rest as messages on the same queue, each pushed by its own invocation.
+taken), the marker applies it across batches and Lambdas. A drop nobody watches costs no write.
+
+Live stock has its own queue and consumer (`handle_batch`), so a rush's stock changes never wait in
+front of the pushes buyers and followers wait for. A drop watched by more than PUSH_SLICE connections
+is pushed in slices: the first here, the rest as messages on the same queue, each pushed by its own
+invocation.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ BATCH_WORKERS = 8
 # The event types the live_stock queue's consumer handles: its filter policy (topology) is the same set.
 HANDLED_EVENT_TYPES = LIVE_STOCK_EVENTS
 MARKER_TTL_SECONDS = 24 * 3600
+# How long the stock of the last push is taken as what viewers show (a push is skipped when it would
+# show that stock again); longer than the viewers' cache (connections.VIEWERS_TTL_SECONDS).
+SHOWN_FOR_MS = 2000
 # An event is recorded as the newest unless a newer one was; the window is claimed and the pushed event
 # noted in the same write, so two pushers never show one event twice.
 _RECORD = (
@@ -82,6 +87,8 @@ def stock_changed(event: Envelope) -> None:
     stock = event.data.get("stock")
     if isinstance(stock, bool) or not isinstance(stock, int):
         raise PoisonMessageError("stock_changed without an integer data.stock")
+    if not connections.viewers_of(drop_id):
+        return  # nobody watches the drop: nothing to show (a viewer reads the stock with the page)
     now = now_ms()
     values = {
         ":stock": {"N": str(stock)},
@@ -99,7 +106,7 @@ def stock_changed(event: Envelope) -> None:
     )
     if claimed is not None:
         if claimed.get("pushed_event_id", {}).get("S") != event.event_id:  # else a repeat, shown already
-            _push(drop_id, event.event_id, event.occurred_at, event.occurred_at_ms, stock)
+            _push(drop_id, event.event_id, event.occurred_at, event.occurred_at_ms, stock, claimed)
         return
     # Pushed too recently (or an older event): record it if newer, and queue one deferred push.
     recorded = _update(drop_id, f"{_RECORD}, flush_queued = if_not_exists(flush_queued, :now)", values, _NEWER)
@@ -123,7 +130,7 @@ def flush(drop_id: str) -> None:
     if claimed.get("pushed_event_id", {}).get("S") == event_id:
         return  # nothing newer came since the last push
     occurred_at, at_ms = claimed["latest_occurred_at"]["S"], int(claimed["latest_at"]["N"])
-    _push(drop_id, event_id, occurred_at, at_ms, int(claimed["latest_stock"]["N"]))
+    _push(drop_id, event_id, occurred_at, at_ms, int(claimed["latest_stock"]["N"]), claimed)
 
 
 def _queue_flush(drop_id: str) -> None:
@@ -131,11 +138,16 @@ def _queue_flush(drop_id: str) -> None:
     send_messages(topology.LIVE_STOCK, [flush], delay_seconds=FLUSH_DELAY_SECONDS)
 
 
-def _push(drop_id: str, event_id: str, occurred_at: str, at_ms: int, recorded: int) -> None:
-    """Push the drop's current stock to its viewers as event `event_id`, unless they show that stock."""
+def _push(drop_id: str, event_id: str, occurred_at: str, at_ms: int, recorded: int, before: dict[str, Any]) -> None:
+    """Push the drop's current stock to its viewers as event `event_id`, unless they show that stock.
+
+    `before` is the marker as it was before this push claimed the window. What viewers show is only
+    trusted for SHOWN_FOR_MS after a push: changes nobody watched were not recorded meanwhile."""
     stock = _current_stock(drop_id, recorded)
     shown = _update(drop_id, "SET pushed_stock = :stock", {":stock": {"N": str(stock)}})
-    if shown is not None and shown.get("pushed_stock", {}).get("N") == str(stock):
+    last_push = int(before.get("pushed_at", {}).get("N", 0))
+    recent = now_ms() - last_push <= SHOWN_FOR_MS
+    if recent and shown is not None and shown.get("pushed_stock", {}).get("N") == str(stock):
         return  # viewers show this stock already
     newest = Envelope(event_id, EventType.STOCK_CHANGED, occurred_at, at_ms, {"drop_id": drop_id, "stock": stock})
     push_sliced(connections.viewers_of(drop_id), newest.frame(), newest.occurred_at_ms)

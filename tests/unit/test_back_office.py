@@ -1,6 +1,6 @@
 """The back office keeps up: charges of a batch in parallel (bounded), per-record failures, retry budgets
-that wait (seconds for a transient card failure, minutes otherwise), and a sweeper that goes on past
-an item it cannot write."""
+that wait (seconds for a transient card failure, minutes otherwise), a sweeper that goes on past an
+item it cannot write, and live stock coalesced and sliced on its own queue."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import bootstrap, orders, payments, retries, topology
+from chalicelib import bootstrap, live_stock, orders, payments, retries, topology
 from chalicelib.db import now_ms
-from chalicelib.messages import Envelope, EventType
-from chalicelib.models import Drop, Order, Purchase
+from chalicelib.messages import DeliverKind, Envelope, EventType
+from chalicelib.models import Drop, Order, ProcessedEvent, Purchase, Subscription
 from devstack.lambda_events.sqs import sqs_record
 
 
@@ -215,3 +216,77 @@ def test_a_redelivered_placed_event_charges_and_settles_once(token: str) -> None
             assert payments.handle_payment_messages({"Records": records}, None)["batchItemFailures"] == []
     assert fake.charged in ([order_id], [])
     assert Drop.get(orders.load_order(order_id).drop_id).stock == (9 if token == "tok_visa" else 10)
+
+
+# --- live stock on its own queue -------------------------------------------------------------------
+class IdRecordingPusher:
+    """A pusher that keeps which connections each frame was pushed to instead of posting it."""
+
+    def __init__(self) -> None:
+        self.pushes: list[tuple[list[str], dict]] = []
+        self._lock = threading.Lock()
+
+    def push(self, connection_ids, frame: dict, occurred_at_ms: int | None = None) -> None:
+        with self._lock:
+            self.pushes.append((list(connection_ids), frame))
+
+
+def stock_event(drop_id: str, stock: int, at_ms: int) -> Envelope:
+    return Envelope.new(uuid.uuid4().hex, EventType.STOCK_CHANGED, at_ms, {"drop_id": drop_id, "stock": stock})
+
+
+def as_records(bodies: list[str]) -> dict[str, Any]:
+    return {
+        "Records": [sqs_record({"MessageId": uuid.uuid4().hex, "ReceiptHandle": "r", "Body": b}, "arn") for b in bodies]
+    }
+
+
+def watchers(drop_id: str, count: int) -> list[str]:
+    ids = [f"c_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    with Subscription.batch_write() as batch:
+        for connection_id in ids:
+            batch.save(Subscription(drop_id=drop_id, connection_id=connection_id))
+    return ids
+
+
+def test_a_drop_nobody_watches_costs_no_live_stock_write() -> None:
+    drop_id, pusher = f"dr_{uuid.uuid4().hex[:10]}", IdRecordingPusher()
+    with bootstrap.override(pusher=pusher):
+        live_stock.stock_changed(stock_event(drop_id, 3, now_ms()))
+    assert pusher.pushes == []
+    with pytest.raises(DoesNotExist):
+        ProcessedEvent.get(f"stock#{drop_id}")
+
+
+def test_of_a_batch_only_the_newest_change_of_a_drop_is_pushed() -> None:
+    drop_id, pusher = f"dr_{uuid.uuid4().hex[:10]}", IdRecordingPusher()
+    watchers(drop_id, 2)
+    now = now_ms()
+    events = [stock_event(drop_id, stock, now - stock) for stock in (3, 1, 2)]  # stock 1 is the newest
+    with bootstrap.override(pusher=pusher):
+        response = live_stock.handle_batch(as_records([e.serialize() for e in events]), None)
+    assert response["batchItemFailures"] == []
+    assert [frame["event_id"] for _, frame in pusher.pushes] == [events[1].event_id]
+
+
+def test_a_large_audience_is_pushed_in_slices_each_by_its_own_invocation(monkeypatch) -> None:
+    monkeypatch.setattr(live_stock, "PUSH_SLICE", 3)
+    drop_id, pusher = f"dr_{uuid.uuid4().hex[:10]}", IdRecordingPusher()
+    audience = watchers(drop_id, 7)
+    with bootstrap.override(pusher=pusher):
+        live_stock.handle_batch(as_records([stock_event(drop_id, 4, now_ms()).serialize()]), None)
+        assert [len(ids) for ids, _ in pusher.pushes] == [3]  # the first slice at once, the rest queued
+        sqs, url = bootstrap.client("sqs"), bootstrap.settings().queue_url(topology.LIVE_STOCK.name)
+        slices: list[str] = []
+        deadline = time.monotonic() + 10
+        while len(slices) < 2 and time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                body = json.loads(message["Body"])
+                if body.get("kind") == DeliverKind.STOCK_SLICE and body["frame"]["data"]["drop_id"] == drop_id:
+                    slices.append(message["Body"])
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        for body in slices:  # each slice is a message of its own: an invocation of its own in AWS
+            assert live_stock.handle_batch(as_records([body]), None)["batchItemFailures"] == []
+    pushed = [connection_id for ids, _ in pusher.pushes for connection_id in ids]
+    assert sorted(pushed) == sorted(audience) and max(len(ids) for ids, _ in pusher.pushes) <= 3
+    assert len({json.dumps(frame, sort_keys=True) for _, frame in pusher.pushes}) == 1
