@@ -156,13 +156,13 @@ DROP_INDEXED_ATTRIBUTES = (
 
 
 class DropsByStatus(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_status", IncludeProjection(DROP_INDEXED_ATTRIBUTES))
+    Meta = _index_meta("by_status", IncludeProjection(list(DROP_INDEXED_ATTRIBUTES)))
     status = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 
 
 class DropsByCreator(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_creator", IncludeProjection(DROP_INDEXED_ATTRIBUTES))
+    Meta = _index_meta("by_creator", IncludeProjection(list(DROP_INDEXED_ATTRIBUTES)))
     creator_id = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 

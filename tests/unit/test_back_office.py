@@ -17,7 +17,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import bootstrap, live_stock, orders, payments, retries, topology
+from chalicelib import bootstrap, catalog, live_stock, models, orders, payments, retries, topology
 from chalicelib.db import now_ms
 from chalicelib.messages import DeliverKind, Envelope, EventType
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase, Subscription
@@ -290,3 +290,22 @@ def test_a_large_audience_is_pushed_in_slices_each_by_its_own_invocation(monkeyp
     pushed = [connection_id for ids, _ in pusher.pushes for connection_id in ids]
     assert sorted(pushed) == sorted(audience) and max(len(ids) for ids, _ in pusher.pushes) <= 3
     assert len({json.dumps(frame, sort_keys=True) for _, frame in pusher.pushes}) == 1
+
+
+def test_drops_indexes_project_everything_but_what_every_order_changes() -> None:
+    indexed = set(models.DROP_INDEXED_ATTRIBUTES) | {"drop_id", "status", "start_time", "creator_id"}
+    assert indexed | set(models.DROP_HOT_ATTRIBUTES) == set(Drop.get_attributes())
+    assert not indexed & set(models.DROP_HOT_ATTRIBUTES)
+    for index in (Drop.by_status, Drop.by_creator):
+        assert set(index.Meta.projection.non_key_attributes) == set(models.DROP_INDEXED_ATTRIBUTES)
+    # The decrement of an order touches only attributes no index projects.
+    assert {"stock", "orders_placed"} <= set(models.DROP_HOT_ATTRIBUTES)
+
+
+def test_a_drop_read_through_an_index_shows_its_current_stock() -> None:
+    order_id = pending_order()
+    drop = Drop.get(orders.load_order(order_id).drop_id)
+    from_index = next(d for d in Drop.by_status.query("live") if d.drop_id == drop.drop_id)
+    assert from_index.stock is None  # not projected
+    (completed,) = catalog.with_hot_fields([from_index])
+    assert completed.stock == 9 == drop.stock
