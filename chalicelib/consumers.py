@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -87,6 +88,7 @@ class NotifyBatch:
                     buyers[event.event_id] = (event, [notifications.buyer_of(event)])
                 except PoisonMessageError:
                     continue  # its own record fails with the reason
+        self._lock = threading.Lock()
         self.delivered = notifications.delivered_before(buyers.values())
         keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type not in ORDER_EVENTS}
         self.markers = BatchMarkers(keys)
@@ -110,7 +112,11 @@ class NotifyBatch:
         """Handle one record of the batch (thread-safe: records run side by side)."""
         event = Envelope.parse(record.body)
         if event.event_type in ORDER_EVENTS:
-            if event.event_id not in self.delivered:
+            with self._lock:
+                # A copy of the event later in this batch finds it handled (copies run after the first).
+                repeat = event.event_id in self.delivered
+                self.delivered.add(event.event_id)
+            if not repeat:
                 fan_out(event)
             return
         self.markers.once(_fanout_key(event), lambda: fan_out(event))
