@@ -67,9 +67,9 @@ class NotifyBatch:
     """One notify-queue batch, with the backend calls its records can share made once for all of them:
 
     - an order event's inbox row is its own marker: the batch reads which of its order events have
-      their row already (one BatchGetItem) and skips those, and writes the others' rows in one
-      BatchWriteItem before any push (each record then only pushes). A push that failed after its row
-      was written is not repeated: pushes are best effort, the row is the durable copy (chalicelib.pusher);
+      their row already (one BatchGetItem) and skips those; the others are pushed, and the rows of
+      those whose push succeeded are written in one BatchWriteItem after them (a failed write fails
+      those records, which then push again and write their rows);
     - a drop event's idempotency marker is read in one BatchGetItem and written in one BatchWriteItem once
       its record succeeded (a record found marked is skipped).
     """
@@ -81,32 +81,20 @@ class NotifyBatch:
                 self.envelopes[str(record["messageId"])] = Envelope.parse(record.get("body"))
             except (PoisonMessageError, KeyError):
                 continue  # its own record fails with the reason
-        buyers: dict[str, tuple[Envelope, list[str]]] = {}
+        self.buyers: dict[str, tuple[Envelope, list[str]]] = {}
         for event in self.envelopes.values():
             if event.event_type in ORDER_EVENTS:
                 try:
-                    buyers[event.event_id] = (event, [notifications.buyer_of(event)])
+                    self.buyers[event.event_id] = (event, [notifications.buyer_of(event)])
                 except PoisonMessageError:
                     continue  # its own record fails with the reason
         self._lock = threading.Lock()
-        self.delivered = notifications.delivered_before(buyers.values())
+        self.delivered = notifications.delivered_before(self.buyers.values())
+        self.handled: set[str] = set(self.delivered)
+        self.by_batch = set(self.buyers) - self.delivered
+        notifications.note_inbox_by_batch(self.by_batch)
         keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type not in ORDER_EVENTS}
         self.markers = BatchMarkers(keys)
-        self.inbox_written = self._write_buyer_inboxes(
-            {event_id: pair for event_id, pair in buyers.items() if event_id not in self.delivered}
-        )
-
-    @staticmethod
-    def _write_buyer_inboxes(deliveries: dict[str, tuple[Envelope, list[str]]]) -> set[str]:
-        if not deliveries:
-            return set()
-        try:
-            notifications.write_inboxes(deliveries.values())
-        except Exception:
-            log.exception("could not write the batch's inbox rows at once; each record writes its own")
-            return set()
-        notifications.note_inbox_written(deliveries)
-        return set(deliveries)
 
     def record(self, record: SQSRecord) -> None:
         """Handle one record of the batch (thread-safe: records run side by side)."""
@@ -114,16 +102,34 @@ class NotifyBatch:
         if event.event_type in ORDER_EVENTS:
             with self._lock:
                 # A copy of the event later in this batch finds it handled (copies run after the first).
-                repeat = event.event_id in self.delivered
-                self.delivered.add(event.event_id)
+                repeat = event.event_id in self.handled
+                self.handled.add(event.event_id)
             if not repeat:
                 fan_out(event)
             return
         self.markers.once(_fanout_key(event), lambda: fan_out(event))
 
+    def write_inboxes(self, response: dict[str, Any]) -> dict[str, Any]:
+        """Write the inbox rows of the order events this batch pushed; their records fail if it cannot."""
+        failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+        pushed = {
+            event.event_id: message_id
+            for message_id, event in self.envelopes.items()
+            if message_id not in failed and event.event_id in self.by_batch
+        }
+        if not pushed:
+            return response
+        try:
+            notifications.write_inboxes([self.buyers[event_id] for event_id in pushed])
+        except Exception:
+            log.exception("could not write the inbox rows of %d order events; they are retried", len(pushed))
+            again = [{"itemIdentifier": m} for m in self.envelopes if self.envelopes[m].event_id in pushed]
+            return {**response, "batchItemFailures": [*response.get("batchItemFailures", []), *again]}
+        return response
+
     def finish(self) -> None:
         """Mark the drop events handled by this batch (a lost marker only means a later copy is re-pushed)."""
-        notifications.forget_inbox_written(self.inbox_written)
+        notifications.forget_inbox_by_batch(self.by_batch)
         self.markers.finish()
 
 
@@ -136,7 +142,7 @@ def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     batch = NotifyBatch(list(event.get("Records") or []))
     processor = RetryingBatchProcessor(topology.NOTIFY, workers=BATCH_WORKERS)
     try:
-        return dict(process_partial_response(event, batch.record, processor, context))
+        return batch.write_inboxes(dict(process_partial_response(event, batch.record, processor, context)))
     finally:
         batch.finish()
 

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from chalicelib import aws
 from chalicelib.config import get_settings
 from chalicelib.errors import PaymentProviderError
+from chalicelib.messages import PoisonMessageError
 from chalicelib.threads import in_context
 from chalicelib.topology import QueueSpec
 
@@ -32,7 +33,12 @@ TRANSIENT_CHARGE_DELAYS = (1, 2, 4, 8, 15, 30, 60, 120, 300)
 
 
 def retry_delay(attempt: int, error: BaseException | None = None) -> int:
-    """Seconds before receive number `attempt + 1` of a message whose attempt `attempt` failed with `error`."""
+    """Seconds before receive number `attempt + 1` of a message whose attempt `attempt` failed with `error`.
+
+    A poison message (no retry can fix it) comes back at once: it reaches its DLQ after the queue's
+    receives in seconds, rather than waiting out the backoff meant for failures that pass."""
+    if isinstance(error, PoisonMessageError):
+        return 0
     delays = TRANSIENT_CHARGE_DELAYS if isinstance(error, PaymentProviderError) else RETRY_DELAYS
     return delays[min(max(attempt, 1), len(delays)) - 1]
 

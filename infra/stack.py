@@ -13,6 +13,7 @@ packaged API definition.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +33,7 @@ from constructs import Construct
 
 from chalicelib import models, topology
 from chalicelib.config import get_settings
+from chalicelib.payments import MAX_PARALLEL_CHARGES
 from infra import gateway_responses, policy
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.monitoring import Monitoring
@@ -42,12 +44,15 @@ STREAM_MAX_RETRIES = 10
 # Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
 # no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
+# The drop the payments consumer is sized for (docs/capacity.md): the seed's 150 orders/s, charged at
+# twice Stripe's typical 300 ms. Stripe's default live-mode limit is about 100 requests/s: raise it with
+# Stripe, and these figures here, before a bigger drop.
+PEAK_ORDERS_PER_SECOND = 150
+CHARGE_LATENCY_S = 0.6
 QUEUE_SOURCE_TUNING = {
     topology.NOTIFY.name: (0, 20),
-    # Sized in docs/capacity.md: batches x charges in parallel per batch >= peak orders/s x charge latency;
-    # 10 batches of 10 hold 100 charges in flight, ~300 orders/s at 300 ms (Stripe's default rate limit
-    # is 100 requests/s in live mode: raise it with Stripe before a bigger drop).
-    topology.PAYMENTS.name: (1, 10),
+    # Sized as docs/capacity.md says: batches in flight x charges per batch >= peak orders/s x latency.
+    topology.PAYMENTS.name: (1, math.ceil(PEAK_ORDERS_PER_SECOND * CHARGE_LATENCY_S / MAX_PARALLEL_CHARGES)),
     topology.DELIVER.name: (1, 50),
     topology.LIVE_STOCK.name: (0, 20),
 }

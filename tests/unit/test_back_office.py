@@ -19,7 +19,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import bootstrap, catalog, live_stock, models, orders, payments, retries, topology
 from chalicelib.db import now_ms
-from chalicelib.messages import DeliverKind, Envelope, EventType
+from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase, Subscription
 from devstack.lambda_events.sqs import sqs_record
 
@@ -172,6 +172,8 @@ def test_every_queue_allows_ten_receives_and_its_retries_are_spread_over_minutes
     transient = payments.PaymentProviderError("processing error")
     assert [retries.retry_delay(n, transient) for n in (1, 2, 3)] == list(retries.TRANSIENT_CHARGE_DELAYS[:3])
     assert retries.TRANSIENT_CHARGE_DELAYS[0] <= 2
+    # A poison message comes back at once: it reaches its DLQ in seconds, not after half an hour.
+    assert retries.retry_delay(1, PoisonMessageError("never")) == 0
 
 
 @contextmanager
