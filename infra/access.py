@@ -103,13 +103,12 @@ ACCESS: dict[str, FunctionAccess] = {
     "domain_events": FunctionAccess(
         read=("Drops", "StockShards"), write=("Drops", "Products"), publish=True, timeout=60, memory=512
     ),
-    # Reads a batch's orders at once (BatchGetItem); the order's status guards every charge and settlement,
-    # and the batch's event markers (ProcessedEvents, chalicelib.idempotency) skip redelivered events.
+    # Reads a batch's orders at once (BatchGetItem); the order's status guards every charge and settlement.
     "payments": FunctionAccess(
-        read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        read=("Orders", "Drops", "Purchases"),
         # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
         # StockShards: a failed payment gives a sharded drop's units back to their shard.
-        write=("Orders", "Drops", "DropSales", "Purchases", "StockShards", "ProcessedEvents"),
+        write=("Orders", "Drops", "DropSales", "Purchases", "StockShards"),
         payment_secrets=True,
         timeout=30,
         memory=512,
