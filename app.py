@@ -27,6 +27,7 @@ from chalicelib import connections as ws_connections
 from chalicelib import consumers as notification_consumers
 from chalicelib import events as domain_event_source
 from chalicelib import health as health_check
+from chalicelib import live_stock as stock_pushes
 from chalicelib import payments as payment_service
 from chalicelib.commands import Confirm, LogIn, MarkRead, NewCreator, NewDrop, NewOrder, NewProduct, Refresh, SignUp
 from chalicelib.config import get_settings
@@ -398,5 +399,11 @@ def fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="deliver")
 def deliver(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The deliver queue (follower slices, deferred stock pushes) -> inbox rows and pushes."""
+    """The deliver queue (follower slices) -> inbox rows."""
     return notification_consumers.handle_deliver_batch(event, context)
+
+
+@app.lambda_function(name="live_stock")
+def live_stock(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The live_stock queue (stock_changed, deferred pushes, audience slices) -> coalesced pushes to viewers."""
+    return stock_pushes.handle_batch(event, context)

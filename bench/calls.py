@@ -5,7 +5,8 @@
 - every AWS call (all services) per order from placement to confirmation and the buyer's
   notification, with the whole pipeline running: the stream, queue and topic hops, the payment,
   the inbox row, live stock. Polls that return nothing (an idle event source) are counted apart:
-  they depend on time, not on orders.
+  they depend on time, not on orders;
+- the DynamoDB write units of the same path, per order (bench.write_units).
 
 `python -m bench.calls` prints the figures and writes bench/results/calls.json.
 """
@@ -25,21 +26,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import requests
 from botocore.client import BaseClient
 
 from bench.shop import account, live_drop, write_result
 from bench.units import Meter
-from chalicelib import aws, consumers, follows, notifications
+from bench.write_units import write_units
+from chalicelib import aws, consumers, follows, notifications, topology
+from chalicelib.config import get_settings
 from chalicelib.messages import Envelope, EventType
-from chalicelib.models import Notification, Order
+from chalicelib.models import Drop, Notification, Order
+from devstack import iam
 
 FOLLOWERS = 1000
 PIPELINE_ORDERS = 40
-PIPELINE_BUYERS = 20
+WRITE_UNIT_ORDERS = 40
 PIPELINE_IN_FLIGHT = 8
 # Event-source bookkeeping that runs on a clock whatever the load (Lambda's pollers do it for free).
 _POLLING = {"DescribeStream", "GetShardIterator", "ListSchedules", "GetSchedule"}
+# Functions that run on a clock whatever the load (the sweeper, the admissions tick, a drop's start):
+# their calls are nobody's order's.
+_CLOCK_FUNCTIONS = {"sweeper", "admissions", "drop_lifecycle"}
 _uncounted = threading.local()
 
 
@@ -75,11 +83,10 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
     idle: Counter[str] = Counter()
     original: Callable[..., Any] = BaseClient._make_api_call
     lock = threading.Lock()
-    from devstack.iam import current_function
 
     def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         result = original(self, operation, params)
-        if getattr(_uncounted, "on", False):
+        if getattr(_uncounted, "on", False) or iam.acting_function() in _CLOCK_FUNCTIONS:
             return result
         key = f"{self.meta.service_model.service_name}:{operation}"
         empty = (operation == "ReceiveMessage" and not result.get("Messages")) or (
@@ -87,7 +94,7 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
         )
         with lock:
             (idle if empty or operation in _POLLING else work)[key] += 1
-            function = current_function()
+            function = iam.current_function()
             if function is not None and not empty and operation not in _POLLING:
                 # A call a function's handler makes (not its event source's polls): part of its duration.
                 work[f"function:{function}"] += 1
@@ -102,18 +109,19 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
         BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
-def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str, Any]:
-    """Backend calls per order, placement to confirmation and the buyer's inbox row, pipeline running."""
-
+def _pipeline(
+    stack: Any, session: requests.Session, base: str, orders: int, counting: Callable[[], Any]
+) -> tuple[Any, float]:
+    """Place `orders` orders (PIPELINE_IN_FLIGHT at a time) and wait until each is confirmed and its buyer's
+    inbox row is written, inside `counting()`; returns what the counter yielded and the seconds it took."""
     owner = account(session, base, "Pipeline owner")
-    _, _, drop = live_drop(session, base, owner, stock=10 * PIPELINE_ORDERS)
-    buyers = [account(session, base, f"Buyer {i}") for i in range(PIPELINE_BUYERS)]
-    for pump in stack.pumps:
-        if pump.name.startswith("rate:"):
-            pump.stop()  # the once-a-minute sweeper is not part of an order's path
+    _, _, drop = live_drop(session, base, owner, stock=10 * orders)
+    buyers = [account(session, base, f"Buyer {i}") for i in range(max(1, orders // 2))]
+    run = uuid.uuid4().hex[:8]
+    _quiet(drop)  # the drop's own start and its announcement are not any order's
 
     def place(index: int) -> tuple[str, str]:
-        headers = buyers[index % len(buyers)] | {"Idempotency-Key": f"pipeline-{index}"}
+        headers = buyers[index % len(buyers)] | {"Idempotency-Key": f"pipeline-{run}-{index}"}
         body = {"drop_id": drop, "quantity": 1, "payment_token": "tok_visa"}
         placed = session.post(f"{base}/orders", headers=headers, json=body)
         assert placed.status_code == 201, placed.text
@@ -127,18 +135,16 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
             inbox: Counter[str] = Counter()
             for user in {user for _, user in placed}:
                 for row in Notification.query(user, consistent_read=True):
-                    if row.event_type == EventType.ORDER_CONFIRMED:
+                    if row.event_type == EventType.ORDER_CONFIRMED and row.order_id in dict(placed):
                         inbox[user] += 1
             return inbox == Counter(user for _, user in placed)
         finally:
             _uncounted.on = False
 
-    meter = Meter()
-    pools_before = {name: pool.stats() for name, pool in stack.pools.items()}
-    with backend_calls(meter) as (work, idle):
+    with counting() as counted:
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=PIPELINE_IN_FLIGHT) as pool:
-            placed = list(pool.map(place, range(PIPELINE_ORDERS)))
+            placed = list(pool.map(place, range(orders)))
         deadline = time.monotonic() + 120
         while not settled(placed):
             if time.monotonic() > deadline:
@@ -147,6 +153,42 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
         # Late stragglers of the same orders (a deferred live-stock push) belong to them too.
         time.sleep(2.0)
         seconds = time.monotonic() - started
+    return counted, seconds
+
+
+def _quiet(drop_id: str, timeout_s: float = 60.0) -> None:
+    """Wait until the drop is live in storage and no queue has a message waiting, twice in a row (the
+    drop's own start and its announcement are then done). Messages another test left retrying later
+    (invisible for their backoff) do not count."""
+    settings = get_settings()
+    sqs = boto3.session.Session().client("sqs", region_name=settings.region, endpoint_url=settings.endpoint_url("sqs"))
+    deadline, calm = time.monotonic() + timeout_s, 0
+    _uncounted.on = True
+    try:
+        while calm < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the drop and its queues did not settle within {timeout_s} s")
+            waiting = sum(
+                int(
+                    sqs.get_queue_attributes(
+                        QueueUrl=settings.queue_url(spec.name), AttributeNames=["ApproximateNumberOfMessages"]
+                    )["Attributes"]["ApproximateNumberOfMessages"]
+                )
+                for spec in topology.QUEUES
+            )
+            live = Drop.get(drop_id, consistent_read=True).status == "live"
+            calm = calm + 1 if live and not waiting else 0
+            time.sleep(0.5)
+    finally:
+        _uncounted.on = False
+
+
+def pipeline_calls(stack: Any, session: requests.Session, base: str, orders: int = PIPELINE_ORDERS) -> dict[str, Any]:
+    """Backend calls per order, placement to confirmation and the buyer's inbox row, pipeline running; with
+    the capacity units of its DynamoDB calls (bench.units) and each function's invocations and durations."""
+    meter = Meter()
+    pools_before = {name: pool.stats() for name, pool in stack.pools.items()}
+    (work, idle), seconds = _pipeline(stack, session, base, orders, lambda: backend_calls(meter))
     by_function = {k.removeprefix("function:"): work.pop(k) for k in list(work) if k.startswith("function:")}
     total = sum(work.values())
     _uncounted.on = True
@@ -163,7 +205,7 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
             busy_ms = now["busy_ms"] - before.get("busy_ms", 0.0)
             cpu_ms = now["cpu_ms"] - before.get("cpu_ms", 0.0)
             functions[name] = {
-                "invocations_per_order": round(invocations / PIPELINE_ORDERS, 3),
+                "invocations_per_order": round(invocations / orders, 3),
                 "mean_ms": round(busy_ms / invocations, 1),
                 "cpu_ms": round(cpu_ms / invocations, 1),
                 "calls_per_invocation": round(
@@ -171,14 +213,29 @@ def pipeline_calls(stack: Any, session: requests.Session, base: str) -> dict[str
                 ),
             }
     return {
-        "orders": PIPELINE_ORDERS,
+        "orders": orders,
         "in_flight": PIPELINE_IN_FLIGHT,
         "calls": dict(sorted(work.items())),
-        "calls_per_order": round(total / PIPELINE_ORDERS, 2),
+        "calls_per_order": round(total / orders, 2),
         "idle_polls": dict(sorted(idle.items())),
         "idle_polls_per_s": round(sum(idle.values()) / seconds, 1),
-        "capacity": meter.summary(PIPELINE_ORDERS),
+        "capacity": meter.summary(orders),
         "functions": functions,
+    }
+
+
+def pipeline_write_units(
+    stack: Any, session: requests.Session, base: str, orders: int = WRITE_UNIT_ORDERS
+) -> dict[str, Any]:
+    """DynamoDB write units per order, placement to confirmation and the buyer's inbox row (bench.write_units:
+    writes are serialised while counted, so this runs apart from the call count)."""
+    written, _ = _pipeline(stack, session, base, orders, write_units)
+    total = written.pop("total", 0)
+    prefix = get_settings().table_prefix
+    return {
+        "orders": orders,
+        "write_units_by_table": {name.removeprefix(prefix): n for name, n in sorted(written.items())},
+        "write_units_per_order": round(total / orders, 2),
     }
 
 
@@ -193,6 +250,7 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     with DevStack(http_port=0, ws_port=0) as stack:
         base, session = stack.rest_url, requests.Session()
         pipeline = pipeline_calls(stack, session, base)
+        written = pipeline_write_units(stack, session, base)
 
         owner, fan = account(session, base, "Owner"), account(session, base, "Fan")
         creator, product, drop = live_drop(session, base, owner, stock=100)
@@ -237,9 +295,13 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
         "benchmark": "calls",
         "operations": figures,
         "pipeline": pipeline,
+        "pipeline_write_units": written,
         "summary": {
             **{name: sum(ops.values()) for name, ops in figures.items()},
             "backend calls per order, placement to confirmation and notification": pipeline["calls_per_order"],
+            "DynamoDB write units per order, placement to confirmation and notification": written[
+                "write_units_per_order"
+            ],
             "DynamoDB write units per order (measured item sizes)": pipeline["capacity"]["write_units_per_order"],
         },
     }

@@ -22,7 +22,7 @@ from chalicelib.errors import (
     InvalidRequestError,
     ProductNotFoundError,
 )
-from chalicelib.models import Drop, Line, Product
+from chalicelib.models import DROP_HOT_ATTRIBUTES, Drop, Line, Product
 from chalicelib.observability import count
 from chalicelib.pagination import check_key, decode_page, decode_token, encode_token, page_body, render_each
 from chalicelib.validation import format_time
@@ -113,6 +113,17 @@ def _mode_view(drop: Drop) -> dict[str, Any]:
             "released_at": format_time(drop.released_at) if drop.released_at is not None else None,
         }
     return {"sale_mode": mode, "stock_shards": shard_count_of(drop), "queue": queue, "draw": draw}
+
+
+def with_hot_fields(drops: list[Drop]) -> list[Drop]:
+    """Drops read through a Drops index, completed with what the index leaves out (the stock and the
+    order counters) from their rows: one BatchGetItem per 100 drops."""
+    missing = {drop.drop_id: drop for drop in drops if drop.stock is None}
+    if missing:
+        for row in Drop.batch_get(list(missing), attributes_to_get=["drop_id", *DROP_HOT_ATTRIBUTES]):
+            for name in DROP_HOT_ATTRIBUTES:
+                setattr(missing[row.drop_id], name, getattr(row, name))
+    return [drop for drop in drops if drop.stock is not None]
 
 
 def drop_view(drop: Drop) -> dict[str, Any]:
@@ -451,7 +462,7 @@ def _drop_round(
         results = Drop.by_status.query(
             stored, key_condition, filter_condition, limit=want, last_evaluated_key=cursors.get(stored)
         )
-        candidates += [((int(d.start_time), d.drop_id), stored, d) for d in results]
+        candidates += [((int(d.start_time), d.drop_id), stored, d) for d in with_hot_fields(list(results))]
         if results.last_evaluated_key:
             lek = results.last_evaluated_key
             read_up_to[stored] = ((int(lek["start_time"]["N"]), lek["drop_id"]["S"]), lek)

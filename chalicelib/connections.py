@@ -14,6 +14,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
 
 from chalicelib import bootstrap
+from chalicelib.cache import TtlCache
 from chalicelib.catalog import drop_terms
 from chalicelib.commands import Watch
 from chalicelib.db import Transaction, TransactionCancelledError, is_transient, now_ms
@@ -36,6 +37,16 @@ CONNECTION_TTL = timedelta(hours=2, minutes=10)
 MAX_CONNECTIONS_PER_USER = 10
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 50
 _KEY_BATCH = 100  # BatchGetItem's limit
+# A buyer's connections as a push last found them: a rush's orders of one buyer, and the several order
+# events of one order, cost one lookup. Bounded staleness: a socket opened meanwhile misses a push for
+# at most this long (the inbox row is the durable copy, and the page reads the order when it connects);
+# a socket closed meanwhile answers 410 and is forgotten.
+PUSH_LOOKUP_TTL_SECONDS = 3.0
+_push_lookups: TtlCache[list[str]] = TtlCache("connections_of", PUSH_LOOKUP_TTL_SECONDS, max_items=10_000)
+# A drop's viewers as the last live-stock push found them: pushes come every WINDOW_MS (250 ms) in a rush,
+# the viewers change far less often; a new viewer has just read the drop's stock with the page anyway.
+VIEWERS_TTL_SECONDS = 1.0
+_viewers: TtlCache[list[str]] = TtlCache("subscribers_of", VIEWERS_TTL_SECONDS, max_items=1_000)
 
 
 def open_connection(connection_id: str, token: str | None) -> str:
@@ -227,9 +238,20 @@ def connections_of(user_id: str) -> list[str]:
     return [row.connection_id for row in Connection.by_user.query(user_id)]
 
 
+def push_targets_of(user_id: str) -> list[str]:
+    """A user's open connections for a push: connections_of, cached for PUSH_LOOKUP_TTL_SECONDS (never
+    for the connection quota, which must see every socket)."""
+    return _push_lookups.get_or_load(user_id, lambda: connections_of(user_id))
+
+
 def subscribers_of(drop_id: str) -> list[str]:
     """The ids of the connections watching a drop."""
     return [row.connection_id for row in Subscription.query(drop_id, attributes_to_get=["connection_id"])]
+
+
+def viewers_of(drop_id: str) -> list[str]:
+    """A drop's viewers for a live-stock push: subscribers_of, cached for VIEWERS_TTL_SECONDS."""
+    return _viewers.get_or_load(drop_id, lambda: subscribers_of(drop_id))
 
 
 def online_followers(creator_id: str) -> list[str]:

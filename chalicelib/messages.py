@@ -72,17 +72,20 @@ class FrameType(StrEnum):
 
 
 class DeliverKind(StrEnum):
-    """The `kind` of a deliver-queue message: a slice of a creator's followers, or a deferred live-stock push."""
+    """The `kind` of a message a consumer sends itself: a slice of a creator's followers (deliver queue),
+    a deferred live-stock push or one slice of a large drop audience's live-stock push (live_stock queue)."""
 
     FOLLOWERS = "followers"
     STOCK_FLUSH = "stock_flush"
+    STOCK_SLICE = "stock_slice"
 
 
 # Who hears of which event. The notify queue's filter policy (topology) and its consumer's dispatch
 # (chalicelib.consumers) both read these, so a new event is routed and handled or neither.
 DROP_EVENTS = (EventType.DROP_STARTED, EventType.STOCK_LOW, EventType.SOLD_OUT, EventType.DROP_ENDED)
 ORDER_EVENTS = (EventType.ORDER_CONFIRMED, EventType.ORDER_FAILED, EventType.ORDER_EXPIRED)
-NOTIFY_EVENTS = tuple(t for t in EventType if t in (*DROP_EVENTS, EventType.STOCK_CHANGED, *ORDER_EVENTS))
+NOTIFY_EVENTS = tuple(t for t in EventType if t in (*DROP_EVENTS, *ORDER_EVENTS))
+LIVE_STOCK_EVENTS = (EventType.STOCK_CHANGED,)
 PAYMENT_EVENTS = (EventType.ORDER_PLACED,)
 
 # What a frame's `data` may carry (the envelope may hold more, such as the buyer's id).

@@ -134,14 +134,40 @@ class Product(Model):
     by_status = ProductsByStatus()
 
 
+# What every order (or its settlement) changes on a Drops row: kept out of the Drops indexes, so an
+# order's stock decrement writes the table alone and never rewrites an index entry. Reads through an
+# index add these back from the rows (catalog.with_hot_fields).
+DROP_HOT_ATTRIBUTES = ("stock", "orders_placed", "orders_failed", "orders_expired")
+# Everything else a drop holds (its keys are projected anyway); tests/unit/test_schema.py checks that
+# these and the hot ones are all of Drop's attributes.
+DROP_INDEXED_ATTRIBUTES = (
+    "product_id",
+    "end_time",
+    "initial_stock",
+    "per_user_limit",
+    "low_stock_at",
+    "price_cents",
+    "currency",
+    "created_at",
+    "sale_mode",
+    "stock_shards",
+    "opens_at",
+    "admissions_per_second",
+    "admission_seconds",
+    "draw_seed",
+    "draw_commitment",
+    "drawn_at",
+)
+
+
 class DropsByStatus(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_status", AllProjection())
+    Meta = _index_meta("by_status", IncludeProjection(list(DROP_INDEXED_ATTRIBUTES)))
     status = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 
 
 class DropsByCreator(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_creator", AllProjection())
+    Meta = _index_meta("by_creator", IncludeProjection(list(DROP_INDEXED_ATTRIBUTES)))
     creator_id = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 
@@ -193,8 +219,10 @@ class DropSales(Model):
     revenue_cents = NumberAttribute(default=0)
 
 
+# The Orders indexes project keys only: a confirmation changes the status and would otherwise rewrite
+# every index entry of the order; their readers fetch the rows (orders.orders_of).
 class OrdersByUser(GlobalSecondaryIndex["Order"]):
-    Meta = _index_meta("by_user", AllProjection())
+    Meta = _index_meta("by_user", KeysOnlyProjection())
     user_id = UnicodeAttribute(hash_key=True)
     created_at = NumberAttribute(range_key=True)
 
@@ -210,7 +238,7 @@ class PendingOrdersByExpiry(GlobalSecondaryIndex["Order"]):
 class OrdersByDrop(GlobalSecondaryIndex["Order"]):
     """A drop's orders by time: the creator's view reads its latest few without scanning."""
 
-    Meta = _index_meta("by_drop", IncludeProjection(["quantity", "status", "expires_at"]))
+    Meta = _index_meta("by_drop", KeysOnlyProjection())
     drop_id = UnicodeAttribute(hash_key=True)
     created_at = NumberAttribute(range_key=True)
 
@@ -233,6 +261,10 @@ class Order(Model):
     expires_at = NumberAttribute()
     updated_at = NumberAttribute(null=True)
     stock_shard = NumberAttribute(null=True)  # the shard a sharded drop's units came from (and go back to)
+    payment_retries = NumberAttribute(null=True)  # transient charge failures so far (the buyer is told)
+    # Whether the order counted its units on the buyer's purchase counter (only a per-user limit, or an
+    # admission, makes it; an order stored before this attribute always did): its release gives them back.
+    counts_purchase = BooleanAttribute(null=True)
     by_user = OrdersByUser()
     by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()

@@ -43,33 +43,32 @@ def buyer_of(event: Envelope) -> str:
     return user_id
 
 
-# Events whose buyer's inbox row a consumer batch has written already (for all its records at once).
-_prewritten: set[str] = set()
-_prewritten_lock = threading.Lock()
+# Order events whose buyer's inbox row their consumer batch writes itself, once the push is done.
+_batch_writes: set[str] = set()
+_batch_writes_lock = threading.Lock()
 
 
-def note_inbox_written(event_ids: Iterable[str]) -> None:
-    """The inbox rows of these order events are written: notify_buyer only pushes them (once)."""
-    with _prewritten_lock:
-        _prewritten.update(event_ids)
+def note_inbox_by_batch(event_ids: Iterable[str]) -> None:
+    """The batch writes the inbox rows of these order events after their pushes: notify_buyer only pushes."""
+    with _batch_writes_lock:
+        _batch_writes.update(event_ids)
 
 
-def forget_inbox_written(event_ids: Iterable[str]) -> None:
-    """Drop what note_inbox_written remembered and no notify_buyer used (its record failed first)."""
-    with _prewritten_lock:
-        _prewritten.difference_update(event_ids)
+def forget_inbox_by_batch(event_ids: Iterable[str]) -> None:
+    """Drop what note_inbox_by_batch remembered (the batch is over)."""
+    with _batch_writes_lock:
+        _batch_writes.difference_update(event_ids)
 
 
 def notify_buyer(event: Envelope) -> None:
-    """An order event to the buyer: an inbox row (unless its batch wrote it already), and a push to
-    each of their open connections."""
+    """An order event to the buyer: a push to each of their open connections, and an inbox row (unless its
+    batch writes the rows of all its records at once)."""
     user_id = buyer_of(event)
-    with _prewritten_lock:
-        written = event.event_id in _prewritten
-        _prewritten.discard(event.event_id)
-    if not written:
+    with _batch_writes_lock:
+        by_batch = event.event_id in _batch_writes
+    bootstrap.pusher().push(connections.push_targets_of(user_id), event.frame(), event.occurred_at_ms)
+    if not by_batch:
         write_inbox(event, [user_id])
-    bootstrap.pusher().push(connections.connections_of(user_id), event.frame(), event.occurred_at_ms)
 
 
 def notify_drop_audience(event: Envelope) -> None:
@@ -172,6 +171,25 @@ def write_inboxes(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> None:
                         ttl=INBOX_TTL,
                     )
                 )
+
+
+def delivered_before(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> set[str]:
+    """The ids of the events whose inbox row each of their users has already (one BatchGetItem per 100
+    rows): a redelivered order event finds its row, the row being the event's marker. When the rows
+    cannot be read, none counts as delivered (a repeat then rewrites its row and pushes again)."""
+    wanted = {(user_id, inbox_sort_key(event)): event.event_id for event, users in deliveries for user_id in users}
+    if not wanted:
+        return set()
+    try:
+        found = {
+            (row.user_id, row.sort_key)
+            for row in Notification.batch_get(list(wanted), attributes_to_get=["user_id", "sort_key"])
+        }
+    except Exception:
+        log.exception("could not read which inbox rows exist already")
+        return set()
+    missing = {event_id for key, event_id in wanted.items() if key not in found}
+    return set(wanted.values()) - missing
 
 
 def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:

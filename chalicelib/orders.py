@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib import admissions, catalog, ratelimits, stock
@@ -44,6 +45,8 @@ from chalicelib.models import Admission, Drop, DropSales, IdempotencyKey, Order,
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body, render_each
 from chalicelib.validation import check_text, format_time
+
+log = logging.getLogger("livedrop.orders")
 
 PENDING = "pending_payment"
 CONFIRMED = "confirmed"
@@ -98,17 +101,22 @@ def derived_status(order: Order, at_ms: int | None = None) -> str:
 
 
 def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
-    return {
+    """An order as the API shows it; `payment_retrying` only while a transient charge failure is retried."""
+    status = derived_status(order, at_ms)
+    view = {
         "order_id": order.order_id,
         "user_id": order.user_id,
         "drop_id": order.drop_id,
         "quantity": int(order.quantity),
         "amount_cents": int(order.amount_cents),
         "currency": order.currency,
-        "status": derived_status(order, at_ms),
+        "status": status,
         "created_at": format_time(order.created_at),
         "expires_at": format_time(order.expires_at),
     }
+    if status == PENDING and getattr(order, "payment_retries", None):
+        view["payment_retrying"] = True
+    return view
 
 
 def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
@@ -141,6 +149,7 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         pending_bucket=pending_bucket(order_id),
         created_at=now,
         expires_at=now + settings.reservation_seconds * 1000,
+        counts_purchase=limit is not None,
     )
     key_id = f"{user_id}#{key}"
     expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)
@@ -167,12 +176,14 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         )
         tx = Transaction()
         _take_stock(tx, drop_id, shard, quantity, now)
-        tx.update(
-            "purchase",
-            Purchase(purchase_id=purchase_id(drop_id, user_id)),
-            [Purchase.quantity.set((Purchase.quantity | 0) + quantity)],
-            _within_limit(limit, quantity),
-        )
+        if limit is not None:
+            # Only a limit needs the buyer's count: a drop without one spares every order this write.
+            tx.update(
+                "purchase",
+                Purchase(purchase_id=purchase_id(drop_id, user_id)),
+                [Purchase.quantity.set((Purchase.quantity | 0) + quantity)],
+                _within_limit(limit, quantity),
+            )
         tx.put("order", order, Order.order_id.does_not_exist())
         # DynamoDB's TTL deletes late (up to days): a key past its ttl counts as free here already.
         key_free = IdempotencyKey.key_id.does_not_exist() | (
@@ -338,8 +349,17 @@ def list_orders(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
         raise InvalidPageError("page belongs to another listing")
     results = Order.by_user.query(user_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
     now = now_ms()
-    items = render_each(results, lambda order: order_view(order, now))
+    items = render_each(orders_of([key.order_id for key in results]), lambda order: order_view(order, now))
     return page_body(items, results.last_evaluated_key)
+
+
+def orders_of(order_ids: list[str]) -> list[Order]:
+    """The orders of ids read from a keys-only Orders index, in that order (one BatchGetItem per 100).
+
+    The Orders indexes project keys only, so a confirmation, which changes the status, rewrites none of
+    them: the rows are read here instead."""
+    found = {order.order_id: order for order in Order.batch_get(order_ids)} if order_ids else {}
+    return [found[order_id] for order_id in order_ids if order_id in found]
 
 
 def load_order(order_id: str) -> Order | None:
@@ -351,12 +371,14 @@ def load_order(order_id: str) -> Order | None:
 
 
 # --- settlement ---------------------------------------------------------------------------------
-def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -> bool:
+def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None, order: Order | None = None) -> bool:
     """pending_payment -> confirmed, unless the order was settled or its reservation ran out; True if it did.
 
-    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders."""
+    The drop's sales (DropSales) move in the same transaction, so they never disagree with the orders.
+    `order` is the order as the caller read it (strongly consistent), which spares a read: the
+    transaction's own guard on the status decides."""
     now = now_ms() if at_ms is None else at_ms
-    order = load_order(order_id)
+    order = order if order is not None else load_order(order_id)
     if order is None or order.status != PENDING:
         return False
     tx = Transaction()
@@ -391,12 +413,62 @@ def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None) -
     return True
 
 
-def release_reservation(order_id: str, to_status: str, at_ms: int | None = None) -> bool:
-    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did."""
+def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) -> set[str]:
+    """Confirm several pending orders, each with its payment reference, in one transaction that also
+    moves their drops' sales (one DropSales update per drop): the ids it confirmed.
+
+    All or none: when any order is no longer confirmable (settled, or its reservation ran out) or the
+    transaction fails at all, nothing is confirmed and the empty set comes back, so the caller confirms
+    each on its own (confirm_payment), which tells those cases apart. One call and one write per order
+    plus one per drop, where confirming one by one costs a transaction of two items each."""
+    now = now_ms() if at_ms is None else at_ms
+    if not paid or len(paid) > 50:
+        return set()
+    tx = Transaction()
+    sales: dict[str, list[int]] = {}
+    for order, payment_ref in paid:
+        tx.update(
+            f"order#{order.order_id}",
+            Order(order_id=order.order_id),
+            [
+                Order.status.set(CONFIRMED),
+                Order.payment_ref.set(payment_ref),
+                Order.pending_bucket.remove(),
+                Order.updated_at.set(now),
+            ],
+            (Order.status == PENDING) & (Order.expires_at >= now),
+        )
+        figures = sales.setdefault(order.drop_id, [0, 0, 0])
+        figures[0] += 1
+        figures[1] += int(order.quantity)
+        figures[2] += int(order.amount_cents)
+    for drop_id, (confirmed, units, revenue) in sales.items():
+        tx.update(
+            f"sales#{drop_id}",
+            DropSales(drop_id=drop_id),
+            [
+                DropSales.orders_confirmed.add(confirmed),
+                DropSales.units_sold.add(units),
+                DropSales.revenue_cents.add(revenue),
+            ],
+        )
+    try:
+        tx.commit()
+    except Exception as error:
+        log.info("confirming %d orders at once failed (%s); each is confirmed on its own", len(paid), error)
+        return set()
+    count("OrderConfirmed", len(paid))
+    return {order.order_id for order, _ in paid}
+
+
+def release_reservation(order_id: str, to_status: str, at_ms: int | None = None, order: Order | None = None) -> bool:
+    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did.
+
+    `order`, when given, is the order as the caller read it (its status guard still decides)."""
     if to_status not in RELEASED:
         raise ValueError(f"cannot release an order to {to_status}")
     now = now_ms() if at_ms is None else at_ms
-    order = load_order(order_id)
+    order = order if order is not None else load_order(order_id)
     if order is None or order.status != PENDING:
         return False
     guard = Order.status == PENDING
@@ -430,12 +502,13 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
             [StockShard.stock.set(StockShard.stock + quantity), counted.add(1)],
             StockShard.shard_id.exists(),
         )
-    tx.update(
-        "purchase",
-        Purchase(purchase_id=purchase_id(order.drop_id, order.user_id)),
-        [Purchase.quantity.set(Purchase.quantity - quantity)],
-        Purchase.purchase_id.exists(),
-    )
+    if order.counts_purchase is not False:
+        tx.update(
+            "purchase",
+            Purchase(purchase_id=purchase_id(order.drop_id, order.user_id)),
+            [Purchase.quantity.set(Purchase.quantity - quantity)],
+            Purchase.purchase_id.exists(),
+        )
     try:
         tx.commit()
     except TransactionCancelledError as cancelled:
@@ -446,13 +519,40 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None)
     return True
 
 
-def expire_overdue(at_ms: int | None = None, max_orders: int = 1000) -> int:
-    """Expire unpaid reservations whose expires_at has passed (the sweeper calls this); returns how many."""
+def note_payment_retrying(order_id: str, at_ms: int | None = None) -> None:
+    """The provider failed to process the order's charge (a transient error): count the attempt, so the
+    buyer sees `payment_retrying` while it is retried (only on a pending order)."""
     now = now_ms() if at_ms is None else at_ms
-    expired = 0
+    try:
+        Order(order_id=order_id).update(
+            [Order.payment_retries.set((Order.payment_retries | 0) + 1), Order.updated_at.set(now)],
+            condition=Order.status == PENDING,
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise
+
+
+def expire_overdue(at_ms: int | None = None, max_orders: int = 1000) -> int:
+    """Expire unpaid reservations whose expires_at has passed (the sweeper calls this); returns how many.
+
+    An order (or a bucket's query) that fails, throttled say, is logged and left for the next run: the
+    others are still expired, so one hot item never keeps a whole sweep's units out of stock."""
+    now = now_ms() if at_ms is None else at_ms
+    expired = failed = 0
     for bucket in PENDING_BUCKETS:
-        overdue = Order.pending_by_expiry.query(bucket, Order.expires_at < now, limit=max_orders)
+        try:
+            overdue = list(Order.pending_by_expiry.query(bucket, Order.expires_at < now, limit=max_orders))
+        except Exception:
+            log.exception("could not read the overdue orders of %s; the next sweep tries again", bucket)
+            failed += 1
+            continue
         for key in overdue:
-            if release_reservation(key.order_id, EXPIRED, now):
-                expired += 1
+            try:
+                expired += release_reservation(key.order_id, EXPIRED, now)
+            except Exception:
+                log.exception("could not expire order %s; the next sweep tries again", key.order_id)
+                failed += 1
+    if failed:
+        count("SweepFailures", failed)
     return expired

@@ -13,19 +13,21 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import bootstrap, orders, secrets
+from chalicelib import bootstrap, orders, secrets, topology
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
-from chalicelib.idempotency import BatchMarkers
 from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
 from chalicelib.models import Order
 from chalicelib.observability import count, logger
+from chalicelib.retries import RetryingBatchProcessor
+from chalicelib.threads import in_context
 
 SUCCEEDED = "succeeded"
 DECLINED = "declined"
@@ -175,22 +177,24 @@ def payment_gateway() -> PaymentGateway:
 
 
 # --- settling an order ----------------------------------------------------------------------------
-def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway) -> str:
-    """Apply a provider's verdict to an order, idempotently; returns what became of the order."""
+def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway, order: Order | None = None) -> str:
+    """Apply a provider's verdict to an order, idempotently; returns what became of the order.
+
+    `order`, when the caller read it already (strongly consistent), spares the settlement a read."""
     if result.status == DECLINED:
-        orders.release_reservation(order_id, orders.PAYMENT_FAILED)
+        orders.release_reservation(order_id, orders.PAYMENT_FAILED, order=order)
         count("PaymentDeclined")
         return orders.PAYMENT_FAILED
     if result.status != SUCCEEDED or result.payment_ref is None:
         return PENDING
-    if orders.confirm_payment(order_id, result.payment_ref):
+    if orders.confirm_payment(order_id, result.payment_ref, order=order):
         return orders.CONFIRMED
     order = orders.load_order(order_id)
     if order is None or order.status == orders.CONFIRMED:
         return orders.CONFIRMED if order is not None else "missing"
     # Charged, but the reservation ran out first: the stock went (or goes) back, so the money does too.
     if order.status == orders.PENDING:
-        orders.release_reservation(order_id, orders.EXPIRED)
+        orders.release_reservation(order_id, orders.EXPIRED, order=order)
     gateway.refund(result.payment_ref, int(order.amount_cents), f"refund-{order_id}")
     logger.warning("refunded a charge that arrived after the reservation ended", extra={"order_id": order_id})
     count("PaymentRefundedLate")
@@ -205,25 +209,46 @@ def process_order_placed(
     The order's own status is what makes this safe: only a pending order is charged, the order id
     is the provider's idempotency key (a redelivery racing the first delivery gets the same charge
     back) and every settlement is a status-guarded update, so a redelivered event, or another event of
-    the same order, never charges or settles twice. (The consumer's event markers only spare a
-    redelivery the reads.) `loaded` holds orders already read for the batch (by id).
+    the same order, never charges or settles twice. `loaded` holds orders already read for the batch
+    (by id).
     """
     gateway = gateway or payment_gateway()
-    order_id = Envelope.parse(envelope).field("order_id")
+    order = _chargeable(Envelope.parse(envelope).field("order_id"), loaded)
+    if not isinstance(order, Order):
+        return order
+    return settle(order.order_id, _charge(order, gateway), gateway, order)
+
+
+def _chargeable(order_id: str, loaded: dict[str, Any] | None) -> Order | str:
+    """The order to charge, or why there is none ("missing", or "skipped" when it is settled or overdue)."""
     order = loaded[order_id] if loaded is not None and order_id in loaded else orders.load_order(order_id)
     if order is None:
         return "missing"
     if orders.derived_status(order) != orders.PENDING:
         # Already settled, or overdue: the sweeper owns an overdue reservation.
         return "skipped"
-    result = gateway.charge(
-        order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
-    )
-    return settle(order.order_id, result, gateway)
+    return order
+
+
+def _charge(order: Order, gateway: PaymentGateway) -> ChargeResult:
+    """Charge the order with its id as the idempotency key. A charge the provider could not process
+    (PaymentProviderError) is noted on the order, so the buyer sees `payment_retrying`, and raised: the
+    message comes back within seconds (chalicelib.retries)."""
+    try:
+        return gateway.charge(
+            order.order_id, int(order.amount_cents), order.currency, order.payment_token or "", order.order_id
+        )
+    except PaymentProviderError:
+        count("PaymentRetrying")
+        orders.note_payment_retrying(order.order_id)
+        raise
 
 
 # The event types the payments queue's consumer handles: its filter policy (topology) is the same set.
 HANDLED_EVENT_TYPES = PAYMENT_EVENTS
+# Charges of one batch in flight at once: a batch is at most ten records (topology), and each charge
+# mostly waits on the provider, so a batch takes about one charge's latency instead of ten.
+MAX_PARALLEL_CHARGES = topology.PARALLEL_CHARGES
 
 
 def _placed_envelope(record: dict[str, Any]) -> Envelope | None:
@@ -237,45 +262,80 @@ def _placed_envelope(record: dict[str, Any]) -> Envelope | None:
     return None
 
 
-def _marker_key(envelope: Envelope) -> str:
-    return f"payments#{envelope.event_id}"
-
-
-def _load_batch(envelopes: list[Envelope]) -> dict[str, Any]:
+def _load_batch(order_ids: set[str]) -> dict[str, Any]:
     """The batch's orders in one BatchGetItem (strongly consistent) rather than one read each."""
-    ids = {envelope.field("order_id") for envelope in envelopes}
-    if len(ids) < 2:
+    if not order_ids:
         return {}
     try:
-        found = {order.order_id: order for order in Order.batch_get(list(ids), consistent_read=True)}
+        found = {order.order_id: order for order in Order.batch_get(list(order_ids), consistent_read=True)}
     except Exception:
         logger.exception("could not read the batch's orders at once; reading them one by one")
         return {}
     # An order the batch read did not find is missing for good (orders are never deleted).
-    return {order_id: found.get(order_id) for order_id in ids}
+    return {order_id: found.get(order_id) for order_id in order_ids}
+
+
+class PaymentBatch:
+    """One payments batch: its orders read at once, charged side by side (at most MAX_PARALLEL_CHARGES in
+    flight), the paid ones confirmed in one transaction; each record then reports its own outcome."""
+
+    def __init__(self, records: list[dict[str, Any]], gateway: PaymentGateway) -> None:
+        self.gateway = gateway
+        order_ids = {envelope.field("order_id") for envelope in filter(None, map(_placed_envelope, records))}
+        self.loaded = _load_batch(order_ids)
+        self.outcomes: dict[str, ChargeResult | BaseException] = {}
+        chargeable = [o for o in (_chargeable(i, self.loaded) for i in sorted(order_ids)) if isinstance(o, Order)]
+        if chargeable:
+            workers = min(MAX_PARALLEL_CHARGES, len(chargeable))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charge") as pool:
+                results = pool.map(in_context(self._outcome), chargeable)
+                self.outcomes = dict(zip((o.order_id for o in chargeable), results, strict=True))
+        paid = [
+            (order, result.payment_ref)
+            for order in chargeable
+            if isinstance(result := self.outcomes[order.order_id], ChargeResult)
+            and result.status == SUCCEEDED
+            and result.payment_ref is not None
+        ]
+        self.confirmed = orders.confirm_payments(paid) if len(paid) > 1 else set()
+
+    def _outcome(self, order: Order) -> ChargeResult | BaseException:
+        try:
+            return _charge(order, self.gateway)
+        except Exception as error:  # reported by the order's own record
+            return error
+
+    def record(self, record: SQSRecord) -> None:
+        """Report one record: done when its order was confirmed with the batch, else settled on its own."""
+        envelope = Envelope.parse(record.body)
+        if envelope.event_type not in HANDLED_EVENT_TYPES:
+            return
+        order_id = envelope.field("order_id")
+        outcome = self.outcomes.pop(order_id, None)
+        if order_id in self.confirmed:
+            return
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is None:
+            # Not charged with the batch (a copy of an order charged already, or one not chargeable):
+            # the order's status decides, as for any redelivery.
+            process_order_placed(envelope, self.gateway, self.loaded)
+            return
+        order = self.loaded.get(order_id)
+        settle(order_id, outcome, self.gateway, order if isinstance(order, Order) else None)
 
 
 def handle_payment_messages(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The `payments` SQS consumer: one record per order_placed envelope, partial batch failures reported.
 
-    An event handled before (its marker found) is skipped; markers are read and written once per batch."""
-    placed = list(filter(None, map(_placed_envelope, event.get("Records") or [])))
-    markers = BatchMarkers(_marker_key(envelope) for envelope in placed)
-    loaded = _load_batch([e for e in placed if markers.done is None or _marker_key(e) not in markers.done])
-
-    def payment_record(record: SQSRecord) -> None:
-        envelope = Envelope.parse(record.body)
-        if envelope.event_type in HANDLED_EVENT_TYPES:
-            markers.once(_marker_key(envelope), lambda: process_order_placed(envelope, loaded=loaded))
-
+    No event markers: the batch's orders are read at once anyway, and a settled order is skipped on its
+    status, which is what makes a redelivery harmless."""
+    batch = PaymentBatch(list(event.get("Records") or []), payment_gateway())
     # Failures are reported per record even when all fail: the same retry, without an error in the logs.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    try:
-        return dict(
-            process_partial_response(event=event, record_handler=payment_record, processor=processor, context=context)
-        )
-    finally:
-        markers.finish()
+    processor = RetryingBatchProcessor(topology.PAYMENTS)
+    return dict(
+        process_partial_response(event=event, record_handler=batch.record, processor=processor, context=context)
+    )
 
 
 # --- Stripe webhook -------------------------------------------------------------------------------

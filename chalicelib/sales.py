@@ -14,11 +14,11 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import accounts, stock
-from chalicelib.catalog import drop_view
+from chalicelib.catalog import drop_view, with_hot_fields
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
 from chalicelib.models import Drop, DropSales, Order
-from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status
+from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status, orders_of
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
 
@@ -61,7 +61,7 @@ def creator_drops(user_id: str, creator_id: str, limit: int, page: str | None) -
     if start is not None and start["creator_id"]["S"] != creator_id:
         raise InvalidPageError("page belongs to another listing")
     results = Drop.by_creator.query(creator_id, scan_index_forward=False, limit=limit, last_evaluated_key=start)
-    drops = list(results)
+    drops = with_hot_fields(list(results))
     sales = {row.drop_id: row for row in DropSales.batch_get([d.drop_id for d in drops])} if drops else {}
     items = [{**drop_view(drop), **figures(drop, sales.get(drop.drop_id))} for drop in drops]
     return page_body(items, results.last_evaluated_key)
@@ -83,7 +83,9 @@ def drop_sales(user_id: str, drop_id: str) -> dict[str, Any]:
     except DoesNotExist:
         sales = None
     now = now_ms()
-    latest = Order.by_drop.query(drop_id, scan_index_forward=False, limit=RECENT_ORDERS)
+    latest = orders_of(
+        [key.order_id for key in Order.by_drop.query(drop_id, scan_index_forward=False, limit=RECENT_ORDERS)]
+    )
     recent = [
         {
             "created_at": format_time(order.created_at),

@@ -175,18 +175,34 @@ def _shard_count(drop_id: str) -> int:
 
 
 def sweep(at_ms: int | None = None) -> dict[str, int]:
-    """Repair what schedules missed: start due drops, end finished ones, follow the stock."""
+    """Repair what schedules missed: start due drops, end finished ones, follow the stock.
+
+    A drop whose repair fails (a throttled write, say) is logged and counted in `failed`, and the sweep
+    goes on with the others; the next run finds it again, since nothing about it changed."""
     now = now_ms() if at_ms is None else at_ms
-    done = {"started": 0, "ended": 0, "stock": 0}
-    for drop in Drop.by_status.query("scheduled", Drop.start_time <= now):
+    done = {"started": 0, "ended": 0, "stock": 0, "failed": 0}
+
+    def repair(drop: Drop, status: str) -> None:
         if drop.end_time <= now:
             done["ended"] += end(drop.drop_id, now)
-        else:
+        elif status == "scheduled":
             done["started"] += activate(drop.drop_id, now)
-    for status in ("live", "sold_out"):
-        for drop in Drop.by_status.query(status, Drop.start_time <= now):
-            if drop.end_time <= now:
-                done["ended"] += end(drop.drop_id, now)
-            elif (catalog.current_stock(drop) <= 0) == (status == "live"):
-                done["stock"] += sync_stock_status(drop.drop_id, now)
+        elif (catalog.current_stock(drop) <= 0) == (status == "live"):
+            done["stock"] += sync_stock_status(drop.drop_id, now)
+
+    for status in ("scheduled", "live", "sold_out"):
+        try:
+            due = catalog.with_hot_fields(list(Drop.by_status.query(status, Drop.start_time <= now)))
+        except Exception:
+            log.exception("could not list the %s drops; the next sweep tries again", status)
+            done["failed"] += 1
+            continue
+        for drop in due:
+            try:
+                repair(drop, status)
+            except Exception:
+                log.exception("could not repair drop %s; the next sweep tries again", drop.drop_id)
+                done["failed"] += 1
+    if done["failed"]:
+        count("SweepFailures", done["failed"])
     return done

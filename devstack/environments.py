@@ -59,6 +59,7 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "payments": 4,
     "fanout": 4,
     "deliver": 4,
+    "live_stock": 2,
     "drop_lifecycle": 16,
     "sweeper": 1,
     "admissions": 1,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.topology import DELIVER, LINES
+from chalicelib.topology import DELIVER, LINES, LIVE_STOCK
 
 API_HANDLER = "api"
 
@@ -104,23 +104,24 @@ ACCESS: dict[str, FunctionAccess] = {
     "domain_events": FunctionAccess(
         read=("Drops", "StockShards"), write=("Drops", "Products"), publish=True, timeout=60, memory=512
     ),
-    # Reads a batch's orders at once (BatchGetItem); the order's status guards every charge and settlement,
-    # and the batch's event markers (ProcessedEvents, chalicelib.idempotency) skip redelivered events.
+    # Reads a batch's orders at once (BatchGetItem); the order's status guards every charge and settlement.
     "payments": FunctionAccess(
-        read=("Orders", "Drops", "Purchases", "ProcessedEvents"),
+        read=("Orders", "Drops", "Purchases"),
         # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
         # StockShards: a failed payment gives a sharded drop's units back to their shard.
-        write=("Orders", "Drops", "DropSales", "Purchases", "StockShards", "ProcessedEvents"),
+        write=("Orders", "Drops", "DropSales", "Purchases", "StockShards"),
         payment_secrets=True,
         timeout=30,
         memory=512,
-        # Charges are few and Stripe rate-limits: a handful at once leaves the account's concurrency to the API.
-        reserved_concurrency=10,
+        # The queue's MaximumConcurrency (infra/stack.py, docs/capacity.md) plus room for a retry's overlap;
+        # Stripe rate-limits anyway, and the rest of the account's concurrency stays with the API.
+        reserved_concurrency=12,
     ),
     "fanout": FunctionAccess(
         # A drop's online audience: every open connection intersected with the follow graph
         # (connections.online_followers: a Scan of Connections, BatchGetItem on Follows).
-        read=(*_NOTIFY_READ, "Creators", "Follows"),
+        # Notifications: an order event's inbox row is its marker (consumers.NotifyBatch).
+        read=(*_NOTIFY_READ, "Creators", "Follows", "Notifications"),
         scan=("Connections",),
         write=_NOTIFY_WRITE,
         send=(DELIVER.name,),
@@ -132,13 +133,24 @@ ACCESS: dict[str, FunctionAccess] = {
     "deliver": FunctionAccess(
         read=(*_NOTIFY_READ, "Follows"),
         write=_NOTIFY_WRITE,
-        # Re-queues the rest of a follower slice and deferred stock pushes on its own queue.
+        # Re-queues the rest of a follower slice on its own queue.
         send=(DELIVER.name,),
         ws_push=True,
         timeout=20,
         memory=512,
         # A drop to a million followers is thousands of slices: capped so the API keeps its share.
         reserved_concurrency=60,
+    ),
+    # Live stock: the drop's marker (ProcessedEvents), its stock (Drops, StockShards) and viewers
+    # (Subscriptions); queues its own deferred pushes and audience slices.
+    "live_stock": FunctionAccess(
+        read=("ProcessedEvents", "Drops", "StockShards", "Subscriptions", *_FORGET_READ),
+        write=("ProcessedEvents", *_FORGET_WRITE),
+        send=(LIVE_STOCK.name,),
+        ws_push=True,
+        timeout=20,
+        memory=512,
+        reserved_concurrency=25,
     ),
     "drop_lifecycle": FunctionAccess(
         read=("Drops",),

@@ -137,18 +137,24 @@ def test_a_processing_error_fails_only_its_record(app_module, api, new_user, mak
     assert sorted(fake_gateway.charged) == sorted([flaky["order_id"], fine["order_id"]])
 
 
-def test_a_payment_events_marker_is_written_once_it_succeeded(app_module, api, new_user, make_drop, fake_gateway):
+def test_a_transient_failure_is_retried_and_a_copy_after_success_charges_nothing(
+    app_module, api, new_user, make_drop, fake_gateway
+):
     drop = make_drop(stock=2)
-    flaky = order(api, new_user(), drop["drop_id"], token="tok_processingError").json()
+    buyer = new_user()
+    flaky = order(api, buyer, drop["drop_id"], token="tok_processingError").json()
     envelope = placed_event(flaky["order_id"])
-    marker = f"payments#{envelope['event_id']}"
-    for _ in range(2):  # the fake provider fails twice: no marker, so the redelivery charges again
+    for _ in range(2):  # the fake provider fails twice: the redelivery charges again
         result = app_module.payments(sqs_event(envelope), LambdaContext("payments"))
         assert result == {"batchItemFailures": [{"itemIdentifier": envelope["event_id"]}]}
-        assert ProcessedEvent.count(marker, consistent_read=True) == 0
-    assert app_module.payments(sqs_event(envelope), LambdaContext("payments")) == {"batchItemFailures": []}
-    assert ProcessedEvent.count(marker, consistent_read=True) == 1
+        shown = api.get(f"/orders/{flaky['order_id']}", buyer.token).json()
+        assert shown["status"] == "pending_payment" and shown["payment_retrying"] is True
+    for _ in range(2):  # succeeds, then a late copy finds the order settled: no second charge
+        assert app_module.payments(sqs_event(envelope), LambdaContext("payments")) == {"batchItemFailures": []}
     assert status_of(flaky["order_id"]) == "confirmed" and fake_gateway.charged == [flaky["order_id"]]
+    assert "payment_retrying" not in api.get(f"/orders/{flaky['order_id']}", buyer.token).json()
+    # The order's status is the consumer's only marker: nothing written per event besides the order.
+    assert ProcessedEvent.count(f"payments#{envelope['event_id']}", consistent_read=True) == 0
 
 
 def test_a_charge_after_expiry_is_refunded_and_the_order_stays_expired(api, new_user, make_drop, fake_gateway) -> None:

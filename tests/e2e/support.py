@@ -94,9 +94,17 @@ def make_drop(api: Any, owner_token: str, creator_id: str, product_id: str, star
     return dict(response.json())
 
 
-def send_envelope(event_type: str, data: dict[str, Any], event_id: str | None = None, times: int = 1) -> dict:
-    """Put a domain event envelope straight on the notify queue (as the events topic would)."""
-    envelope = {"event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "occurred_at": iso(), "data": data}
+def send_envelope(
+    event_type: str, data: dict[str, Any], event_id: str | None = None, times: int = 1, occurred_at: str | None = None
+) -> dict:
+    """Put a domain event envelope straight on the notify queue (as the events topic would); a repeat of an
+    event carries its event_id and occurred_at (both derive from the same stream record)."""
+    envelope = {
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_type": event_type,
+        "occurred_at": occurred_at or iso(),
+        "data": data,
+    }
     sqs = boto3.session.Session().client(
         "sqs", region_name=get_settings().region, endpoint_url=get_settings().aws_endpoint_url
     )

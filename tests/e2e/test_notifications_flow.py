@@ -106,7 +106,9 @@ def test_order_outcomes_reach_both_buyer_sockets_and_the_inbox_once(stack, api, 
 
         # The same event delivered twice more: no second frame, no second inbox row.
         data = {"order_id": paid.json()["order_id"], "user_id": buyer.user_id, "drop_id": drop["drop_id"]}
-        send_envelope("order_confirmed", data, event_id=confirmed["event_id"], times=2)
+        send_envelope(
+            "order_confirmed", data, event_id=confirmed["event_id"], times=2, occurred_at=confirmed["occurred_at"]
+        )
         assert quiet_for(one, 2.0) == []
         # A new event arriving twice at once: one frame, one row.
         twice = send_envelope("order_expired", {**data, "order_id": "or_twice"}, times=2)

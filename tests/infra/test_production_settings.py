@@ -47,7 +47,7 @@ def test_queue_sources_batch_and_cap_their_concurrency_within_the_functions_rese
         window, concurrency = QUEUE_SOURCE_TUNING[queue]
         assert mapping.get("MaximumBatchingWindowInSeconds", 0) == window
         # Live pushes wait for no batch; the rest wait up to a second for fuller ones.
-        assert (window == 0) == (queue == "notify")
+        assert (window == 0) == (queue in ("notify", "live_stock"))
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": concurrency}
         # A cap above the function's reserved concurrency would only turn into throttles.
         assert concurrency <= props["ReservedConcurrentExecutions"] == ACCESS[name].reserved_concurrency
@@ -55,7 +55,13 @@ def test_queue_sources_batch_and_cap_their_concurrency_within_the_functions_rese
 
 def test_the_consumers_that_could_starve_the_api_have_reserved_concurrency(synth: Synth) -> None:
     reserved = {name: props.get("ReservedConcurrentExecutions") for name, (_, props) in functions(synth).items()}
-    assert {name for name, value in reserved.items() if value} == {"fanout", "deliver", "payments", "line_slices"}
+    assert {name for name, value in reserved.items() if value} == {
+        "fanout",
+        "deliver",
+        "payments",
+        "line_slices",
+        "live_stock",
+    }
     assert reserved["api"] is None
 
 

@@ -254,6 +254,8 @@ def test_queue_has_its_dead_letter_queue_and_redrive(synth: Synth, spec: topolog
         "deadLetterTargetArn": {"Fn::GetAtt": [queue_logical(synth, spec.dlq_name), "Arn"]},
         "maxReceiveCount": spec.max_receive_count,
     }
+    # A retry budget that waits: at least 10 receives, the backoff of chalicelib.retries between them.
+    assert spec.max_receive_count >= 10
 
 
 def test_subscriptions_deliver_raw_messages_through_the_filter_policies(synth: Synth, template: Any) -> None:

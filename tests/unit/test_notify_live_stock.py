@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib import bootstrap, connections, live_stock, topology
 from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError
+from chalicelib.models import Subscription
 from tests.e2e.support import iso
 
 
@@ -73,10 +74,10 @@ def pushed() -> Iterator[list[dict]]:
 
 
 def queued_flushes(drop_id: str) -> list[str]:
-    """The drops of the deferred pushes on the deliver queue for `drop_id` (they are sent delayed by
+    """The drops of the deferred pushes on the live_stock queue for `drop_id` (they are sent delayed by
     FLUSH_DELAY_SECONDS: the receive waits that out, bounded)."""
     sqs = bootstrap.client("sqs")
-    url = bootstrap.settings().queue_url(topology.DELIVER.name)
+    url = bootstrap.settings().queue_url(topology.LIVE_STOCK.name)
     found: list[str] = []
     deadline = time.monotonic() + live_stock.FLUSH_DELAY_SECONDS + 10
     while not found and time.monotonic() < deadline:
@@ -88,8 +89,14 @@ def queued_flushes(drop_id: str) -> list[str]:
     return found
 
 
+def watched(drop_id: str) -> str:
+    """A drop one connection watches (live stock is pushed only to a drop that has viewers)."""
+    Subscription(drop_id=drop_id, connection_id=f"c_{uuid.uuid4().hex[:8]}").save()
+    return drop_id
+
+
 def test_a_burst_of_stock_changes_is_coalesced_and_ends_on_the_last_value(pushed) -> None:
-    drop_id = f"dr_unit_{uuid.uuid4().hex[:8]}"
+    drop_id = watched(f"dr_unit_{uuid.uuid4().hex[:8]}")
     began = time.monotonic()
     for stock in range(99, -1, -1):
         live_stock.stock_changed(envelope("stock_changed", drop_id=drop_id, stock=stock))

@@ -11,7 +11,7 @@ import pathlib
 import subprocess
 import sys
 
-from chalicelib import consumers, messages, payments, topology
+from chalicelib import consumers, live_stock, messages, payments, topology
 from chalicelib.messages import DeliverKind, EventType, FrameType
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -30,6 +30,9 @@ def test_every_filter_policy_names_event_types() -> None:
 def test_each_queue_receives_exactly_the_events_its_consumer_handles() -> None:
     assert set(topology.NOTIFY.event_types) == set(consumers.HANDLED_EVENT_TYPES)
     assert set(topology.PAYMENTS.event_types) == set(payments.HANDLED_EVENT_TYPES)
+    assert set(topology.LIVE_STOCK.event_types) == set(live_stock.HANDLED_EVENT_TYPES)
+    # Live stock never shares a queue with the pushes people wait for.
+    assert not set(topology.LIVE_STOCK.event_types) & set(topology.NOTIFY.event_types)
     # Events nobody handles are not routed anywhere: published, filtered out by every queue.
     routed = {name for spec in topology.QUEUES for name in spec.event_types}
     assert set(EventType) - routed == {EventType.DROP_SCHEDULED}
@@ -46,7 +49,7 @@ def test_the_consumers_and_payments_handle_event_type_members() -> None:
 
 
 def test_every_pushed_event_is_a_frame_type_of_the_same_name() -> None:
-    for kind in messages.NOTIFY_EVENTS:
+    for kind in (*messages.NOTIFY_EVENTS, *messages.LIVE_STOCK_EVENTS):
         assert FrameType(kind.value).name == kind.name
 
 

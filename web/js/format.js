@@ -9,10 +9,15 @@ export const ORDER_LABEL = {
 };
 export const ORDER_NOTE = {
   pending_payment: "We're charging your card. This usually takes a second or two.",
+  // Not a status: a pending order whose charge the card provider could not process yet (see orderNote).
+  payment_retrying: "Your card provider didn't answer yet. We're retrying for you; your item stays reserved.",
   confirmed: "Paid. It's yours!",
   payment_failed: "The card was declined. You weren't charged and the item went back on sale.",
   expired: "Payment didn't complete in time. You weren't charged and the item went back on sale.",
 };
+/** What a buyer reads under an order: its status's note, or that a failed charge is being retried. */
+export const orderNote = (order) =>
+  (order.status === "pending_payment" && order.payment_retrying ? ORDER_NOTE.payment_retrying : ORDER_NOTE[order.status]) || "";
 export const TERMINAL = new Set(["confirmed", "payment_failed", "expired"]);
 
 export function money(cents, currency = "USD") {

@@ -1,7 +1,7 @@
 // Orders: pending -> confirmed / payment_failed / expired, followed by frame and, as a fallback, by poll.
 import { $, h } from "./dom.js";
 import { api } from "./api.js";
-import { ORDER_LABEL, ORDER_NOTE, TERMINAL, money, when } from "./format.js";
+import { ORDER_LABEL, TERMINAL, money, orderNote, when } from "./format.js";
 import { refreshDropViews } from "./refresh.js";
 import { orders, state } from "./state.js";
 import { fetchDrop } from "./store.js";
@@ -46,7 +46,7 @@ export function orderRow(order) {
       h(`span.pill.order-${order.status}`, { testid: "order-status", "data-status": order.status, text: ORDER_LABEL[order.status] || order.status }),
     ),
     h("p.muted", { text: `${order.quantity} × · ${money(order.amount_cents, order.currency)} · ${when(order.created_at)}` }),
-    h("p.order-note", { text: ORDER_NOTE[order.status] || "" }),
+    h("p.order-note", { text: orderNote(order) }),
   );
 }
 

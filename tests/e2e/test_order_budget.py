@@ -1,0 +1,31 @@
+"""What one order costs end to end, placement to confirmation and the buyer's inbox row, on the dev stack
+with every pump running: backend calls (bench.calls) and DynamoDB write units as billed
+(bench.write_units), against the budget of docs/architecture.md ("What an order costs")."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from bench import calls
+
+pytestmark = pytest.mark.e2e
+
+MAX_CALLS_PER_ORDER = 4
+MAX_WRITE_UNITS_PER_ORDER = 18
+
+
+def test_an_order_costs_at_most_18_write_units(stack) -> None:
+    written = calls.pipeline_write_units(stack, requests.Session(), stack.rest_url, orders=20)
+    print(f"\nwrite units per order: {written['write_units_per_order']} {written['write_units_by_table']}")
+    assert written["write_units_per_order"] <= MAX_WRITE_UNITS_PER_ORDER, written
+    # What each order must write, whatever the batching: its transaction's items and its inbox row.
+    assert {"Orders", "Drops", "IdempotencyKeys", "RateLimits", "Notifications"} <= set(written["write_units_by_table"])
+
+
+def test_an_order_costs_at_most_4_backend_calls(stack) -> None:
+    pipeline = calls.pipeline_calls(stack, requests.Session(), stack.rest_url, orders=40)
+    print(f"\nbackend calls per order: {pipeline['calls_per_order']} {pipeline['calls']}")
+    assert pipeline["calls_per_order"] <= MAX_CALLS_PER_ORDER, pipeline
+    # The order's own transaction and its confirmation are in the count: the counting sees the path.
+    assert pipeline["calls"]["dynamodb:TransactWriteItems"] >= pipeline["orders"]
