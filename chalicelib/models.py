@@ -157,6 +157,7 @@ DROP_INDEXED_ATTRIBUTES = (
     "draw_seed",
     "draw_commitment",
     "drawn_at",
+    "released_at",
 )
 
 
