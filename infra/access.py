@@ -140,7 +140,8 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=60,
     ),
     "drop_lifecycle": FunctionAccess(
-        read=("Drops",),
+        # StockShards: a sharded drop's start reads its shards' stock (BatchGetItem) for the drop_started event.
+        read=("Drops", "StockShards"),
         write=("Drops", "Products"),
         # Scheduler fires up to a minute early; the target waits for the exact second.
         timeout=120,
@@ -163,8 +164,10 @@ ACCESS: dict[str, FunctionAccess] = {
             "StockShards",
             "Connections/by_user",
             "SigningKeys",
+            *_FORGET_READ,
         ),
-        write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys"),
+        # A push to a gone socket forgets it (_FORGET_WRITE), as every pusher does.
+        write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys", *_FORGET_WRITE),
         ws_push=True,
         timeout=60,
         memory=512,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import DevStack
+from tests.iam_guard import pytest_sessionfinish, pytest_terminal_summary  # noqa: F401  (hooks)
 from tests.support import Api, sign_up_user
 
 UNIT_TIER = Path(__file__).resolve().parent / "unit"
