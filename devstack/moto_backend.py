@@ -26,6 +26,7 @@ import contextlib
 import copy
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from devstack.contention import ContentionPlan, ItemGate, write_units
@@ -472,6 +474,44 @@ def _patch_sqs_long_poll() -> None:
     Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
 
 
+_AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
+_RATE = re.compile(r"rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)")
+_CRON = re.compile(r"cron\(\S+( \S+){5}\)")
+
+
+def valid_schedule_expression(expression: str) -> bool:
+    """Whether EventBridge Scheduler accepts `expression`: at() of a real date and time to the second,
+    rate() of a positive whole number of minutes, hours or days, or cron() of six fields."""
+    at = _AT.fullmatch(expression)
+    if at:
+        try:
+            datetime.strptime(at.group(1), "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return False
+        return True
+    return bool(_RATE.fullmatch(expression) or _CRON.fullmatch(expression))
+
+
+def _patch_scheduler_expressions() -> None:
+    """CreateSchedule and UpdateSchedule refuse a malformed expression (moto stores any string)."""
+    import inspect
+
+    from moto.scheduler.exceptions import ValidationException
+    from moto.scheduler.models import EventBridgeSchedulerBackend
+
+    for name in ("create_schedule", "update_schedule"):
+        method = getattr(EventBridgeSchedulerBackend, name)
+        signature = inspect.signature(method)
+
+        def checked(self: Any, *args: Any, _method: Any = method, _signature: Any = signature, **kwargs: Any) -> Any:
+            expression = _signature.bind(self, *args, **kwargs).arguments.get("schedule_expression")
+            if not isinstance(expression, str) or not valid_schedule_expression(expression):
+                raise ValidationException(f"Invalid Schedule Expression {expression}.")
+            return _method(self, *args, **kwargs)
+
+        setattr(EventBridgeSchedulerBackend, name, checked)
+
+
 def _request_handler_class() -> type:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
@@ -635,6 +675,7 @@ def serve(port: int, data_dir: str | None = None, group: str = MESSAGING) -> Non
     _patch_sqs_long_poll()
     _patch_sqs_retention_check()
     _patch_moto_leaks()
+    _patch_scheduler_expressions()
     if data_dir:
         from devstack import persistence
 

@@ -163,3 +163,43 @@ def test_the_contention_spec_parses_and_refuses_what_it_does_not_know() -> None:
     for bad in ("hold=5", "item_wcu=-1", "item_wcu=fast", "hold_ms"):
         with pytest.raises(ValueError):
             contention.parse(bad)
+
+
+# --- EventBridge Scheduler ----------------------------------------------------------------------------
+MALFORMED = [
+    "at(2026-13-01T00:00:00)",  # no 13th month
+    "at(2026-02-30T10:00:00)",
+    "at(2026-01-01 10:00:00)",
+    "at(2026-01-01T10:00)",
+    "at(2026-01-01T10:00:00Z)",
+    "at(2026-01-01T10:00:00.000)",
+    "at()",
+    "at(tomorrow)",
+    "2026-01-01T10:00:00",
+    "rate(0 minutes)",
+    "rate(5 weeks)",
+    "cron(0 12 * * ?)",
+]
+
+
+def test_a_malformed_schedule_expression_is_refused_at_create(messaging_endpoint: str) -> None:
+    scheduler = boto3.session.Session().client("scheduler", config=NO_RETRY, **client_kwargs(messaging_endpoint))
+    group = f"limits-{uuid.uuid4().hex[:12]}"
+    scheduler.create_schedule_group(Name=group)
+    target = {"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "RoleArn": "arn:aws:iam::123456789012:role/r"}
+    schedule = {"GroupName": group, "FlexibleTimeWindow": {"Mode": "OFF"}, "Target": target}
+    try:
+        for i, expression in enumerate(MALFORMED):
+            with pytest.raises(ClientError) as refused:
+                scheduler.create_schedule(Name=f"bad-{i}", ScheduleExpression=expression, **schedule)
+            assert refused.value.response["Error"]["Code"] == "ValidationException", expression
+        assert not scheduler.list_schedules(GroupName=group)["Schedules"]
+        for i, expression in enumerate(["at(2030-02-28T23:59:59)", "rate(1 hour)", "cron(0 12 * * ? *)"]):
+            scheduler.create_schedule(Name=f"good-{i}", ScheduleExpression=expression, **schedule)
+        with pytest.raises(ClientError) as refused:
+            scheduler.update_schedule(Name="good-0", ScheduleExpression="at(2030-02-30T00:00:00)", **schedule)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    finally:
+        for listed in scheduler.list_schedules(GroupName=group)["Schedules"]:
+            scheduler.delete_schedule(Name=listed["Name"], GroupName=group)
+        scheduler.delete_schedule_group(Name=group)
