@@ -18,7 +18,7 @@ import socket  # noqa: E402
 import threading  # noqa: E402
 from types import FrameType
 
-from devstack import faults  # noqa: E402
+from devstack import contention, faults  # noqa: E402
 
 READY_LINE = "LiveDrop dev stack ready"
 WATCH_SECONDS = 0.1  # how often the embedded AWS child is checked for life (a cheap waitpid)
@@ -55,8 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the embedded AWS's data in DIR across restarts (saved on a clean stop, restored at start)",
     )
     parser.add_argument("--faults", metavar="SPEC", help=faults.CLI_HELP)
+    parser.add_argument("--contention", metavar="SPEC", help=contention.CLI_HELP)
+    parser.add_argument(
+        "--payment-latency-ms",
+        metavar="N",
+        type=_latency_ms,
+        default=300,
+        help="how long the fake payment provider takes per charge, 0-60000 ms (default 300, as Stripe)",
+    )
     args = parser.parse_args(argv)
     plan = faults.configure(args.faults, parser.error)
+    contended = contention.configure(args.contention, parser.error)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     refused = _unusable_port(args.http_port, args.ws_port)
     if refused:
@@ -67,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from devstack.stack import DevStack
 
-        stack = DevStack(http_port=args.http_port, ws_port=args.ws_port, data_dir=args.data)
+        stack = DevStack(
+            http_port=args.http_port,
+            ws_port=args.ws_port,
+            data_dir=args.data,
+            payment_latency_ms=args.payment_latency_ms,
+        )
         stack.start()
         accounts = []
         if not args.no_demo:
@@ -80,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Local AWS:  {stack.aws.endpoint} (DynamoDB), {stack.aws.messaging_endpoint} (the rest)", flush=True)
         if plan.active:
             print(f"Faults:     {plan.describe()}", flush=True)
+        print(f"Contention: {contended.describe()}; card charges take {args.payment_latency_ms} ms", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
@@ -105,6 +120,16 @@ def main(argv: list[str] | None = None) -> int:
             _quiet_from_now_on()
             stack.stop()
     return 0
+
+
+def _latency_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds") from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 60000")
+    return value
 
 
 _PORT_HINT = "choose others with `make dev HTTP_PORT=9000 WS_PORT=9001` (or --http-port/--ws-port)"

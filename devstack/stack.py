@@ -36,6 +36,7 @@ class DevStack:
         stage: str = "dev",
         data_dir: str | Path | None = None,
         concurrency: dict[str, int] | None = None,
+        payment_latency_ms: int | None = None,
     ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
@@ -52,14 +53,19 @@ class DevStack:
         # Each function's execution environments, by handler name (see devstack.environments).
         self.pools: dict[str, FunctionPool] = {}
         self.concurrency = {**concurrency_from_env(), **(concurrency or {})}
+        # The fake payment provider's time per charge (None: LIVEDROP_PAYMENT_LATENCY_MS, else 0 for speed).
+        self.payment_latency_ms = payment_latency_ms
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
         try:
+            if self.payment_latency_ms is not None:
+                os.environ[PAYMENT_LATENCY_ENV] = str(self.payment_latency_ms)
             self.aws.start()
             self.env = provision(self.aws.messaging_endpoint, stage=self.stage, dynamodb_endpoint=self.aws.endpoint)
+            self.env[PAYMENT_LATENCY_ENV] = os.environ.get(PAYMENT_LATENCY_ENV, "0")
             self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
@@ -254,6 +260,7 @@ class DevStack:
         self.iam = iam.install(enforcer)
 
 
+PAYMENT_LATENCY_ENV = "LIVEDROP_PAYMENT_LATENCY_MS"
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
 # The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the
