@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstack import contention
@@ -121,6 +121,7 @@ def test_a_transaction_over_four_megabytes_never_reaches_moto() -> None:
     assert call(rules, {"TransactItems": [put("x" * 400_000) for _ in range(10)]})[0].startswith("200")
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 def test_any_contention_spec_parses_or_is_refused_with_a_message(spec: str) -> None:
     try:
@@ -131,11 +132,13 @@ def test_any_contention_spec_parses_or_is_refused_with_a_message(spec: str) -> N
         assert contention.parse(plan.describe()) == plan
 
 
+@settings(deadline=None)
 @given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31)))
 def test_every_real_second_is_a_valid_at_expression(when: datetime) -> None:
     assert valid_schedule_expression(f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})")
 
 
+@settings(deadline=None)
 @given(st.text(max_size=40))
 def test_an_expression_is_judged_without_failing(expression: str) -> None:
     assert valid_schedule_expression(expression) in (True, False)
