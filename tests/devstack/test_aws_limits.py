@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from devstack import contention
-from devstack.identity import client_kwargs
+from devstack.identity import client_kwargs, function_arn, role_arn
 from devstack.moto_backend import DYNAMODB, EmbeddedAws
 
 NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=32)
@@ -186,7 +186,7 @@ def test_a_malformed_schedule_expression_is_refused_at_create(messaging_endpoint
     scheduler = boto3.session.Session().client("scheduler", config=NO_RETRY, **client_kwargs(messaging_endpoint))
     group = f"limits-{uuid.uuid4().hex[:12]}"
     scheduler.create_schedule_group(Name=group)
-    target = {"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "RoleArn": "arn:aws:iam::123456789012:role/r"}
+    target = {"Arn": function_arn("f"), "RoleArn": role_arn("r")}
     schedule = {"GroupName": group, "FlexibleTimeWindow": {"Mode": "OFF"}, "Target": target}
     try:
         for i, expression in enumerate(MALFORMED):

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from devstack.identity import arn
+
 REPO = Path(__file__).resolve().parents[2]
 
 SESSION = """
@@ -19,19 +21,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from devstack import iam
+from devstack.identity import ACCOUNT_ID, arn, client_kwargs
 
 
 def test_a_call_the_role_does_not_grant():
     enforcer = iam.install(
-        iam.Enforcer(policies={"fanout": []}, account="123456789012", role_prefix="t-", ws_api_id="a", ws_stage="s")
+        iam.Enforcer(policies={"fanout": []}, account=ACCOUNT_ID, role_prefix="t-", ws_api_id="a", ws_stage="s")
     )
-    client = boto3.client(
-        "sns", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )
+    client = boto3.client("sns", **client_kwargs("http://127.0.0.1:9"))
     try:
         with iam.acting_as("fanout"), EXPECTING(enforcer), pytest.raises(ClientError):
-            client.publish(TopicArn="arn:aws:sns:us-east-1:123456789012:events", Message="{}")
+            client.publish(TopicArn=arn("sns", "events"), Message="{}")
     finally:
         iam.uninstall(enforcer)
 """
@@ -56,9 +56,7 @@ def test_an_unprovoked_denial_fails_the_session_and_is_named(tmp_path: Path) -> 
     result = run_session(tmp_path, "contextlib.nullcontext()")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed" in result.stdout
-    assert "IAM: fanout may not sns:Publish on arn:aws:sns:us-east-1:123456789012:events (Publish)" in result.stdout, (
-        result.stdout
-    )
+    assert f"IAM: fanout may not sns:Publish on {arn('sns', 'events')} (Publish)" in result.stdout, result.stdout
 
 
 def test_a_denial_the_test_provokes_on_purpose_passes(tmp_path: Path) -> None:
