@@ -31,6 +31,8 @@ OPTIONAL_VARIABLES = {
     # Only where the stage's payment provider is stripe (not dev).
     "LIVEDROP_STRIPE_API_KEY",
     "LIVEDROP_STRIPE_WEBHOOK_SECRET",
+    # The fake payment provider's latency (the dev stack's --payment-latency-ms); 0 when absent.
+    "LIVEDROP_PAYMENT_LATENCY_MS",
 }
 # Only the dev stack talks to an endpoint of its own.
 ABSENT_IN_AWS = {"LIVEDROP_AWS_ENDPOINT", "LIVEDROP_AWS_ENDPOINTS"}
