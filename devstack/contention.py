@@ -156,6 +156,7 @@ def write_units(before: Any, after: Any, transactional: bool = False) -> int:
 # --- TransactWriteItems: 4 MB and ClientRequestToken ----------------------------------------------------
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 TOKEN_SECONDS = 600
+MAX_TOKENS = 200_000  # a bound on the tokens remembered (about 50 MB at most)
 _PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
 
@@ -201,7 +202,7 @@ class TransactionRules:
     def __init__(self, app: WsgiApp, clock: Callable[[], float] = time.monotonic) -> None:
         self._app = app
         self._clock = clock
-        self._tokens: dict[str, tuple[str, float, tuple[str, list[tuple[str, str]], bytes]]] = {}
+        self._tokens: dict[str, tuple[bytes, float]] = {}  # token -> (parameters' digest, expiry)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("HTTP_X_AMZ_TARGET") != "DynamoDB_20120810.TransactWriteItems":
@@ -219,25 +220,27 @@ class TransactionRules:
         if not isinstance(token, str):
             return self._app(environ, start_response)
         now = self._clock()
-        self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
-        digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+        # Tokens are kept in the order they were first answered, so the expired ones are the oldest.
+        while self._tokens and (next(iter(self._tokens.values()))[1] <= now or len(self._tokens) > MAX_TOKENS):
+            del self._tokens[next(iter(self._tokens))]
+        digest = hashlib.blake2b(json.dumps(request, sort_keys=True).encode(), digest_size=16).digest()
         known = self._tokens.get(token)
         if known is not None:
             if known[0] != digest:
                 message = "Request parameters do not match the parameters of the earlier request with this token"
                 return _error(start_response, "IdempotentParameterMismatchException", message)
-            status, headers, answer = known[2]
-            start_response(status, headers)
-            return [answer]
+            # The first call succeeded; the repeat succeeds without writing (botocore sends a token with every call).
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", "2")])
+            return [b"{}"]
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["headers"] = status, headers
+            captured["status"] = status
             return start_response(status, headers, exc_info)
 
         answer = b"".join(self._app(environ, capture))
         if str(captured.get("status", "")).startswith("200"):
-            self._tokens[token] = (digest, now + TOKEN_SECONDS, (captured["status"], captured["headers"], answer))
+            self._tokens[token] = (digest, now + TOKEN_SECONDS)
         return [answer]
 
 
