@@ -204,7 +204,7 @@ def _make_payment_gateway() -> PaymentGateway:
     if current.payment_provider == "stripe":
         return payments.StripePaymentGateway(lambda: secrets.stripe_value(current, "api_key"))
     if current.payment_provider == "fake":
-        return payments.FakePaymentGateway()
+        return payments.FakePaymentGateway(latency_ms=current.payment_latency_ms)
     raise ValueError(f"unknown payment provider {current.payment_provider!r}")
 
 

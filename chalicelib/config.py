@@ -61,6 +61,8 @@ class Settings:
     admission_key: str = ""
     admission_tick_seconds: float = 1.0
     admission_loop_seconds: float = 0.0
+    # The fake payment provider's time per charge or refund (the dev stack's --payment-latency-ms).
+    payment_latency_ms: int = 0
 
     @property
     def user_pool_arn(self) -> str:
@@ -127,6 +129,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         join_rate_limit=int(env.get("LIVEDROP_JOIN_RATE_LIMIT", "5")),
         admission_key=env.get("LIVEDROP_ADMISSION_KEY", ""),
         admission_tick_seconds=float(env.get("LIVEDROP_ADMISSION_TICK_SECONDS", "1")),
+        payment_latency_ms=int(env.get("LIVEDROP_PAYMENT_LATENCY_MS", "0")),
         # A Lambda scheduled once a minute ticks in a loop for most of it; the dev stack's pump calls
         # it once per tick instead.
         admission_loop_seconds=float(env.get("LIVEDROP_ADMISSION_LOOP_SECONDS", "0" if endpoint else "50")),

@@ -55,9 +55,10 @@ class FakePaymentGateway:
     """The dev stack's provider: tok_visa succeeds, tok_chargeDeclined is declined, tok_processingError
     fails twice per order and then succeeds, tok_threeDSecureRequired stays pending (the buyer would
     have to act; the webhook or the expiry settles it); a repeated idempotency key returns the first
-    result."""
+    result. Each call takes `latency_ms` (Stripe's confirm takes a few hundred), calls overlapping freely."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency_ms: int = 0) -> None:
+        self.latency_ms = latency_ms
         self._lock = threading.Lock()
         self._results: dict[str, ChargeResult] = {}
         self._failures: Counter[str] = Counter()
@@ -67,6 +68,7 @@ class FakePaymentGateway:
 
     def charge(self, order_id: str, amount_cents: int, currency: str, token: str, idempotency_key: str) -> ChargeResult:
         """Charge once per idempotency key (deterministic per order id)."""
+        self._wait()
         with self._lock:
             found = self._results.get(idempotency_key)
             if found is not None:
@@ -90,10 +92,16 @@ class FakePaymentGateway:
 
     def refund(self, payment_ref: str, amount_cents: int, idempotency_key: str) -> None:
         """Refund a charge once per idempotency key."""
+        self._wait()
         with self._lock:
             if idempotency_key not in self._refunds:
                 self._refunds.add(idempotency_key)
                 self.refunded.append(payment_ref)
+
+    def _wait(self) -> None:
+        # The provider's round trip, outside the lock: charges of one batch or of many overlap as with Stripe.
+        if self.latency_ms > 0:
+            time.sleep(self.latency_ms / 1000)
 
 
 class StripePaymentGateway:

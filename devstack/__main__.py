@@ -19,7 +19,7 @@ import socket  # noqa: E402
 import threading  # noqa: E402
 from types import FrameType
 
-from devstack import faults  # noqa: E402
+from devstack import contention, faults  # noqa: E402
 from devstack.persistence import PersistenceError  # noqa: E402
 
 READY_LINE = "LiveDrop dev stack ready"
@@ -64,8 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="multiply every function's timeout and every queue's visibility timeout by F (default 1)",
     )
+    parser.add_argument("--contention", metavar="SPEC", help=contention.CLI_HELP)
+    parser.add_argument(
+        "--payment-latency-ms",
+        metavar="N",
+        type=_latency_ms,
+        default=300,
+        help="how long the fake payment provider takes per charge, 0-60000 ms (default 300, as Stripe)",
+    )
     args = parser.parse_args(argv)
     plan = faults.configure(args.faults, parser.error)
+    contended = contention.configure(args.contention, parser.error)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     refused = _unusable_port(args.http_port, args.ws_port)
     if refused:
@@ -77,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.stack import DevStack
 
         stack = DevStack(
-            http_port=args.http_port, ws_port=args.ws_port, data_dir=args.data, timeout_scale=args.timeout_scale
+            http_port=args.http_port,
+            ws_port=args.ws_port,
+            data_dir=args.data,
+            timeout_scale=args.timeout_scale,
+            payment_latency_ms=args.payment_latency_ms,
         )
         stack.start()
         accounts = []
@@ -93,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Faults:     {plan.describe()}", flush=True)
         if args.timeout_scale != 1:
             print(f"Timeouts:   x{args.timeout_scale:g} (every function's timeout and queue visibility)", flush=True)
+        print(f"Contention: {contended.describe()}; card charges take {args.payment_latency_ms} ms", flush=True)
         for account in accounts:
             print(f"Demo user:  {account['email']} / {account['password']} ({account['role']})", flush=True)
         print(READY_LINE, flush=True)
@@ -131,6 +145,16 @@ def _positive_float(text: str) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _latency_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds") from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 60000")
     return value
 
 

@@ -9,7 +9,10 @@ the backend, provisioning) are not checked. The stream and queue pumps poll with
 the function they feed (`bind_poller`): Lambda's pollers use that function's role too.
 
 A denied call raises the ClientError AWS raises for that service, with AWS's message naming the
-action and resource, and is logged once per (function, action, resource).
+action and resource, and is logged once per (function, action, resource). A denial nobody asked for
+(outside `Enforcer.revoked` and `Enforcer.expecting_denials`) is a missing grant or a call the code
+should not make: `unexpected_denials()` lists them for every enforcer this process installed, and the
+test session fails when there is any.
 """
 
 from __future__ import annotations
@@ -278,6 +281,9 @@ class Enforcer:
     # The EventBridge Scheduler role's policy (whom schedules may invoke).
     scheduler: list[Statement] = field(default_factory=list)
     denied: list[tuple[str, str, str]] = field(default_factory=list)
+    # Denials outside revoked()/expecting_denials(): (function, action, resource, operation), each once.
+    unexpected: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    _expecting: int = 0
     # With record_usage, every (function, action, resource) allowed so far: what the code really uses of
     # each policy (off by default: connection ids and schedule names make it grow for ever).
     record_usage: bool = False
@@ -323,6 +329,8 @@ class Enforcer:
             self.denied.append(key)
             first = key not in self._logged
             self._logged.add(key)
+            if not self._expecting and len(self.unexpected) < _DENIED_KEPT:
+                self.unexpected.setdefault(key, operation)
         if first:
             log.error("IAM: %s may not %s on %s (%s)", function, request.action, request.resource, operation)
         code, status = _DENIAL.get(site.service, ("AccessDeniedException", 403))
@@ -340,6 +348,17 @@ class Enforcer:
             "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4()), "RetryAttempts": 0},
         }
         raise client.exceptions.from_code(code)(response, operation)
+
+    @contextlib.contextmanager
+    def expecting_denials(self) -> Iterator[None]:
+        """Within the block (in any thread), denials are what a test provokes on purpose, not a missing grant."""
+        with self._lock:
+            self._expecting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._expecting -= 1
 
     @contextlib.contextmanager
     def revoked(self, function: str, action: str, resource_suffix: str = "") -> Iterator[None]:
@@ -361,12 +380,15 @@ class Enforcer:
             raise LookupError(f"{function} holds no {action} on *{resource_suffix}")
         self.policies[function] = reduced
         try:
-            yield
+            with self.expecting_denials():
+                yield
         finally:
             self.policies[function] = original
 
 
 _enforcer: Enforcer | None = None
+# Every enforcer this process installed, so their unexpected denials outlive uninstall (a session's end).
+_installed: list[Enforcer] = []
 _original_call = BaseClient._make_api_call
 
 
@@ -385,8 +407,21 @@ def install(enforcer: Enforcer) -> Enforcer:
     """Check every botocore call of this process against `enforcer` from now on."""
     global _enforcer
     _enforcer = enforcer
+    if not any(known is enforcer for known in _installed):
+        _installed.append(enforcer)
     BaseClient._make_api_call = _checked_call
     return enforcer
+
+
+def unexpected_denials() -> list[str]:
+    """Each denial no test asked for, of every enforcer this process installed, as one line:
+    `FUNCTION may not ACTION on RESOURCE (OPERATION)`."""
+    lines: list[str] = []
+    for enforcer in _installed:
+        with enforcer._lock:
+            found = list(enforcer.unexpected.items())
+        lines += [f"{f} may not {action} on {resource} ({operation})" for (f, action, resource), operation in found]
+    return sorted(set(lines))
 
 
 def uninstall(enforcer: Enforcer | None = None) -> None:

@@ -26,6 +26,7 @@ import contextlib
 import copy
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,8 +34,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from devstack.contention import ContentionPlan, ItemGate, write_units
 from devstack.identity import CREDENTIALS_ENV
 
 # moto registers every model instance it ever creates (moto.core.model_instances) for its dashboard;
@@ -81,6 +85,8 @@ class SerializedApp:
         self._requests = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        # When the request reached DynamoDB: what waits for the lock runs concurrently in AWS.
+        _held.arrived = time.monotonic()
         with self._lock:
             _held.lock = self._lock
             try:
@@ -113,12 +119,15 @@ def build_app(group: str | None = None) -> SerializedApp:
     """moto's WSGI app for the services of `group` (every service when None), wrapped for safe concurrent use."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from devstack.contention import TransactionRules
+
     def create_app(backend: Any) -> Any:
         if group is None or _serves(group, str(backend)):
             return create_backend_app(backend)
         return _refusal(group, str(backend))
 
-    return SerializedApp(DomainDispatcherApplication(create_app))
+    # Inside the lock: a token's first request and its repeat never overlap.
+    return SerializedApp(TransactionRules(DomainDispatcherApplication(create_app)))
 
 
 class _TransactionJournal:
@@ -173,12 +182,17 @@ def _patch_moto_transactions() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     # Mirrors moto 5.2.5 DynamoDBBackend.transact_write_items step for step (same checks, same
-    # order, same cancellation reasons); only the backup/restore differs.
+    # order, same cancellation reasons); only the backup/restore differs, and the contention the
+    # ItemGate models (devstack.contention): an item held or out of write units cancels it.
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > 100:
             raise TooManyTransactionsException()
         journal = _TransactionJournal()
         target_items: set[tuple[str, str]] = set()
+        touched: list[Any] = []
+        started = time.monotonic()
+        arrived = getattr(_held, "arrived", started)
+        spent: list[tuple[Any, int]] = []
 
         def check_unicity(table_name: str, key: dict[str, Any]) -> None:
             item = (str(table_name), str(dict(sorted(key.items()))))
@@ -216,7 +230,16 @@ def _patch_moto_transactions() -> None:
                 # What self.get_item(table_name, key) does, keeping the table and key for the journal.
                 table = self.get_table(table_name)
                 hash_key, range_key = self.get_keys_value(table, key)
+                item_id = (str(table_name), hash_key, range_key)
+                if _gate.busy(item_id, arrived):
+                    errors.append(("TransactionConflict", "Transaction is ongoing for the item", None))
+                    continue
+                if op_type != "ConditionCheck" and _gate.throttled(item_id):
+                    errors.append(("ThrottlingError", _THROTTLED_ITEM, None))
+                    continue
+                touched.append(item_id)
                 current = table.get_item(hash_key, range_key)
+                size_before = write_units(None, current, transactional=True)
                 journal.remember(table, hash_key, range_key, current, will_mutate=op_type == "Update")
 
                 if condition_expression is not None:
@@ -251,6 +274,9 @@ def _patch_moto_transactions() -> None:
                         expression_attribute_names=expression_attribute_names,
                         expression_attribute_values=expression_attribute_values,
                     )
+                if op_type != "ConditionCheck":
+                    after = table.get_item(hash_key, range_key)
+                    spent.append((item_id, max(size_before, write_units(None, after, transactional=True))))
                 errors.append((None, None, None))
             except (MultipleTransactionsException, MockValidationException):
                 journal.rollback()
@@ -263,8 +289,92 @@ def _patch_moto_transactions() -> None:
         if any(code is not None for code, _, _ in errors):
             journal.rollback()
             raise TransactionCanceledException(errors)
+        _gate.hold(touched, started)
+        for item_id, units in spent:
+            _gate.spend(item_id, units)
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _patch_single_writes()
+    _patch_no_op_stream_records()
+
+
+# The embedded DynamoDB's contention (devstack.contention): set by serve() from LIVEDROP_CONTENTION.
+_gate = ItemGate(ContentionPlan(0.0, 0.0))
+_THROTTLED_ITEM = (
+    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
+    "table or index so please try again shortly."
+)
+# Set while a PutItem, UpdateItem or DeleteItem request is served (a transaction's own writes are not one).
+_single_write = threading.local()
+
+
+def _patch_single_writes() -> None:
+    """PutItem, UpdateItem and DeleteItem on an item past its write rate are refused before they write."""
+    from moto.dynamodb.exceptions import DynamodbException
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    class ThroughputExceeded(DynamodbException):
+        def __init__(self) -> None:
+            super().__init__("com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", _THROTTLED_ITEM)
+
+    def request(name: str) -> None:
+        handle = getattr(DynamoHandler, name)
+
+        def serve_one(self: Any) -> Any:
+            _single_write.active = True
+            try:
+                return handle(self)
+            finally:
+                _single_write.active = False
+
+        setattr(DynamoHandler, name, serve_one)
+
+    def rated(name: str, key_of: Callable[[Any, Any, tuple[Any, ...]], Any]) -> None:
+        write = getattr(DynamoDBBackend, name)
+
+        def rated_write(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            if not getattr(_single_write, "active", False):
+                return write(self, table_name, *args, **kwargs)
+            table = self.get_table(table_name)
+            try:
+                hash_key, range_key = self.get_keys_value(table, key_of(table, args[0], args))
+            except Exception:
+                # A malformed key: moto's own write refuses it with DynamoDB's error.
+                return write(self, table_name, *args, **kwargs)
+            item_id = (str(table_name), hash_key, range_key)
+            if _gate.throttled(item_id):
+                raise ThroughputExceeded()
+            before = write_units(None, table.get_item(hash_key, range_key))
+            result = write(self, table_name, *args, **kwargs)
+            _gate.spend(item_id, max(before, write_units(None, table.get_item(hash_key, range_key))))
+            return result
+
+        setattr(DynamoDBBackend, name, rated_write)
+
+    def put_key(table: Any, attrs: dict[str, Any], _: Any) -> dict[str, Any]:
+        names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
+        return {name: attrs[name] for name in names if name in attrs}
+
+    for name in ("put_item", "update_item", "delete_item"):
+        request(name)
+    rated("put_item", put_key)
+    rated("update_item", lambda table, key, _: key)
+    rated("delete_item", lambda table, key, _: key)
+
+
+def _patch_no_op_stream_records() -> None:
+    """A write that leaves the item as it was emits no stream record (AWS emits none)."""
+    from moto.dynamodb.models.table import StreamShard
+
+    add = StreamShard.add
+
+    def add_if_changed(self: Any, old: Any, new: Any) -> None:
+        if old is not None and new is not None and old == new:
+            return
+        add(self, old, new)
+
+    StreamShard.add = add_if_changed  # type: ignore[method-assign]
 
 
 EXPRESSION_CACHE_SIZE = 2048
@@ -368,6 +478,44 @@ def _patch_sqs_long_poll() -> None:
             held.acquire()
 
     Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
+_AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
+_RATE = re.compile(r"rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)")
+_CRON = re.compile(r"cron\(\S+( \S+){5}\)")
+
+
+def valid_schedule_expression(expression: str) -> bool:
+    """Whether EventBridge Scheduler accepts `expression`: at() of a real date and time to the second,
+    rate() of a positive whole number of minutes, hours or days, or cron() of six fields."""
+    at = _AT.fullmatch(expression)
+    if at:
+        try:
+            datetime.strptime(at.group(1), "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return False
+        return True
+    return bool(_RATE.fullmatch(expression) or _CRON.fullmatch(expression))
+
+
+def _patch_scheduler_expressions() -> None:
+    """CreateSchedule and UpdateSchedule refuse a malformed expression (moto stores any string)."""
+    import inspect
+
+    from moto.scheduler.exceptions import ValidationException
+    from moto.scheduler.models import EventBridgeSchedulerBackend
+
+    for name in ("create_schedule", "update_schedule"):
+        method = getattr(EventBridgeSchedulerBackend, name)
+        signature = inspect.signature(method)
+
+        def checked(self: Any, *args: Any, _method: Any = method, _signature: Any = signature, **kwargs: Any) -> Any:
+            expression = _signature.bind(self, *args, **kwargs).arguments.get("schedule_expression")
+            if not isinstance(expression, str) or not valid_schedule_expression(expression):
+                raise ValidationException(f"Invalid Schedule Expression {expression}.")
+            return _method(self, *args, **kwargs)
+
+        setattr(EventBridgeSchedulerBackend, name, checked)
 
 
 def _request_handler_class() -> type:
@@ -532,11 +680,16 @@ def serve(
     services = group if group in SERVICE_GROUPS else None
     state_name = STATE_NAMES.get(group, group)
     names = names or [state_name]
+    global _gate
+    from devstack import contention
+
+    _gate = ItemGate(contention.parse(os.environ.get(contention.ENV_VAR)))
     _patch_moto_transactions()
     _patch_expression_cache()
     _patch_sqs_long_poll()
     _patch_sqs_retention_check()
     _patch_moto_leaks()
+    _patch_scheduler_expressions()
     if data_dir:
         from devstack import persistence
 

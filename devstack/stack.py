@@ -38,6 +38,7 @@ class DevStack:
         data_dir: str | Path | None = None,
         concurrency: dict[str, int] | None = None,
         timeout_scale: float = 1.0,
+        payment_latency_ms: int | None = None,
     ) -> None:
         self.http_port = http_port
         self.ws_port = ws_port
@@ -58,12 +59,16 @@ class DevStack:
         if not (math.isfinite(timeout_scale) and timeout_scale > 0):
             raise ValueError(f"timeout_scale must be a positive number, not {timeout_scale!r}")
         self.timeout_scale = timeout_scale
+        # The fake payment provider's time per charge (None: LIVEDROP_PAYMENT_LATENCY_MS, else 0 for speed).
+        self.payment_latency_ms = payment_latency_ms
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
         try:
+            if self.payment_latency_ms is not None:
+                os.environ[PAYMENT_LATENCY_ENV] = str(self.payment_latency_ms)
             self.aws.start()
             self.env = provision(
                 self.aws.messaging_endpoint,
@@ -71,6 +76,7 @@ class DevStack:
                 dynamodb_endpoint=self.aws.endpoint,
                 timeout_scale=self.timeout_scale,
             )
+            self.env[PAYMENT_LATENCY_ENV] = os.environ.get(PAYMENT_LATENCY_ENV, "0")
             self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
@@ -274,6 +280,7 @@ class DevStack:
 # Lambda's own default; Chalice deploys 60 s).
 DEFAULT_TIMEOUT = 60
 DEFAULT_MEMORY = 128
+PAYMENT_LATENCY_ENV = "LIVEDROP_PAYMENT_LATENCY_MS"
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
 # The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the

@@ -11,6 +11,7 @@ Behaviour copied from API Gateway:
 - `$default` return values are not echoed (no route responses); a raising handler gets the client API
   Gateway's `{"message": "Internal server error", ...}` frame and the connection stays open.
 - `$disconnect` fires once per accepted connection, whoever closes it.
+- an inbound frame above 32 KB, or message above 128 KB (frames of 32 KB at most), closes with 1009.
 - `POST|GET|DELETE /@connections/{id}` (also under `/{stage}/`), 410 GoneException for unknown or closed ids,
   413 above 128 KB.
 - 10 min idle / 2 h maximum connection duration (configurable); only inbound data frames and pushes count as
@@ -58,6 +59,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's integration timeout
+MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame limit (a message may span frames up to 128 KB)
 LAMBDA_TIMEOUT = 60.0  # what get_remaining_time_in_millis() counts down from (Chalice's default)
 _ROUTE_NAMES = {"$connect": "connect", "$default": "message", "$disconnect": "disconnect"}
 
@@ -218,7 +220,8 @@ class WebSocketGateway:
             self._port,
             process_request=self._process_request,
             process_response=self._process_response,
-            max_size=MAX_MESSAGE_BYTES,
+            # API Gateway's limits: a frame above 32 KB, or a message above 128 KB, closes the socket with 1009.
+            max_size=(MAX_MESSAGE_BYTES, MAX_FRAME_BYTES),
             # API Gateway does not ping clients; idle connections are closed by the idle timeout instead.
             ping_interval=None,
             # Generous buffer so pushes rarely wait on a slow reader; see _post for what happens when they do.

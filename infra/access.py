@@ -153,7 +153,8 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=25,
     ),
     "drop_lifecycle": FunctionAccess(
-        read=("Drops",),
+        # StockShards: a sharded drop's start reads its shards' stock (BatchGetItem) for the drop_started event.
+        read=("Drops", "StockShards"),
         write=("Drops", "Products"),
         # Scheduler fires up to a minute early; the target waits for the exact second.
         timeout=120,
@@ -176,8 +177,10 @@ ACCESS: dict[str, FunctionAccess] = {
             "StockShards",
             "Connections/by_user",
             "SigningKeys",
+            *_FORGET_READ,
         ),
-        write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys"),
+        # A push to a gone socket forgets it (_FORGET_WRITE), as every pusher does.
+        write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys", *_FORGET_WRITE),
         # Hands a line's placing (at the start) and a draw's closing (at the end) to the lines queue.
         send=(LINES.name,),
         ws_push=True,

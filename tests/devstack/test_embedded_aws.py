@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 import uuid
@@ -10,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from unittest import mock
 from urllib.parse import urlparse
 
 import boto3
@@ -18,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bench.backend import order_items
+from devstack import contention
 from devstack.identity import ACCESS_KEY_ID, ACCOUNT_ID, REGION, client_kwargs
 from devstack.moto_backend import EmbeddedAws
 
@@ -31,7 +34,8 @@ def _client(service: str, endpoint: str | None) -> Any:
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as embedded:
+    # moto's own behaviour and cost, without the contention modelled on top (test_aws_limits.py shows that).
+    with mock.patch.dict(os.environ, {contention.ENV_VAR: "off"}), EmbeddedAws() as embedded:
         yield embedded
 
 

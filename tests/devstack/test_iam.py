@@ -109,7 +109,7 @@ def test_a_role_that_reads_an_index_may_not_query_its_table(stack) -> None:
     client = aws.client("dynamodb")
     table = get_settings().table_name("Connections")
     query = {"KeyConditionExpression": "user_id = :u", "ExpressionAttributeValues": {":u": {"S": "u_nobody"}}}
-    with iam.acting_as("deliver"):
+    with iam.acting_as("deliver"), stack.iam.expecting_denials():
         client.query(TableName=table, IndexName="by_user", **query)
         with pytest.raises(ClientError) as denied:
             client.query(
@@ -123,7 +123,7 @@ def test_a_role_that_reads_an_index_may_not_query_its_table(stack) -> None:
 
 def test_every_service_says_no_in_its_own_words(stack) -> None:
     settings = get_settings()
-    with iam.acting_as("ws_connect"):
+    with iam.acting_as("ws_connect"), stack.iam.expecting_denials():
         with pytest.raises(ClientError) as sns:
             aws.client("sns").publish(TopicArn=settings.events_topic_arn, Message="{}")
         with pytest.raises(ClientError) as sqs:
@@ -137,7 +137,7 @@ def test_every_service_says_no_in_its_own_words(stack) -> None:
 def test_public_cognito_calls_need_no_grant(stack) -> None:
     settings = get_settings()
     client = aws.client("cognito-idp")
-    with iam.acting_as("ws_connect"):
+    with iam.acting_as("ws_connect"), stack.iam.expecting_denials():
         with pytest.raises(ClientError) as refused:
             client.initiate_auth(
                 ClientId=settings.user_pool_client_id,
@@ -158,7 +158,7 @@ def test_calls_outside_any_function_are_not_checked(stack) -> None:
 
 def test_a_denial_is_logged_once_with_the_functions_name(stack, caplog) -> None:
     caplog.set_level(logging.ERROR, logger="devstack.iam")
-    with iam.acting_as("ws_disconnect"):
+    with iam.acting_as("ws_disconnect"), stack.iam.expecting_denials():
         for _ in range(3):
             with pytest.raises(ClientError):
                 aws.client("sns").publish(TopicArn=get_settings().events_topic_arn, Message="{}")

@@ -336,3 +336,18 @@ def test_fifty_clients_get_only_their_pushes_and_stop_leaves_no_thread():
     while set(threading.enumerate()) - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert set(threading.enumerate()) - before == set()
+
+
+def test_a_frame_over_32_kb_closes_with_1009_and_a_fragmented_message_up_to_128_kb_is_read(make_gateway):
+    recorder = Recorder()
+    gateway = make_gateway(recorder.handlers)
+    with connect(gateway.url, max_size=None) as client:
+        # A 96 KB message in 32 KB frames, as a client that fragments its messages sends it.
+        client.send(["x" * (32 * 1024)] * 3)
+        assert recorder.wait_for("$default", 1)[0]["body"] == "x" * (96 * 1024)
+        client.send("y" * (33 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            client.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    recorder.wait_for("$disconnect", 1)
+    assert len(recorder.events["$default"]) == 1

@@ -35,6 +35,8 @@ OPTIONAL_VARIABLES = {
     "LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS",
     "LIVEDROP_AWS_READ_TIMEOUT_SECONDS",
     "LIVEDROP_AWS_MAX_ATTEMPTS",
+    # The fake payment provider's latency (the dev stack's --payment-latency-ms); 0 when absent.
+    "LIVEDROP_PAYMENT_LATENCY_MS",
 }
 # Only the dev stack talks to an endpoint of its own.
 ABSENT_IN_AWS = {"LIVEDROP_AWS_ENDPOINT", "LIVEDROP_AWS_ENDPOINTS"}

@@ -84,3 +84,32 @@ def test_stripe_adapter_speaks_payment_intents(monkeypatch) -> None:
     for _ in range(2):
         with pytest.raises(PaymentProviderError):
             stripe.charge("or_3", 1, "USD", "pm_x", "or_3")
+
+
+def test_the_fake_gateway_takes_its_latency_per_call_and_the_setting_reaches_it() -> None:
+    import time
+
+    from chalicelib import bootstrap
+    from chalicelib.config import settings_from_env
+
+    slow = payments.FakePaymentGateway(latency_ms=60)
+    started = time.monotonic()
+    assert slow.charge("o1", 100, "USD", "tok_visa", "o1").status == payments.SUCCEEDED
+    slow.refund("ref", 100, "r1")
+    assert time.monotonic() - started >= 0.12  # a lower bound only: sleeping never takes less
+    settings = settings_from_env({"LIVEDROP_PAYMENT_LATENCY_MS": "300"})
+    assert settings.payment_latency_ms == 300 and settings_from_env({}).payment_latency_ms == 0
+    with bootstrap.override(settings=settings):
+        gateway = bootstrap._make_payment_gateway()
+    assert isinstance(gateway, payments.FakePaymentGateway) and gateway.latency_ms == 300
+
+
+@pytest.mark.parametrize("text", ["-1", "60001", "3.5", "fast"])
+def test_the_payment_latency_flag_refuses_what_is_no_whole_number_of_milliseconds(text: str) -> None:
+    import argparse
+
+    from devstack.__main__ import _latency_ms
+
+    assert _latency_ms("0") == 0 and _latency_ms("300") == 300
+    with pytest.raises(argparse.ArgumentTypeError):
+        _latency_ms(text)
