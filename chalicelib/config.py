@@ -57,9 +57,24 @@ class Settings:
     admission_tick_seconds: float = 1.0
     admission_loop_seconds: float = 0.0
 
+    # E-mail and Web Push (docs/notification-channels.md).
+    email_from: str = "no-reply@livedrop.example"
+    ses_configuration_set: str = ""
+    # Where links in e-mails point: the API (unsubscribe) and the web page (a drop, an order).
+    public_url: str = ""
+    web_url: str = ""
+    vapid_secret_name: str = ""
+    # The dev stack only: push endpoints on http://127.0.0.1 (a test's own push service) are accepted.
+    push_loopback: bool = False
+
     @property
     def user_pool_arn(self) -> str:
         return f"arn:aws:cognito-idp:{self.region}:{self.account_id}:userpool/{self.user_pool_id}"
+
+    @property
+    def email_domain(self) -> str:
+        """The domain of the sender address: the SES identity e-mail is sent from."""
+        return self.email_from.rpartition("@")[2].rstrip(">").strip()
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}{name}"
@@ -89,6 +104,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
     jwks_default = (
         f"{endpoint}/{pool_id}/.well-known/jwks.json" if endpoint else f"{issuer_default}/.well-known/jwks.json"
     )
+    public_url = env.get("LIVEDROP_PUBLIC_URL", "").rstrip("/")
     queue_prefix_default = f"{endpoint}/{account}/" if endpoint else f"https://sqs.{region}.amazonaws.com/{account}/"
     return Settings(
         stage=stage,
@@ -125,6 +141,13 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         # A Lambda scheduled once a minute ticks in a loop for most of it; the dev stack's pump calls
         # it once per tick instead.
         admission_loop_seconds=float(env.get("LIVEDROP_ADMISSION_LOOP_SECONDS", "0" if endpoint else "50")),
+        email_from=env.get("LIVEDROP_EMAIL_FROM", "no-reply@livedrop.example"),
+        ses_configuration_set=env.get("LIVEDROP_SES_CONFIGURATION_SET", f"livedrop-{stage}"),
+        public_url=public_url,
+        web_url=env.get("LIVEDROP_WEB_URL", f"{public_url}/web/" if public_url else ""),
+        vapid_secret_name=env.get("LIVEDROP_VAPID_SECRET", f"livedrop/{stage}/vapid"),
+        # Loopback in AWS would be the Lambda's own runtime API: only a local dev stage may push there.
+        push_loopback=stage == "dev" and endpoint is not None,
     )
 
 

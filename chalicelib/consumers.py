@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import aws, live_stock, notifications, topology
+from chalicelib import aws, live_stock, notifications, reach, topology
 from chalicelib.config import get_settings
 from chalicelib.idempotency import BatchMarkers, once
 from chalicelib.messages import DROP_EVENTS, ORDER_EVENTS, DeliverKind, Envelope, PoisonMessageError
@@ -85,12 +85,14 @@ def fan_out(event: Envelope) -> None:
 
 
 def deliver(message: dict[str, Any]) -> None:
-    """Do one deliver-queue message: a slice of followers, or a deferred live-stock push."""
+    """Do one deliver-queue message: a slice of followers, a deferred live-stock push, or e-mail and push."""
     kind = message.get("kind")
     if kind == DeliverKind.FOLLOWERS:
         notifications.deliver_slice(message)
     elif kind == DeliverKind.STOCK_FLUSH and isinstance(message.get("drop_id"), str):
         live_stock.flush(message["drop_id"])
+    elif kind == DeliverKind.REACH:
+        reach.deliver_message(message)  # idempotent per user and channel on its own
     else:
         raise PoisonMessageError(f"unknown deliver message {kind!r}")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import admissions, bootstrap, catalog, connections, draws, notifications, ratelimits, stock
+from chalicelib import admissions, bootstrap, catalog, connections, draws, notifications, ratelimits, reach, stock
 from chalicelib.catalog import DRAW, QUEUE
 from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, now_ms
@@ -360,6 +360,10 @@ def _tell(entry: Admission, kind: FrameType, data: dict[str, Any], now: int, inb
         if inbox:
             # The inbox keeps the drop alone: never the position, never an admission token.
             notifications.write_inbox(Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id}), [entry.user_id])
+        if kind == FrameType.DRAW_WON:
+            # E-mail and Web Push, through the deliver queue: the window's end, never the token.
+            until = {"admission_expires_at": data.get("admission_expires_at")}
+            reach.enqueue(Envelope.new(event_id, kind, now, {"drop_id": entry.drop_id, **until}), [entry.user_id])
         # The frame carries all of the notice: the position and, once admitted, the token.
         bootstrap.pusher().push(connections.connections_of(entry.user_id), notice.frame(fields=None), now)
     except Exception:

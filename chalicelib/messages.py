@@ -72,10 +72,13 @@ class FrameType(StrEnum):
 
 
 class DeliverKind(StrEnum):
-    """The `kind` of a deliver-queue message: a slice of a creator's followers, or a deferred live-stock push."""
+    """The `kind` of a deliver-queue message: a slice of a creator's followers, a deferred live-stock
+    push, or an event to e-mail and push to named users."""
 
     FOLLOWERS = "followers"
     STOCK_FLUSH = "stock_flush"
+    # An event to e-mail and push to a few named users (chalicelib.reach): a buyer, a draw's winner.
+    REACH = "reach"
 
 
 # Who hears of which event. The notify queue's filter policy (topology) and its consumer's dispatch

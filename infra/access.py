@@ -30,6 +30,10 @@ class FunctionAccess:
     ws_push: bool = False
     # Holds the Stripe secrets when the stage's payment provider is stripe.
     payment_secrets: bool = False
+    # Sends e-mail through SES from the stage's identity, in its configuration set.
+    email: bool = False
+    # Reads the stage's VAPID key secret, and makes it the first time (chalicelib.webpush).
+    push_keys: bool = False
     timeout: int = 30
     memory: int = 256
     # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
@@ -70,6 +74,9 @@ ACCESS: dict[str, FunctionAccess] = {
             "Admissions",
             "Admissions/by_position",
             "SigningKeys",
+            # E-mail and Web Push (chalicelib.preferences, webpush): switches and browsers' subscriptions.
+            "NotificationPreferences",
+            "PushSubscriptions",
         ),
         write=(
             "Users",
@@ -87,6 +94,8 @@ ACCESS: dict[str, FunctionAccess] = {
             "Admissions",
             "RateLimits",
             "SigningKeys",
+            "NotificationPreferences",
+            "PushSubscriptions",
         ),
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
@@ -94,6 +103,7 @@ ACCESS: dict[str, FunctionAccess] = {
         # AdminDeleteUser undoes a sign-up whose Users row could not be written.
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
+        push_keys=True,  # GET /push/vapid-public-key
         timeout=29,
         memory=1024,
     ),
@@ -129,11 +139,15 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=25,
     ),
     "deliver": FunctionAccess(
-        read=(*_NOTIFY_READ, "Follows"),
-        write=_NOTIFY_WRITE,
+        # E-mail and Web Push per slice (chalicelib.reach): switches, addresses, subscriptions (a gone
+        # one is deleted), the unsubscribe links' key.
+        read=(*_NOTIFY_READ, "Follows", "NotificationPreferences", "Users", "PushSubscriptions", "SigningKeys"),
+        write=(*_NOTIFY_WRITE, "PushSubscriptions", "SigningKeys"),
         # Re-queues the rest of a follower slice and deferred stock pushes on its own queue.
         send=(DELIVER.name,),
         ws_push=True,
+        email=True,
+        push_keys=True,
         timeout=20,
         memory=512,
         # A drop to a million followers is thousands of slices: capped so the API keeps its share.
@@ -165,6 +179,8 @@ ACCESS: dict[str, FunctionAccess] = {
             "SigningKeys",
         ),
         write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys"),
+        # A draw's winners' e-mail and push go through the deliver queue (chalicelib.reach.enqueue).
+        send=(DELIVER.name,),
         ws_push=True,
         timeout=60,
         memory=512,
