@@ -154,8 +154,8 @@ MAX_PUSH_ENDPOINT = 2048
 class NotificationPreferences:
     schema_description: ClassVar[str] = "switches to change; those not sent keep their value"
 
-    email: dict[str, bool] | None = rule(dict, required=False, choices=EMAIL_EVENTS)
-    web_push: dict[str, bool] | None = rule(dict, required=False, choices=PUSH_EVENTS)
+    email: dict[str, bool] | None = rule(dict, required=False, keys=EMAIL_EVENTS)
+    web_push: dict[str, bool] | None = rule(dict, required=False, keys=PUSH_EVENTS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +163,7 @@ class PushSubscription:
     schema_description: ClassVar[str] = "a browser's PushSubscription.toJSON()"
 
     endpoint: str = rule(str, min=1, max=MAX_PUSH_ENDPOINT, description="the push service's URL for this browser")
-    keys: dict[str, str] = rule(dict, choices=("p256dh", "auth"), item=str, max=256, every_key=True)
+    keys: dict[str, str] = rule(dict, keys=("p256dh", "auth"), item=str, max=256, every_key=True)
     expirationTime: int | None = rule(int, required=False, min=0)  # the browser's own name
 
 

@@ -56,8 +56,9 @@ class Field:
     multiline: bool = False  # text that may hold tabs and line breaks (descriptions, profiles)
     choices: tuple[str, ...] | None = None  # str only: the value must be one of these
     description: str | None = None  # for users, in the OpenAPI document
-    # dict only: an object whose keys are among `choices` (all of them when `every_key`), each value
-    # of kind `item` (bool, or str of at most `max` characters).
+    # dict only: an object whose keys are among `keys` (all of them when `every_key`), each value of
+    # kind `item` (bool, or str of at most `max` characters).
+    keys: tuple[str, ...] = ()
     item: type = bool
     every_key: bool = False
 
@@ -101,7 +102,7 @@ class Field:
     def _check_object(self, name: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise InvalidRequestError(f"{name} must be an object")
-        keys = self.choices or ()
+        keys = self.keys
         unknown = sorted(str(key) for key in value if key not in keys)
         if unknown:
             raise InvalidRequestError(f"unknown field: {name}.{_shown(unknown[0])}")
@@ -119,9 +120,9 @@ class Field:
         if self.kind is dict:
             item = Field(self.item, min=1 if self.item is str else None, max=self.max).json_schema()
             schema = {"type": "object", "additionalProperties": False}
-            schema["properties"] = {key: dict(item) for key in self.choices or ()}
+            schema["properties"] = {key: dict(item) for key in self.keys}
             if self.every_key:
-                schema["required"] = list(self.choices or ())
+                schema["required"] = list(self.keys)
         elif self.choices is not None:
             schema = {"enum": list(self.choices)}
         elif self.kind == "email":
