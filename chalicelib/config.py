@@ -146,8 +146,9 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         public_url=public_url,
         web_url=env.get("LIVEDROP_WEB_URL", f"{public_url}/web/" if public_url else ""),
         vapid_secret_name=env.get("LIVEDROP_VAPID_SECRET", f"livedrop/{stage}/vapid"),
-        # Loopback in AWS would be the Lambda's own runtime API: only a local dev stage may push there.
-        push_loopback=stage == "dev" and endpoint is not None,
+        # The local dev stack only: a test runs its own push service on loopback (in AWS, loopback is the
+        # Lambda runtime API, never a push service).
+        push_loopback=endpoint is not None,
     )
 
 
