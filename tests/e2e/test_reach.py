@@ -11,7 +11,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib.models import WebPushSubscription
+from chalicelib import admissions, lines
+from chalicelib.models import Admission, Line, WebPushSubscription
+from chalicelib.validation import parse_time
 from tests.e2e.reach_support import Browser, PushService, deliver_queue_idle, emails_to, settled
 from tests.e2e.support import make_drop, make_shop, send_envelope
 from tests.support import iso, wait_for
@@ -156,3 +158,31 @@ def test_a_user_who_opted_out_gets_neither_email_nor_push(api, new_user, push_se
     settled(api, fan, event["event_id"])
     assert emails_to(api, fan.email) == []
     assert push_service.pushes(path) == []
+
+
+def test_a_buyer_gets_the_confirmation_and_a_draw_winner_the_link_to_buy(api, new_user) -> None:
+    owner = new_user(name="Star")
+    creator_id, product_id = make_shop(api, owner.token)
+    buyer = new_user(name="Buyer")
+    live = make_drop(api, owner.token, creator_id, product_id, start=-5)
+    body = {"drop_id": live["drop_id"], "quantity": 1, "payment_token": "tok_visa"}
+    order = api.post("/orders", buyer.token, json=body, headers={"Idempotency-Key": uuid.uuid4().hex}).json()
+    mails = wait_for(lambda: emails_to(api, buyer.email), timeout=60)
+    assert [mail["subject"] for mail in mails] == ["Your order is confirmed"]
+    assert order["order_id"] in mails[0]["text"] and "#/orders" in mails[0]["text"]
+
+    # A draw of one unit with one entry: the winner's e-mail links to the drop, never carries the token.
+    winner = new_user(name="Lucky")
+    draw = make_drop(api, owner.token, creator_id, product_id, start=30, sale_mode="draw", stock=1)
+    drop_id = draw["drop_id"]
+    Line(drop_id=drop_id).update(actions=[Line.active.remove()])  # the test drives this line's clock
+    lines.enter_draw(winner.user_id, drop_id, at_ms=parse_time("entries_open_at", draw["draw"]["entries_open_at"]) + 1)
+    start = parse_time("start_time", draw["start_time"])
+    lines.advance(drop_id, start)
+    lines.advance(drop_id, start + 1)
+    won = wait_for(lambda: emails_to(api, winner.email), timeout=60)
+    assert [mail["subject"] for mail in won] == ["You won the draw: your unit is waiting"]
+    assert f"#/drop/{drop_id}" in won[0]["text"]
+    entry = Admission.get(drop_id, winner.user_id, consistent_read=True)
+    token = admissions.issue_token(winner.user_id, drop_id, int(entry.admission_expires))
+    assert token not in won[0]["text"]
