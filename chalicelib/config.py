@@ -142,10 +142,10 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         # it once per tick instead.
         admission_loop_seconds=float(env.get("LIVEDROP_ADMISSION_LOOP_SECONDS", "0" if endpoint else "50")),
         email_from=env.get("LIVEDROP_EMAIL_FROM", "no-reply@livedrop.example"),
-        ses_configuration_set=env.get("LIVEDROP_SES_CONFIGURATION_SET", f"livedrop-{stage}"),
+        ses_configuration_set=env.get("LIVEDROP_SES_CONFIGURATION_SET", f"{prefix}email"),
         public_url=public_url,
         web_url=env.get("LIVEDROP_WEB_URL", f"{public_url}/web/" if public_url else ""),
-        vapid_secret_name=env.get("LIVEDROP_VAPID_SECRET", f"livedrop/{stage}/vapid"),
+        vapid_secret_name=env.get("LIVEDROP_VAPID_SECRET", f"{prefix}vapid"),
         # The local dev stack only: a test runs its own push service on loopback (in AWS, loopback is the
         # Lambda runtime API, never a push service).
         push_loopback=endpoint is not None,

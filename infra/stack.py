@@ -236,11 +236,13 @@ class LiveDropStack(cdk.Stack):
     def _email(self, stage_env: dict[str, str]) -> None:
         """E-mail (docs/notification-channels.md): the sender's SES domain identity (verified through
         the DKIM records CloudFormation outputs) and the configuration set every send names."""
-        settings = settings_from_env({"LIVEDROP_STAGE": self.stage, **stage_env})
+        settings = settings_from_env({"LIVEDROP_STAGE": self.stage, "LIVEDROP_TABLE_PREFIX": self.prefix, **stage_env})
         self.email_from, self.email_domain = settings.email_from, settings.email_domain
-        self.public_url, self.vapid_secret_name = settings.public_url, settings.vapid_secret_name
+        self.public_url, self.web_url = settings.public_url, settings.web_url
+        self.vapid_secret_name = settings.vapid_secret_name
+        self.configuration_set_name = settings.ses_configuration_set
         self.configuration_set = ses.ConfigurationSet(
-            self, "EmailConfigurationSet", configuration_set_name=settings.ses_configuration_set
+            self, "EmailConfigurationSet", configuration_set_name=self.configuration_set_name
         )
         self.email_identity = ses.EmailIdentity(
             self,
@@ -428,9 +430,10 @@ class LiveDropStack(cdk.Stack):
             # The secret's name, not its values: those are read at run time, where granted (chalicelib.secrets).
             "LIVEDROP_STRIPE_SECRET": self.stripe_secret_name,
             "LIVEDROP_EMAIL_FROM": self.email_from,
-            "LIVEDROP_SES_CONFIGURATION_SET": self.configuration_set.configuration_set_name,
+            "LIVEDROP_SES_CONFIGURATION_SET": self.configuration_set_name,
             "LIVEDROP_VAPID_SECRET": self.vapid_secret_name,
             "LIVEDROP_PUBLIC_URL": self.public_url,
+            "LIVEDROP_WEB_URL": self.web_url,
             "POWERTOOLS_SERVICE_NAME": APP_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         }
@@ -615,5 +618,5 @@ class _CdkArns:
         return self.stack.format_arn(service="ses", resource="identity", resource_name=self.stack.email_domain)
 
     def email_configuration_set(self) -> str:
-        name = self.stack.configuration_set.configuration_set_name
+        name = self.stack.configuration_set_name
         return self.stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
