@@ -253,7 +253,8 @@ def advance(drop_id: str, at_ms: int | None = None) -> int:
         # Positions are written in this pass and served from the next one, so the position index has them.
         _place(drop, line, now)
         return 0
-    return _serve(drop, line, now)
+    with reach.batched():  # the winners' e-mails and pushes leave in a few queue messages, not one each
+        return _serve(drop, line, now)
 
 
 def _place(drop: Drop, line: Line, now: int) -> None:

@@ -11,8 +11,10 @@ message, which is retried (the users already reached stay claimed).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,19 +42,47 @@ PUSH_TTL_SECONDS = {
 SEND_WORKERS = 8
 
 
+ITEMS_PER_MESSAGE = 25  # events (each for a few users) one deliver message carries
+_batch: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("reach_batch", default=None)
+
+
 def enqueue(event: Envelope, user_ids: list[str]) -> None:
-    """Hand an event for these users to the deliver consumer (nothing for an event never sent)."""
-    if event.event_type in PUSH_TTL_SECONDS and user_ids:
-        message = {"kind": DeliverKind.REACH.value, "event": event.as_dict(), "user_ids": list(user_ids)}
-        send_messages(topology.DELIVER, [message])
+    """Hand an event for these users to the deliver consumer (nothing for an event never sent); inside
+    `batched`, at the end of the block."""
+    if event.event_type not in PUSH_TTL_SECONDS or not user_ids:
+        return
+    item = {"event": event.as_dict(), "user_ids": list(user_ids)}
+    pending = _batch.get()
+    if pending is not None:
+        pending.append(item)
+    else:
+        send_messages(topology.DELIVER, [{"kind": DeliverKind.REACH.value, "items": [item]}])
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Collect the block's `enqueue`s and send them at its end, 25 to a message, 10 messages a call."""
+    pending: list[dict[str, Any]] = []
+    token = _batch.set(pending)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        chunks = [pending[i : i + ITEMS_PER_MESSAGE] for i in range(0, len(pending), ITEMS_PER_MESSAGE)]
+        if chunks:
+            send_messages(topology.DELIVER, [{"kind": DeliverKind.REACH.value, "items": c} for c in chunks])
 
 
 def deliver_message(message: dict[str, Any]) -> None:
-    """A deliver-queue message of `enqueue`."""
-    user_ids = message.get("user_ids")
-    if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
-        raise PoisonMessageError("reach message without user_ids")
-    reach(Envelope.parse(message.get("event")), user_ids)
+    """A deliver-queue message of `enqueue`: events, each for the users it names."""
+    items = message.get("items")
+    if not isinstance(items, list) or not items:
+        raise PoisonMessageError("reach message without items")
+    for item in items:
+        user_ids = item.get("user_ids") if isinstance(item, dict) else None
+        if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
+            raise PoisonMessageError("reach message without user_ids")
+        reach(Envelope.parse(item.get("event")), user_ids)
 
 
 def reach(event: Envelope, user_ids: Iterable[str]) -> None:
