@@ -18,9 +18,11 @@ from chalicelib import (
     notifications,
     openapi,
     orders,
+    preferences,
     sales,
     scheduling,
     serving,
+    webpush,
 )
 from chalicelib import commands as request_bodies
 from chalicelib import connections as ws_connections
@@ -29,7 +31,20 @@ from chalicelib import events as domain_event_source
 from chalicelib import health as health_check
 from chalicelib import live_stock as stock_pushes
 from chalicelib import payments as payment_service
-from chalicelib.commands import Confirm, LogIn, MarkRead, NewCreator, NewDrop, NewOrder, NewProduct, Refresh, SignUp
+from chalicelib.commands import (
+    Confirm,
+    LogIn,
+    MarkRead,
+    NewCreator,
+    NewDrop,
+    NewOrder,
+    NewProduct,
+    NotificationPreferences,
+    PushSubscription,
+    PushUnsubscription,
+    Refresh,
+    SignUp,
+)
 from chalicelib.config import get_settings
 from chalicelib.errors import (
     CreatorNotFoundError,
@@ -50,6 +65,7 @@ from chalicelib.web import (
     guarded,
     json_response,
     placed_order_response,
+    unsubscribe_response,
 )
 
 # Nothing here reads the settings: the composition root does, on first use (chalicelib.bootstrap).
@@ -377,6 +393,48 @@ def user_notifications(user_id: str) -> Any:
 def read_notifications(user_id: str) -> Any:
     user, read = me_or_403(user_id), body(MarkRead)
     return json_response(notifications.mark_read(user, read.up_to, read.notification_id))
+
+
+# --- e-mail and Web Push (docs/notification-channels.md) ------------------------------------------
+@route("/users/{user_id}/notification-settings", methods=["GET"], authorizer=cognito)
+def notification_settings(user_id: str) -> Any:
+    return json_response(preferences.get(me_or_403(user_id)))
+
+
+@route("/users/{user_id}/notification-settings", methods=["PUT"], authorizer=cognito)
+def change_notification_settings(user_id: str) -> Any:
+    user, change = me_or_403(user_id), body(NotificationPreferences)
+    return json_response(preferences.update(user, change))
+
+
+@route("/users/{user_id}/push-subscriptions", methods=["POST"], authorizer=cognito)
+def add_push_subscription(user_id: str) -> Any:
+    user, subscription = me_or_403(user_id), body(PushSubscription)
+    return json_response(webpush.subscribe(user, subscription), 201)
+
+
+@route("/users/{user_id}/push-subscriptions", methods=["DELETE"], authorizer=cognito)
+def remove_push_subscription(user_id: str) -> Any:
+    user, gone = me_or_403(user_id), body(PushUnsubscription)
+    webpush.unsubscribe(user, gone.endpoint)
+    return json_response(None, 204)
+
+
+@route("/push/vapid-public-key", methods=["GET"])
+def vapid_public_key() -> Any:
+    return json_response({"public_key": webpush.public_key()}, headers={"Cache-Control": "max-age=3600"})
+
+
+@route("/unsubscribe", methods=["GET"])
+def unsubscribe_preview() -> Any:
+    return unsubscribe_response(preferences.describe_unsubscribe(query("token")), request(), done=False)
+
+
+# RFC 8058: a mail provider's one-click POST carries `List-Unsubscribe=One-Click` as a form; a
+# browser's or a script's may carry nothing. Either way the token decides.
+@route("/unsubscribe", methods=["POST"], content_types=["*/*"])
+def unsubscribe() -> Any:
+    return unsubscribe_response(preferences.unsubscribe(query("token")), request(), done=True)
 
 
 # --- the creator's view of their sales ----------------------------------------------------------

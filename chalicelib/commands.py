@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from chalicelib.messages import EventType, FrameType
 from chalicelib.validation import Field, rule
 
 # The limits of docs/api.md and docs/limits-and-faults.md that a request is checked against.
@@ -150,6 +151,35 @@ class MarkRead:
     notification_id: str | None = rule(str, required=False, min=1, max=64)
 
 
+# --- e-mail and Web Push (docs/notification-channels.md) --------------------------------------
+# What each channel can tell a user; a preference is one switch per channel and event.
+EMAIL_EVENTS = (EventType.DROP_STARTED.value, EventType.ORDER_CONFIRMED.value, FrameType.DRAW_WON.value)
+PUSH_EVENTS = EMAIL_EVENTS
+MAX_PUSH_ENDPOINT = 2048
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotificationPreferences:
+    schema_description: ClassVar[str] = "switches to change; those not sent keep their value"
+
+    email: dict[str, bool] | None = rule(dict, required=False, keys=EMAIL_EVENTS)
+    web_push: dict[str, bool] | None = rule(dict, required=False, keys=PUSH_EVENTS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushSubscription:
+    schema_description: ClassVar[str] = "a browser's PushSubscription.toJSON()"
+
+    endpoint: str = rule(str, min=1, max=MAX_PUSH_ENDPOINT, description="the push service's URL for this browser")
+    keys: dict[str, str] = rule(dict, keys=("p256dh", "auth"), item=str, max=256, every_key=True)
+    expirationTime: int | None = rule(int, required=False, min=0)  # the browser's own name
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushUnsubscription:
+    endpoint: str = rule(str, min=1, max=MAX_PUSH_ENDPOINT)
+
+
 # --- WebSocket frames (docs/api.md) ----------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Watch:
@@ -169,4 +199,7 @@ REQUEST_BODIES: tuple[type, ...] = (
     NewOrder,
     JoinLine,
     MarkRead,
+    NotificationPreferences,
+    PushSubscription,
+    PushUnsubscription,
 )

@@ -64,9 +64,24 @@ class Settings:
     # The fake payment provider's time per charge or refund (the dev stack's --payment-latency-ms).
     payment_latency_ms: int = 0
 
+    # E-mail and Web Push (docs/notification-channels.md).
+    email_from: str = "no-reply@livedrop.example"
+    ses_configuration_set: str = ""
+    # Where links in e-mails point: the API (unsubscribe) and the web page (a drop, an order).
+    public_url: str = ""
+    web_url: str = ""
+    vapid_secret_name: str = ""
+    # The dev stack only: push endpoints on http://127.0.0.1 (a test's own push service) are accepted.
+    push_loopback: bool = False
+
     @property
     def user_pool_arn(self) -> str:
         return f"arn:aws:cognito-idp:{self.region}:{self.account_id}:userpool/{self.user_pool_id}"
+
+    @property
+    def email_domain(self) -> str:
+        """The domain of the sender address: the SES identity e-mail is sent from."""
+        return self.email_from.rpartition("@")[2].rstrip(">").strip()
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}{name}"
@@ -96,6 +111,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
     jwks_default = (
         f"{endpoint}/{pool_id}/.well-known/jwks.json" if endpoint else f"{issuer_default}/.well-known/jwks.json"
     )
+    public_url = env.get("LIVEDROP_PUBLIC_URL", "").rstrip("/")
     queue_prefix_default = f"{endpoint}/{account}/" if endpoint else f"https://sqs.{region}.amazonaws.com/{account}/"
     return Settings(
         stage=stage,
@@ -136,6 +152,14 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         aws_connect_timeout_seconds=float(env.get("LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS", "2")),
         aws_read_timeout_seconds=float(env.get("LIVEDROP_AWS_READ_TIMEOUT_SECONDS", "10")),
         aws_max_attempts=int(env.get("LIVEDROP_AWS_MAX_ATTEMPTS", "2")),
+        email_from=env.get("LIVEDROP_EMAIL_FROM", "no-reply@livedrop.example"),
+        ses_configuration_set=env.get("LIVEDROP_SES_CONFIGURATION_SET", f"{prefix}email"),
+        public_url=public_url,
+        web_url=env.get("LIVEDROP_WEB_URL", f"{public_url}/web/" if public_url else ""),
+        vapid_secret_name=env.get("LIVEDROP_VAPID_SECRET", f"{prefix}vapid"),
+        # The local dev stack only: a test runs its own push service on loopback (in AWS, loopback is the
+        # Lambda runtime API, never a push service).
+        push_loopback=endpoint is not None,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import notifications, topology
+from chalicelib import notifications, reach, topology
 from chalicelib.idempotency import BatchMarkers, once
 from chalicelib.messages import DROP_EVENTS, ORDER_EVENTS, DeliverKind, Envelope, PoisonMessageError
 from chalicelib.retries import RetryingBatchProcessor
@@ -42,10 +42,12 @@ def fan_out(event: Envelope) -> None:
 
 
 def deliver(message: dict[str, Any]) -> None:
-    """Do one deliver-queue message: a slice of followers."""
+    """Do one deliver-queue message: a slice of followers, or an event to e-mail and push to named users."""
     kind = message.get("kind")
     if kind == DeliverKind.FOLLOWERS:
         notifications.deliver_slice(message)
+    elif kind == DeliverKind.REACH:
+        reach.deliver_message(message)  # idempotent per user and channel on its own
     else:
         raise PoisonMessageError(f"unknown deliver message {kind!r}")
 
@@ -148,7 +150,9 @@ def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     batch = NotifyBatch(list(event.get("Records") or []), claim_ms=remaining() if remaining else CLAIM_MS)
     processor = RetryingBatchProcessor(topology.NOTIFY, workers=BATCH_WORKERS)
     try:
-        return batch.write_inboxes(dict(process_partial_response(event, batch.record, processor, context)))
+        # The buyers' e-mails and pushes of the whole batch leave in a few deliver messages, not one each.
+        with reach.batched():
+            return batch.write_inboxes(dict(process_partial_response(event, batch.record, processor, context)))
     finally:
         batch.finish()
 

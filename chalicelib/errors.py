@@ -161,3 +161,9 @@ class PaymentProviderError(LiveDropError):
     """The payment provider failed in a way worth retrying (network, 5xx, rate limit)."""
 
     code = "payment_provider_error"
+
+
+class InvalidUnsubscribeLinkError(LiveDropError):
+    """An unsubscribe token that this stage did not sign (altered, truncated or from another stage)."""
+
+    code = "invalid_unsubscribe_link"

@@ -72,12 +72,15 @@ class FrameType(StrEnum):
 
 
 class DeliverKind(StrEnum):
-    """The `kind` of a message a consumer sends itself: a slice of a creator's followers (deliver queue),
-    a deferred live-stock push or one slice of a large drop audience's live-stock push (live_stock queue)."""
+    """The `kind` of a message a consumer sends itself: a slice of a creator's followers or an event to
+    e-mail and push to named users (deliver queue), a deferred live-stock push or one slice of a large drop
+    audience's live-stock push (live_stock queue)."""
 
     FOLLOWERS = "followers"
     STOCK_FLUSH = "stock_flush"
     STOCK_SLICE = "stock_slice"
+    # An event to e-mail and push to a few named users (chalicelib.reach): a buyer, a draw's winner.
+    REACH = "reach"
 
 
 # Who hears of which event. The notify queue's filter policy (topology) and its consumer's dispatch

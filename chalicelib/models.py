@@ -476,6 +476,34 @@ class SigningKey(Model):
     created_at = NumberAttribute()
 
 
+# --- e-mail and Web Push (chalicelib.reach) ------------------------------------------------------
+class NotificationPreference(Model):
+    """A user's switches per channel and event (`email_drop_started`, ...); absent: the default."""
+
+    Meta = _meta("NotificationPreferences")
+    user_id = UnicodeAttribute(hash_key=True)
+    email_drop_started = BooleanAttribute(null=True)
+    email_order_confirmed = BooleanAttribute(null=True)
+    email_draw_won = BooleanAttribute(null=True)
+    web_push_drop_started = BooleanAttribute(null=True)
+    web_push_order_confirmed = BooleanAttribute(null=True)
+    web_push_draw_won = BooleanAttribute(null=True)
+    updated_at = NumberAttribute(null=True)
+    has_push = BooleanAttribute(null=True)  # set once the user stores a push subscription
+
+
+class WebPushSubscription(Model):
+    """A browser's PushSubscription; the sort key is a digest of its endpoint, so a re-subscribe overwrites."""
+
+    Meta = _meta("PushSubscriptions")
+    user_id = UnicodeAttribute(hash_key=True)
+    endpoint_id = UnicodeAttribute(range_key=True)
+    endpoint = UnicodeAttribute()
+    p256dh = UnicodeAttribute()
+    auth = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     User,
     Creator,
@@ -495,6 +523,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Admission,
     RateLimit,
     SigningKey,
+    NotificationPreference,
+    WebPushSubscription,
 )
 # Tables whose changes are domain events (DynamoDB Streams are the outbox).
 STREAM_MODELS: tuple[type[Model], ...] = (Drop, Order, StockShard)

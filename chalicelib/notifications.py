@@ -18,7 +18,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import bootstrap, connections, follows, topology
+from chalicelib import bootstrap, connections, follows, reach, topology
 from chalicelib.errors import InvalidPageError, InvalidRequestError
 from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
 from chalicelib.models import Creator, Drop, Notification
@@ -69,6 +69,7 @@ def notify_buyer(event: Envelope) -> None:
     bootstrap.pusher().push(connections.push_targets_of(user_id), event.frame(), event.occurred_at_ms)
     if not by_batch:
         write_inbox(event, [user_id])
+    reach.enqueue(event, [user_id])  # a confirmation's e-mail and push, on the deliver queue
 
 
 def notify_drop_audience(event: Envelope) -> None:
@@ -134,6 +135,7 @@ def deliver_slice(message: dict[str, Any]) -> None:
         enqueue_deliveries([{**message, "after": resume}])
     if user_ids:
         write_inbox(event, user_ids)
+        reach.reach(event, user_ids)  # e-mail and Web Push to those of the slice who opted in
 
 
 # --- the inbox ----------------------------------------------------------------------------------

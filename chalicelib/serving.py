@@ -33,15 +33,15 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import admissions, bootstrap, catalog, connections, notifications, stock, topology
+from chalicelib import admissions, bootstrap, catalog, connections, notifications, reach, stock, topology
 from chalicelib.catalog import DRAW, QUEUE
 from chalicelib.config import get_settings
-from chalicelib.consumers import RetryingBatchProcessor
 from chalicelib.db import Transaction, TransactionCancelledError, now_ms
 from chalicelib.lines import state_of
 from chalicelib.messages import Envelope, FrameType, PoisonMessageError, send_messages
 from chalicelib.models import Admission, Drop, Line
 from chalicelib.observability import count
+from chalicelib.retries import RetryingBatchProcessor
 from chalicelib.threads import in_context
 from chalicelib.validation import format_time
 
@@ -126,7 +126,8 @@ def advance(drop_id: str, at_ms: int | None = None, deadline: float | None = Non
     if not line.placed:
         _hand_over(line, PLACE, now)
         return 0
-    return _serve(drop, line, now, deadline)
+    with reach.batched():  # the winners' e-mails and pushes leave in a few queue messages, not one each
+        return _serve(drop, line, now, deadline)
 
 
 def _hand_over(line: Line, kind: str, now: int) -> None:
@@ -359,6 +360,10 @@ def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> bool:
     notice = _notice(drop.drop_id, entry.user_id, kind, int(entry.position), now, data)
     if kind == FrameType.DRAW_WON:
         _guarded(lambda: notifications.write_inbox(_inbox_copy(notice), [entry.user_id]), entry.user_id, kind)
+        # E-mail and Web Push, through the deliver queue: the window's end, never the token.
+        until = {"drop_id": drop.drop_id, "admission_expires_at": data["admission_expires_at"]}
+        mailed = Envelope.new(notice.event_id, kind, now, until)
+        _guarded(lambda: reach.enqueue(mailed, [entry.user_id]), entry.user_id, kind)
     _push_all([(notice, entry.user_id)])
     return True
 

@@ -49,16 +49,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class Field:
     """One field's rule, declared once: what validation enforces and what the OpenAPI document says."""
 
-    kind: type | str  # str, int, bool, "email", "time", "currency", "id"
+    kind: type | str  # str, int, bool, dict, "email", "time", "currency", "id"
     required: bool = True
     min: int | None = None
     max: int | None = None
     multiline: bool = False  # text that may hold tabs and line breaks (descriptions, profiles)
     choices: tuple[str, ...] | None = None  # str only: the value must be one of these
     description: str | None = None  # for users, in the OpenAPI document
+    # dict only: an object whose keys are among `keys` (all of them when `every_key`), each value of
+    # kind `item` (bool, or str of at most `max` characters).
+    keys: tuple[str, ...] = ()
+    item: type = bool
+    every_key: bool = False
 
     def check(self, name: str, value: Any) -> Any:
         """The validated (and for times, converted) value, or InvalidRequestError naming `name`."""
+        if self.kind is dict:
+            return self._check_object(name, value)
         if self.kind in (str, "email", "currency", "time", "id"):
             if not isinstance(value, str):
                 raise InvalidRequestError(f"{name} must be a string")
@@ -92,10 +99,31 @@ class Field:
             return value
         raise TypeError(f"unknown field kind {self.kind!r}")
 
+    def _check_object(self, name: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise InvalidRequestError(f"{name} must be an object")
+        keys = self.keys
+        unknown = sorted(str(key) for key in value if key not in keys)
+        if unknown:
+            raise InvalidRequestError(f"unknown field: {name}.{_shown(unknown[0])}")
+        for key in keys:
+            if key not in value:
+                if self.every_key:
+                    raise InvalidRequestError(f"{name}.{key} is required")
+                continue
+            Field(self.item, min=1 if self.item is str else None, max=self.max).check(f"{name}.{key}", value[key])
+        return dict(value)
+
     def json_schema(self) -> dict[str, Any]:
         """This rule as the JSON Schema of the OpenAPI document: the same limits validation enforces."""
         schema: dict[str, Any]
-        if self.choices is not None:
+        if self.kind is dict:
+            item = Field(self.item, min=1 if self.item is str else None, max=self.max).json_schema()
+            schema = {"type": "object", "additionalProperties": False}
+            schema["properties"] = {key: dict(item) for key in self.keys}
+            if self.every_key:
+                schema["required"] = list(self.keys)
+        elif self.choices is not None:
             schema = {"enum": list(self.choices)}
         elif self.kind == "email":
             schema = {"type": "string", "format": "email", "maxLength": MAX_EMAIL_LENGTH}

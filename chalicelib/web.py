@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from chalice import Response
@@ -14,6 +15,7 @@ from chalice import Response
 from chalicelib import errors
 from chalicelib.db import is_transient, is_unreachable
 from chalicelib.errors import BackendUnavailableError, LiveDropError, TryAgainError, UnauthorizedError
+from chalicelib.messages import EventType, FrameType
 
 if TYPE_CHECKING:
     from chalicelib.orders import PlacedOrder
@@ -38,6 +40,7 @@ STATUS: dict[type[LiveDropError], int] = {
     errors.InvalidPageError: 400,
     errors.MissingIdempotencyKeyError: 400,
     errors.InvalidSignatureError: 400,
+    errors.InvalidUnsubscribeLinkError: 400,
     errors.UnauthorizedError: 401,
     errors.InvalidCredentialsError: 401,
     errors.ForbiddenError: 403,
@@ -70,6 +73,28 @@ def error_response(error: LiveDropError) -> Response:
     """A domain error as HTTP: its status, the docs/api.md body, Retry-After when the error knows when."""
     headers = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
     return json_response(error_body(error), status_of(error), headers)
+
+
+_EVENT_NAMES = {
+    EventType.DROP_STARTED.value: "drops starting",
+    EventType.ORDER_CONFIRMED.value: "order confirmations",
+    FrameType.DRAW_WON.value: "draw wins",
+}
+
+
+def unsubscribe_response(result: dict[str, Any], request: Any, done: bool) -> Response:
+    """/unsubscribe: JSON, or for a browser (Accept: text/html) a page with a button that POSTs."""
+    if "text/html" not in str((request.headers or {}).get("accept", "")):
+        return json_response(result)
+    what = escape(_EVENT_NAMES.get(str(result["event"]), str(result["event"])))
+    if done:
+        text = f"<p>Done: you will get no more e-mails about {what}.</p>"
+    elif not result["enabled"]:
+        text = f"<p>You already get no e-mails about {what}.</p>"
+    else:
+        text = f'<p>Stop e-mails about {what}?</p><form method="post"><button type="submit">Unsubscribe</button></form>'
+    page = f'<!doctype html><html lang="en"><meta charset="utf-8"><title>Unsubscribe</title>{text}</html>'
+    return Response(body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 def placed_order_response(placed: PlacedOrder) -> Response:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from chalice import Chalice
 from chalice.local import RouteMatcher
 
+from devstack import dev_emails
 from devstack.environments import FunctionPool, Throttled
 from devstack.http11 import HttpServer, Limits, Request, Response, bind
 from devstack.lambda_events.apigateway import rest_event
@@ -148,6 +149,9 @@ class HttpGateway:
         path = urlsplit(request.target).path
         if request.method == "GET" and (path == "/" or path.startswith("/web/")):
             return self._serve_static(path)
+        if request.method == "GET" and path == dev_emails.PATH:
+            status, body = await asyncio.to_thread(dev_emails.answer, request.target)
+            return Response(status, {"Content-Type": "application/json", "Cache-Control": "no-store"}, body)
         headers: dict[str, str] = {}
         multi: dict[str, list[str]] = {}
         for name, value in request.headers:

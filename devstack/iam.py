@@ -80,6 +80,7 @@ _DENIAL = {
     "scheduler": ("AccessDeniedException", 403),
     "cognito-idp": ("AccessDeniedException", 400),
     "secretsmanager": ("AccessDeniedException", 400),
+    "ses": ("AccessDenied", 403),
     "apigatewaymanagementapi": ("AccessDeniedException", 403),
 }
 
@@ -217,12 +218,20 @@ def requests_for(site: CallSite, operation: str, params: dict[str, Any]) -> list
         resource = f"{site.ws_api_id}/{site.ws_stage}/{method}/@connections/{params['ConnectionId']}"
         arn = f"arn:aws:execute-api:{site.region}:{site.account}:{resource}"
         return [Request("execute-api:ManageConnections", arn)]
-    if service == "secretsmanager" and "SecretId" in params:
-        secret = str(params["SecretId"])
+    if service == "secretsmanager" and ("SecretId" in params or "Name" in params):
+        secret = str(params.get("SecretId") or params["Name"])
         if not secret.startswith("arn:"):
             # A secret's ARN ends in six random characters after its name; policies match them with -??????.
             secret = f"arn:aws:secretsmanager:{site.region}:{site.account}:secret:{secret}-{'x' * 6}"
         return [Request(action, secret)]
+    if service == "ses" and operation in ("SendRawEmail", "SendEmail") and params.get("Source"):
+        # SES authorizes the sending identity (the sender's domain) and the configuration set.
+        domain = str(params["Source"]).rpartition("@")[2].rstrip(">")
+        found = [Request(action, f"arn:aws:ses:{site.region}:{site.account}:identity/{domain}")]
+        if params.get("ConfigurationSetName"):
+            arn = f"arn:aws:ses:{site.region}:{site.account}:configuration-set/{params['ConfigurationSetName']}"
+            found.append(Request(action, arn))
+        return found
     return [Request(action, "*")]
 
 
@@ -474,6 +483,15 @@ class LocalArns:
 
     def stripe_secret(self) -> str:
         return f"arn:aws:secretsmanager:{self._base}:secret:{self.settings.stripe_secret_name}-??????"
+
+    def vapid_secret(self) -> str:
+        return f"arn:aws:secretsmanager:{self._base}:secret:{self.settings.vapid_secret_name}-??????"
+
+    def email_identity(self) -> str:
+        return f"arn:aws:ses:{self._base}:identity/{self.settings.email_domain}"
+
+    def email_configuration_set(self) -> str:
+        return f"arn:aws:ses:{self._base}:configuration-set/{self.settings.ses_configuration_set}"
 
 
 def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:

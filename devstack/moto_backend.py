@@ -5,8 +5,10 @@ pumps, and each has its own serialization lock, so the pipeline's messaging neve
 order path's DynamoDB transactions and both cores are used:
 
 - `dynamodb`: DynamoDB and DynamoDB Streams (moto reads a table's stream in process);
-- `messaging`: SQS, SNS, EventBridge Scheduler, Cognito and any other service. SNS delivers to its
-  SQS subscriptions inside moto, in process, so SNS and SQS stay together.
+- `messaging`: SQS, SNS, EventBridge Scheduler, Cognito, SES, Secrets Manager and any other service.
+  SNS delivers to its SQS subscriptions inside moto, in process, so SNS and SQS stay together. It
+  also answers `GET /_devstack/ses/sent`: the e-mails SES sent, which SES itself never lists
+  (the REST gateway shows them at /_dev/emails).
 
 A child refuses requests for services of the other group (HTTP 400), so a client pointed at the
 wrong endpoint fails loudly instead of writing to an empty copy of a service.
@@ -53,7 +55,7 @@ DYNAMODB = "dynamodb"
 MESSAGING = "messaging"
 SERVICE_GROUPS: dict[str, tuple[str, ...]] = {
     DYNAMODB: ("dynamodb", "dynamodbstreams"),
-    MESSAGING: ("sqs", "sns", "scheduler", "cognito-idp"),
+    MESSAGING: ("sqs", "sns", "scheduler", "cognito-idp", "ses", "secretsmanager"),
 }
 
 
@@ -127,7 +129,39 @@ def build_app(group: str | None = None) -> SerializedApp:
         return _refusal(group, str(backend))
 
     # Inside the lock: a token's first request and its repeat never overlap.
-    return SerializedApp(TransactionRules(DomainDispatcherApplication(create_app)))
+    dispatcher = TransactionRules(DomainDispatcherApplication(create_app))
+    if group is None or _serves(group, "ses"):
+        return SerializedApp(_SentEmails(dispatcher))
+    return SerializedApp(dispatcher)
+
+
+class _SentEmails:
+    """`GET /_devstack/ses/sent`: what SES sent, as JSON (oldest first); every other request passes on."""
+
+    PATH = "/_devstack/ses/sent"
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != self.PATH:
+            return self._app(environ, start_response)
+        import json
+
+        from moto.ses.models import ses_backends
+
+        from devstack.identity import ACCOUNT_ID, REGION
+
+        sent = ses_backends[ACCOUNT_ID][REGION].sent_messages
+        body = json.dumps(
+            [
+                {"message_id": m.id, "source": m.source, "destinations": m.destinations, "raw": m.raw_data}
+                for m in sent
+                if hasattr(m, "raw_data")
+            ]
+        ).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
 
 class _TransactionJournal:

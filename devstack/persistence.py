@@ -59,6 +59,9 @@ SERVICES = {
     "events": "events_backends",
     "iam": "iam_backends",
     "lambda_": "lambda_backends",
+    # The stage's VAPID key (its secret) and SES's verified identity and sent e-mails.
+    "secretsmanager": "secretsmanager_backends",
+    "ses": "ses_backends",
 }
 
 

@@ -5,6 +5,7 @@ Returns the environment the app reads through chalicelib.config (one Settings fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -121,6 +122,12 @@ def provision(
             ClientName="livedrop-web",
             ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
         )["UserPoolClient"]["ClientId"]
+    # E-mail: SES sends only from a verified identity, in the configuration set the app names.
+    ses = aws_client("ses", endpoint)
+    ses.verify_domain_identity(Domain=settings.email_domain)
+    with contextlib.suppress(ses.exceptions.ConfigurationSetAlreadyExistsException):
+        ses.create_configuration_set(ConfigurationSet={"Name": settings.ses_configuration_set})
+
     env["LIVEDROP_USER_POOL_ID"] = pool_id
     env["LIVEDROP_USER_POOL_CLIENT_ID"] = client_id
     os.environ.update(env)

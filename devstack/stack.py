@@ -198,9 +198,13 @@ class DevStack:
             verifier().claims,
             port=self.http_port,
             static_dir=ROOT / "web",
-            web_config={"ws_url": self.ws.url},
+            # The dev stage's page links to the e-mails the stack sent (GET /_dev/emails).
+            web_config={"ws_url": self.ws.url, "dev_emails": "/_dev/emails"},
             pool=self.pool(API_HANDLER, self.app_module.app),
         )
+        # Links in e-mails (unsubscribe, a drop) point at this gateway, known once it is bound.
+        os.environ["LIVEDROP_PUBLIC_URL"] = self.env["LIVEDROP_PUBLIC_URL"] = self.http.url
+        bootstrap.reset()
         self.http.start()
 
     def _start_pumps(self) -> None:

@@ -30,6 +30,10 @@ class FunctionAccess:
     ws_push: bool = False
     # Holds the Stripe secrets when the stage's payment provider is stripe.
     payment_secrets: bool = False
+    # Sends e-mail through SES from the stage's identity, in its configuration set.
+    email: bool = False
+    # Reads the stage's VAPID key secret, and makes it the first time (chalicelib.webpush).
+    push_keys: bool = False
     timeout: int = 30
     memory: int = 256
     # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
@@ -71,6 +75,9 @@ ACCESS: dict[str, FunctionAccess] = {
             "Admissions/by_position",
             "Admissions/by_ticket",  # the draw's public entry list, in entry id order
             "SigningKeys",
+            # E-mail and Web Push (chalicelib.preferences, webpush): switches and browsers' subscriptions.
+            "NotificationPreferences",
+            "PushSubscriptions",
         ),
         write=(
             "Users",
@@ -88,6 +95,8 @@ ACCESS: dict[str, FunctionAccess] = {
             "Admissions",
             "RateLimits",
             "SigningKeys",
+            "NotificationPreferences",
+            "PushSubscriptions",
         ),
         # GET /products without a status filter pages through the whole catalog.
         scan=("Products",),
@@ -95,6 +104,7 @@ ACCESS: dict[str, FunctionAccess] = {
         # AdminDeleteUser undoes a sign-up whose Users row could not be written.
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
+        push_keys=True,  # GET /push/vapid-public-key
         timeout=29,
         memory=1024,
     ),
@@ -131,11 +141,15 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=25,
     ),
     "deliver": FunctionAccess(
-        read=(*_NOTIFY_READ, "Follows"),
-        write=_NOTIFY_WRITE,
+        # E-mail and Web Push per slice (chalicelib.reach): switches, addresses, subscriptions (a gone
+        # one is deleted), the unsubscribe links' key.
+        read=(*_NOTIFY_READ, "Follows", "NotificationPreferences", "Users", "PushSubscriptions", "SigningKeys"),
+        write=(*_NOTIFY_WRITE, "PushSubscriptions", "SigningKeys"),
         # Re-queues the rest of a follower slice on its own queue.
         send=(DELIVER.name,),
         ws_push=True,
+        email=True,
+        push_keys=True,
         timeout=20,
         memory=512,
         # A drop to a million followers is thousands of slices: capped so the API keeps its share.
@@ -181,8 +195,9 @@ ACCESS: dict[str, FunctionAccess] = {
         ),
         # A push to a gone socket forgets it (_FORGET_WRITE), as every pusher does.
         write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys", *_FORGET_WRITE),
-        # Hands a line's placing (at the start) and a draw's closing (at the end) to the lines queue.
-        send=(LINES.name,),
+        # Hands a line's placing (at the start) and a draw's closing (at the end) to the lines queue; a
+        # draw's winners' e-mail and push go through the deliver queue (chalicelib.reach.enqueue).
+        send=(LINES.name, DELIVER.name),
         ws_push=True,
         timeout=60,
         memory=512,

@@ -39,6 +39,9 @@ CONSUME_ACTIONS = (
 # whose creation fails takes its schedules back (catalog.create_drop).
 SCHEDULE_ACTIONS = ("scheduler:CreateSchedule", "scheduler:DeleteSchedule")
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
+# The VAPID key pair is made by the first function that needs it, and stored in its secret.
+PUSH_KEY_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:CreateSecret")
+EMAIL_ACTIONS = ("ses:SendRawEmail",)
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 # Where a DynamoDB-stream source sends the coordinates of records it gave up on.
 STREAM_FAILURES_QUEUE = "stream-failures"
@@ -73,6 +76,9 @@ class Arns(Protocol):
     def user_pool(self) -> str: ...
     def connections(self) -> str | None: ...
     def stripe_secret(self) -> str: ...
+    def vapid_secret(self) -> str: ...
+    def email_identity(self) -> str: ...
+    def email_configuration_set(self) -> str: ...
     def function(self, name: str) -> str: ...
 
 
@@ -127,6 +133,10 @@ def function_statements(
         statements.append(Statement(("execute-api:ManageConnections",), (connections,)))
     if access.payment_secrets and payment_secrets:
         statements.append(Statement(SECRET_ACTIONS, (arns.stripe_secret(),)))
+    if access.push_keys:
+        statements.append(Statement(PUSH_KEY_ACTIONS, (arns.vapid_secret(),)))
+    if access.email:
+        statements.append(Statement(EMAIL_ACTIONS, (arns.email_identity(), arns.email_configuration_set())))
     consumed = tuple(arns.queue(s.queue) for s in topology.QUEUE_SOURCES if s.handler == handler)
     if consumed:
         statements.append(Statement(CONSUME_ACTIONS, consumed))

@@ -24,6 +24,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -32,7 +33,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import models, topology
-from chalicelib.config import get_settings
+from chalicelib.config import get_settings, settings_from_env
 from infra import gateway_responses, policy
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.edge import RestFirewall, WebSite
@@ -144,6 +145,7 @@ class LiveDropStack(cdk.Stack):
             self, "DropSchedules", name=self.prefix + topology.SCHEDULER_GROUP
         )
         self.user_pool, self.user_pool_client = self._user_pool(retain)
+        self._email(stage_env)
 
         self.chalice = Chalice(
             self,
@@ -264,6 +266,24 @@ class LiveDropStack(cdk.Stack):
                 )
             queues[spec.name], dlqs[spec.name] = queue, dlq
         return queues, dlqs
+
+    def _email(self, stage_env: dict[str, str]) -> None:
+        """E-mail (docs/notification-channels.md): the sender's SES domain identity (verified through
+        the DKIM records CloudFormation outputs) and the configuration set every send names."""
+        settings = settings_from_env({"LIVEDROP_STAGE": self.stage, "LIVEDROP_TABLE_PREFIX": self.prefix, **stage_env})
+        self.email_from, self.email_domain = settings.email_from, settings.email_domain
+        self.public_url, self.web_url = settings.public_url, settings.web_url
+        self.vapid_secret_name = settings.vapid_secret_name
+        self.configuration_set_name = settings.ses_configuration_set
+        self.configuration_set = ses.ConfigurationSet(
+            self, "EmailConfigurationSet", configuration_set_name=self.configuration_set_name
+        )
+        self.email_identity = ses.EmailIdentity(
+            self,
+            "EmailIdentity",
+            identity=ses.Identity.domain(self.email_domain),
+            configuration_set=self.configuration_set,
+        )
 
     def _user_pool(self, removal: cdk.RemovalPolicy) -> tuple[cognito.UserPool, cognito.UserPoolClient]:
         pool = cognito.UserPool(
@@ -526,6 +546,11 @@ class LiveDropStack(cdk.Stack):
             "LIVEDROP_PAYMENT_PROVIDER": self.payment_provider,
             # The secret's name, not its values: those are read at run time, where granted (chalicelib.secrets).
             "LIVEDROP_STRIPE_SECRET": self.stripe_secret_name,
+            "LIVEDROP_EMAIL_FROM": self.email_from,
+            "LIVEDROP_SES_CONFIGURATION_SET": self.configuration_set_name,
+            "LIVEDROP_VAPID_SECRET": self.vapid_secret_name,
+            "LIVEDROP_PUBLIC_URL": self.public_url,
+            "LIVEDROP_WEB_URL": self.web_url,
             "POWERTOOLS_SERVICE_NAME": APP_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         }
@@ -714,3 +739,18 @@ class _CdkArns:
             resource_name=f"{self.stack.stripe_secret_name}-??????",
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
+
+    def vapid_secret(self) -> str:
+        return self.stack.format_arn(
+            service="secretsmanager",
+            resource="secret",
+            resource_name=f"{self.stack.vapid_secret_name}-??????",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def email_identity(self) -> str:
+        return self.stack.format_arn(service="ses", resource="identity", resource_name=self.stack.email_domain)
+
+    def email_configuration_set(self) -> str:
+        name = self.stack.configuration_set_name
+        return self.stack.format_arn(service="ses", resource="configuration-set", resource_name=name)

@@ -456,4 +456,6 @@ def test_prod_charges_through_stripe_with_secrets_only_where_needed(prod: Synth)
         assert variables["LIVEDROP_STRIPE_SECRET"] == "livedrop/prod/stripe"
         granted = grants(prod, statements_of_role(prod, props["Role"]["Fn::GetAtt"][0]))
         readers = {r for r, actions in granted.items() if "secretsmanager:GetSecretValue" in actions}
-        assert readers == ({secret} if name in holders else set()), name
+        # Besides Stripe's: the stage's VAPID key, where Web Push is sent or its public key served.
+        vapid = {secret.replace("livedrop/prod/stripe", "livedrop-prod-vapid")} if ACCESS[name].push_keys else set()
+        assert readers == ({secret} if name in holders else set()) | vapid, name

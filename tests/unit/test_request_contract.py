@@ -48,6 +48,8 @@ def documented(schema: dict[str, Any], value: Any) -> bool:
 
 
 def valid_value(rule: Field) -> Any:
+    if rule.kind is dict:
+        return {key: True if rule.item is bool else "x" for key in rule.keys}
     if rule.choices:
         return rule.choices[0]
     if isinstance(rule.kind, str):
@@ -70,6 +72,11 @@ def around_limits(rule: Field) -> st.SearchStrategy[Any]:
         high = (rule.max if rule.max is not None else 10) + 3
         # JSON Schema counts 1.0 as an integer, the API wants an integer literal: floats are left out.
         return st.one_of(st.integers(low, high), st.integers(), others, SAFE_TEXT)
+    if rule.kind is dict:
+        # Objects of the declared keys and a stranger, each value of any kind, some keys missing.
+        item = around_limits(Field(rule.item, min=1 if rule.item is str else None, max=rule.max))
+        keys = st.sampled_from([*rule.keys, "other"])
+        return st.one_of(st.dictionaries(keys, item, max_size=len(rule.keys) + 1), others, SAFE_TEXT)
     if rule.choices:
         return st.one_of(st.sampled_from(rule.choices), SAFE_TEXT, st.sampled_from([c.upper() for c in rule.choices]))
     if rule.kind == "id":

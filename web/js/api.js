@@ -19,6 +19,7 @@ export async function loadConfig() {
   state.config.apiUrl = (params.get("api") || file.api_url || "").replace(/\/$/, "");
   const guess = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${Number(location.port || 80) + 1}/notifications`;
   state.config.wsUrl = params.get("ws") || file.ws_url || guess;
+  state.config.devEmails = file.dev_emails || ""; // the dev stack's sent e-mails (dev stage only)
 }
 
 // --- errors: every API code gets a sentence ------------------------------------------------------

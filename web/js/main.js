@@ -18,6 +18,7 @@ import { viewDrop } from "./views/drop.js";
 import { viewDrops } from "./views/drops.js";
 import { viewInbox } from "./views/inbox.js";
 import { viewOrders } from "./views/orders.js";
+import { viewSettings } from "./views/settings.js";
 import { viewStudio } from "./views/studio.js";
 
 const VIEWS = {
@@ -30,6 +31,7 @@ const VIEWS = {
   orders: viewOrders,
   inbox: viewInbox,
   studio: viewStudio,
+  settings: viewSettings,
 };
 
 async function main() {

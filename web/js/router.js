@@ -4,7 +4,7 @@ import { AFTER_LOGIN_KEY } from "./session.js";
 import { state } from "./state.js";
 
 let views = {}; // route name -> view(main); main.js registers them (views import this module)
-const NEEDS_LOGIN = new Set(["following", "orders", "inbox", "studio"]);
+const NEEDS_LOGIN = new Set(["following", "orders", "inbox", "studio", "settings"]);
 let viewCleanup = [];
 
 export function registerViews(table) {

@@ -3,7 +3,7 @@
 
 export const state = {
   // Where the APIs live (api.loadConfig fills it in before anything else runs).
-  config: { apiUrl: "", wsUrl: "" },
+  config: { apiUrl: "", wsUrl: "", devEmails: "" },
   // The signed-in user's tokens and profile ({id_token, access_token, refresh_token, user}), or null.
   // Only session.js changes it (saveSession also keeps sessionStorage in step).
   session: null,
