@@ -86,7 +86,7 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
 
     def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         result = original(self, operation, params)
-        if getattr(_uncounted, "on", False) or iam.acting_function() in _CLOCK_FUNCTIONS:
+        if getattr(_uncounted, "on", False) or iam.current_function() in _CLOCK_FUNCTIONS:
             return result
         key = f"{self.meta.service_model.service_name}:{operation}"
         empty = (operation == "ReceiveMessage" and not result.get("Messages")) or (

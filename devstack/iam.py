@@ -101,11 +101,6 @@ def acting_as(function: str) -> Iterator[None]:
         _function.reset(token)
 
 
-def acting_function() -> str | None:
-    """The Lambda function whose invocation runs in this context (None outside any)."""
-    return _function.get()
-
-
 def as_function(function: str, handler: Callable[..., Any]) -> Any:
     """`handler` invoked as Lambda function `function`: the one hook per invocation path."""
 
