@@ -13,15 +13,11 @@ import binascii
 import hashlib
 import hmac
 import json
-import secrets
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError
-
+from chalicelib import signing
 from chalicelib.config import get_settings
-from chalicelib.db import now_ms
 from chalicelib.errors import AdmissionExpiredError, AdmissionRequiredError
-from chalicelib.models import SigningKey
 
 _KEY_NAME = "admission"
 _cached_key: list[bytes] = []
@@ -34,17 +30,7 @@ def _key() -> bytes:
     if settings.admission_key:
         return settings.admission_key.encode()
     if not _cached_key:
-        try:
-            stored = SigningKey.get(_KEY_NAME, consistent_read=True)
-        except DoesNotExist:
-            stored = SigningKey(name=_KEY_NAME, secret=secrets.token_hex(32), created_at=now_ms())
-            try:
-                stored.save(SigningKey.name.does_not_exist())
-            except PutError as error:
-                if error.cause_response_code != "ConditionalCheckFailedException":
-                    raise
-                stored = SigningKey.get(_KEY_NAME, consistent_read=True)  # another process made it first
-        _cached_key.append(bytes.fromhex(stored.secret))
+        _cached_key.append(signing.stage_key(_KEY_NAME))
     return _cached_key[0]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,38 +151,34 @@ class Transaction:
         return {label: (reason.code if reason else "None") for label, reason in zip(labels, reasons, strict=False)}
 
 
-def is_unreachable(error: BaseException) -> bool:
-    """Whether `error` (or what caused it) is a backend that did not answer in time or could not be
-    reached at all (after the SDK's retries), rather than one that answered busy."""
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and what caused it, in turn (PynamoDB's cause, then Python's chain), each once."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ConnectionError | ReadTimeoutError):
-            return True
+        yield current
         if isinstance(current, PynamoDBException) and current.cause is not None:
             current = current.cause
-            continue
-        current = current.__cause__ or current.__context__
-    return False
+        else:
+            current = current.__cause__ or current.__context__
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a backend that did not answer in time or could not be
+    reached at all (after the SDK's retries), rather than one that answered busy."""
+    return any(isinstance(cause, ConnectionError | ReadTimeoutError) for cause in _causes(error))
 
 
 def is_transient(error: BaseException) -> bool:
     """Whether `error` (or what caused it) is AWS being busy or unreachable rather than refusing the
     request: throttling, a 5xx, a lost connection. Such a request may be sent again later."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ClientError):
-            details = current.response.get("Error", {})
-            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    for cause in _causes(error):
+        if isinstance(cause, ClientError):
+            details = cause.response.get("Error", {})
+            status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             if details.get("Code") in THROTTLING_CODES or int(status) >= 500:
                 return True
-        if isinstance(current, ConnectionError | HTTPClientError):
+        if isinstance(cause, ConnectionError | HTTPClientError):
             return True
-        if isinstance(current, PynamoDBException) and current.cause is not None:
-            current = current.cause
-            continue
-        current = current.__cause__ or current.__context__
     return False

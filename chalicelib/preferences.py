@@ -14,17 +14,17 @@ import binascii
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
+from chalicelib import signing
 from chalicelib.commands import EMAIL_EVENTS, PUSH_EVENTS, NotificationPreferences
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.errors import InvalidUnsubscribeLinkError
-from chalicelib.models import NotificationPreference, SigningKey
+from chalicelib.models import NotificationPreference
 from chalicelib.validation import format_time
 
 EMAIL = "email"
@@ -113,17 +113,7 @@ def _key() -> bytes:
     settings = get_settings()
     if _cached_key and _cached_key[0][0] is settings:
         return _cached_key[0][1]
-    try:
-        stored = SigningKey.get(_KEY_NAME, consistent_read=True)
-    except DoesNotExist:
-        stored = SigningKey(name=_KEY_NAME, secret=secrets.token_hex(32), created_at=now_ms())
-        try:
-            stored.save(SigningKey.name.does_not_exist())
-        except PutError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            stored = SigningKey.get(_KEY_NAME, consistent_read=True)
-    _cached_key[:] = [(settings, bytes.fromhex(stored.secret))]
+    _cached_key[:] = [(settings, signing.stage_key(_KEY_NAME))]
     return _cached_key[0][1]
 
 
