@@ -56,7 +56,7 @@ bench-publish: $(STAMP)
 # The big-work stages at full size (not in `make test`, which runs them at a few hundred): a 20,000-person
 # waiting room, a 20,000-entry draw and a 5,000-unit sharded sell-out, each with its figures.
 scale: $(STAMP)
-	$(PY) -m bench.scale
+	$(PY) -m bench.scale$(if $(ARGS), $(ARGS))
 
 # A longer schemathesis run than the bounded one in `make test`.
 fuzz: $(STAMP)
