@@ -103,6 +103,12 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
     order_body = {"drop_id": drop_id, "quantity": 1, "payment_token": "tok_threeDSecureRequired"}
     order = api.post("/orders", owner.token, json=order_body, headers={"Idempotency-Key": "matrix-0"}).json()
     product_body = {"name": "n", "price_cents": 1, "currency": "USD"}
+    point, secret = b"\x04" + bytes(range(64)), bytes(range(16))
+    push_keys = {
+        "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
+        "auth": base64.urlsafe_b64encode(secret).rstrip(b"=").decode(),
+    }
+    push_subscription = {"endpoint": "https://push.example.com/send/matrix", "keys": push_keys}
     # (method, path, body, expected status for the owner, expected status for another signed-in user)
     matrix = [
         ("GET", "/me", None, 200, 200),
@@ -126,6 +132,10 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
         ("GET", f"/drops/{drop_id}/queue/me", None, 409, 409),
         ("POST", f"/drops/{drop_id}/entries", None, 409, 409),
         ("GET", f"/drops/{drop_id}/entries/me", None, 409, 409),
+        ("GET", f"/users/{owner.user_id}/notification-settings", None, 200, 403),
+        ("PUT", f"/users/{owner.user_id}/notification-settings", {"email": {"drop_started": False}}, 200, 403),
+        ("POST", f"/users/{owner.user_id}/push-subscriptions", push_subscription, 201, 403),
+        ("DELETE", f"/users/{owner.user_id}/push-subscriptions", {"endpoint": push_subscription["endpoint"]}, 204, 403),
     ]
     protected = {
         (path, method) for path, methods in app_module.app.routes.items() for method, route in methods.items()
