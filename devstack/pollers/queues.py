@@ -64,8 +64,11 @@ class QueuePump(Pump):
         self.max_in_flight = 0  # the most batches seen in flight at once
         self._in_flight: dict[concurrent.futures.Future[Any], list[dict[str, Any]]] = {}
         self._backlog_since: float | None = None
-        self._invokers = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix=f"invoke-{self.name}")
+        self._invokers = self._new_invokers()
         self._sqs = aws_client("sqs", endpoint)
+
+    def _new_invokers(self) -> concurrent.futures.ThreadPoolExecutor:
+        return concurrent.futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"invoke-{self.name}")
 
     def _setup(self) -> None:
         attributes = self._sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
@@ -154,6 +157,9 @@ class QueuePump(Pump):
             with contextlib.suppress(Exception):  # the embedded AWS may be stopping too
                 self._finish(self._in_flight.pop(future), future)
         self._invokers.shutdown(wait=False, cancel_futures=True)
+        # A stopped pump may be started again (a test pauses a consumer, then resumes it): with a fresh
+        # pool, which starts no thread until it is given a batch.
+        self._invokers = self._new_invokers()
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):

@@ -210,6 +210,22 @@ def test_sqs_events_are_shaped_like_aws(messaging_endpoint):
     assert handler.calls[0][2].function_name == "payments"
 
 
+def test_a_stopped_queue_pump_started_again_delivers_again(messaging_endpoint):
+    # A test pauses a consumer and resumes it (tests/api/test_payments.py): the resumed pump must not be
+    # left without its invokers, or every later batch of that queue is lost for the session.
+    sqs, url, _ = _queue(messaging_endpoint)
+    handler = Recorder()
+    pump = QueuePump(messaging_endpoint, url, handler)
+    for round_ in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=f'{{"round": {round_}}}')
+        pump.start()
+        try:
+            assert wait_until(lambda: len(handler.records) == round_ + 1)
+        finally:
+            pump.stop()
+    assert [record["body"] for record in handler.records] == ['{"round": 0}', '{"round": 1}']
+
+
 def test_a_message_that_always_fails_lands_in_the_dlq_and_nothing_else_is_lost(messaging_endpoint):
     sqs, url, dlq_url = _queue(messaging_endpoint, visibility=1, max_receive=2)
     bodies = ["good-1", "bad", "good-2", "good-3"]
