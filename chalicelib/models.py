@@ -162,7 +162,8 @@ DROP_INDEXED_ATTRIBUTES = (
 
 
 class DropsByStatus(GlobalSecondaryIndex["Drop"]):
-    Meta = _index_meta("by_status", IncludeProjection(list(DROP_INDEXED_ATTRIBUTES)))
+    # The creator is the by_creator index's key, so this index must carry it itself.
+    Meta = _index_meta("by_status", IncludeProjection([*DROP_INDEXED_ATTRIBUTES, "creator_id"]))
     status = UnicodeAttribute(hash_key=True)
     start_time = NumberAttribute(range_key=True)
 

@@ -371,8 +371,11 @@ def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone
         bisect=True,
         retry_backoff=0.01,
     )
-    with pump:
-        assert wait_until(lambda: len(handled) == 7)
+    try:
+        with pump:
+            assert wait_until(lambda: len(handled) == 7)
+    finally:
+        dynamodb.delete_table(TableName=table)  # the session's stack keeps only the app's tables
     assert handled == [k for k in keys if k != "bad"]  # in order, all but the bad one
     assert sizes[:3] == [8, 4, 2]  # the failed batch, then its first half, then that half's first half
     assert sizes.count(1) >= 2  # the bad record ends up alone, and is dropped alone

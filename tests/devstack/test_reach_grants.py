@@ -37,7 +37,7 @@ def test_only_deliver_may_send_email(stack) -> None:
     with iam.acting_as("deliver"):
         assert mailer.send(email)
     for function in ("api", "fanout", "payments"):
-        with iam.acting_as(function), pytest.raises(ClientError) as denied:
+        with stack.iam.expecting_denials(), iam.acting_as(function), pytest.raises(ClientError) as denied:
             mailer.send(email)
         assert denied.value.response["Error"]["Code"] == "AccessDenied", function
         assert "ses:SendRawEmail" in denied.value.response["Error"]["Message"]
@@ -56,9 +56,9 @@ def test_the_vapid_secret_is_the_api_and_delivers_alone(stack) -> None:
         with iam.acting_as(function):
             assert webpush.public_key()
     name = get_settings().vapid_secret_name
-    with iam.acting_as("fanout"), pytest.raises(ClientError) as denied:
+    with stack.iam.expecting_denials(), iam.acting_as("fanout"), pytest.raises(ClientError) as denied:
         aws.client("secretsmanager").get_secret_value(SecretId=name)
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
-    with iam.acting_as("api"), pytest.raises(ClientError) as other:
+    with stack.iam.expecting_denials(), iam.acting_as("api"), pytest.raises(ClientError) as other:
         aws.client("secretsmanager").get_secret_value(SecretId=f"livedrop/{uuid.uuid4().hex}/other")
     assert other.value.response["Error"]["Code"] == "AccessDeniedException"
