@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_scale_stage_completes_cleanly_at_small_size(tmp_path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--small", "--results", str(tmp_path)],
+        # Timeouts at a quarter: enforced and short, yet with room for a test session's busy machine
+        # (`make scale` runs the full sizes at 0.05).
+        [sys.executable, "-m", "bench.scale", "--small", "--timeout-scale", "0.25", "--results", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
