@@ -11,12 +11,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib import admissions, lines
+from chalicelib import admissions, lines, serving
 from chalicelib.models import Admission, Line, WebPushSubscription
 from chalicelib.validation import parse_time
 from tests.e2e.reach_support import Browser, PushService, deliver_queue_idle, emails_to, settled
 from tests.e2e.support import make_drop, make_shop, send_envelope
-from tests.support import iso, wait_for
+from tests.support import iso, place_line, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -178,8 +178,9 @@ def test_a_buyer_gets_the_confirmation_and_a_draw_winner_the_link_to_buy(api, ne
     Line(drop_id=drop_id).update(actions=[Line.active.remove()])  # the test drives this line's clock
     lines.enter_draw(winner.user_id, drop_id, at_ms=parse_time("entries_open_at", draw["draw"]["entries_open_at"]) + 1)
     start = parse_time("start_time", draw["start_time"])
-    lines.advance(drop_id, start)
-    lines.advance(drop_id, start + 1)
+    serving.advance(drop_id, start)  # the draw: handed to the lines queue
+    place_line(drop_id)
+    serving.advance(drop_id, start + 1)  # the winner's purchase window opens
     won = wait_for(lambda: emails_to(api, winner.email), timeout=60)
     assert [mail["subject"] for mail in won] == ["You won the draw: your unit is waiting"]
     assert f"#/drop/{drop_id}" in won[0]["text"]
