@@ -8,8 +8,9 @@ Three stages, each timed and counted:
 For each stage it prints the completion time, the functions' invocations (from the dev stack's own
 counters), timeouts, duplicate notices (pushes seen twice by a sample of sockets, inbox rows written
 twice) and messages in the dead-letter queues; the last three must be 0. The dev stack is started with
-enforced timeouts at TIMEOUT_SCALE (or --timeout-scale) and PAYMENT_LATENCY_MS charges. Entrants are written straight into the tables (as their
-joins would write them), so the figures are those of serving the line, not of signing up users.
+enforced timeouts at TIMEOUT_SCALE (or --timeout-scale) and PAYMENT_LATENCY_MS charges. Entrants are
+written straight into the tables (as their joins would write them), so the figures are those of serving
+the line, not of signing up users.
 
 `python -m bench.scale` runs at full size; `python -m bench.scale --small` at a few hundred.
 """
@@ -233,9 +234,7 @@ def run(
 
 
 def report(result: dict[str, Any]) -> str:
-    lines = [f"dev stack options: {result['stack_options'] or 'none'}"]
-    if result["options_missing"]:
-        lines.append(f"not in this dev stack (run without): {', '.join(result['options_missing'])}")
+    lines = [f"dev stack options: {result['stack_options']}"]
     lines.append("| stage | size | seconds | invocations | timeouts | duplicate notices | DLQ messages |")
     lines.append("|---|---|---|---|---|---|---|")
     for name, stage in result["stages"].items():
