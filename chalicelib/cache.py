@@ -43,10 +43,13 @@ class TtlCache(Generic[V]):
                 self._items.popitem(last=False)
         return value
 
-    def get_or_load(self, key: str, load: Callable[[], V]) -> V:
-        """The cached value, or `load()` stored and returned."""
+    def get_or_load(self, key: str, load: Callable[[], V], keep: Callable[[V], bool] | None = None) -> V:
+        """The cached value, or `load()` returned and stored (only if `keep(value)`, when given)."""
         found = self.get(key)
-        return found if found is not None else self.put(key, load())
+        if found is not None:
+            return found
+        value = load()
+        return self.put(key, value) if keep is None or keep(value) else value
 
     def invalidate(self, key: str) -> None:
         with self._lock:

@@ -38,9 +38,10 @@ MAX_CONNECTIONS_PER_USER = 10
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 50
 _KEY_BATCH = 100  # BatchGetItem's limit
 # A buyer's connections as a push last found them: a rush's orders of one buyer, and the several order
-# events of one order, cost one lookup. Bounded staleness: a socket opened meanwhile misses a push for
-# at most this long (the inbox row is the durable copy, and the page reads the order when it connects);
-# a socket closed meanwhile answers 410 and is forgotten.
+# events of one order, cost one lookup. Only a buyer with open sockets is remembered: "no socket" is
+# never cached, so a buyer who opens the page right after an order gets the next push. Bounded
+# staleness: a second socket opened meanwhile misses a push for at most this long (the first one gets
+# it, the inbox row is the durable copy); a socket closed meanwhile answers 410 and is forgotten.
 PUSH_LOOKUP_TTL_SECONDS = 3.0
 _push_lookups: TtlCache[list[str]] = TtlCache("connections_of", PUSH_LOOKUP_TTL_SECONDS, max_items=10_000)
 # A drop's viewers as the last live-stock push found them: pushes come every WINDOW_MS (250 ms) in a rush,
@@ -238,10 +239,28 @@ def connections_of(user_id: str) -> list[str]:
     return [row.connection_id for row in Connection.by_user.query(user_id)]
 
 
+def quota_key(user_id: str) -> dict[str, str]:
+    """The key of a user's quota row, whose `held` set names their open connections (for a batch read)."""
+    return {"connection_id": QUOTA_PREFIX + user_id}
+
+
+def held_by(quota_items: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The open connections each quota row read by key (db.batch_get) names, by user id."""
+    return {
+        str(item["connection_id"]).removeprefix(QUOTA_PREFIX): sorted(item.get("held") or ()) for item in quota_items
+    }
+
+
+def release(connection_id: str, user_id: str) -> None:
+    """Take a connection that answered gone out of its user's quota (close_connection does it only
+    while the connection's row exists; an expired row leaves the id in the quota)."""
+    _release(connection_id, user_id)
+
+
 def push_targets_of(user_id: str) -> list[str]:
-    """A user's open connections for a push: connections_of, cached for PUSH_LOOKUP_TTL_SECONDS (never
-    for the connection quota, which must see every socket)."""
-    return _push_lookups.get_or_load(user_id, lambda: connections_of(user_id))
+    """A user's open connections for a push: connections_of, cached for PUSH_LOOKUP_TTL_SECONDS when there
+    are any (never for the connection quota, which must see every socket)."""
+    return _push_lookups.get_or_load(user_id, lambda: connections_of(user_id), keep=bool)
 
 
 def subscribers_of(drop_id: str) -> list[str]:

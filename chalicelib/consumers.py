@@ -31,10 +31,11 @@ CLAIM_MS = 20_000
 HANDLED_EVENT_TYPES = (*ORDER_EVENTS, *DROP_EVENTS)
 
 
-def fan_out(event: Envelope) -> None:
-    """Send one domain event on its way to everyone who should hear of it."""
+def fan_out(event: Envelope, sockets: list[str] | None = None, write_row: bool = True) -> None:
+    """Send one domain event on its way to everyone who should hear of it (for an order event, the buyer's
+    `sockets` and whether to write its inbox row, as notifications.notify_buyer takes them)."""
     if event.event_type in ORDER_EVENTS:
-        notifications.notify_buyer(event)
+        notifications.notify_buyer(event, sockets, write_row)
     elif event.event_type in DROP_EVENTS:
         notifications.notify_drop_audience(event)
     else:
@@ -71,9 +72,10 @@ class NotifyBatch:
     """One notify-queue batch, with the backend calls its records can share made once for all of them:
 
     - an order event's inbox row is its own marker: the batch reads which of its order events have
-      their row already (one BatchGetItem) and skips those; the others are pushed, and the rows of
-      those whose push succeeded are written in one BatchWriteItem after them (a failed write fails
-      those records, which then push again and write their rows);
+      their row already, and in the same BatchGetItem the open connections of their buyers (their
+      quota rows), and skips those; the others are pushed, and the rows of those whose push
+      succeeded are written in one BatchWriteItem after them (a failed write fails those records,
+      which then push again and write their rows);
     - a drop event's idempotency marker is read in one BatchGetItem and written in one BatchWriteItem once
       its record succeeded (a record found marked is skipped).
     """
@@ -93,10 +95,10 @@ class NotifyBatch:
                 except PoisonMessageError:
                     continue  # its own record fails with the reason
         self._lock = threading.Lock()
-        self.delivered = notifications.delivered_before(self.buyers.values())
+        buyers = {users[0] for _, users in self.buyers.values()}
+        self.delivered, self.sockets = notifications.delivered_before(self.buyers.values(), buyers)
         self.handled: set[str] = set(self.delivered)
         self.by_batch = set(self.buyers) - self.delivered
-        notifications.note_inbox_by_batch(self.by_batch)
         keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type not in ORDER_EVENTS}
         # Claimed, not only read: batches run in parallel, and a copy of a drop event in another batch must
         # not push it a second time (chalicelib.idempotency).
@@ -111,7 +113,13 @@ class NotifyBatch:
                 repeat = event.event_id in self.handled
                 self.handled.add(event.event_id)
             if not repeat:
-                fan_out(event)
+                # The batch writes the rows of the events it pushed (write_inboxes), all at once.
+                entry = self.buyers.get(event.event_id)
+                if entry is None:
+                    fan_out(event)  # it names no buyer: its record fails with the reason
+                    return
+                sockets = None if self.sockets is None else self.sockets.get(entry[1][0])
+                fan_out(event, sockets, write_row=event.event_id not in self.by_batch)
             return
         self.markers.once(_fanout_key(event), lambda: fan_out(event))
 
@@ -135,7 +143,6 @@ class NotifyBatch:
 
     def finish(self) -> None:
         """Mark the drop events handled by this batch (a lost marker only means a later copy is re-pushed)."""
-        notifications.forget_inbox_by_batch(self.by_batch)
         self.markers.finish()
 
 

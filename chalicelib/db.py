@@ -182,3 +182,54 @@ def is_transient(error: BaseException) -> bool:
         if isinstance(cause, ConnectionError | HTTPClientError):
             return True
     return False
+
+
+BATCH_GET_KEYS = 100  # BatchGetItem's limit per call, all tables together
+_BATCH_GET_TRIES = 5
+
+
+def batch_get(
+    wanted: dict[type[Model], list[dict[str, str]]], attributes: dict[type[Model], list[str]]
+) -> dict[type[Model], list[dict[str, Any]]]:
+    """The items of several tables' keys (string keys only), each with only `attributes`, in as few
+    BatchGetItem calls as DynamoDB allows: one per BATCH_GET_KEYS keys whatever the tables. Unprocessed
+    keys are asked again (a few times); an item that does not exist is simply absent from the answer."""
+    by_table = {model.Meta.table_name: model for model in wanted}
+    keys = [(model.Meta.table_name, key) for model, model_keys in wanted.items() for key in model_keys]
+    found: dict[type[Model], list[dict[str, Any]]] = {model: [] for model in wanted}
+    client = bootstrap.client("dynamodb")
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {}
+        for table, key in keys[start : start + BATCH_GET_KEYS]:
+            names = attributes[by_table[table]]
+            entry = request.setdefault(
+                table,
+                {
+                    "Keys": [],
+                    "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(names))),
+                    "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(names)},
+                },
+            )
+            entry["Keys"].append({name: {"S": value} for name, value in key.items()})
+        for attempt in range(_BATCH_GET_TRIES):
+            answer = client.batch_get_item(RequestItems=request)
+            for table, items in answer.get("Responses", {}).items():
+                found[by_table[table]].extend({k: _plain(v) for k, v in item.items()} for item in items)
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2**attempt, 0.5) * random.random())
+        else:
+            raise TryAgainError("DynamoDB left keys unread; try again")
+    return found
+
+
+def _plain(value: dict[str, Any]) -> Any:
+    """A low-level attribute value of the kinds batch_get reads (strings, numbers, string sets) as Python."""
+    if "S" in value:
+        return value["S"]
+    if "N" in value:
+        return int(value["N"]) if value["N"].lstrip("-").isdigit() else float(value["N"])
+    if "SS" in value:
+        return set(value["SS"])
+    return None

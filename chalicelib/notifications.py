@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -19,9 +18,10 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import bootstrap, connections, follows, reach, topology
+from chalicelib.db import batch_get
 from chalicelib.errors import InvalidPageError, InvalidRequestError
 from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
-from chalicelib.models import Creator, Drop, Notification
+from chalicelib.models import Connection, Creator, Drop, Notification
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
 
@@ -43,31 +43,15 @@ def buyer_of(event: Envelope) -> str:
     return user_id
 
 
-# Order events whose buyer's inbox row their consumer batch writes itself, once the push is done.
-_batch_writes: set[str] = set()
-_batch_writes_lock = threading.Lock()
-
-
-def note_inbox_by_batch(event_ids: Iterable[str]) -> None:
-    """The batch writes the inbox rows of these order events after their pushes: notify_buyer only pushes."""
-    with _batch_writes_lock:
-        _batch_writes.update(event_ids)
-
-
-def forget_inbox_by_batch(event_ids: Iterable[str]) -> None:
-    """Drop what note_inbox_by_batch remembered (the batch is over)."""
-    with _batch_writes_lock:
-        _batch_writes.difference_update(event_ids)
-
-
-def notify_buyer(event: Envelope) -> None:
-    """An order event to the buyer: a push to each of their open connections, and an inbox row (unless its
-    batch writes the rows of all its records at once)."""
+def notify_buyer(event: Envelope, sockets: list[str] | None = None, write_row: bool = True) -> None:
+    """An order event to the buyer: a push to each of their open connections (`sockets` when the caller
+    read them already), and an inbox row unless the caller writes it (`write_row=False`)."""
     user_id = buyer_of(event)
-    with _batch_writes_lock:
-        by_batch = event.event_id in _batch_writes
-    bootstrap.pusher().push(connections.push_targets_of(user_id), event.frame(), event.occurred_at_ms)
-    if not by_batch:
+    targets = connections.push_targets_of(user_id) if sockets is None else sockets
+    report = bootstrap.pusher().push(targets, event.frame(), event.occurred_at_ms)
+    for gone in report.gone:
+        connections.release(gone, user_id)
+    if write_row:
         write_inbox(event, [user_id])
     reach.enqueue(event, [user_id])  # a confirmation's e-mail and push, on the deliver queue
 
@@ -175,23 +159,31 @@ def write_inboxes(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> None:
                 )
 
 
-def delivered_before(deliveries: Iterable[tuple[Envelope, Iterable[str]]]) -> set[str]:
-    """The ids of the events whose inbox row each of their users has already (one BatchGetItem per 100
-    rows): a redelivered order event finds its row, the row being the event's marker. When the rows
-    cannot be read, none counts as delivered (a repeat then rewrites its row and pushes again)."""
+def delivered_before(
+    deliveries: Iterable[tuple[Envelope, Iterable[str]]], sockets_of: Iterable[str] = ()
+) -> tuple[set[str], dict[str, list[str]] | None]:
+    """The ids of the events whose inbox row each of their users has already, and the open connections of
+    the users `sockets_of` names, read together (one BatchGetItem per 100 keys, both tables at once): a
+    redelivered order event finds its row, the row being the event's marker. When the rows cannot be
+    read, none counts as delivered (a repeat then rewrites its row and pushes again) and the sockets are
+    None (each push looks its user's up)."""
     wanted = {(user_id, inbox_sort_key(event)): event.event_id for event, users in deliveries for user_id in users}
-    if not wanted:
-        return set()
+    users = sorted(set(sockets_of))
+    if not wanted and not users:
+        return set(), {}
+    keys = [{"user_id": user_id, "sort_key": sort_key} for user_id, sort_key in wanted]
     try:
-        found = {
-            (row.user_id, row.sort_key)
-            for row in Notification.batch_get(list(wanted), attributes_to_get=["user_id", "sort_key"])
-        }
+        items = batch_get(
+            {Notification: keys, Connection: [connections.quota_key(u) for u in users]},
+            {Notification: ["user_id", "sort_key"], Connection: ["connection_id", "held"]},
+        )
     except Exception:
         log.exception("could not read which inbox rows exist already")
-        return set()
+        return set(), None
+    found = {(row["user_id"], row["sort_key"]) for row in items[Notification]}
     missing = {event_id for key, event_id in wanted.items() if key not in found}
-    return set(wanted.values()) - missing
+    held = connections.held_by(items[Connection])
+    return set(wanted.values()) - missing, {user_id: held.get(user_id, []) for user_id in users}
 
 
 def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:

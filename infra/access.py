@@ -130,8 +130,9 @@ ACCESS: dict[str, FunctionAccess] = {
     "fanout": FunctionAccess(
         # A drop's online audience: every open connection intersected with the follow graph
         # (connections.online_followers: a Scan of Connections, BatchGetItem on Follows).
-        # Notifications: an order event's inbox row is its marker (consumers.NotifyBatch).
-        read=(*_NOTIFY_READ, "Creators", "Follows", "Notifications"),
+        # Notifications: an order event's inbox row is its marker (consumers.NotifyBatch); Connections:
+        # the buyers' quota rows name their open connections (read with those markers, one BatchGetItem).
+        read=(*_NOTIFY_READ, "Creators", "Follows", "Notifications", "Connections"),
         scan=("Connections",),
         write=_NOTIFY_WRITE,
         send=(DELIVER.name,),

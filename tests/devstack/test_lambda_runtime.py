@@ -32,11 +32,15 @@ from devstack.stack import DevStack
 from infra.access import ACCESS
 
 WAIT = 30.0  # the bound of every wait below: an event ends it long before, unless something is wrong
+# Scratch queues and tables carry this prefix rather than the stage's, so they are never taken for
+# the app's own resources (the infra parity check lists the stage's) even if a test fails before
+# removing them.
+SCRATCH = "scratch-lr-"
 
 
 def make_queue(stack: DevStack, visibility: int = 1) -> str:
     sqs = aws_client("sqs", stack.aws.messaging_endpoint)
-    name = f"{get_settings().table_prefix}lr-{uuid.uuid4().hex[:8]}"
+    name = f"{SCRATCH}{uuid.uuid4().hex[:8]}"
     return str(sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility)})["QueueUrl"])
 
 
@@ -173,7 +177,7 @@ def assert_configured(seen: list[tuple[str, int, int]], function: str) -> None:
 
 def test_the_context_has_the_functions_timeout_and_memory_from_every_invoker(stack: DevStack, api) -> None:
     settings = get_settings()
-    marker = f"lr-{uuid.uuid4().hex[:8]}"
+    marker = f"{SCRATCH}{uuid.uuid4().hex[:8]}"
     # REST
     with recording(stack.pools["api"]) as seen:
         assert api.get("/health").status_code == 200
@@ -193,7 +197,7 @@ def test_the_context_has_the_functions_timeout_and_memory_from_every_invoker(sta
     assert_configured(seen, "payments")
     # A DynamoDB stream
     dynamodb = aws_client("dynamodb", stack.aws.endpoint)
-    table = f"{settings.table_prefix}{marker}"
+    table = marker
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
@@ -206,6 +210,7 @@ def test_the_context_has_the_functions_timeout_and_memory_from_every_invoker(sta
     with recording(events, lambda e: marker in json.dumps(e)) as seen, stream:
         dynamodb.put_item(TableName=table, Item={"k": {"S": marker}})
         assert wait_until(lambda: bool(seen))
+    dynamodb.delete_table(TableName=table)
     assert_configured(seen, "domain_events")
     # An EventBridge Scheduler at() schedule
     scheduler = aws_client("scheduler", stack.aws.messaging_endpoint)
@@ -340,7 +345,7 @@ def test_the_stacks_queue_pumps_run_as_many_batches_as_the_mapping_allows(stack:
 
 def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone(stack: DevStack) -> None:
     dynamodb = aws_client("dynamodb", stack.aws.endpoint)
-    table = f"{get_settings().table_prefix}lr-{uuid.uuid4().hex[:8]}"
+    table = f"{SCRATCH}{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],

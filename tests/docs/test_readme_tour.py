@@ -203,13 +203,15 @@ def _step_output(stdout: str) -> dict[int, list[str]]:
     return lines
 
 
-def _start_devstack(http_port: int, ws_port: int) -> subprocess.Popen[str]:
+def _start_devstack(http_port: int, ws_port: int, output: list[str]) -> subprocess.Popen[str]:
+    """Start the dev stack; every line it prints is appended to `output`, for a failure's report."""
     process = spawn_devstack(http_port, ws_port)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            output.append(line.rstrip("\n"))
             lines.put(line.rstrip("\n"))
         lines.put(None)
 
@@ -255,7 +257,8 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
     log = tmp_path / "log"
     log.mkdir()
     (log / "count").write_text("0")
-    stack = _start_devstack(http_port, ws_port)
+    stack_output: list[str] = []
+    stack = _start_devstack(http_port, ws_port, stack_output)
     try:
         ran = subprocess.run(
             ["bash", "-c", _script(steps, http_port, ws_port)],
@@ -272,7 +275,10 @@ def test_the_readme_tour_works_as_written(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             stack.kill()
             stack.wait()
-    transcript = f"stdout:\n{ran.stdout[-4000:]}\nstderr:\n{ran.stderr[-4000:]}"
+    transcript = (
+        f"stdout:\n{ran.stdout[-4000:]}\nstderr:\n{ran.stderr[-4000:]}\n"
+        "the dev stack printed (last 60 lines):\n" + "\n".join(stack_output[-60:])
+    )
     assert ran.returncode == 0, transcript
     responses, output = _responses(log), _step_output(ran.stdout)
     for step in steps:

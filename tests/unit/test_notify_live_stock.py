@@ -113,3 +113,15 @@ def test_a_burst_of_stock_changes_is_coalesced_and_ends_on_the_last_value(pushed
     time.sleep(live_stock.WINDOW_MS / 1000 + 0.05)
     live_stock.flush(drop_id)
     assert len(pushed) == before
+
+
+def test_a_buyer_who_connects_right_after_an_order_gets_the_next_push() -> None:
+    user_id = f"u_{uuid.uuid4().hex}"
+    assert connections.push_targets_of(user_id) == []  # offline: the first confirmation finds no socket
+    connection_id = f"c{uuid.uuid4().hex[:12]}"
+    assert connections._claim(connection_id, user_id) is None  # the page opens a socket
+    assert connections.push_targets_of(user_id) == [connection_id]  # "no socket" was not remembered
+    second = f"c{uuid.uuid4().hex[:12]}"
+    assert connections._claim(second, user_id) is None
+    # A buyer with sockets is remembered briefly: the rush's next pushes reuse the lookup.
+    assert connections.push_targets_of(user_id) == [connection_id]
