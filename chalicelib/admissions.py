@@ -15,7 +15,7 @@ import hmac
 import json
 from typing import Any
 
-from chalicelib import signing
+from chalicelib import cache, signing
 from chalicelib.config import get_settings
 from chalicelib.errors import AdmissionExpiredError, AdmissionRequiredError
 
@@ -34,6 +34,7 @@ def _key() -> bytes:
     return _cached_key[0]
 
 
+@cache.remember
 def forget_key() -> None:
     """Forget the kept key (the settings, and so the table it is read from, changed)."""
     _cached_key.clear()

@@ -14,40 +14,21 @@ Tests hand in fakes through `override`, never by patching a module's private glo
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from chalice import Chalice, CognitoUserPoolAuthorizer
 from pynamodb.connection import Connection
 
-from chalicelib import aws
+from chalicelib import aws, cache, payments, ports, secrets
+from chalicelib import pusher as websocket_pusher
 from chalicelib.config import Settings, get_settings, use_settings
+from chalicelib.payments import PaymentGateway
+from chalicelib.ports import Pusher
+from chalicelib.tokens import TokenVerifier
 
-if TYPE_CHECKING:
-    from chalicelib.payments import PaymentGateway
-    from chalicelib.pusher import PushReport
-    from chalicelib.tokens import TokenVerifier
-
-
-class Pusher(Protocol):
-    """Frames to WebSocket connections (chalicelib.pusher over API Gateway's @connections API)."""
-
-    def push(
-        self, connection_ids: Iterable[str], frame: dict[str, Any], occurred_at_ms: int | None = None
-    ) -> PushReport: ...
-
-    def reply(self, connection_id: str, frame: dict[str, Any]) -> None: ...
-
-    def is_gone(self, connection_id: str) -> bool: ...
-
-
-_lock = threading.RLock()
-_built: dict[str, Any] = {}
-# Each `override` pushes its replacements; the innermost wins.
-_overrides: list[dict[str, Any]] = []
-_NAMES = ("settings", "payment_gateway", "pusher", "dynamodb", "token_verifier")
+_NAMES = ("settings", *ports.NAMES)
 
 
 def settings() -> Settings:
@@ -57,22 +38,25 @@ def settings() -> Settings:
 
 def payment_gateway() -> PaymentGateway:
     """The payment provider the settings name ("fake" or "stripe"), made once."""
-    return _dependency("payment_gateway", _make_payment_gateway)
+    gateway: PaymentGateway = ports.payment_gateway()
+    return gateway
 
 
 def pusher() -> Pusher:
     """What sends frames to WebSocket connections, made once."""
-    return _dependency("pusher", _make_pusher)
+    return ports.pusher()
 
 
 def dynamodb() -> Connection:
     """The PynamoDB connection transactions go through (the models keep one each), made once."""
-    return _dependency("dynamodb", _make_dynamodb)
+    connection: Connection = ports.dynamodb()
+    return connection
 
 
 def token_verifier() -> TokenVerifier:
     """What checks the user pool's id tokens (it keeps the pool's signing keys), made once."""
-    return _dependency("token_verifier", _make_token_verifier)
+    verifier: TokenVerifier = ports.token_verifier()
+    return verifier
 
 
 def client(service: str, endpoint_url: str | None = None) -> Any:
@@ -90,24 +74,21 @@ def override(**dependencies: Any) -> Iterator[None]:
     if unknown:
         raise TypeError(f"nothing called {', '.join(sorted(unknown))} to override (known: {', '.join(_NAMES)})")
     replaces_settings = "settings" in dependencies
-    with _lock:
-        _overrides.append(dependencies)
-        previous = _switch_settings(dependencies["settings"]) if replaces_settings else None
+    previous = _switch_settings(dependencies["settings"]) if replaces_settings else None
     try:
-        yield
+        with ports.replaced({k: v for k, v in dependencies.items() if k != "settings"}):
+            yield
     finally:
-        with _lock:
-            _overrides.remove(dependencies)
-            if replaces_settings:
-                _switch_settings(previous)
+        if replaces_settings:
+            _switch_settings(previous)
 
 
 def reset() -> None:
-    """Forget everything built: the next use reads the environment again and opens new clients.
+    """Forget everything built and every cache: the next use reads the environment again and opens new
+    clients.
 
     For a process whose environment changed under it (the dev stack after provisioning)."""
-    with _lock:
-        _switch_settings(None)
+    _switch_settings(None)
 
 
 def chalice_app(name: str) -> Chalice:
@@ -143,37 +124,14 @@ class _UserPoolAuthorizer(CognitoUserPoolAuthorizer):
         return super().to_swagger()
 
 
-def _dependency(name: str, make: Callable[[], Any]) -> Any:
-    for layer in reversed(_overrides):
-        if name in layer:
-            return layer[name]
-    found = _built.get(name)
-    if found is None:
-        with _lock:
-            found = _built.get(name)
-            if found is None:
-                found = _built[name] = make()
-    return found
-
-
 def _switch_settings(settings: Settings | None) -> Settings | None:
     previous = use_settings(settings)
     aws.reset_clients()
     # What was built or read through the old settings (a Stripe key, an endpoint, a signing key, rows
     # cached from another table) is made or read again through the new ones.
-    _built.clear()
-    _forget_values()
+    ports.forget_built()
+    cache.clear_all()
     return previous
-
-
-def _forget_values() -> None:
-    # Imported here: these modules import this one.
-    from chalicelib import admissions, catalog, secrets
-
-    secrets.reset()
-    admissions.forget_key()
-    for cache in (catalog.drop_cache, catalog.product_cache, catalog.terms_cache):
-        cache.clear()
 
 
 def _make_dynamodb() -> Connection:
@@ -189,17 +147,11 @@ def _make_dynamodb() -> Connection:
 
 
 def _make_token_verifier() -> TokenVerifier:
-    # Imported here: tokens asks this module for its verifier.
-    from chalicelib.tokens import TokenVerifier
-
     current = get_settings()
     return TokenVerifier(current.cognito_issuer, current.user_pool_client_id, current.jwks_url)
 
 
 def _make_payment_gateway() -> PaymentGateway:
-    # Imported here: payments asks this module for its gateway, so it cannot be imported at the top.
-    from chalicelib import payments, secrets
-
     current = get_settings()
     if current.payment_provider == "stripe":
         return payments.StripePaymentGateway(lambda: secrets.stripe_value(current, "api_key"))
@@ -209,7 +161,12 @@ def _make_payment_gateway() -> PaymentGateway:
 
 
 def _make_pusher() -> Pusher:
-    # Imported here: the pusher's module reaches the connections, which import this module's users.
-    from chalicelib import pusher as websocket_pusher
-
     return websocket_pusher
+
+
+ports.provide(
+    payment_gateway=_make_payment_gateway,
+    pusher=_make_pusher,
+    dynamodb=_make_dynamodb,
+    token_verifier=_make_token_verifier,
+)

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 _MISSING = object()
+# Every cache and remembered value of the process, cleared together by the composition root
+# (bootstrap.reset and a settings override): TtlCaches join on creation, other values through `remember`.
+_caches: weakref.WeakSet[TtlCache[Any]] = weakref.WeakSet()
+_forgetters: list[Callable[[], None]] = []
+
+
+def remember(forget: Callable[[], None]) -> Callable[[], None]:
+    """Register how to forget a module-level remembered value (a key, a secret) when the root resets."""
+    _forgetters.append(forget)
+    return forget
+
+
+def clear_all() -> None:
+    """Empty every TtlCache and forget every remembered value (what was read through old settings)."""
+    for cache in list(_caches):
+        cache.clear()
+    for forget in list(_forgetters):
+        forget()
+
+
+def registered() -> list[TtlCache[Any]]:
+    return list(_caches)
 
 
 class TtlCache(Generic[V]):
@@ -23,6 +46,7 @@ class TtlCache(Generic[V]):
         self.misses = 0
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
+        _caches.add(self)
 
     def get(self, key: str) -> V | None:
         """The cached value, or None when absent or expired."""

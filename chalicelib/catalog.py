@@ -9,7 +9,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import draws
+from chalicelib import draws, schedules
 from chalicelib import stock as shards
 from chalicelib.accounts import owned_creator
 from chalicelib.cache import TtlCache
@@ -214,8 +214,6 @@ def list_products(status: str | None, limit: int, page: str | None) -> dict[str,
 # --- drops ----------------------------------------------------------------------------------------
 def create_drop(user_id: str, creator_id: str, new: NewDrop) -> dict[str, Any]:
     """A new drop of one of the creator's products, with its start and end scheduled."""
-    from chalicelib import scheduling
-
     owned_creator(creator_id, user_id)
     product = _load_product(new.product_id)
     if product.creator_id != creator_id:
@@ -262,10 +260,10 @@ def create_drop(user_id: str, creator_id: str, new: NewDrop) -> dict[str, Any]:
     # Schedules first, then the drop: a drop is never stored without them, and if anything fails
     # the schedules go again (a schedule of a drop never stored does nothing).
     try:
-        scheduling.schedule_drop(drop.drop_id, start, end)
+        schedules.schedule_drop(drop.drop_id, start, end)
         _store_drop(drop, product)
     except Exception:
-        scheduling.unschedule_drop(drop.drop_id)
+        schedules.unschedule_drop(drop.drop_id)
         raise
     product_cache.invalidate(product.product_id)
     return drop_view(drop)

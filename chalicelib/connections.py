@@ -13,7 +13,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
 
-from chalicelib import bootstrap
+from chalicelib import ports
 from chalicelib.cache import TtlCache
 from chalicelib.catalog import drop_terms
 from chalicelib.commands import Watch
@@ -102,7 +102,7 @@ def _forget_gone(user_id: str, held: set[str]) -> bool:
     """Forget the held connections that are closed (their $disconnect never reached us, or their row
     outlived by TTL); True if any was. A connection still in its handshake is never taken for gone."""
     settled = now_ms() - int(HANDSHAKE_GRACE.total_seconds() * 1000)
-    is_gone = bootstrap.pusher().is_gone
+    is_gone = ports.pusher().is_gone
     forgot = False
     for connection_id in sorted(held):
         try:

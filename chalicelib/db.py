@@ -17,7 +17,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import bootstrap
+from chalicelib import aws, ports
 from chalicelib.errors import TryAgainError
 from chalicelib.observability import count
 
@@ -48,7 +48,7 @@ def new_id(prefix: str) -> str:
 
 def connection() -> Connection:
     """The process-wide PynamoDB connection used for transactions (the composition root's)."""
-    return bootstrap.dynamodb()
+    return ports.dynamodb()
 
 
 def _return_values(return_old: bool) -> str | None:
@@ -197,7 +197,7 @@ def batch_get(
     by_table = {model.Meta.table_name: model for model in wanted}
     keys = [(model.Meta.table_name, key) for model, model_keys in wanted.items() for key in model_keys]
     found: dict[type[Model], list[dict[str, Any]]] = {model: [] for model in wanted}
-    client = bootstrap.client("dynamodb")
+    client = aws.client("dynamodb")
     for start in range(0, len(keys), BATCH_GET_KEYS):
         request: dict[str, Any] = {}
         for table, key in keys[start : start + BATCH_GET_KEYS]:

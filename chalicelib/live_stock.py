@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws, bootstrap, connections, stock, topology
+from chalicelib import aws, connections, ports, stock, topology
 from chalicelib.db import now_ms
 from chalicelib.messages import LIVE_STOCK_EVENTS, DeliverKind, Envelope, EventType, PoisonMessageError, send_messages
 from chalicelib.models import Drop, ProcessedEvent
@@ -164,7 +164,7 @@ def push_sliced(connection_ids: list[str], frame: dict[str, Any], occurred_at_ms
     ]
     if rest:
         send_messages(topology.LIVE_STOCK, rest)
-    bootstrap.pusher().push(connection_ids[:PUSH_SLICE], frame, occurred_at_ms)
+    ports.pusher().push(connection_ids[:PUSH_SLICE], frame, occurred_at_ms)
 
 
 def _current_stock(drop_id: str, recorded: int) -> int:
@@ -212,7 +212,7 @@ def _slice(message: dict[str, Any]) -> None:
     ids, frame, occurred = message.get("ids"), message.get("frame"), message.get("occurred_at_ms")
     if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids) and isinstance(frame, dict)):
         raise PoisonMessageError("malformed stock slice")
-    bootstrap.pusher().push(ids, frame, occurred if isinstance(occurred, int) else None)
+    ports.pusher().push(ids, frame, occurred if isinstance(occurred, int) else None)
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:

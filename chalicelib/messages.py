@@ -21,15 +21,12 @@ import sys
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from chalicelib import aws
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError
 from chalicelib.validation import format_time, parse_time
-
-if TYPE_CHECKING:
-    from chalicelib.topology import QueueSpec
 
 
 class EventType(StrEnum):
@@ -208,7 +205,15 @@ def _body(message: Mapping[str, Any] | str) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-def send_messages(queue: QueueSpec, messages: Iterable[Mapping[str, Any] | str], delay_seconds: int = 0) -> None:
+class Queue(Protocol):
+    """One of topology's queues (a QueueSpec): topology reads this module's event sets, so this one
+    names the queue by shape rather than importing it."""
+
+    @property
+    def name(self) -> str: ...
+
+
+def send_messages(queue: Queue, messages: Iterable[Mapping[str, Any] | str], delay_seconds: int = 0) -> None:
     """Put messages (dicts or envelopes as JSON, or text) on one of topology's queues, ten to a
     SendMessageBatch call; raises if the queue refuses any (the caller's retry sends them again).
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import bootstrap, connections, follows, reach, topology
+from chalicelib import connections, follows, ports, reach, topology
 from chalicelib.db import batch_get
 from chalicelib.errors import InvalidPageError, InvalidRequestError
 from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
@@ -48,7 +48,7 @@ def notify_buyer(event: Envelope, sockets: list[str] | None = None, write_row: b
     read them already), and an inbox row unless the caller writes it (`write_row=False`)."""
     user_id = buyer_of(event)
     targets = connections.push_targets_of(user_id) if sockets is None else sockets
-    report = bootstrap.pusher().push(targets, event.frame(), event.occurred_at_ms)
+    report = ports.pusher().push(targets, event.frame(), event.occurred_at_ms)
     for gone in report.gone:
         connections.release(gone, user_id)
     if write_row:
@@ -67,7 +67,7 @@ def notify_drop_audience(event: Envelope) -> None:
     messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
     enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
     targets = connections.subscribers_of(drop_id) + connections.online_followers(creator_id)
-    bootstrap.pusher().push(targets, event.frame(), event.occurred_at_ms)
+    ports.pusher().push(targets, event.frame(), event.occurred_at_ms)
 
 
 def _creator_of(drop_id: str) -> str:

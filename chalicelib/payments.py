@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import bootstrap, orders, secrets, topology
+from chalicelib import orders, ports, secrets, topology
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
 from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
@@ -181,7 +181,7 @@ def _intent_result(intent: dict[str, Any]) -> ChargeResult:
 def payment_gateway() -> PaymentGateway:
     """The process-wide provider chosen by settings.payment_provider ("fake" or "stripe"), from the
     composition root (tests hand in their own through bootstrap.override)."""
-    return bootstrap.payment_gateway()
+    return ports.payment_gateway()
 
 
 # --- settling an order ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import signing
+from chalicelib import cache, signing
 from chalicelib.commands import EMAIL_EVENTS, PUSH_EVENTS, NotificationPreferences
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
@@ -36,6 +36,7 @@ _KEY_NAME = "unsubscribe"
 # The key and the Settings it was read under: other Settings (a test's, a dev stack provisioned anew)
 # mean another table, so the key is read again.
 _cached_key: list[tuple[Any, bytes]] = []
+cache.remember(_cached_key.clear)
 
 
 def _attribute(channel: str, kind: str) -> Any:

@@ -8,7 +8,6 @@ import logging
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,6 +17,7 @@ from chalicelib import aws, connections
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.observability import count
+from chalicelib.ports import PushReport
 from chalicelib.threads import in_context
 
 log = logging.getLogger("livedrop.pusher")
@@ -27,15 +27,6 @@ log = logging.getLogger("livedrop.pusher")
 PUSH_WORKERS = 16
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-
-
-@dataclass
-class PushReport:
-    """What happened to one frame sent to a set of connections."""
-
-    delivered: int = 0
-    failed: int = 0
-    gone: list[str] = field(default_factory=list)
 
 
 def _client() -> Any:

@@ -1,5 +1,5 @@
-"""A drop's lifecycle on the clock: EventBridge Scheduler one-time schedules for its start and end,
-the target that moves its status, and the sweeper that repairs whatever a schedule missed.
+"""A drop's lifecycle on the clock: the target of its start and end schedules (chalicelib.schedules),
+which moves its status, and the sweeper that repairs whatever a schedule missed.
 
 Scheduler fires an at() schedule within a 60-second window, so each schedule is set START_LEAD
 seconds early and the target waits for the exact second before it flips the status. Whether an
@@ -8,75 +8,22 @@ order may be taken never depends on this status: the order's own condition check
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import aws, catalog, stock, topology
-from chalicelib.config import get_settings
+from chalicelib import catalog, stock
 from chalicelib.db import now_ms
 from chalicelib.errors import DropNotFoundError
 from chalicelib.models import Drop, Product
 from chalicelib.observability import count
+from chalicelib.schedules import START_LEAD_SECONDS
 
 log = logging.getLogger("livedrop.scheduling")
-START_LEAD_SECONDS = 60
 # A target never waits longer than this for its second (the schedule's lead plus slack).
 MAX_WAIT_SECONDS = START_LEAD_SECONDS + 15
-
-
-def schedule_name(drop_id: str, action: str) -> str:
-    """The idempotent schedule name of a drop's start or end."""
-    return f"{drop_id}-{action}"
-
-
-def schedule_drop(drop_id: str, start_ms: int, end_ms: int) -> None:
-    """Create the start and end schedules; existing ones are left as they are. Raises what Scheduler
-    raised: the caller stores no drop without its schedules (see unschedule_drop)."""
-    settings = get_settings()
-    scheduler = aws.client("scheduler")
-    for action, at_ms in (("start", start_ms), ("end", end_ms)):
-        fire_at = datetime.fromtimestamp(max(at_ms / 1000 - START_LEAD_SECONDS, time.time()), tz=UTC)
-        try:
-            scheduler.create_schedule(
-                Name=schedule_name(drop_id, action),
-                GroupName=settings.scheduler_group,
-                ScheduleExpression=f"at({fire_at.strftime('%Y-%m-%dT%H:%M:%S')})",
-                ScheduleExpressionTimezone="UTC",
-                FlexibleTimeWindow={"Mode": "OFF"},
-                ActionAfterCompletion="DELETE",
-                Target={
-                    "Arn": settings.function_arn(topology.DROP_LIFECYCLE_HANDLER),
-                    "RoleArn": settings.scheduler_role_arn,
-                    "Input": json.dumps({"drop_id": drop_id, "action": action, "at": at_ms}),
-                    "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
-                },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConflictException":
-                continue
-            count("ScheduleFailures")
-            raise
-
-
-def unschedule_drop(drop_id: str) -> None:
-    """Delete a drop's schedules (those that exist), best effort: one left behind fires on a drop that
-    was never stored, and run_lifecycle's retries then run out harmlessly."""
-    settings = get_settings()
-    scheduler = aws.client("scheduler")
-    for action in ("start", "end"):
-        try:
-            scheduler.delete_schedule(Name=schedule_name(drop_id, action), GroupName=settings.scheduler_group)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                log.warning("could not delete the %s schedule of drop %s: %s", action, drop_id, error)
-        except BotoCoreError as error:
-            log.warning("could not delete the %s schedule of drop %s: %s", action, drop_id, error)
 
 
 def run_lifecycle(event: dict[str, Any]) -> str:

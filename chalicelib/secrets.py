@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from chalicelib import aws
+from chalicelib import aws, cache
 from chalicelib.config import Settings
 
 # Long enough to spare Secrets Manager a call per invocation, short enough to pick up a rotation:
@@ -46,7 +46,8 @@ def stripe_value(settings: Settings, field: str) -> str:
     return value
 
 
+@cache.remember
 def reset() -> None:
-    """Forget the cached values (tests that change endpoints call this)."""
+    """Forget the cached values (the composition root calls this when the settings change)."""
     with _lock:
         _cache.clear()

@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pynamodb.exceptions import UpdateError
 
-from chalicelib import admissions, bootstrap, catalog, connections, notifications, reach, stock, topology
+from chalicelib import admissions, catalog, connections, notifications, ports, reach, stock, topology
 from chalicelib.catalog import DRAW, QUEUE
 from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, now_ms
@@ -398,7 +398,7 @@ def _push_all(notices: list[tuple[Envelope, str]]) -> None:
         # The frame carries all of the notice: the position and, once admitted, the token.
         frame = notice.frame(fields=None)
         _guarded(
-            lambda: bootstrap.pusher().push(connections.connections_of(user_id), frame, notice.occurred_at_ms),
+            lambda: ports.pusher().push(connections.connections_of(user_id), frame, notice.occurred_at_ms),
             user_id,
             notice.event_type,
         )

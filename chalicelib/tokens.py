@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from chalicelib import bootstrap
+from chalicelib import ports
 from chalicelib.errors import UnauthorizedError
 
 
@@ -55,4 +55,4 @@ def _claim_string(value: Any) -> str:
 
 def verifier() -> TokenVerifier:
     """The process-wide verifier for the configured user pool (the composition root's)."""
-    return bootstrap.token_verifier()
+    return ports.token_verifier()

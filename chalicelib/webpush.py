@@ -20,7 +20,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib import aws, preferences
+from chalicelib import aws, cache, preferences
 from chalicelib.commands import PushSubscription
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
@@ -34,6 +34,7 @@ PUSH_TIMEOUT_SECONDS = 5
 SENT, GONE, FAILED = "sent", "gone", "failed"
 _keys: dict[str, Any] = {}
 _keys_lock = threading.Lock()
+cache.remember(_keys.clear)
 
 
 def _b64(data: bytes) -> str:

@@ -4,14 +4,17 @@ tests hand in their own through `override`."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from chalicelib import bootstrap, db, models, payments, tokens
+import chalicelib
+from chalicelib import bootstrap, cache, db, models, payments, tokens
 from chalicelib.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,10 +24,10 @@ import chalicelib
 for module in pkgutil.iter_modules(chalicelib.__path__):
     importlib.import_module(f"chalicelib.{module.name}")
 import app
-from chalicelib import aws, bootstrap, config, models
+from chalicelib import aws, config, models, ports
 print("settings read", config._current is not None)
 print("models bound", models._bound.settings is not None)
-print("clients", len(aws._clients), "built", len(bootstrap._built))
+print("clients", len(aws._clients), "built", ports.built_count())
 print("table", models.Drop.Meta.table_name)
 """
 
@@ -99,3 +102,23 @@ def test_the_apps_debug_flag_is_read_from_the_settings_on_its_first_use() -> Non
         assert app.debug is True
     quiet = bootstrap.chalice_app("quiet")
     assert quiet.debug is get_settings().debug is False
+
+
+def test_other_settings_empty_every_module_level_cache_of_chalicelib_together() -> None:
+    for module in pkgutil.iter_modules(chalicelib.__path__):
+        importlib.import_module(f"chalicelib.{module.name}")
+    module_caches = [
+        value
+        for module in list(sys.modules.values())
+        if getattr(module, "__name__", "").startswith("chalicelib.")
+        for value in vars(module).values()
+        if isinstance(value, cache.TtlCache)
+    ]
+    assert len(module_caches) >= 6 and set(module_caches) <= set(cache.registered())
+    for each in module_caches:
+        each.put("probe", "kept")
+    forgotten: list[str] = []
+    cache.remember(lambda: forgotten.append("value"))
+    with bootstrap.override(settings=dataclasses.replace(get_settings(), debug=True)):
+        assert all(each.get("probe") is None for each in module_caches)
+    assert forgotten == ["value", "value"]  # on the way in and on the way out
