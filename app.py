@@ -13,6 +13,7 @@ from chalicelib import (
     accounts,
     bootstrap,
     catalog,
+    drop_listing,
     follows,
     lines,
     notifications,
@@ -22,6 +23,7 @@ from chalicelib import (
     sales,
     scheduling,
     serving,
+    settlement,
     webpush,
 )
 from chalicelib import commands as request_bodies
@@ -253,7 +255,7 @@ def create_drop(creator_id: str) -> Any:
 
 @route("/drops", methods=["GET"])
 def list_drops() -> Any:
-    return json_response(catalog.list_drops(query("status"), parse_limit(query("limit")), query("page")))
+    return json_response(drop_listing.list_drops(query("status"), parse_limit(query("limit")), query("page")))
 
 
 @route("/drops/{drop_id}", methods=["GET"])
@@ -272,7 +274,7 @@ def sweeper(event: Any) -> dict[str, int]:
     """Every minute: start/end drops whose schedules were missed, follow stock to sold_out and back,
     expire unpaid reservations (not DynamoDB TTL, which deletes days late)."""
     swept = scheduling.sweep()
-    swept["expired"] = orders.expire_overdue()
+    swept["expired"] = settlement.expire_overdue()
     return swept
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from chalicelib import orders, ports, secrets, topology
+from chalicelib import orders, ports, secrets, settlement, topology
 from chalicelib.config import get_settings
 from chalicelib.errors import InvalidRequestError, InvalidSignatureError, PaymentProviderError
 from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
@@ -190,19 +190,19 @@ def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway, order: 
 
     `order`, when the caller read it already (strongly consistent), spares the settlement a read."""
     if result.status == DECLINED:
-        orders.release_reservation(order_id, orders.PAYMENT_FAILED, order=order)
+        settlement.release_reservation(order_id, orders.PAYMENT_FAILED, order=order)
         count("PaymentDeclined")
         return orders.PAYMENT_FAILED
     if result.status != SUCCEEDED or result.payment_ref is None:
         return PENDING
-    if orders.confirm_payment(order_id, result.payment_ref, order=order):
+    if settlement.confirm_payment(order_id, result.payment_ref, order=order):
         return orders.CONFIRMED
     order = orders.load_order(order_id)
     if order is None or order.status == orders.CONFIRMED:
         return orders.CONFIRMED if order is not None else "missing"
     # Charged, but the reservation ran out first: the stock went (or goes) back, so the money does too.
     if order.status == orders.PENDING:
-        orders.release_reservation(order_id, orders.EXPIRED, order=order)
+        settlement.release_reservation(order_id, orders.EXPIRED, order=order)
     gateway.refund(result.payment_ref, int(order.amount_cents), f"refund-{order_id}")
     logger.warning("refunded a charge that arrived after the reservation ended", extra={"order_id": order_id})
     count("PaymentRefundedLate")
@@ -248,7 +248,7 @@ def _charge(order: Order, gateway: PaymentGateway) -> ChargeResult:
         )
     except PaymentProviderError:
         count("PaymentRetrying")
-        orders.note_payment_retrying(order.order_id)
+        settlement.note_payment_retrying(order.order_id)
         raise
 
 
@@ -305,7 +305,7 @@ class PaymentBatch:
             and result.status == SUCCEEDED
             and result.payment_ref is not None
         ]
-        self.confirmed = orders.confirm_payments(paid) if len(paid) > 1 else set()
+        self.confirmed = settlement.confirm_payments(paid) if len(paid) > 1 else set()
 
     def _outcome(self, order: Order) -> ChargeResult | BaseException:
         try:

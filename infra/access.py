@@ -175,7 +175,7 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=120,
     ),
     "sweeper": FunctionAccess(
-        # Starts/ends overdue drops (scheduling.sweep) and expires unpaid reservations (orders.expire_overdue).
+        # Starts/ends overdue drops (scheduling.sweep) and expires unpaid reservations (settlement.expire_overdue).
         read=("Drops", "Drops/by_status", "Orders", "Orders/pending_by_expiry", "StockShards"),
         write=("Drops", "Products", "Orders", "Purchases", "StockShards"),
         timeout=60,

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import orders
+from chalicelib import orders, settlement
 from chalicelib.models import Drop, Order
 from tests.support import DynamoCalls, iso, open_shop
 
@@ -260,12 +260,12 @@ def test_an_overdue_reservation_reads_expired_and_the_sweep_returns_its_stock(ap
     assert api.get(f"/orders/{placed['order_id']}", buyer.token).json()["status"] == "expired"
     assert stored_stock(drop["drop_id"]) == 1
 
-    assert orders.expire_overdue() >= 1
+    assert settlement.expire_overdue() >= 1
     assert Order.get(placed["order_id"], consistent_read=True).status == "expired"
     assert Order.get(placed["order_id"], consistent_read=True).pending_bucket is None
     assert stored_stock(drop["drop_id"]) == 4
     # Sweeping again, or releasing the same order again, gives nothing back twice.
-    orders.expire_overdue()
-    assert not orders.release_reservation(placed["order_id"], orders.EXPIRED)
+    settlement.expire_overdue()
+    assert not settlement.release_reservation(placed["order_id"], orders.EXPIRED)
     assert stored_stock(drop["drop_id"]) == 4
     assert_invariant(drop["drop_id"])

@@ -9,7 +9,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import orders
+from chalicelib import orders, settlement
 from chalicelib.db import now_ms
 from chalicelib.errors import (
     IdempotencyKeyReusedError,
@@ -98,14 +98,14 @@ def test_the_invariant_holds_after_every_step(stock: int, limit: int | None, pla
             order = placed[a % len(placed)]
             pending = status[order.order_id] == orders.PENDING
             if action == "confirm":
-                assert orders.confirm_payment(order.order_id, "ref", int(order.created_at)) is pending
+                assert settlement.confirm_payment(order.order_id, "ref", int(order.created_at)) is pending
                 status[order.order_id] = orders.CONFIRMED if pending else status[order.order_id]
             else:
                 target = orders.PAYMENT_FAILED if action == "decline" else orders.EXPIRED
                 at = int(order.expires_at) + 1 if action == "expire" else None
                 # A retried compensation: the second call must change nothing.
-                assert orders.release_reservation(order.order_id, target, at) is pending
-                assert orders.release_reservation(order.order_id, target, at) is False
+                assert settlement.release_reservation(order.order_id, target, at) is pending
+                assert settlement.release_reservation(order.order_id, target, at) is False
                 if pending:
                     status[order.order_id] = target
                     model_stock += int(order.quantity)

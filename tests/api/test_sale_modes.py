@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import aws, db, orders, ratelimits, stock
+from chalicelib import aws, db, orders, ratelimits, settlement, stock
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
@@ -203,8 +203,8 @@ def test_a_released_reservation_goes_back_to_its_own_shard(api, shop) -> None:
     placed = [Order.get(r.body["order_id"], consistent_read=True) for r in results]
     before = shard_levels(drop_id)
     released = placed[0]
-    assert orders.release_reservation(released.order_id, orders.PAYMENT_FAILED)
-    assert not orders.release_reservation(released.order_id, orders.PAYMENT_FAILED)  # exactly once
+    assert settlement.release_reservation(released.order_id, orders.PAYMENT_FAILED)
+    assert not settlement.release_reservation(released.order_id, orders.PAYMENT_FAILED)  # exactly once
     after = shard_levels(drop_id)
     shard = int(released.stock_shard)
     assert after[shard] == before[shard] + 3

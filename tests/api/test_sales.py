@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import orders
+from chalicelib import orders, settlement
 from chalicelib.models import Drop, Order
 from tests.api import test_orders
 from tests.api.test_orders import order, orders_of_drop
@@ -75,7 +75,7 @@ def test_an_expired_reservation_moves_to_expired_and_gives_its_units_back(api, s
     owner = shop[0]
     drop, placed = sold
     waiting = Order.get(placed[2]["order_id"], consistent_read=True)
-    assert orders.release_reservation(waiting.order_id, orders.EXPIRED, int(waiting.expires_at) + 1)
+    assert settlement.release_reservation(waiting.order_id, orders.EXPIRED, int(waiting.expires_at) + 1)
     body = api.get(f"/drops/{drop['drop_id']}/sales", owner.token).json()
     assert figures_of(body) == truth(drop["drop_id"])
     assert body["orders"]["expired"] == 1 and body["orders"]["pending_payment"] == 0
@@ -159,9 +159,9 @@ def test_settling_an_order_twice_counts_it_once(api, new_user, shop, make_drop) 
     first = order(api, new_user(), drop["drop_id"], quantity=2, token="tok_threeDSecureRequired").json()
     second = order(api, new_user(), drop["drop_id"], quantity=1, token="tok_threeDSecureRequired").json()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        confirmed = list(pool.map(lambda _: orders.confirm_payment(first["order_id"], "ref"), range(4)))
+        confirmed = list(pool.map(lambda _: settlement.confirm_payment(first["order_id"], "ref"), range(4)))
     assert confirmed.count(True) == 1
-    failed = [orders.release_reservation(second["order_id"], orders.PAYMENT_FAILED) for _ in range(2)]
+    failed = [settlement.release_reservation(second["order_id"], orders.PAYMENT_FAILED) for _ in range(2)]
     assert failed == [True, False]
     body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
     assert figures_of(body) == truth(drop["drop_id"])

@@ -8,7 +8,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import orders, stock
+from chalicelib import orders, settlement, stock
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Drop, Order, StockShard
@@ -59,9 +59,9 @@ def test_every_shard_keeps_its_units(units: int, shards: int, plan) -> None:
         elif placed:
             order_id = placed[value % len(placed)]
             if action == "decline":
-                orders.release_reservation(order_id, orders.PAYMENT_FAILED)
+                settlement.release_reservation(order_id, orders.PAYMENT_FAILED)
             else:
-                orders.release_reservation(order_id, orders.EXPIRED, at_ms=now_ms() + 10**9)
+                settlement.release_reservation(order_id, orders.EXPIRED, at_ms=now_ms() + 10**9)
         items = {int(s.shard): s for s in StockShard.batch_get(
             [stock.shard_id(drop_id, n) for n in range(shards)], consistent_read=True
         )}  # fmt: skip

@@ -17,7 +17,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import bootstrap, catalog, live_stock, models, orders, payments, retries, topology
+from chalicelib import bootstrap, catalog, live_stock, models, orders, payments, retries, settlement, topology
 from chalicelib.db import now_ms
 from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase, Subscription
@@ -200,10 +200,10 @@ def test_the_sweeper_goes_on_past_a_throttled_order_and_expires_it_next_run() ->
     overdue = [pending_order(expires_in_ms=-1_000) for _ in range(3)]
     stuck = overdue[1]
     with throttled_writes_of(stuck) as refused:
-        orders.expire_overdue()
+        settlement.expire_overdue()
     assert refused, "the throttled order was tried"
     assert [orders.load_order(i).status for i in overdue] == [orders.EXPIRED, orders.PENDING, orders.EXPIRED]
-    orders.expire_overdue()  # the next run, unthrottled
+    settlement.expire_overdue()  # the next run, unthrottled
     assert orders.load_order(stuck).status == orders.EXPIRED
     assert Drop.get(orders.load_order(stuck).drop_id).stock == 10  # its unit is back, exactly once
 

@@ -26,7 +26,7 @@ for module in pkgutil.iter_modules(chalicelib.__path__):
 import app
 from chalicelib import aws, config, models, ports
 print("settings read", config._current is not None)
-print("models bound", models._bound.settings is not None)
+print("models bound", models.base._bound.settings is not None)
 print("clients", len(aws._clients), "built", ports.built_count())
 print("table", models.Drop.Meta.table_name)
 """
