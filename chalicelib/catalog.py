@@ -24,9 +24,9 @@ from chalicelib.errors import (
 from chalicelib.models import DROP_HOT_ATTRIBUTES, Drop, Line, Product
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body, render_each
+from chalicelib.statuses import DRAFT, PRODUCT_STATUSES, DropClock, DropStatus, drop_status_at
 from chalicelib.validation import format_time
 
-DROP_STATUSES = ("scheduled", "live", "sold_out", "ended")
 FIRST_COME, QUEUE, DRAW = SALE_MODES
 # Defaults of the modes' settings (docs/sale-modes.md).
 QUEUE_OPENS_BEFORE_SECONDS = 3600
@@ -34,7 +34,6 @@ ADMISSIONS_PER_SECOND = 50
 PURCHASE_WINDOW_SECONDS = 300
 _QUEUE_FIELDS = ("queue_opens_before_seconds", "admissions_per_second")
 _DRAW_FIELDS = ("entries_open_time",)
-PRODUCT_STATUSES = ("draft", *DROP_STATUSES)
 
 # Stock moves with every order, so a drop is cached briefly; product details rarely change.
 drop_cache: TtlCache[Drop] = TtlCache("drops", ttl_seconds=1.0)
@@ -76,16 +75,11 @@ def current_stock(drop: Drop) -> int:
     return int(drop.stock)
 
 
-def derived_status(drop: Drop, at_ms: int | None = None) -> str:
+def derived_status(drop: Drop, at_ms: int | None = None) -> DropStatus:
     """The status a client sees: from the clock and the stock, whatever the scheduler did so far."""
     now = now_ms() if at_ms is None else at_ms
-    if drop.status == "ended" or now >= drop.end_time:
-        return "ended"
-    if now < drop.start_time:
-        return "scheduled"
-    if current_stock(drop) <= 0:
-        return "sold_out"
-    return "live"
+    clock = DropClock(now, int(drop.start_time), int(drop.end_time), lambda: current_stock(drop), drop.status)
+    return drop_status_at(clock)
 
 
 def _mode_view(drop: Drop) -> dict[str, Any]:
@@ -167,7 +161,7 @@ def create_product(user_id: str, creator_id: str, new: NewProduct) -> dict[str, 
         description=new.description or "",
         price_cents=new.price_cents,
         currency=new.currency,
-        status="draft",
+        status=DRAFT,
         created_at=now_ms(),
     )
     product.save(Product.product_id.does_not_exist())
@@ -247,7 +241,7 @@ def create_drop(user_id: str, creator_id: str, new: NewDrop) -> dict[str, Any]:
         end_time=end,
         initial_stock=stock,
         stock=stock,
-        status="scheduled",
+        status=DropStatus.SCHEDULED,
         per_user_limit=limit,
         low_stock_at=low,
         price_cents=product.price_cents,
@@ -275,7 +269,7 @@ def _store_drop(drop: Drop, product: Product) -> None:
     tx.update(
         "product",
         Product(product_id=product.product_id),
-        [Product.latest_drop_id.set(drop.drop_id), Product.status.set("scheduled")],
+        [Product.latest_drop_id.set(drop.drop_id), Product.status.set(DropStatus.SCHEDULED)],
         Product.product_id.exists(),
     )
     try:

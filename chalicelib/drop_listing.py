@@ -5,31 +5,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.catalog import DROP_STATUSES, derived_status, drop_view, with_hot_fields
+from chalicelib.catalog import derived_status, drop_view, with_hot_fields
 from chalicelib.db import now_ms
 from chalicelib.errors import InvalidPageError, InvalidRequestError
 from chalicelib.models import Drop
 from chalicelib.pagination import check_key, decode_token, encode_token, page_body, render_each
+from chalicelib.statuses import DropStatus
 
 _DROP_KEY = {"drop_id": "S", "status": "S", "start_time": "N"}
 
 
-def _drop_sources(status: str | None, now: int) -> Any:
+def _drop_sources(status: DropStatus | None, now: int) -> Any:
     """For a listing by derived status: each stored status a matching drop may still carry (the
     stored one lags the clock by the scheduler's delay), with a key condition and a filter."""
     if status is None:
-        return {stored: (None, None) for stored in DROP_STATUSES}
+        return {stored: (None, None) for stored in DropStatus}
     started = Drop.start_time <= now
     not_ended = Drop.end_time > now
     return {
-        "scheduled": {"scheduled": (Drop.start_time > now, None)},
-        "live": {"scheduled": (started, not_ended), "live": (None, not_ended), "sold_out": (None, not_ended)},
-        "sold_out": {"live": (None, not_ended), "sold_out": (None, not_ended)},
-        "ended": {
-            "ended": (None, None),
-            "scheduled": (None, Drop.end_time <= now),
-            "live": (None, Drop.end_time <= now),
-            "sold_out": (None, Drop.end_time <= now),
+        DropStatus.SCHEDULED: {DropStatus.SCHEDULED: (Drop.start_time > now, None)},
+        DropStatus.LIVE: {
+            DropStatus.SCHEDULED: (started, not_ended),
+            DropStatus.LIVE: (None, not_ended),
+            DropStatus.SOLD_OUT: (None, not_ended),
+        },
+        DropStatus.SOLD_OUT: {DropStatus.LIVE: (None, not_ended), DropStatus.SOLD_OUT: (None, not_ended)},
+        DropStatus.ENDED: {
+            DropStatus.ENDED: (None, None),
+            DropStatus.SCHEDULED: (None, Drop.end_time <= now),
+            DropStatus.LIVE: (None, Drop.end_time <= now),
+            DropStatus.SOLD_OUT: (None, Drop.end_time <= now),
         },
     }[status]
 
@@ -41,10 +46,10 @@ def list_drops(status: str | None, limit: int, page: str | None) -> dict[str, An
     are merged by (start time, drop id). The page token carries one cursor per partition and the last
     position handed out, so a drop that changes partition between two pages is never listed twice.
     """
-    if status is not None and status not in DROP_STATUSES:
-        raise InvalidRequestError(f"status must be one of {', '.join(DROP_STATUSES)}")
+    if status is not None and status not in list(DropStatus):
+        raise InvalidRequestError(f"status must be one of {', '.join(DropStatus)}")
     now = now_ms()
-    sources = _drop_sources(status, now)
+    sources = _drop_sources(None if status is None else DropStatus(status), now)
     cursors, after = _decode_drop_page(page, set(sources))
     items: list[dict[str, Any]] = []
     # A round can hand out nothing (all it read was listed already): read on, a bounded number of times.

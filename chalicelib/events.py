@@ -16,14 +16,15 @@ from typing import Any
 from chalicelib import messages, scheduling, stock
 from chalicelib.db import now_ms
 from chalicelib.messages import Envelope, EventType
+from chalicelib.statuses import DropStatus, OrderStatus
 from chalicelib.validation import format_time
 
 logger = logging.getLogger("livedrop.events")
 _EVENT_NAMESPACE = uuid.UUID("6f1c2b1e-5d8a-4c1e-9a57-4c1d0e0b7a11")
 ORDER_STATUS_EVENTS = {
-    "confirmed": EventType.ORDER_CONFIRMED,
-    "payment_failed": EventType.ORDER_FAILED,
-    "expired": EventType.ORDER_EXPIRED,
+    OrderStatus.CONFIRMED: EventType.ORDER_CONFIRMED,
+    OrderStatus.PAYMENT_FAILED: EventType.ORDER_FAILED,
+    OrderStatus.EXPIRED: EventType.ORDER_EXPIRED,
 }
 _Derived = list[tuple[EventType, dict[str, Any]]]
 
@@ -110,7 +111,7 @@ def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Derive
         return [(EventType.DROP_SCHEDULED, scheduled)]
     events: _Derived = []
     before, after = old.get("status"), new.get("status")
-    if before == "scheduled" and after == "live":
+    if before == DropStatus.SCHEDULED and after == DropStatus.LIVE:
         events.append((EventType.DROP_STARTED, dict(base)))
     old_stock, new_stock = old.get("stock"), new.get("stock")
     if old_stock is not None and new_stock is not None and old_stock != new_stock:
@@ -120,10 +121,10 @@ def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Derive
             events.append((EventType.STOCK_LOW, {**base, "stock": new_stock, "low_stock_threshold": low}))
         if old_stock > 0 and new_stock <= 0:
             events.append((EventType.SOLD_OUT, {**base, "stock": new_stock}))
-    if (new.get("stock_shards") or 1) > 1 and before == "live" and after == "sold_out":
+    if (new.get("stock_shards") or 1) > 1 and before == DropStatus.LIVE and after == DropStatus.SOLD_OUT:
         # A sharded drop's row keeps its initial stock: its status says when the last shard emptied.
         events.append((EventType.SOLD_OUT, {**base, "stock": 0}))
-    if after == "ended" and before != "ended":
+    if after == DropStatus.ENDED and before != DropStatus.ENDED:
         events.append((EventType.DROP_ENDED, dict(base)))
     return events
 
@@ -189,7 +190,7 @@ def _follow_stock(raw: Mapping[str, Any], envelopes: list[Envelope]) -> None:
     reservation returns units) as soon as the stream shows it, rather than at the next sweep."""
     new = _image(raw.get("dynamodb", {}).get("NewImage"))
     types = {e.event_type for e in envelopes}
-    back_in_stock = new.get("status") == "sold_out" and (new.get("stock") or 0) > 0
+    back_in_stock = new.get("status") == DropStatus.SOLD_OUT and (new.get("stock") or 0) > 0
     if EventType.SOLD_OUT in types or (EventType.STOCK_CHANGED in types and back_in_stock):
         scheduling.sync_stock_status(str(new["drop_id"]))
     sharded = _shard_emptied_or_refilled(raw)

@@ -44,15 +44,11 @@ from chalicelib.errors import (
 from chalicelib.models import Admission, Drop, IdempotencyKey, Order, Purchase, StockShard
 from chalicelib.observability import count
 from chalicelib.pagination import decode_page, page_body, render_each
+from chalicelib.statuses import OrderStatus
 from chalicelib.validation import check_text, format_time
 
 log = logging.getLogger("livedrop.orders")
 
-PENDING = "pending_payment"
-CONFIRMED = "confirmed"
-PAYMENT_FAILED = "payment_failed"
-EXPIRED = "expired"
-RELEASED = (PAYMENT_FAILED, EXPIRED)
 # Pending orders spread over a few GSI partitions so a hot drop's reservations do not all write one
 # index partition; the sweeper queries each bucket.
 PENDING_BUCKETS = tuple(f"pending#{n}" for n in range(4))
@@ -95,8 +91,8 @@ def pending_bucket(order_id: str) -> str:
 def derived_status(order: Order, at_ms: int | None = None) -> str:
     """The status a reader sees: an unpaid reservation past expires_at is expired, swept or not."""
     now = now_ms() if at_ms is None else at_ms
-    if order.status == PENDING and now > order.expires_at:
-        return EXPIRED
+    if order.status == OrderStatus.PENDING_PAYMENT and now > order.expires_at:
+        return OrderStatus.EXPIRED
     return str(order.status)
 
 
@@ -114,7 +110,7 @@ def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
         "created_at": format_time(order.created_at),
         "expires_at": format_time(order.expires_at),
     }
-    if status == PENDING and getattr(order, "payment_retries", None):
+    if status == OrderStatus.PENDING_PAYMENT and getattr(order, "payment_retries", None):
         view["payment_retrying"] = True
     return view
 
@@ -142,7 +138,7 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         quantity=quantity,
         amount_cents=terms.price_cents * quantity,
         currency=terms.currency,
-        status=PENDING,
+        status=OrderStatus.PENDING_PAYMENT,
         idempotency_key=key,
         request_hash=digest,
         payment_token=payment_token,

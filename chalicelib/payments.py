@@ -27,6 +27,7 @@ from chalicelib.messages import PAYMENT_EVENTS, Envelope, PoisonMessageError
 from chalicelib.models import Order
 from chalicelib.observability import count, logger
 from chalicelib.retries import RetryingBatchProcessor
+from chalicelib.statuses import OrderStatus
 from chalicelib.threads import in_context
 
 SUCCEEDED = "succeeded"
@@ -190,19 +191,19 @@ def settle(order_id: str, result: ChargeResult, gateway: PaymentGateway, order: 
 
     `order`, when the caller read it already (strongly consistent), spares the settlement a read."""
     if result.status == DECLINED:
-        settlement.release_reservation(order_id, orders.PAYMENT_FAILED, order=order)
+        settlement.release_reservation(order_id, OrderStatus.PAYMENT_FAILED, order=order)
         count("PaymentDeclined")
-        return orders.PAYMENT_FAILED
+        return OrderStatus.PAYMENT_FAILED
     if result.status != SUCCEEDED or result.payment_ref is None:
         return PENDING
     if settlement.confirm_payment(order_id, result.payment_ref, order=order):
-        return orders.CONFIRMED
+        return OrderStatus.CONFIRMED
     order = orders.load_order(order_id)
-    if order is None or order.status == orders.CONFIRMED:
-        return orders.CONFIRMED if order is not None else "missing"
+    if order is None or order.status == OrderStatus.CONFIRMED:
+        return OrderStatus.CONFIRMED if order is not None else "missing"
     # Charged, but the reservation ran out first: the stock went (or goes) back, so the money does too.
-    if order.status == orders.PENDING:
-        settlement.release_reservation(order_id, orders.EXPIRED, order=order)
+    if order.status == OrderStatus.PENDING_PAYMENT:
+        settlement.release_reservation(order_id, OrderStatus.EXPIRED, order=order)
     gateway.refund(result.payment_ref, int(order.amount_cents), f"refund-{order_id}")
     logger.warning("refunded a charge that arrived after the reservation ended", extra={"order_id": order_id})
     count("PaymentRefundedLate")
@@ -232,7 +233,7 @@ def _chargeable(order_id: str, loaded: dict[str, Any] | None) -> Order | str:
     order = loaded[order_id] if loaded is not None and order_id in loaded else orders.load_order(order_id)
     if order is None:
         return "missing"
-    if orders.derived_status(order) != orders.PENDING:
+    if orders.derived_status(order) != OrderStatus.PENDING_PAYMENT:
         # Already settled, or overdue: the sweeper owns an overdue reservation.
         return "skipped"
     return order

@@ -18,8 +18,9 @@ from chalicelib.catalog import drop_view, with_hot_fields
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
 from chalicelib.models import Drop, DropSales, Order
-from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status, orders_of
+from chalicelib.orders import derived_status, orders_of
 from chalicelib.pagination import decode_page, page_body
+from chalicelib.statuses import OrderStatus
 from chalicelib.validation import format_time
 
 RECENT_ORDERS = 10
@@ -42,10 +43,10 @@ def figures(drop: Drop, sales: DropSales | None) -> dict[str, Any]:
     units_sold = int(sales.units_sold) if sales else 0
     return {
         "orders": {
-            PENDING: max(0, placed - confirmed - failed - expired),
-            CONFIRMED: confirmed,
-            PAYMENT_FAILED: failed,
-            EXPIRED: expired,
+            OrderStatus.PENDING_PAYMENT: max(0, placed - confirmed - failed - expired),
+            OrderStatus.CONFIRMED: confirmed,
+            OrderStatus.PAYMENT_FAILED: failed,
+            OrderStatus.EXPIRED: expired,
         },
         "units_sold": units_sold,
         # Stock taken by orders still awaiting payment (it comes back if they fail or expire).

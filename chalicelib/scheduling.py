@@ -20,6 +20,7 @@ from chalicelib.errors import DropNotFoundError
 from chalicelib.models import Drop, Product
 from chalicelib.observability import count
 from chalicelib.schedules import START_LEAD_SECONDS
+from chalicelib.statuses import DropStatus
 
 log = logging.getLogger("livedrop.scheduling")
 # A target never waits longer than this for its second (the schedule's lead plus slack).
@@ -73,10 +74,12 @@ def activate(drop_id: str, at_ms: int | None = None) -> bool:
     """scheduled -> live once the start time has come."""
     now = now_ms() if at_ms is None else at_ms
     changed = _set_status(
-        drop_id, "live", (Drop.status == "scheduled") & (Drop.start_time <= now) & (Drop.end_time > now)
+        drop_id,
+        DropStatus.LIVE,
+        (Drop.status == DropStatus.SCHEDULED) & (Drop.start_time <= now) & (Drop.end_time > now),
     )
     if changed:
-        _sync_product(drop_id, "live")
+        _sync_product(drop_id, DropStatus.LIVE)
         # Orders may have emptied it while the status still said scheduled.
         sync_stock_status(drop_id, now)
     return changed
@@ -85,9 +88,9 @@ def activate(drop_id: str, at_ms: int | None = None) -> bool:
 def end(drop_id: str, at_ms: int | None = None) -> bool:
     """Any status -> ended once the end time has come."""
     now = now_ms() if at_ms is None else at_ms
-    changed = _set_status(drop_id, "ended", (Drop.status != "ended") & (Drop.end_time <= now))
+    changed = _set_status(drop_id, DropStatus.ENDED, (Drop.status != DropStatus.ENDED) & (Drop.end_time <= now))
     if changed:
-        _sync_product(drop_id, "ended")
+        _sync_product(drop_id, DropStatus.ENDED)
     return changed
 
 
@@ -100,16 +103,16 @@ def sync_stock_status(drop_id: str, at_ms: int | None = None) -> bool:
         # Its shards, read after the write that emptied or refilled one; of two racing callers only
         # one moves the status, so sold_out is announced once.
         empty = stock.total(drop_id, shards, fresh=True) <= 0
-        to_sold_out: Any = (Drop.status == "live") & running if empty else None
-        to_live: Any = None if empty else (Drop.status == "sold_out") & running
+        to_sold_out: Any = (Drop.status == DropStatus.LIVE) & running if empty else None
+        to_live: Any = None if empty else (Drop.status == DropStatus.SOLD_OUT) & running
     else:
-        to_sold_out = (Drop.status == "live") & (Drop.stock <= 0) & running
-        to_live = (Drop.status == "sold_out") & (Drop.stock > 0) & running
-    if to_sold_out is not None and _set_status(drop_id, "sold_out", to_sold_out):
-        _sync_product(drop_id, "sold_out")
+        to_sold_out = (Drop.status == DropStatus.LIVE) & (Drop.stock <= 0) & running
+        to_live = (Drop.status == DropStatus.SOLD_OUT) & (Drop.stock > 0) & running
+    if to_sold_out is not None and _set_status(drop_id, DropStatus.SOLD_OUT, to_sold_out):
+        _sync_product(drop_id, DropStatus.SOLD_OUT)
         return True
-    if to_live is not None and _set_status(drop_id, "live", to_live):
-        _sync_product(drop_id, "live")
+    if to_live is not None and _set_status(drop_id, DropStatus.LIVE, to_live):
+        _sync_product(drop_id, DropStatus.LIVE)
         return True
     return False
 
@@ -127,17 +130,17 @@ def sweep(at_ms: int | None = None) -> dict[str, int]:
     A drop whose repair fails (a throttled write, say) is logged and counted in `failed`, and the sweep
     goes on with the others; the next run finds it again, since nothing about it changed."""
     now = now_ms() if at_ms is None else at_ms
-    done = {"started": 0, "ended": 0, "stock": 0, "failed": 0}
+    done = {"started": 0, DropStatus.ENDED: 0, "stock": 0, "failed": 0}
 
     def repair(drop: Drop, status: str) -> None:
         if drop.end_time <= now:
             done["ended"] += end(drop.drop_id, now)
-        elif status == "scheduled":
+        elif status == DropStatus.SCHEDULED:
             done["started"] += activate(drop.drop_id, now)
-        elif (catalog.current_stock(drop) <= 0) == (status == "live"):
+        elif (catalog.current_stock(drop) <= 0) == (status == DropStatus.LIVE):
             done["stock"] += sync_stock_status(drop.drop_id, now)
 
-    for status in ("scheduled", "live", "sold_out"):
+    for status in (DropStatus.SCHEDULED, DropStatus.LIVE, DropStatus.SOLD_OUT):
         try:
             due = catalog.with_hot_fields(list(Drop.by_status.query(status, Drop.start_time <= now)))
         except Exception:

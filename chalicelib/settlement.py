@@ -14,15 +14,11 @@ from chalicelib.db import Transaction, TransactionCancelledError, now_ms
 from chalicelib.models import Drop, DropSales, Order, Purchase, StockShard
 from chalicelib.observability import count
 from chalicelib.orders import (
-    CONFIRMED,
-    EXPIRED,
-    PAYMENT_FAILED,
-    PENDING,
     PENDING_BUCKETS,
-    RELEASED,
     load_order,
     purchase_id,
 )
+from chalicelib.statuses import RELEASED, OrderStatus
 
 log = logging.getLogger("livedrop.orders")
 
@@ -35,19 +31,19 @@ def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None, o
     transaction's own guard on the status decides."""
     now = now_ms() if at_ms is None else at_ms
     order = order if order is not None else load_order(order_id)
-    if order is None or order.status != PENDING:
+    if order is None or order.status != OrderStatus.PENDING_PAYMENT:
         return False
     tx = Transaction()
     tx.update(
         "order",
         Order(order_id=order_id),
         [
-            Order.status.set(CONFIRMED),
+            Order.status.set(OrderStatus.CONFIRMED),
             Order.payment_ref.set(payment_ref),
             Order.pending_bucket.remove(),
             Order.updated_at.set(now),
         ],
-        (Order.status == PENDING) & (Order.expires_at >= now),
+        (Order.status == OrderStatus.PENDING_PAYMENT) & (Order.expires_at >= now),
     )
     # Not the drop's row: buyers' order transactions write that one, a confirmation must not slow them.
     tx.update(
@@ -87,12 +83,12 @@ def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) ->
             f"order#{order.order_id}",
             Order(order_id=order.order_id),
             [
-                Order.status.set(CONFIRMED),
+                Order.status.set(OrderStatus.CONFIRMED),
                 Order.payment_ref.set(payment_ref),
                 Order.pending_bucket.remove(),
                 Order.updated_at.set(now),
             ],
-            (Order.status == PENDING) & (Order.expires_at >= now),
+            (Order.status == OrderStatus.PENDING_PAYMENT) & (Order.expires_at >= now),
         )
         figures = sales.setdefault(order.drop_id, [0, 0, 0])
         figures[0] += 1
@@ -125,10 +121,10 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         raise ValueError(f"cannot release an order to {to_status}")
     now = now_ms() if at_ms is None else at_ms
     order = order if order is not None else load_order(order_id)
-    if order is None or order.status != PENDING:
+    if order is None or order.status != OrderStatus.PENDING_PAYMENT:
         return False
-    guard = Order.status == PENDING
-    if to_status == EXPIRED:
+    guard = Order.status == OrderStatus.PENDING_PAYMENT
+    if to_status == OrderStatus.EXPIRED:
         if order.expires_at >= now:
             return False
         guard = guard & (Order.expires_at < now)
@@ -141,7 +137,7 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         guard,
     )
     if order.stock_shard is None:
-        settled = Drop.orders_failed if to_status == PAYMENT_FAILED else Drop.orders_expired
+        settled = Drop.orders_failed if to_status == OrderStatus.PAYMENT_FAILED else Drop.orders_expired
         tx.update(
             "drop",
             Drop(drop_id=order.drop_id),
@@ -151,7 +147,7 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
     else:
         # Back to the shard it came from, so every shard keeps stock + held == its initial stock; the
         # creator's counters of a sharded drop live on its shards too (chalicelib.sales adds them up).
-        counted = StockShard.orders_failed if to_status == PAYMENT_FAILED else StockShard.orders_expired
+        counted = StockShard.orders_failed if to_status == OrderStatus.PAYMENT_FAILED else StockShard.orders_expired
         tx.update(
             "drop",
             stock.shard_item(order.drop_id, int(order.stock_shard)),
@@ -182,7 +178,7 @@ def note_payment_retrying(order_id: str, at_ms: int | None = None) -> None:
     try:
         Order(order_id=order_id).update(
             [Order.payment_retries.set((Order.payment_retries | 0) + 1), Order.updated_at.set(now)],
-            condition=Order.status == PENDING,
+            condition=Order.status == OrderStatus.PENDING_PAYMENT,
         )
     except UpdateError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
@@ -205,7 +201,7 @@ def expire_overdue(at_ms: int | None = None, max_orders: int = 1000) -> int:
             continue
         for key in overdue:
             try:
-                expired += release_reservation(key.order_id, EXPIRED, now)
+                expired += release_reservation(key.order_id, OrderStatus.EXPIRED, now)
             except Exception:
                 log.exception("could not expire order %s; the next sweep tries again", key.order_id)
                 failed += 1

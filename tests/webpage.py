@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chalicelib.statuses import DropStatus, OrderStatus
+
 WEB = Path(__file__).resolve().parents[1] / "web"
 JS = WEB / "js"
 ENTRY = "js/main.js"
@@ -15,8 +17,8 @@ EVENTS = JS / "events.js"
 
 # Statuses and codes the page also spells, as statuses and error codes rather than as pushes (docs/api.md):
 # a wire name that is one of these can't be told apart by its spelling alone.
-DROP_STATUSES = {"scheduled", "live", "sold_out", "ended"}
-ORDER_STATUSES = {"pending_payment", "confirmed", "payment_failed", "expired"}
+DROP_STATUSES = {status.value for status in DropStatus}
+ORDER_STATUSES = {status.value for status in OrderStatus}
 TOAST_KINDS = {"info", "error"}
 
 # The page's modules start each import (or re-export) on a line of its own.

@@ -10,6 +10,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from chalicelib.models.base import NEW_AND_OLD_IMAGES, _index_meta, _meta
+from chalicelib.statuses import DRAFT, DropStatus
 
 
 class ProductsByCreator(GlobalSecondaryIndex["Product"]):
@@ -33,7 +34,7 @@ class Product(Model):
     price_cents = NumberAttribute()
     currency = UnicodeAttribute()
     # The status of the latest drop, or "draft"; kept in step by the drop lifecycle.
-    status = UnicodeAttribute(default="draft")
+    status = UnicodeAttribute(default=DRAFT)
     latest_drop_id = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     by_creator = ProductsByCreator()
@@ -89,7 +90,7 @@ class Drop(Model):
     end_time = NumberAttribute()
     initial_stock = NumberAttribute()
     stock = NumberAttribute()
-    status = UnicodeAttribute(default="scheduled")
+    status = UnicodeAttribute(default=DropStatus.SCHEDULED)
     per_user_limit = NumberAttribute(null=True)
     low_stock_at = NumberAttribute(null=True)
     price_cents = NumberAttribute()

@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib import orders, settlement
 from chalicelib.models import Drop, Order
+from chalicelib.statuses import OrderStatus
 from tests.support import DynamoCalls, iso, open_shop
 
 
@@ -266,6 +267,6 @@ def test_an_overdue_reservation_reads_expired_and_the_sweep_returns_its_stock(ap
     assert stored_stock(drop["drop_id"]) == 4
     # Sweeping again, or releasing the same order again, gives nothing back twice.
     settlement.expire_overdue()
-    assert not settlement.release_reservation(placed["order_id"], orders.EXPIRED)
+    assert not settlement.release_reservation(placed["order_id"], OrderStatus.EXPIRED)
     assert stored_stock(drop["drop_id"]) == 4
     assert_invariant(drop["drop_id"])

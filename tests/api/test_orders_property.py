@@ -19,6 +19,7 @@ from chalicelib.errors import (
     SoldOutError,
 )
 from chalicelib.models import Drop, Order
+from chalicelib.statuses import OrderStatus
 from tests.support import place_order
 
 # The fake provider leaves this token pending, so the dev stack's payments consumer stays out of the way.
@@ -93,15 +94,15 @@ def test_the_invariant_holds_after_every_step(stock: int, limit: int | None, pla
             model_stock -= quantity
             held[user] += quantity
             placed.append(Order.get(result.body["order_id"]))
-            status[result.body["order_id"]] = orders.PENDING
+            status[result.body["order_id"]] = OrderStatus.PENDING_PAYMENT
         elif placed:
             order = placed[a % len(placed)]
-            pending = status[order.order_id] == orders.PENDING
+            pending = status[order.order_id] == OrderStatus.PENDING_PAYMENT
             if action == "confirm":
                 assert settlement.confirm_payment(order.order_id, "ref", int(order.created_at)) is pending
-                status[order.order_id] = orders.CONFIRMED if pending else status[order.order_id]
+                status[order.order_id] = OrderStatus.CONFIRMED if pending else status[order.order_id]
             else:
-                target = orders.PAYMENT_FAILED if action == "decline" else orders.EXPIRED
+                target = OrderStatus.PAYMENT_FAILED if action == "decline" else OrderStatus.EXPIRED
                 at = int(order.expires_at) + 1 if action == "expire" else None
                 # A retried compensation: the second call must change nothing.
                 assert settlement.release_reservation(order.order_id, target, at) is pending

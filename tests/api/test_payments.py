@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import bootstrap, orders, payments, settlement
+from chalicelib import bootstrap, payments, settlement
 from chalicelib.config import get_settings
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
+from chalicelib.statuses import OrderStatus
 from devstack.identity import REGION, queue_arn
 from devstack.lambda_runtime import LambdaContext
 from tests.api import test_orders
@@ -112,7 +113,7 @@ def test_a_declined_payment_returns_the_stock_exactly_once(app_module, api, new_
     # Retried compensation: the marker lost, the event redelivered, and a direct retry on top.
     ProcessedEvent(event_key=f"payments#{envelope['event_id']}").delete()
     assert app_module.payments(sqs_event(envelope), LambdaContext("payments")) == {"batchItemFailures": []}
-    assert not settlement.release_reservation(placed["order_id"], orders.PAYMENT_FAILED)
+    assert not settlement.release_reservation(placed["order_id"], OrderStatus.PAYMENT_FAILED)
     assert stock_of(drop["drop_id"]) == 5
     assert int(Purchase.get(f"{drop['drop_id']}#{buyer.user_id}").quantity) == 0
     assert fake_gateway.charged == []
@@ -161,7 +162,7 @@ def test_a_charge_after_expiry_is_refunded_and_the_order_stays_expired(api, new_
     drop = make_drop(stock=2)
     placed = order(api, new_user(), drop["drop_id"]).json()
     expired_at = int(Order.get(placed["order_id"]).expires_at) + 1
-    assert settlement.release_reservation(placed["order_id"], orders.EXPIRED, expired_at)
+    assert settlement.release_reservation(placed["order_id"], OrderStatus.EXPIRED, expired_at)
     result = fake_gateway.charge(placed["order_id"], 1999, "USD", "tok_visa", placed["order_id"])
     assert payments.settle(placed["order_id"], result, fake_gateway) == "refunded"
     assert status_of(placed["order_id"]) == "expired" and fake_gateway.refunded == [result.payment_ref]

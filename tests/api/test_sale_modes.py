@@ -14,6 +14,7 @@ from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Drop, Order, StockShard
+from chalicelib.statuses import OrderStatus
 from chalicelib.web import error_response
 from tests.support import iso, open_shop, place_order
 
@@ -203,8 +204,8 @@ def test_a_released_reservation_goes_back_to_its_own_shard(api, shop) -> None:
     placed = [Order.get(r.body["order_id"], consistent_read=True) for r in results]
     before = shard_levels(drop_id)
     released = placed[0]
-    assert settlement.release_reservation(released.order_id, orders.PAYMENT_FAILED)
-    assert not settlement.release_reservation(released.order_id, orders.PAYMENT_FAILED)  # exactly once
+    assert settlement.release_reservation(released.order_id, OrderStatus.PAYMENT_FAILED)
+    assert not settlement.release_reservation(released.order_id, OrderStatus.PAYMENT_FAILED)  # exactly once
     after = shard_levels(drop_id)
     shard = int(released.stock_shard)
     assert after[shard] == before[shard] + 3

@@ -7,6 +7,7 @@ import pytest
 
 from chalicelib import orders, settlement
 from chalicelib.models import Drop, Order
+from chalicelib.statuses import OrderStatus
 from tests.api import test_orders
 from tests.api.test_orders import order, orders_of_drop
 from tests.support import wait_for
@@ -23,11 +24,11 @@ def status_of(api, user, order_id: str) -> str:
 def truth(drop_id: str) -> dict:
     """The figures recomputed from the stored orders themselves (a scan: fine in a test)."""
     stored = orders_of_drop(drop_id)
-    by_status = {status: 0 for status in (orders.PENDING, orders.CONFIRMED, *orders.RELEASED)}
+    by_status = {status: 0 for status in (OrderStatus.PENDING_PAYMENT, OrderStatus.CONFIRMED, *orders.RELEASED)}
     for row in stored:
         by_status[str(row.status)] += 1
-    confirmed = [row for row in stored if row.status == orders.CONFIRMED]
-    pending = [row for row in stored if row.status == orders.PENDING]
+    confirmed = [row for row in stored if row.status == OrderStatus.CONFIRMED]
+    pending = [row for row in stored if row.status == OrderStatus.PENDING_PAYMENT]
     return {
         "orders": by_status,
         "units_sold": sum(int(row.quantity) for row in confirmed),
@@ -75,7 +76,7 @@ def test_an_expired_reservation_moves_to_expired_and_gives_its_units_back(api, s
     owner = shop[0]
     drop, placed = sold
     waiting = Order.get(placed[2]["order_id"], consistent_read=True)
-    assert settlement.release_reservation(waiting.order_id, orders.EXPIRED, int(waiting.expires_at) + 1)
+    assert settlement.release_reservation(waiting.order_id, OrderStatus.EXPIRED, int(waiting.expires_at) + 1)
     body = api.get(f"/drops/{drop['drop_id']}/sales", owner.token).json()
     assert figures_of(body) == truth(drop["drop_id"])
     assert body["orders"]["expired"] == 1 and body["orders"]["pending_payment"] == 0
@@ -143,7 +144,8 @@ def test_concurrent_orders_and_settlements_keep_the_figures_exact(api, new_user,
         stored = orders_of_drop(drop["drop_id"])
         # Only the 3-D Secure orders stay pending; every other one is charged or declined by now.
         return len(stored) == len(placed) and all(
-            row.status != orders.PENDING or row.payment_token == "tok_threeDSecureRequired" for row in stored
+            row.status != OrderStatus.PENDING_PAYMENT or row.payment_token == "tok_threeDSecureRequired"
+            for row in stored
         )
 
     wait_for(settled)
@@ -161,7 +163,7 @@ def test_settling_an_order_twice_counts_it_once(api, new_user, shop, make_drop) 
     with ThreadPoolExecutor(max_workers=4) as pool:
         confirmed = list(pool.map(lambda _: settlement.confirm_payment(first["order_id"], "ref"), range(4)))
     assert confirmed.count(True) == 1
-    failed = [settlement.release_reservation(second["order_id"], orders.PAYMENT_FAILED) for _ in range(2)]
+    failed = [settlement.release_reservation(second["order_id"], OrderStatus.PAYMENT_FAILED) for _ in range(2)]
     assert failed == [True, False]
     body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
     assert figures_of(body) == truth(drop["drop_id"])

@@ -12,6 +12,7 @@ from chalicelib import orders, settlement, stock
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Drop, Order, StockShard
+from chalicelib.statuses import OrderStatus
 from tests.support import place_order
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves these orders alone
@@ -59,9 +60,9 @@ def test_every_shard_keeps_its_units(units: int, shards: int, plan) -> None:
         elif placed:
             order_id = placed[value % len(placed)]
             if action == "decline":
-                settlement.release_reservation(order_id, orders.PAYMENT_FAILED)
+                settlement.release_reservation(order_id, OrderStatus.PAYMENT_FAILED)
             else:
-                settlement.release_reservation(order_id, orders.EXPIRED, at_ms=now_ms() + 10**9)
+                settlement.release_reservation(order_id, OrderStatus.EXPIRED, at_ms=now_ms() + 10**9)
         items = {int(s.shard): s for s in StockShard.batch_get(
             [stock.shard_id(drop_id, n) for n in range(shards)], consistent_read=True
         )}  # fmt: skip

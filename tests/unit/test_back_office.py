@@ -21,6 +21,7 @@ from chalicelib import bootstrap, catalog, live_stock, models, orders, payments,
 from chalicelib.db import now_ms
 from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase, Subscription
+from chalicelib.statuses import OrderStatus
 from devstack.lambda_events.sqs import sqs_record
 
 
@@ -72,7 +73,7 @@ def pending_order(token: str = "tok_visa", expires_in_ms: int = 600_000) -> str:
         quantity=1,
         amount_cents=100,
         currency="USD",
-        status=orders.PENDING,
+        status=OrderStatus.PENDING_PAYMENT,
         idempotency_key=uuid.uuid4().hex,
         request_hash="h",
         payment_token=token,
@@ -123,7 +124,7 @@ def test_a_batch_is_charged_side_by_side_and_every_order_confirmed() -> None:
     assert response["batchItemFailures"] == []
     assert fake.most_in_flight == len(ids)
     assert sorted(fake.charged) == sorted(ids)
-    assert {orders.load_order(i).status for i in ids} == {orders.CONFIRMED}
+    assert {orders.load_order(i).status for i in ids} == {OrderStatus.CONFIRMED}
 
 
 def test_charges_in_flight_are_bounded_by_max_parallel_charges() -> None:
@@ -143,10 +144,10 @@ def test_failures_are_reported_per_record_and_a_transient_one_comes_back_within_
     with bootstrap.override(payment_gateway=payments.FakePaymentGateway()):
         response = payments.handle_payment_messages(batch, None)
     assert failed_ids(response) == {by_body[placed_event(flaky)], by_body["not an envelope"]}
-    assert orders.load_order(good).status == orders.CONFIRMED
+    assert orders.load_order(good).status == OrderStatus.CONFIRMED
     # The buyer is told what is happening while the provider's error is retried.
     view = orders.get_order(orders.load_order(flaky).user_id, flaky)
-    assert view["status"] == orders.PENDING and view["payment_retrying"] is True
+    assert view["status"] == OrderStatus.PENDING_PAYMENT and view["payment_retrying"] is True
     assert "payment_retrying" not in orders.get_order(orders.load_order(good).user_id, good)
     # The queue's visibility timeout is minutes; the transient failure is back within seconds.
     assert topology.PAYMENTS.visibility_timeout >= 60
@@ -202,9 +203,13 @@ def test_the_sweeper_goes_on_past_a_throttled_order_and_expires_it_next_run() ->
     with throttled_writes_of(stuck) as refused:
         settlement.expire_overdue()
     assert refused, "the throttled order was tried"
-    assert [orders.load_order(i).status for i in overdue] == [orders.EXPIRED, orders.PENDING, orders.EXPIRED]
+    assert [orders.load_order(i).status for i in overdue] == [
+        OrderStatus.EXPIRED,
+        OrderStatus.PENDING_PAYMENT,
+        OrderStatus.EXPIRED,
+    ]
     settlement.expire_overdue()  # the next run, unthrottled
-    assert orders.load_order(stuck).status == orders.EXPIRED
+    assert orders.load_order(stuck).status == OrderStatus.EXPIRED
     assert Drop.get(orders.load_order(stuck).drop_id).stock == 10  # its unit is back, exactly once
 
 

@@ -17,7 +17,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "chalicelib"
 LAYERS: dict[str, tuple[str, ...]] = {
-    "core": ("aws", "cache", "config", "draws", "errors", "observability", "ports", "threads", "validation"),
+    "core": (
+        "aws",
+        "cache",
+        "config",
+        "draws",
+        "errors",
+        "observability",
+        "ports",
+        "statuses",
+        "threads",
+        "validation",
+    ),
     "schema": (
         "commands",
         "db",

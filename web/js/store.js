@@ -1,6 +1,7 @@
 // Reads of products, creators and drops through the caches of state.js.
 import { api, now } from "./api.js";
 import { creators, drops, products } from "./state.js";
+import { dropStatusAt } from "./statuses.js";
 
 export async function product(id) {
   if (!products.has(id)) products.set(id, api("GET", `/products/${encodeURIComponent(id)}`, { auth: false }).then((r) => r.data));
@@ -37,9 +38,5 @@ export function rememberDrop(drop) {
 
 /** The status as the API derives it: from the clock and the stock. */
 export function statusOf(drop) {
-  const t = now();
-  if (t < Date.parse(drop.start_time)) return "scheduled";
-  if (t >= Date.parse(drop.end_time)) return "ended";
-  if (drop.stock <= 0) return "sold_out";
-  return "live";
+  return dropStatusAt(drop, now());
 }
