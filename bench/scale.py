@@ -176,8 +176,8 @@ class Scale:
 
     def sell_out(self) -> dict[str, Any]:
         from bench.load import rush
-        from chalicelib import orders
         from chalicelib.models import Order
+        from chalicelib.statuses import OrderStatus
         from tests.support import sign_up_user
 
         units = self.sizes["sell_out"]
@@ -192,7 +192,9 @@ class Scale:
 
         def settled() -> bool:
             found = list(Order.by_drop.query(drop_id))
-            return len(found) >= placed["statuses"].get("201", 0) and all(o.status != orders.PENDING for o in found)
+            return len(found) >= placed["statuses"].get("201", 0) and all(
+                o.status != OrderStatus.PENDING_PAYMENT for o in found
+            )
 
         wait_for(settled, 1800, "charging the sell-out")
         statuses = Counter(o.status for o in Order.by_drop.query(drop_id))

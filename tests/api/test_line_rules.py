@@ -18,9 +18,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from chalicelib import admissions, draws, lines, orders, serving
+from chalicelib import admissions, draws, lines, serving
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Admission, Drop, Line, Notification, Order
+from chalicelib.statuses import RELEASED
 from chalicelib.validation import parse_time
 from tests.api.test_line_fairness import wait_until
 from tests.support import open_shop, place_line, place_order, sale_drop
@@ -90,7 +91,7 @@ class LineRules(RuleBasedStateMachine):
         assert all(count == 1 for count in self.purchases.values())
         drop = Drop.get(self.drop_id, consistent_read=True)
         placed = Order.by_drop.query(self.drop_id)
-        held = sum(int(o.quantity) for o in placed if o.status not in orders.RELEASED)
+        held = sum(int(o.quantity) for o in placed if o.status not in RELEASED)
         assert int(drop.stock) >= 0 and int(drop.stock) + held == self.initial
 
     @invariant()

@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib import orders, settlement
 from chalicelib.models import Drop, Order
-from chalicelib.statuses import OrderStatus
+from chalicelib.statuses import RELEASED, OrderStatus
 from tests.support import DynamoCalls, iso, open_shop
 
 
@@ -56,7 +56,7 @@ def orders_of_drop(drop_id: str) -> list[Order]:
 
 def assert_invariant(drop_id: str) -> None:
     drop = Drop.get(drop_id, consistent_read=True)
-    held = sum(int(o.quantity) for o in orders_of_drop(drop_id) if o.status not in orders.RELEASED)
+    held = sum(int(o.quantity) for o in orders_of_drop(drop_id) if o.status not in RELEASED)
     assert drop.stock >= 0
     assert drop.stock + held == drop.initial_stock
 

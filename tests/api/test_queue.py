@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from websockets.sync.client import connect
 
-from chalicelib import admissions, lines, orders, serving
+from chalicelib import admissions, lines, serving
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Admission, Drop, Line, Order
+from chalicelib.statuses import RELEASED
 from chalicelib.validation import parse_time
 from tests.support import open_shop, place_line, place_order, sale_drop
 
@@ -61,7 +62,7 @@ def order(user_id: str, drop_id: str, token: str | None) -> str:
 def assert_invariant(drop: dict) -> None:
     stored = Drop.get(drop["drop_id"], consistent_read=True)
     placed = Order.scan(Order.drop_id == drop["drop_id"], consistent_read=True)
-    held = sum(int(o.quantity) for o in placed if o.status not in orders.RELEASED)
+    held = sum(int(o.quantity) for o in placed if o.status not in RELEASED)
     assert int(stored.stock) >= 0 and int(stored.stock) + held == drop["initial_stock"]
 
 

@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import aws, db, orders, ratelimits, settlement, stock
+from chalicelib import aws, db, ratelimits, settlement, stock
 from chalicelib.config import get_settings
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Drop, Order, StockShard
-from chalicelib.statuses import OrderStatus
+from chalicelib.statuses import RELEASED, OrderStatus
 from chalicelib.web import error_response
 from tests.support import iso, open_shop, place_order
 
@@ -159,7 +159,7 @@ def shard_levels(drop_id: str) -> dict[int, int]:
 
 def held_units(drop_id: str) -> int:
     placed = Order.scan(Order.drop_id == drop_id, consistent_read=True)
-    return sum(int(o.quantity) for o in placed if o.status not in orders.RELEASED)
+    return sum(int(o.quantity) for o in placed if o.status not in RELEASED)
 
 
 def test_a_thousand_concurrent_orders_on_eight_shards_sell_exactly_the_stock(api, shop, sold_out_queue) -> None:

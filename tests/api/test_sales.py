@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import orders, settlement
+from chalicelib import settlement
 from chalicelib.models import Drop, Order
-from chalicelib.statuses import OrderStatus
+from chalicelib.statuses import RELEASED, OrderStatus
 from tests.api import test_orders
 from tests.api.test_orders import order, orders_of_drop
 from tests.support import wait_for
@@ -24,7 +24,7 @@ def status_of(api, user, order_id: str) -> str:
 def truth(drop_id: str) -> dict:
     """The figures recomputed from the stored orders themselves (a scan: fine in a test)."""
     stored = orders_of_drop(drop_id)
-    by_status = {status: 0 for status in (OrderStatus.PENDING_PAYMENT, OrderStatus.CONFIRMED, *orders.RELEASED)}
+    by_status = {status: 0 for status in (OrderStatus.PENDING_PAYMENT, OrderStatus.CONFIRMED, *RELEASED)}
     for row in stored:
         by_status[str(row.status)] += 1
     confirmed = [row for row in stored if row.status == OrderStatus.CONFIRMED]

@@ -8,11 +8,11 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import orders, settlement, stock
+from chalicelib import settlement, stock
 from chalicelib.db import now_ms
 from chalicelib.errors import LiveDropError
 from chalicelib.models import Drop, Order, StockShard
-from chalicelib.statuses import OrderStatus
+from chalicelib.statuses import RELEASED, OrderStatus
 from tests.support import place_order
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves these orders alone
@@ -69,7 +69,7 @@ def test_every_shard_keeps_its_units(units: int, shards: int, plan) -> None:
         held = dict.fromkeys(items, 0)
         for order_id in placed:
             order = Order.get(order_id, consistent_read=True)
-            if order.status not in orders.RELEASED:
+            if order.status not in RELEASED:
                 held[int(order.stock_shard)] += int(order.quantity)
         for shard, item in items.items():
             assert 0 <= int(item.stock) <= int(item.initial_stock)
