@@ -1,7 +1,9 @@
 """The composition root: what the functions run with, built in one place on first use.
 
 Settings (from the environment), the AWS clients, the payment gateway and the pusher are made here the
-first time something asks for them, once per execution environment, and handed to whoever asks. Importing
+first time something asks for them, once per execution environment. This module sits on top of
+chalicelib: it registers how each dependency is made in chalicelib.ports when it is imported (app.py
+and the dev stack import it first), and modules ask the ports, never this module. Importing
 chalicelib reads no setting and opens no connection: a cold start pays only for what it uses, and a test
 or the dev stack can choose the settings after the import. The models bind themselves to `settings()` on
 their first table access (chalicelib.models).
