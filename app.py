@@ -9,31 +9,49 @@ from typing import Any, TypeVar
 from chalice import Rate
 from chalice.app import Request, WebsocketEvent
 
-from chalicelib import (
+from chalicelib.core.config import get_settings
+from chalicelib.core.errors import (
+    CreatorNotFoundError,
+    DropNotFoundError,
+    ForbiddenError,
+    LiveDropError,
+    OrderNotFoundError,
+    ProductNotFoundError,
+)
+from chalicelib.core.observability import logger, metrics, trace_segment
+from chalicelib.core.validation import check_path_ids, parse_command, parse_optional_command
+from chalicelib.delivery import consumers as notification_consumers
+from chalicelib.delivery import events as domain_event_source
+from chalicelib.delivery import live_stock as stock_pushes
+from chalicelib.delivery import notifications, serving, webpush
+from chalicelib.delivery import payments as payment_service
+from chalicelib.domain import (
     accounts,
-    bootstrap,
     catalog,
     drop_listing,
     follows,
     lines,
-    notifications,
-    openapi,
     orders,
     preferences,
     sales,
     scheduling,
-    serving,
     settlement,
-    webpush,
 )
-from chalicelib import commands as request_bodies
-from chalicelib import connections as ws_connections
-from chalicelib import consumers as notification_consumers
-from chalicelib import events as domain_event_source
-from chalicelib import health as health_check
-from chalicelib import live_stock as stock_pushes
-from chalicelib import payments as payment_service
-from chalicelib.commands import (
+from chalicelib.domain import connections as ws_connections
+from chalicelib.edge import health as health_check
+from chalicelib.edge import openapi
+from chalicelib.edge.web import (
+    caller_id,
+    chalice_errors_in_api_shape,
+    conditional_json,
+    error_response,
+    guarded,
+    json_response,
+    placed_order_response,
+    unsubscribe_response,
+)
+from chalicelib.schema import commands as request_bodies
+from chalicelib.schema.commands import (
     Confirm,
     LogIn,
     MarkRead,
@@ -47,30 +65,10 @@ from chalicelib.commands import (
     Refresh,
     SignUp,
 )
-from chalicelib.config import get_settings
-from chalicelib.errors import (
-    CreatorNotFoundError,
-    DropNotFoundError,
-    ForbiddenError,
-    LiveDropError,
-    OrderNotFoundError,
-    ProductNotFoundError,
-)
-from chalicelib.observability import logger, metrics, trace_segment
-from chalicelib.pagination import parse_limit
-from chalicelib.validation import check_path_ids, parse_command, parse_optional_command
-from chalicelib.web import (
-    caller_id,
-    chalice_errors_in_api_shape,
-    conditional_json,
-    error_response,
-    guarded,
-    json_response,
-    placed_order_response,
-    unsubscribe_response,
-)
+from chalicelib.schema.pagination import parse_limit
+from chalicelib.wiring import bootstrap
 
-# Nothing here reads the settings: the composition root does, on first use (chalicelib.bootstrap).
+# Nothing here reads the settings: the composition root does, on first use (chalicelib.wiring.bootstrap).
 app = bootstrap.chalice_app("livedrop")
 # Chalice packages on_ws_* handlers only with this flag (the WebSocket API is still "experimental" there).
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -111,7 +109,7 @@ PATH_IDS = {
 
 def route(path: str, check_ids: bool = True, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """app.route with path ids checked (unless the view answers for ids that name nothing itself)
-    and the one error mapping of chalicelib.web applied."""
+    and the one error mapping of chalicelib.edge.web applied."""
 
     def register(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)

@@ -33,10 +33,13 @@ from botocore.client import BaseClient
 from bench.shop import account, live_drop, write_result
 from bench.units import Meter
 from bench.write_units import write_units
-from chalicelib import aws, consumers, follows, notifications, topology
-from chalicelib.config import get_settings
-from chalicelib.messages import Envelope, EventType
-from chalicelib.models import Drop, Notification, Order
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.delivery import consumers, notifications
+from chalicelib.domain import follows
+from chalicelib.schema import topology
+from chalicelib.schema.messages import Envelope, EventType
+from chalicelib.schema.models import Drop, Notification, Order
 from devstack import iam
 
 FOLLOWERS = 1000
@@ -117,7 +120,7 @@ def _pipeline(
     owner = account(session, base, "Pipeline owner")
     _, _, drop = live_drop(session, base, owner, stock=10 * orders)
     buyers = [account(session, base, f"Buyer {i}") for i in range(max(1, orders // 2))]
-    # The push and inbox pipeline is measured on its own: the e-mail and Web Push channels (chalicelib.reach)
+    # The push and inbox pipeline is measured on its own: the e-mail and Web Push channels (chalicelib.delivery.reach)
     # are what a buyer opts into, each with its own cost per message (docs/capacity.md).
     channels_off = {"email": {"order_confirmed": False}, "web_push": {"order_confirmed": False}}
     for buyer in buyers:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib import topology
+from chalicelib.schema import topology
 from infra.access import ACCESS
 
 BENCH = Path(__file__).resolve().parent

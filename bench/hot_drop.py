@@ -28,10 +28,11 @@ from typing import Any
 import requests
 
 from bench.shop import account, write_result
-from chalicelib import db, orders
-from chalicelib.commands import NewOrder
-from chalicelib.config import get_settings
-from chalicelib.errors import LiveDropError
+from chalicelib.core.config import get_settings
+from chalicelib.core.errors import LiveDropError
+from chalicelib.domain import orders
+from chalicelib.schema import db
+from chalicelib.schema.commands import NewOrder
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ITEM_TX_PER_S = 20.0  # the per-item limit scaled below what the dev stack itself serves (AWS: about 500)

@@ -21,9 +21,9 @@ import time
 from typing import Any
 
 from bench.profile import profiled
-from chalicelib import topology
-from chalicelib.config import get_settings
-from chalicelib.messages import EventType
+from chalicelib.core.config import get_settings
+from chalicelib.schema import topology
+from chalicelib.schema.messages import EventType
 from devstack.identity import aws_client
 from devstack.stack import DevStack
 

@@ -26,9 +26,9 @@ from botocore.config import Config
 
 from bench.load import rush
 from bench.profile import profiled
-from chalicelib import stock
-from chalicelib.models import Drop, Order
-from chalicelib.statuses import RELEASED
+from chalicelib.core.statuses import RELEASED
+from chalicelib.schema import stock
+from chalicelib.schema.models import Drop, Order
 from devstack.identity import client_kwargs
 
 DROP_STOCK = 20_000

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass, field
 
 from bench import cost
-from chalicelib.notifications import FOLLOWERS_PER_SLICE
-from chalicelib.pusher import PUSH_WORKERS
+from chalicelib.delivery.notifications import FOLLOWERS_PER_SLICE
+from chalicelib.delivery.pusher import PUSH_WORKERS
 from infra.access import ACCESS
 
 MODES = ("first_come", "queue", "draw")

@@ -27,8 +27,8 @@ from typing import Any
 import requests
 
 from bench.shop import account, live_drop, write_result
-from chalicelib import catalog
-from chalicelib.models import Drop
+from chalicelib.domain import catalog
+from chalicelib.schema.models import Drop
 
 DURATION = 3  # seconds per wrk run
 ROUNDS = 3  # health, keep-alive and new-connection runs take turns this many times

@@ -62,8 +62,9 @@ class Counters:
 
 def dlq_messages() -> int:
     """Messages in every dead-letter queue (visible and in flight)."""
-    from chalicelib import aws, topology
-    from chalicelib.config import get_settings
+    from chalicelib.core import aws
+    from chalicelib.core.config import get_settings
+    from chalicelib.schema import topology
 
     sqs, total = aws.client("sqs"), 0
     for spec in topology.QUEUES:
@@ -89,8 +90,8 @@ def wait_for(done: Callable[[], bool], timeout: float, what: str) -> None:
 
 def seed_line(drop_id: str, users: list[str], at_ms: int) -> None:
     """Early entries for `users`, as their joins would have written them, and the line's count of them."""
-    from chalicelib import lines
-    from chalicelib.models import Admission, Drop, Line
+    from chalicelib.domain import lines
+    from chalicelib.schema.models import Admission, Drop, Line
 
     drop = Drop.get(drop_id, consistent_read=True)
     with Admission.batch_write() as batch:
@@ -101,7 +102,7 @@ def seed_line(drop_id: str, users: list[str], at_ms: int) -> None:
 
 def inbox_repeats(drop_id: str) -> tuple[Counter[str], int]:
     """The drop's inbox rows by type, and how many (user, type) pairs have more than one row."""
-    from chalicelib.models import Notification
+    from chalicelib.schema.models import Notification
 
     rows = Counter((row.user_id, row.event_type) for row in Notification.scan(Notification.drop_id == drop_id))
     return Counter(kind for _, kind in rows.elements()), sum(n - 1 for n in rows.values() if n > 1)
@@ -123,7 +124,7 @@ class Scale:
         self.fans = [sign_up_user(self.api) for _ in range(min(sizes["sockets"], sizes["waiting_room"]))]
 
     def _drop(self, mode: str, start: float, stock: int, **extra: Any) -> tuple[str, int]:
-        from chalicelib.validation import parse_time
+        from chalicelib.core.validation import parse_time
         from tests.support import sale_drop
 
         drop = sale_drop(self.api, self.shop, mode, start, stock, **extra)
@@ -134,8 +135,8 @@ class Scale:
 
     def waiting_room(self) -> dict[str, Any]:
         from bench.crowd import Crowd
-        from chalicelib import serving
-        from chalicelib.models import Line
+        from chalicelib.delivery import serving
+        from chalicelib.schema.models import Line
 
         size = self.sizes["waiting_room"]
         drop_id, start = self._drop("queue", 600, 100)
@@ -152,8 +153,8 @@ class Scale:
         return figures
 
     def draw(self) -> dict[str, Any]:
-        from chalicelib import serving
-        from chalicelib.models import Line
+        from chalicelib.delivery import serving
+        from chalicelib.schema.models import Line
 
         size, stock = self.sizes["draw_entries"], self.sizes["draw_stock"]
         drop_id, start = self._drop("draw", 600, stock, purchase_window_seconds=60)
@@ -176,8 +177,8 @@ class Scale:
 
     def sell_out(self) -> dict[str, Any]:
         from bench.load import rush
-        from chalicelib.models import Order
-        from chalicelib.statuses import OrderStatus
+        from chalicelib.core.statuses import OrderStatus
+        from chalicelib.schema.models import Order
         from tests.support import sign_up_user
 
         units = self.sizes["sell_out"]

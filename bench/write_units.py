@@ -8,7 +8,7 @@ serialised while counting, so the two images belong to that write alone) and add
   ConditionCheck too); a write refused by its condition still costs its item's units;
 - each global secondary index: nothing when the write changes nothing the index projects; one write
   of the projected entry when the item enters, leaves or changes inside the index; two (a delete and
-  a put) when the index key changes. The indexes come from chalicelib.models, the one schema.
+  a put) when the index key changes. The indexes come from chalicelib.schema.models, the one schema.
 
 Item sizes follow DynamoDB's rules closely enough for whole units: attribute names plus values, a
 number as about one byte per two digits.
@@ -27,7 +27,7 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from chalicelib.models import ALL_MODELS, table_spec
+from chalicelib.schema.models import ALL_MODELS, table_spec
 
 KB = 1024
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
 
 PATH = "/_dev/emails"
 _TIMEOUT_SECONDS = 10

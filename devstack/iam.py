@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 from botocore.client import BaseClient
 
-from chalicelib import topology
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
+from chalicelib.schema import topology
 from devstack.identity import REGION
 from devstack.lambda_runtime import refuse_if_discarded
 from infra.policy import Statement

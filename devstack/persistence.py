@@ -325,7 +325,7 @@ def _made_safe(module: str, backend: Any) -> None:
 def add_missing_indexes(dynamodb: Any) -> list[str]:
     """Add the global secondary indexes the models define but a restored table lacks (a data folder
     saved before the schema gained them); returns `table/index` for each one added."""
-    from chalicelib.models import ALL_MODELS, table_spec
+    from chalicelib.schema.models import ALL_MODELS, table_spec
 
     added = []
     for model in ALL_MODELS:

@@ -1,6 +1,6 @@
 """Creates every AWS resource of the stack on the embedded AWS, from the models and the topology.
 
-Returns the environment the app reads through chalicelib.config (one Settings for all).
+Returns the environment the app reads through chalicelib.core.config (one Settings for all).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import json
 import math
 import os
 
-from chalicelib import bootstrap, topology
-from chalicelib.models import create_all_tables
+from chalicelib.schema import topology
+from chalicelib.schema.models import create_all_tables
+from chalicelib.wiring import bootstrap
 from devstack.identity import ACCOUNT_ID, CREDENTIALS_ENV, aws_client
 from devstack.persistence import add_missing_indexes
 

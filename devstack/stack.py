@@ -11,9 +11,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from chalicelib import bootstrap, topology
-from chalicelib.config import get_settings
-from chalicelib.tokens import verifier
+from chalicelib.core.config import get_settings
+from chalicelib.domain.tokens import verifier
+from chalicelib.schema import topology
+from chalicelib.wiring import bootstrap
 from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
 from devstack.identity import aws_client

@@ -3,14 +3,14 @@
 Keys are handler names: the `name=` of an `@app.lambda_function` / `@app.schedule`, the Python name of
 an `@app.on_ws_*` handler, and API_HANDLER for the REST routes. Tables are logical names (the model's
 table name without the stage prefix); "Table/index" grants reads on that index only. Queues and
-streams a function consumes come from chalicelib.topology and are added by the stack, not listed here.
+streams a function consumes come from chalicelib.schema.topology and are added by the stack, not listed here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.topology import DELIVER, LINES, LIVE_STOCK
+from chalicelib.schema.topology import DELIVER, LINES, LIVE_STOCK
 
 API_HANDLER = "api"
 
@@ -32,7 +32,7 @@ class FunctionAccess:
     payment_secrets: bool = False
     # Sends e-mail through SES from the stage's identity, in its configuration set.
     email: bool = False
-    # Reads the stage's VAPID key secret, and makes it the first time (chalicelib.webpush).
+    # Reads the stage's VAPID key secret, and makes it the first time (chalicelib.delivery.webpush).
     push_keys: bool = False
     timeout: int = 30
     memory: int = 256
@@ -40,10 +40,10 @@ class FunctionAccess:
     reserved_concurrency: int | None = None
 
 
-# A gone WebSocket connection is forgotten by whoever pushed to it (chalicelib.connections.close_connection).
+# A gone WebSocket connection is forgotten by whoever pushed to it (chalicelib.domain.connections.close_connection).
 _FORGET_READ = ("Subscriptions/by_connection",)
 _FORGET_WRITE = ("Connections", "Subscriptions")
-# Chalicelib's inbox and push path (chalicelib.notifications, live_stock, pusher, consumers).
+# Chalicelib's inbox and push path (chalicelib.delivery.notifications, live_stock, pusher, consumers).
 _NOTIFY_READ = ("Drops", "Connections/by_user", "Subscriptions", *_FORGET_READ, "ProcessedEvents", "StockShards")
 _NOTIFY_WRITE = ("Notifications", "ProcessedEvents", *_FORGET_WRITE)
 
@@ -63,7 +63,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "IdempotencyKeys",
             "Purchases",
             "Notifications",
-            # The creator's view (chalicelib.sales) and the inbox's unread count and read marks.
+            # The creator's view (chalicelib.domain.sales) and the inbox's unread count and read marks.
             "Drops/by_creator",
             "DropSales",
             "Orders/by_drop",
@@ -75,7 +75,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Admissions/by_position",
             "Admissions/by_ticket",  # the draw's public entry list, in entry id order
             "SigningKeys",
-            # E-mail and Web Push (chalicelib.preferences, webpush): switches and browsers' subscriptions.
+            # E-mail and Web Push (chalicelib.domain.preferences, webpush): switches and browsers' subscriptions.
             "NotificationPreferences",
             "PushSubscriptions",
         ),
@@ -85,7 +85,7 @@ ACCESS: dict[str, FunctionAccess] = {
             "Follows",
             "Products",
             "Drops",
-            "DropSales",  # the Stripe webhook confirms orders (chalicelib.payments.handle_webhook)
+            "DropSales",  # the Stripe webhook confirms orders (chalicelib.delivery.payments.handle_webhook)
             "Orders",
             "IdempotencyKeys",
             "Purchases",
@@ -117,7 +117,7 @@ ACCESS: dict[str, FunctionAccess] = {
     # Reads a batch's orders at once (BatchGetItem); the order's status guards every charge and settlement.
     "payments": FunctionAccess(
         read=("Orders", "Drops", "Purchases"),
-        # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.orders).
+        # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.domain.orders).
         # StockShards: a failed payment gives a sharded drop's units back to their shard.
         write=("Orders", "Drops", "DropSales", "Purchases", "StockShards"),
         payment_secrets=True,
@@ -142,7 +142,7 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=25,
     ),
     "deliver": FunctionAccess(
-        # E-mail and Web Push per slice (chalicelib.reach): switches, addresses, subscriptions (a gone
+        # E-mail and Web Push per slice (chalicelib.delivery.reach): switches, addresses, subscriptions (a gone
         # one is deleted), the unsubscribe links' key.
         read=(*_NOTIFY_READ, "Follows", "NotificationPreferences", "Users", "PushSubscriptions", "SigningKeys"),
         write=(*_NOTIFY_WRITE, "PushSubscriptions", "SigningKeys"),
@@ -182,7 +182,7 @@ ACCESS: dict[str, FunctionAccess] = {
         memory=512,
     ),
     "admissions": FunctionAccess(
-        # Seals, orders and serves queue and draw lines (chalicelib.lines); pushes and inboxes the results.
+        # Seals, orders and serves queue and draw lines (chalicelib.domain.lines); pushes and inboxes the results.
         read=(
             "Lines",
             "Lines/by_activity",
@@ -197,13 +197,13 @@ ACCESS: dict[str, FunctionAccess] = {
         # A push to a gone socket forgets it (_FORGET_WRITE), as every pusher does.
         write=("Lines", "Admissions", "Drops", "Notifications", "SigningKeys", *_FORGET_WRITE),
         # Hands a line's placing (at the start) and a draw's closing (at the end) to the lines queue; a
-        # draw's winners' e-mail and push go through the deliver queue (chalicelib.reach.enqueue).
+        # draw's winners' e-mail and push go through the deliver queue (chalicelib.delivery.reach.enqueue).
         send=(LINES.name, DELIVER.name),
         ws_push=True,
         timeout=60,
         memory=512,
     ),
-    # Slices of placing a line and closing a draw (chalicelib.serving): each within its time budget.
+    # Slices of placing a line and closing a draw (chalicelib.delivery.serving): each within its time budget.
     "line_slices": FunctionAccess(
         read=(
             "Lines",
@@ -225,7 +225,7 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=5,
     ),
     # At the per-user cap, $connect asks @connections which of the user's sockets are gone and forgets those
-    # (reading each held connection's row: chalicelib.connections, the user's quota row).
+    # (reading each held connection's row: chalicelib.domain.connections, the user's quota row).
     "ws_connect": FunctionAccess(
         read=("Connections", "Connections/by_user", *_FORGET_READ), write=_FORGET_WRITE, ws_push=True, timeout=10
     ),

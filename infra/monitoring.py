@@ -12,7 +12,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-# Powertools EMF: namespace and the default "service" dimension (chalicelib.observability).
+# Powertools EMF: namespace and the default "service" dimension (chalicelib.core.observability).
 NAMESPACE = "LiveDrop"
 SERVICE = {"service": "livedrop"}
 ORDER_LATENCY_P99_MS = 500

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from chalicelib import topology
+from chalicelib.schema import topology
 
 if TYPE_CHECKING:
     from infra.stack import LiveDropStack

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chalicelib import topology
+from chalicelib.schema import topology
 from infra.access import FunctionAccess
 
 READ_ACTIONS = (

@@ -1,7 +1,7 @@
 """LiveDrop in AWS: the Chalice app (chalice.cdk.Chalice) plus everything Chalice does not create.
 
-Tables come from chalicelib.models.table_spec, queues, subscriptions and event sources from
-chalicelib.topology, per-function permissions from infra.access: the same definitions the dev stack
+Tables come from chalicelib.schema.models.table_spec, queues, subscriptions and event sources from
+chalicelib.schema.topology, per-function permissions from infra.access: the same definitions the dev stack
 provisions locally, so the two cannot drift.
 
 Chalice packages the app at synth time, before CDK knows any ARN. So the functions' handlers stay
@@ -32,8 +32,8 @@ from aws_cdk import custom_resources
 from chalice.cdk import Chalice
 from constructs import Construct
 
-from chalicelib import models, topology
-from chalicelib.config import get_settings, settings_from_env
+from chalicelib.core.config import get_settings, settings_from_env
+from chalicelib.schema import models, topology
 from infra import gateway_responses, policy
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.edge import RestFirewall, WebSite
@@ -45,7 +45,7 @@ STREAM_MAX_RETRIES = topology.STREAM_MAX_RETRIES
 # Per SQS event source: (MaximumBatchingWindowInSeconds, MaximumConcurrency). Pushes people wait for get
 # no window; payments and inbox slices wait up to a second for fuller batches. The concurrency caps keep
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
-# Both come from chalicelib.topology, which the dev stack's pumps read too.
+# Both come from chalicelib.schema.topology, which the dev stack's pumps read too.
 QUEUE_SOURCE_TUNING = {s.queue: (s.batching_window_s, s.max_concurrency) for s in topology.QUEUE_SOURCES}
 # Stage throttling (requests per second, burst), well under the account's shared 10,000/s.
 REST_THROTTLE = (2000.0, 1000)
@@ -544,7 +544,7 @@ class LiveDropStack(cdk.Stack):
             "LIVEDROP_JWKS_URL": f"{self.cognito_issuer}/.well-known/jwks.json",
             "LIVEDROP_WS_MANAGEMENT_ENDPOINT": self.ws_management_endpoint,
             "LIVEDROP_PAYMENT_PROVIDER": self.payment_provider,
-            # The secret's name, not its values: those are read at run time, where granted (chalicelib.secrets).
+            # The secret's name, not its values: those are read at run time, where granted (chalicelib.schema.secrets).
             "LIVEDROP_STRIPE_SECRET": self.stripe_secret_name,
             "LIVEDROP_EMAIL_FROM": self.email_from,
             "LIVEDROP_SES_CONFIGURATION_SET": self.configuration_set_name,
@@ -607,7 +607,7 @@ class LiveDropStack(cdk.Stack):
                 continue
             window, concurrency = QUEUE_SOURCE_TUNING.get(source.queue, (0, 2))
             if window != source.batching_window_s:
-                # One value for both: chalicelib.topology (the dev stack's pumps read it too).
+                # One value for both: chalicelib.schema.topology (the dev stack's pumps read it too).
                 raise ValueError(f"{source.queue}: window {window} s here, {source.batching_window_s} s in topology")
             mapping = lambda_.CfnEventSourceMapping(
                 self,

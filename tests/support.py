@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from chalicelib import db, models
+from chalicelib.schema import db, models
 from devstack.environments import current_function
 
 
@@ -209,9 +209,9 @@ def place_order(
     """orders.place_order with its NewOrder command, answered the way the REST edge answers it."""
     import json
 
-    from chalicelib import orders
-    from chalicelib.commands import NewOrder
-    from chalicelib.web import placed_order_response
+    from chalicelib.domain import orders
+    from chalicelib.edge.web import placed_order_response
+    from chalicelib.schema.commands import NewOrder
 
     new = NewOrder(drop_id=drop_id, quantity=quantity, payment_token=payment_token, admission_token=admission_token)
     response = placed_order_response(orders.place_order(user_id, key, new))
@@ -222,8 +222,8 @@ def place_order(
 def place_line(drop_id: str, timeout: float = 60.0) -> None:
     """Place a sealed line's early entries now, slice after slice, beside the dev stack's own consumer
     of the lines queue (both may run: a slice placed by one is never placed again by the other)."""
-    from chalicelib import serving
-    from chalicelib.models import Line
+    from chalicelib.delivery import serving
+    from chalicelib.schema.models import Line
 
     deadline = time.monotonic() + timeout
     while not Line.get(drop_id, consistent_read=True).placed:

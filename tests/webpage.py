@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chalicelib.statuses import DropStatus, OrderStatus
+from chalicelib.core.statuses import DropStatus, OrderStatus
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 JS = WEB / "js"
@@ -23,7 +23,7 @@ TOAST_KINDS = {"info", "error"}
 
 # The page's modules start each import (or re-export) on a line of its own.
 _IMPORT = re.compile(r'^(?:import|export)\b[^;]*?\bfrom\s*"([^"]+)"|^import\s*"([^"]+)"', re.M)
-HEADER = "// Generated from chalicelib/messages.py by `python -m chalicelib.messages --js`: do not edit."
+HEADER = "// Generated from chalicelib/schema/messages.py by `python -m chalicelib.schema.messages --js`: do not edit."
 ENUM = re.compile(r"export const (\w+) = Object\.freeze\(\{((?:\s*\"\w+\": \"\w+\",?)*)\s*\}\);")
 MEMBER = re.compile(r'"(\w+)": "(\w+)"')
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, db, models
-from chalicelib.config import get_settings
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.schema import db, models
 from tests.support import iso, open_shop
 
 

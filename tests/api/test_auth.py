@@ -12,8 +12,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chalicelib.errors import UnauthorizedError
-from chalicelib.tokens import TokenVerifier
+from chalicelib.core.errors import UnauthorizedError
+from chalicelib.domain.tokens import TokenVerifier
 from tests.support import iso, open_shop
 
 

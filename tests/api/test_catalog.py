@@ -9,9 +9,9 @@ from datetime import datetime
 import boto3
 import pytest
 
-from chalicelib import catalog, scheduling
-from chalicelib.config import get_settings
-from chalicelib.models import Drop
+from chalicelib.core.config import get_settings
+from chalicelib.domain import catalog, scheduling
+from chalicelib.schema.models import Drop
 from devstack.identity import REGION
 from tests.support import DynamoCalls, iso, open_shop
 

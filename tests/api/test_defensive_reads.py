@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from chalicelib.db import now_ms
-from chalicelib.models import Drop
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Drop
 from tests.support import open_shop
 
 

@@ -1,7 +1,7 @@
 """Draw drops: one entry per user in a window, winners chosen by a committed seed that anyone can check,
 purchase windows, unclaimed units passing on in draw order, and everyone told the result.
 
-The recomputation below deliberately uses only hashlib and the published data, never chalicelib.draws.
+The recomputation below deliberately uses only hashlib and the published data, never chalicelib.core.draws.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import lines, serving
-from chalicelib.db import now_ms
-from chalicelib.errors import LiveDropError
-from chalicelib.models import Admission, Drop, Line, Notification, Order
-from chalicelib.statuses import RELEASED
-from chalicelib.validation import parse_time
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.statuses import RELEASED
+from chalicelib.core.validation import parse_time
+from chalicelib.delivery import serving
+from chalicelib.domain import lines
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Admission, Drop, Line, Notification, Order
 from tests.support import open_shop, place_line, place_order, sale_drop
 
 TOKEN = "tok_threeDSecureRequired"

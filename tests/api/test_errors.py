@@ -46,7 +46,7 @@ def test_unknown_route_is_403_like_api_gateway(api) -> None:
 
 
 def test_an_unexpected_failure_is_a_bare_500(api, monkeypatch) -> None:
-    from chalicelib import accounts
+    from chalicelib.domain import accounts
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("secret internals")

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import accounts, follows
+from chalicelib.domain import accounts, follows
 
 
 @pytest.fixture()

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import idempotency
-from chalicelib.idempotency import BatchMarkers
-from chalicelib.models import ProcessedEvent
+from chalicelib.schema import idempotency
+from chalicelib.schema.idempotency import BatchMarkers
+from chalicelib.schema.models import ProcessedEvent
 
 
 def key() -> str:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import notifications
-from chalicelib.messages import Envelope
-from chalicelib.validation import format_time
+from chalicelib.core.validation import format_time
+from chalicelib.delivery import notifications
+from chalicelib.schema.messages import Envelope
 
 BASE_MS = 1_900_000_000_000
 

@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import lines, serving
-from chalicelib.db import now_ms
-from chalicelib.errors import LiveDropError
-from chalicelib.models import Drop, Line, Notification
-from chalicelib.validation import parse_time
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.validation import parse_time
+from chalicelib.delivery import serving
+from chalicelib.domain import lines
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Drop, Line, Notification
 from tests.support import open_shop, place_line, place_order, sale_drop
 
 PENDING = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves the stock alone

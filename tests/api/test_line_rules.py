@@ -18,11 +18,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from chalicelib import admissions, draws, lines, serving
-from chalicelib.errors import LiveDropError
-from chalicelib.models import Admission, Drop, Line, Notification, Order
-from chalicelib.statuses import RELEASED
-from chalicelib.validation import parse_time
+from chalicelib.core import draws
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.statuses import RELEASED
+from chalicelib.core.validation import parse_time
+from chalicelib.delivery import serving
+from chalicelib.domain import admissions, lines
+from chalicelib.schema.models import Admission, Drop, Line, Notification, Order
 from tests.api.test_line_fairness import wait_until
 from tests.support import open_shop, place_line, place_order, sale_drop
 

@@ -1,4 +1,4 @@
-"""Big lines are placed, and draws closed, in slices with saved progress (chalicelib.serving): a line
+"""Big lines are placed, and draws closed, in slices with saved progress (chalicelib.delivery.serving): a line
 larger than one slice completes, a retried or duplicated slice repeats nothing, and every notice has an
 event id that does not depend on when it was sent."""
 
@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import lines, serving
-from chalicelib.messages import Envelope
-from chalicelib.models import Admission, Line, Notification
-from chalicelib.validation import parse_time
+from chalicelib.core.validation import parse_time
+from chalicelib.delivery import serving
+from chalicelib.domain import lines
+from chalicelib.schema.messages import Envelope
+from chalicelib.schema.models import Admission, Line, Notification
 from tests.support import open_shop, place_line, sale_drop
 
 

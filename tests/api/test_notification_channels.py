@@ -8,7 +8,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.models import WebPushSubscription
+from chalicelib.schema.models import WebPushSubscription
 
 EVENTS = ("drop_started", "order_confirmed", "draw_won")
 ALL_ON = {"email": dict.fromkeys(EVENTS, True), "web_push": dict.fromkeys(EVENTS, True)}
@@ -118,7 +118,7 @@ def test_the_vapid_public_key_is_one_p256_point_per_stage(api) -> None:
 
 
 def test_an_unsubscribe_link_shows_then_turns_off_its_one_switch(api, new_user) -> None:
-    from chalicelib import preferences
+    from chalicelib.domain import preferences
 
     fan = new_user()
     token = preferences.unsubscribe_token(fan.user_id, "order_confirmed")
@@ -137,7 +137,7 @@ def test_an_unsubscribe_link_shows_then_turns_off_its_one_switch(api, new_user) 
 
 
 def test_an_altered_unsubscribe_token_is_refused_and_changes_nothing(api, new_user) -> None:
-    from chalicelib import preferences
+    from chalicelib.domain import preferences
 
     fan = new_user()
     token = preferences.unsubscribe_token(fan.user_id, "drop_started")

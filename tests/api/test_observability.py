@@ -6,8 +6,8 @@ import json
 
 
 def test_an_http_invocation_flushes_emf_and_sets_the_correlation_id(app_module, api, monkeypatch, capsys) -> None:
-    from chalicelib import catalog
-    from chalicelib.observability import logger
+    from chalicelib.core.observability import logger
+    from chalicelib.domain import catalog
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     catalog.product_cache.clear()

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import orders, settlement
-from chalicelib.models import Drop, Order
-from chalicelib.statuses import RELEASED, OrderStatus
+from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.domain import orders, settlement
+from chalicelib.schema.models import Drop, Order
 from tests.support import DynamoCalls, iso, open_shop
 
 

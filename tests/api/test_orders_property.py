@@ -9,17 +9,17 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import orders, settlement
-from chalicelib.db import now_ms
-from chalicelib.errors import (
+from chalicelib.core.errors import (
     IdempotencyKeyReusedError,
     InsufficientStockError,
     LiveDropError,
     PurchaseLimitExceededError,
     SoldOutError,
 )
-from chalicelib.models import Drop, Order
-from chalicelib.statuses import RELEASED, OrderStatus
+from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.domain import orders, settlement
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Drop, Order
 from tests.support import place_order
 
 # The fake provider leaves this token pending, so the dev stack's payments consumer stays out of the way.

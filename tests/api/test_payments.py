@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import bootstrap, payments, settlement
-from chalicelib.config import get_settings
-from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
-from chalicelib.statuses import OrderStatus
+from chalicelib.core.config import get_settings
+from chalicelib.core.statuses import OrderStatus
+from chalicelib.delivery import payments
+from chalicelib.domain import settlement
+from chalicelib.schema.models import Drop, Order, ProcessedEvent, Purchase
+from chalicelib.wiring import bootstrap
 from devstack.identity import REGION, queue_arn
 from devstack.lambda_runtime import LambdaContext
 from tests.api import test_orders

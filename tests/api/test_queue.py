@@ -11,12 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from websockets.sync.client import connect
 
-from chalicelib import admissions, lines, serving
-from chalicelib.db import now_ms
-from chalicelib.errors import LiveDropError
-from chalicelib.models import Admission, Drop, Line, Order
-from chalicelib.statuses import RELEASED
-from chalicelib.validation import parse_time
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.statuses import RELEASED
+from chalicelib.core.validation import parse_time
+from chalicelib.delivery import serving
+from chalicelib.domain import admissions, lines
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Admission, Drop, Line, Order
 from tests.support import open_shop, place_line, place_order, sale_drop
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves the stock alone

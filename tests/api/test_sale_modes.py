@@ -9,13 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib import aws, db, ratelimits, settlement, stock
-from chalicelib.config import get_settings
-from chalicelib.db import now_ms
-from chalicelib.errors import LiveDropError
-from chalicelib.models import Drop, Order, StockShard
-from chalicelib.statuses import RELEASED, OrderStatus
-from chalicelib.web import error_response
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.domain import ratelimits, settlement
+from chalicelib.edge.web import error_response
+from chalicelib.schema import db, stock
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Drop, Order, StockShard
 from tests.support import iso, open_shop, place_order
 
 

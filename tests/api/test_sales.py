@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import settlement
-from chalicelib.models import Drop, Order
-from chalicelib.statuses import RELEASED, OrderStatus
+from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.domain import settlement
+from chalicelib.schema.models import Drop, Order
 from tests.api import test_orders
 from tests.api.test_orders import order, orders_of_drop
 from tests.support import wait_for

@@ -8,11 +8,12 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import settlement, stock
-from chalicelib.db import now_ms
-from chalicelib.errors import LiveDropError
-from chalicelib.models import Drop, Order, StockShard
-from chalicelib.statuses import RELEASED, OrderStatus
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.domain import settlement
+from chalicelib.schema import stock
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Drop, Order, StockShard
 from tests.support import place_order
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves these orders alone

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from chalicelib import notifications
-from chalicelib.messages import Envelope
-from chalicelib.validation import format_time
+from chalicelib.core.validation import format_time
+from chalicelib.delivery import notifications
+from chalicelib.schema.messages import Envelope
 from tests.browser.test_live_drop import _iso
 from tests.support import open_shop
 

@@ -160,7 +160,7 @@ def test_a_lost_post_is_acknowledged_and_never_delivered(stack, new_user, monkey
     with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=30) as ws:
         ws.send(json.dumps({"action": "ping"}))
         assert json.loads(ws.recv(timeout=30)) == {"type": "pong"}
-        from chalicelib.models import Connection as Connections
+        from chalicelib.schema.models import Connection as Connections
 
         (row,) = Connections.by_user.query(fan.user_id)
         monkeypatch.setenv(faults.ENV_VAR, "drop_post=1")

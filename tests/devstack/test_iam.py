@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import aws
-from chalicelib.config import get_settings
-from chalicelib.threads import in_context
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.core.threads import in_context
 from devstack import iam
 from devstack.iam import CallSite, Request, matches, requests_for
 from devstack.identity import ACCOUNT_ID, REGION, arn, queue_arn

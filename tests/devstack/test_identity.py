@@ -6,7 +6,7 @@ import re
 import uuid
 from pathlib import Path
 
-from chalicelib.config import settings_from_env
+from chalicelib.core.config import settings_from_env
 from devstack import identity
 from devstack.lambda_runtime import LambdaContext
 from devstack.resources import base_env

@@ -19,8 +19,9 @@ from botocore.exceptions import ClientError
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from chalicelib import aws, topology
-from chalicelib.config import get_settings
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.schema import topology
 from devstack import iam
 from devstack.__main__ import _positive_float
 from devstack.environments import FunctionPool, FunctionTimedOut
@@ -387,7 +388,7 @@ def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone
 
 
 def test_parallel_batches_with_copies_of_one_event_do_its_work_once(stack: DevStack) -> None:
-    from chalicelib.idempotency import BatchMarkers, WorkInProgress
+    from chalicelib.schema.idempotency import BatchMarkers, WorkInProgress
 
     key, runs = f"test#{uuid.uuid4().hex}", []
     first = BatchMarkers({key}, claim_ms=20_000)

@@ -369,7 +369,7 @@ NAMES = ("aws", "aws-messaging")
 
 
 def test_a_table_restored_from_an_older_schema_gets_the_indexes_it_lacks(embedded) -> None:
-    from chalicelib.models import Order, table_spec
+    from chalicelib.schema.models import Order, table_spec
     from devstack.persistence import add_missing_indexes
 
     # This embedded AWS is the test's own: the Orders table as it was before the by_drop index.

@@ -9,9 +9,10 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, mailer, webpush
-from chalicelib.config import get_settings
-from chalicelib.messages import Envelope
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.delivery import mailer, webpush
+from chalicelib.schema.messages import Envelope
 from devstack import iam
 from devstack.iam import CallSite, requests_for
 from devstack.identity import ACCOUNT_ID, REGION

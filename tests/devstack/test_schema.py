@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from chalicelib import models
+from chalicelib.schema import models
 from devstack.identity import client_kwargs
 
 

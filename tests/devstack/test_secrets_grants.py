@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from chalicelib import secrets
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
+from chalicelib.schema import secrets
 from devstack import iam
 
 

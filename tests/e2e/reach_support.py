@@ -15,7 +15,7 @@ import http_ece
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
 from tests.support import wait_for
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 
-from chalicelib import follows
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
+from chalicelib.domain import follows
 from tests.support import iso  # noqa: F401 - the e2e tests take it from here too
 
 

@@ -13,8 +13,8 @@ from bench import cost, plan
 from bench.calls import backend_calls
 from bench.shop import account, live_drop
 from bench.units import Meter
-from chalicelib import aws
-from chalicelib.models import Order
+from chalicelib.core import aws
+from chalicelib.schema.models import Order
 
 ORDERS = 3
 

@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
 from tests.e2e.support import make_drop, make_shop
 
 pytestmark = pytest.mark.e2e

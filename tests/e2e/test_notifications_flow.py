@@ -11,9 +11,10 @@ import boto3
 import pytest
 from websockets.sync.client import connect
 
-from chalicelib import connections, consumers
-from chalicelib.config import get_settings
-from chalicelib.models import Connection, Subscription
+from chalicelib.core.config import get_settings
+from chalicelib.delivery import consumers
+from chalicelib.domain import connections
+from chalicelib.schema.models import Connection, Subscription
 from tests.e2e.support import Crowd, follow_all, make_drop, make_fans, make_shop, parse_iso, send_envelope
 
 pytestmark = pytest.mark.e2e

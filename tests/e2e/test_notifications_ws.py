@@ -9,7 +9,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from chalicelib.models import Connection, Subscription
+from chalicelib.schema.models import Connection, Subscription
 from tests.e2e.support import make_drop
 from tests.support import open_shop
 

@@ -11,9 +11,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib import admissions, lines, serving
-from chalicelib.models import Admission, Line, WebPushSubscription
-from chalicelib.validation import parse_time
+from chalicelib.core.validation import parse_time
+from chalicelib.delivery import serving
+from chalicelib.domain import admissions, lines
+from chalicelib.schema.models import Admission, Line, WebPushSubscription
 from tests.e2e.reach_support import Browser, PushService, deliver_queue_idle, emails_to, settled
 from tests.e2e.support import make_drop, make_shop, send_envelope
 from tests.support import iso, place_line, wait_for
@@ -66,7 +67,7 @@ def test_a_follower_gets_one_drop_started_email_and_none_after_the_one_click_uns
         "occurred_at": iso(),
         "data": {"drop_id": drop["drop_id"], "creator_id": creator_id},
     }
-    from chalicelib import notifications
+    from chalicelib.delivery import notifications
 
     notifications.enqueue_deliveries(
         [notifications.slice_message(notifications.Envelope.parse(envelope), creator_id, None, None, "0")]

@@ -13,9 +13,9 @@ import pytest
 from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.sync.client import connect
 
-from chalicelib import connections
-from chalicelib.db import now_ms
-from chalicelib.models import Connection, Subscription
+from chalicelib.domain import connections
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Connection, Subscription
 from tests.e2e.support import make_drop
 from tests.support import open_shop
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.openapi import document
+from chalicelib.edge.openapi import document
 
 
 def test_document_lists_exactly_the_apps_routes(app_module) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
 from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from infra.monitoring import ALARM_TOPIC
 from infra.stack import STREAM_FAILURES_QUEUE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.config import get_settings
+from chalicelib.core.config import get_settings
 from devstack.stack import WS_API_ID
 from tests.infra.conftest import PREFIX, Synth
 from tests.infra.test_stack import functions, statements_of_role
@@ -69,7 +69,7 @@ class Resolver:
 
 def stack_arns(stack: Any) -> Any:
     """The dev stack's resource ARNs, as its enforcement renders them."""
-    from chalicelib import topology
+    from chalicelib.schema import topology
     from devstack.iam import LocalArns
     from devstack.identity import aws_client
     from devstack.stack import WS_STAGE

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import topology
+from chalicelib.schema import topology
 from infra.access import ACCESS
 from infra.gateway_responses import GATEWAY_RESPONSES
 from infra.stack import QUEUE_SOURCE_TUNING

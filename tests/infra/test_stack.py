@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import models, topology
+from chalicelib.schema import models, topology
 from infra.access import ACCESS, API_HANDLER, FunctionAccess
 from infra.stack import STREAM_FAILURES_QUEUE, logical_table_name
 from tests.infra.conftest import PREFIX, ROOT, Synth
@@ -162,7 +162,9 @@ def test_every_handler_of_app_py_is_deployed_with_its_own_role(synth: Synth, app
 
 
 def test_every_function_gets_every_setting_the_app_reads(synth: Synth) -> None:
-    read_by_settings = set(re.findall(r'"(LIVEDROP_[A-Z_]+)"', (ROOT / "chalicelib" / "config.py").read_text()))
+    read_by_settings = set(
+        re.findall(r'"(LIVEDROP_[A-Z_]+)"', (ROOT / "chalicelib" / "core" / "config.py").read_text())
+    )
     required = read_by_settings - OPTIONAL_VARIABLES - ABSENT_IN_AWS
     assert "LIVEDROP_WS_MANAGEMENT_ENDPOINT" in required
     for name, (_, props) in functions(synth).items():
@@ -256,7 +258,7 @@ def test_queue_has_its_dead_letter_queue_and_redrive(synth: Synth, spec: topolog
         "deadLetterTargetArn": {"Fn::GetAtt": [queue_logical(synth, spec.dlq_name), "Arn"]},
         "maxReceiveCount": spec.max_receive_count,
     }
-    # A retry budget that waits: at least 10 receives, the backoff of chalicelib.retries between them.
+    # A retry budget that waits: at least 10 receives, the backoff of chalicelib.schema.retries between them.
     assert spec.max_receive_count >= 10
 
 

@@ -15,9 +15,10 @@ import pytest
 from moto import mock_aws
 
 import app
-from chalicelib import bootstrap, topology
-from chalicelib.config import Settings, settings_from_env
-from chalicelib.models import create_all_tables
+from chalicelib.core.config import Settings, settings_from_env
+from chalicelib.schema import topology
+from chalicelib.schema.models import create_all_tables
+from chalicelib.wiring import bootstrap
 from devstack import identity
 
 # What a Lambda would find in its environment, minus any endpoint: moto answers in-process.

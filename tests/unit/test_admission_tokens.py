@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib import admissions, draws
-from chalicelib.errors import AdmissionExpiredError, AdmissionRequiredError
+from chalicelib.core import draws
+from chalicelib.core.errors import AdmissionExpiredError, AdmissionRequiredError
+from chalicelib.domain import admissions
 
 NOW = 1_800_000_000_000
 

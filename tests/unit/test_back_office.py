@@ -17,11 +17,14 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import bootstrap, catalog, live_stock, models, orders, payments, retries, settlement, topology
-from chalicelib.db import now_ms
-from chalicelib.messages import DeliverKind, Envelope, EventType, PoisonMessageError
-from chalicelib.models import Drop, Order, ProcessedEvent, Purchase, Subscription
-from chalicelib.statuses import OrderStatus
+from chalicelib.core.statuses import OrderStatus
+from chalicelib.delivery import live_stock, payments
+from chalicelib.domain import catalog, orders, settlement
+from chalicelib.schema import models, retries, topology
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.messages import DeliverKind, Envelope, EventType, PoisonMessageError
+from chalicelib.schema.models import Drop, Order, ProcessedEvent, Purchase, Subscription
+from chalicelib.wiring import bootstrap
 from devstack.lambda_events.sqs import sqs_record
 
 

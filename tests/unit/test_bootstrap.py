@@ -14,17 +14,22 @@ from pathlib import Path
 import pytest
 
 import chalicelib
-from chalicelib import bootstrap, cache, db, models, payments, tokens
-from chalicelib.config import get_settings
+from chalicelib.core import cache
+from chalicelib.core.config import get_settings
+from chalicelib.delivery import payments
+from chalicelib.domain import tokens
+from chalicelib.schema import db, models
+from chalicelib.wiring import bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 _PROBE = """
 import importlib, pkgutil
 import chalicelib
-for module in pkgutil.iter_modules(chalicelib.__path__):
-    importlib.import_module(f"chalicelib.{module.name}")
+for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
+    importlib.import_module(module.name)
 import app
-from chalicelib import aws, config, models, ports
+from chalicelib.core import aws, config, ports
+from chalicelib.schema import models
 print("settings read", config._current is not None)
 print("models bound", models.base._bound.settings is not None)
 print("clients", len(aws._clients), "built", ports.built_count())
@@ -105,8 +110,8 @@ def test_the_apps_debug_flag_is_read_from_the_settings_on_its_first_use() -> Non
 
 
 def test_other_settings_empty_every_module_level_cache_of_chalicelib_together() -> None:
-    for module in pkgutil.iter_modules(chalicelib.__path__):
-        importlib.import_module(f"chalicelib.{module.name}")
+    for module in pkgutil.walk_packages(chalicelib.__path__, "chalicelib."):
+        importlib.import_module(module.name)
     module_caches = [
         value
         for module in list(sys.modules.values())

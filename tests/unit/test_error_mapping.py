@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import errors
-from chalicelib.errors import LiveDropError, RateLimitedError, TryAgainError
-from chalicelib.web import error_response, status_of
+from chalicelib.core import errors
+from chalicelib.core.errors import LiveDropError, RateLimitedError, TryAgainError
+from chalicelib.edge.web import error_response, status_of
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
@@ -69,7 +69,7 @@ def test_a_backend_that_does_not_answer_is_503_backend_unavailable_and_a_busy_on
     from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
     from pynamodb.exceptions import GetError
 
-    from chalicelib.web import guarded
+    from chalicelib.edge.web import guarded
 
     def failing(error: Exception):
         def view() -> None:

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from chalicelib import aws, events
-from chalicelib.config import get_settings
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.delivery import events
 from devstack import identity
 from devstack.lambda_runtime import LambdaContext
 

@@ -7,8 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.messages import FRAME_FIELDS, Envelope, EventType, FrameType, PoisonMessageError, reply_frame
-from chalicelib.validation import MAX_TIME_MS, MIN_TIME_MS
+from chalicelib.core.validation import MAX_TIME_MS, MIN_TIME_MS
+from chalicelib.schema.messages import FRAME_FIELDS, Envelope, EventType, FrameType, PoisonMessageError, reply_frame
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import bootstrap, connections, live_stock, topology
-from chalicelib.messages import DeliverKind, Envelope, PoisonMessageError
-from chalicelib.models import Subscription
+from chalicelib.delivery import live_stock
+from chalicelib.domain import connections
+from chalicelib.schema import topology
+from chalicelib.schema.messages import DeliverKind, Envelope, PoisonMessageError
+from chalicelib.schema.models import Subscription
+from chalicelib.wiring import bootstrap
 from tests.e2e.support import iso
 
 

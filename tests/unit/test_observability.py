@@ -10,7 +10,7 @@ _LAMBDA_ENV = LAMBDA_ENV
 _PROBE = """
 import sys, app
 print("loaded", "aws_xray_sdk" in sys.modules, "boto3" in sys.modules)
-from chalicelib import observability
+from chalicelib.core import observability
 print("disabled", observability.tracing_disabled())
 if not observability.tracing_disabled():
     observability.tracer.get()

@@ -8,8 +8,8 @@ import urllib.error
 
 import pytest
 
-from chalicelib import payments
-from chalicelib.errors import PaymentProviderError
+from chalicelib.core.errors import PaymentProviderError
+from chalicelib.delivery import payments
 
 
 def test_fake_gateway_tokens() -> None:
@@ -89,8 +89,8 @@ def test_stripe_adapter_speaks_payment_intents(monkeypatch) -> None:
 def test_the_fake_gateway_takes_its_latency_per_call_and_the_setting_reaches_it() -> None:
     import time
 
-    from chalicelib import bootstrap
-    from chalicelib.config import settings_from_env
+    from chalicelib.core.config import settings_from_env
+    from chalicelib.wiring import bootstrap
 
     slow = payments.FakePaymentGateway(latency_ms=60)
     started = time.monotonic()

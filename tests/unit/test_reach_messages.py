@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib import mailer, preferences
-from chalicelib.errors import InvalidUnsubscribeLinkError
-from chalicelib.messages import Envelope
+from chalicelib.core.errors import InvalidUnsubscribeLinkError
+from chalicelib.delivery import mailer
+from chalicelib.domain import preferences
+from chalicelib.schema.messages import Envelope
 
 
 def parsed(email: mailer.Email):

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from chalicelib import commands
-from chalicelib.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_PARAMETERS, REQUEST_BODIES, Watch
-from chalicelib.errors import InvalidRequestError, MissingIdempotencyKeyError
-from chalicelib.openapi import DOCUMENT, generated, request_schema
-from chalicelib.pagination import parse_limit
-from chalicelib.validation import MAX_ID_LENGTH, Field, command_from, is_id, rules_of
+from chalicelib.core.errors import InvalidRequestError, MissingIdempotencyKeyError
+from chalicelib.core.validation import MAX_ID_LENGTH, Field, command_from, is_id, rules_of
+from chalicelib.edge.openapi import DOCUMENT, generated, request_schema
+from chalicelib.schema import commands
+from chalicelib.schema.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_PARAMETERS, REQUEST_BODIES, Watch
+from chalicelib.schema.pagination import parse_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = json.loads(DOCUMENT.read_text())
@@ -97,7 +97,9 @@ def around_limits(rule: Field) -> st.SearchStrategy[Any]:
 
 
 def test_the_checked_in_document_is_the_generated_one() -> None:
-    assert generated(DOC) == DOC, "run `python -m chalicelib.openapi` after changing a rule in chalicelib.commands"
+    assert generated(DOC) == DOC, (
+        "run `python -m chalicelib.edge.openapi` after changing a rule in chalicelib.schema.commands"
+    )
 
 
 @pytest.mark.parametrize("command", REQUEST_BODIES, ids=lambda c: c.__name__)
@@ -180,7 +182,7 @@ def test_the_page_size_the_document_allows_is_the_one_the_server_takes(value: in
 @settings(max_examples=200, deadline=None)
 @given(length=st.integers(0, IDEMPOTENCY_KEY.max + 3 if IDEMPOTENCY_KEY.max else 300))
 def test_the_idempotency_key_length_the_document_allows_is_the_one_the_server_takes(length: int) -> None:
-    from chalicelib.orders import idempotency_key_from
+    from chalicelib.domain.orders import idempotency_key_from
 
     (schema,) = _parameters("header", "Idempotency-Key")
     assert schema == IDEMPOTENCY_KEY.json_schema()

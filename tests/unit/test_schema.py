@@ -3,7 +3,7 @@ creates them: tests/devstack/test_schema.py)."""
 
 from __future__ import annotations
 
-from chalicelib import models, topology
+from chalicelib.schema import models, topology
 
 
 def test_every_stream_source_table_has_a_stream() -> None:

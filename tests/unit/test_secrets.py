@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
-from chalicelib import aws, secrets, topology
-from chalicelib.config import get_settings
+from chalicelib.core import aws
+from chalicelib.core.config import get_settings
+from chalicelib.schema import secrets, topology
 from devstack.iam import LocalArns, Request, allows
 from infra.access import ACCESS
 from infra.policy import function_statements
@@ -59,7 +60,8 @@ def test_only_the_functions_that_charge_may_read_the_secret(stripe_stage) -> Non
 
 
 def test_a_rotated_key_reaches_the_warm_payment_gateway_once_the_cache_ages(stripe_stage, monkeypatch) -> None:
-    from chalicelib import bootstrap, payments
+    from chalicelib.delivery import payments
+    from chalicelib.wiring import bootstrap
 
     settings, _ = stripe_stage
     sent: list[str] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib import events
+from chalicelib.delivery import events
 from tests.unit.test_events import DROP, record
 
 SHARD = {"shard_id": "dr_1#3", "drop_id": "dr_1", "shard": 3, "shard_count": 8, "stock": 4, "initial_stock": 10}

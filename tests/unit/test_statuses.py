@@ -1,5 +1,5 @@
 """Drop and order statuses are one enumeration each, and the web page derives a drop's status with the
-rule the API uses, generated from chalicelib.statuses into web/js/statuses.js."""
+rule the API uses, generated from chalicelib.core.statuses into web/js/statuses.js."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import statuses
-from chalicelib.statuses import DropClock, DropStatus, OrderStatus, drop_status_at
+from chalicelib.core import statuses
+from chalicelib.core.statuses import DropClock, DropStatus, OrderStatus, drop_status_at
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUSES_JS = ROOT / "web" / "js" / "statuses.js"
@@ -19,7 +19,7 @@ STATUSES_JS = ROOT / "web" / "js" / "statuses.js"
 
 def test_the_web_pages_statuses_are_the_generators_output() -> None:
     generated = subprocess.run(
-        [sys.executable, "-m", "chalicelib.statuses", "--js"], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "chalicelib.core.statuses", "--js"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert generated == statuses.javascript()
     assert STATUSES_JS.read_text(encoding="utf-8") == generated

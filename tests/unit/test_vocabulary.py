@@ -1,5 +1,5 @@
 """One definition of the event vocabulary: topology's filter policies, the consumers' dispatch, the
-frames the server sends and the web client's names all come from chalicelib.messages.
+frames the server sends and the web client's names all come from chalicelib.schema.messages.
 
 Imports only: no dev stack, no AWS call.
 """
@@ -11,12 +11,13 @@ import pathlib
 import subprocess
 import sys
 
-from chalicelib import consumers, live_stock, messages, payments, topology
-from chalicelib.messages import DeliverKind, EventType, FrameType
+from chalicelib.delivery import consumers, live_stock, payments
+from chalicelib.schema import messages, topology
+from chalicelib.schema.messages import DeliverKind, EventType, FrameType
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Words that are an event or frame name and, elsewhere, something else: a drop's status, an error code,
-# a line entry's state, the error body's key. Any other name spelled outside chalicelib.messages is a
+# a line entry's state, the error body's key. Any other name spelled outside chalicelib.schema.messages is a
 # second definition.
 HOMONYMS = {"sold_out", "drop_ended", "admitted", "error"}
 
@@ -55,7 +56,7 @@ def test_every_pushed_event_is_a_frame_type_of_the_same_name() -> None:
 
 def test_no_event_frame_or_deliver_kind_is_spelled_outside_messages() -> None:
     names = {t.value for t in EventType} | {t.value for t in FrameType} | {k.value for k in DeliverKind}
-    sources = [*sorted((ROOT / "chalicelib").glob("*.py")), ROOT / "app.py"]
+    sources = [*sorted((ROOT / "chalicelib").rglob("*.py")), ROOT / "app.py"]
     spelled = [
         f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}"
         for path in sources
@@ -68,7 +69,11 @@ def test_no_event_frame_or_deliver_kind_is_spelled_outside_messages() -> None:
 
 def test_the_web_clients_names_are_the_generators_output() -> None:
     generated = subprocess.run(
-        [sys.executable, "-m", "chalicelib.messages", "--js"], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "chalicelib.schema.messages", "--js"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert generated == messages.javascript()
     assert (ROOT / "web" / "js" / "events.js").read_text(encoding="utf-8") == generated
@@ -76,7 +81,7 @@ def test_the_web_clients_names_are_the_generators_output() -> None:
 
 def test_the_generated_module_lists_every_member_once() -> None:
     lines = messages.javascript().splitlines()
-    assert lines[0].startswith("// Generated from chalicelib/messages.py")
+    assert lines[0].startswith("// Generated from chalicelib/schema/messages.py")
     for member in [*EventType, *FrameType]:
         assert f'  "{member.name}": "{member.value}",' in lines
     assert lines.count("export const EventType = Object.freeze({") == 1

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import bootstrap, payments
-from chalicelib.config import Settings
-from chalicelib.errors import InvalidRequestError, InvalidSignatureError
-from chalicelib.web import status_of
+from chalicelib.core.config import Settings
+from chalicelib.core.errors import InvalidRequestError, InvalidSignatureError
+from chalicelib.delivery import payments
+from chalicelib.edge.web import status_of
+from chalicelib.wiring import bootstrap
 
 SECRET = "whsec_unit"
 NOW = 1_900_000_000

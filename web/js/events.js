@@ -1,4 +1,4 @@
-// Generated from chalicelib/messages.py by `python -m chalicelib.messages --js`: do not edit.
+// Generated from chalicelib/schema/messages.py by `python -m chalicelib.schema.messages --js`: do not edit.
 export const EventType = Object.freeze({
   "DROP_SCHEDULED": "drop_scheduled",
   "DROP_STARTED": "drop_started",

@@ -1,4 +1,4 @@
-// Generated from chalicelib/statuses.py by `python -m chalicelib.statuses --js`: do not edit.
+// Generated from chalicelib/core/statuses.py by `python -m chalicelib.core.statuses --js`: do not edit.
 export const DropStatus = Object.freeze({
   "SCHEDULED": "scheduled",
   "LIVE": "live",

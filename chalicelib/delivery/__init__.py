@@ -1,0 +1,1 @@
+"""Delivery: what carries the domain's news out (streams, queues, pushes, e-mail, payments)."""

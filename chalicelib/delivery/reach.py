@@ -1,0 +1,162 @@
+"""Reaching fans who are not looking: e-mail and Web Push for the events each user opted into.
+
+The deliver consumer calls `reach` with the users of one slice of a drop's followers (so a million
+followers are thousands of small invocations, never one), and with the one user of a deliver message
+that `enqueue` put there for a buyer's confirmation or a draw's winner. For each user it reads their
+switches and address in one BatchGetItem each, then sends side by side. Each (channel, event, user)
+is claimed with a conditional write before it is sent, so a retried slice, a redelivered message or
+two copies running at once never send it twice; a send that fails gives its claim back and fails the
+message, which is retried (the users already reached stay claimed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.core.observability import count
+from chalicelib.core.threads import in_context
+from chalicelib.delivery import mailer, webpush
+from chalicelib.domain import preferences
+from chalicelib.schema import topology
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.idempotency import PROCESSED_TTL
+from chalicelib.schema.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
+from chalicelib.schema.messages import EventType as Event
+from chalicelib.schema.messages import FrameType as Frame
+from chalicelib.schema.models import NotificationPreference, ProcessedEvent, User
+
+log = logging.getLogger("livedrop.reach")
+
+# The events sent by e-mail and push, and how long a push service keeps a push for an offline browser:
+# a drop's start is stale in minutes, a winner's purchase window lasts about as long as that.
+PUSH_TTL_SECONDS = {
+    Event.DROP_STARTED.value: 15 * 60,
+    Event.ORDER_CONFIRMED.value: 24 * 3600,
+    Frame.DRAW_WON.value: 3600,
+}
+SEND_WORKERS = 8
+
+
+ITEMS_PER_MESSAGE = 25  # events (each for a few users) one deliver message carries
+_batch: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("reach_batch", default=None)
+
+
+def enqueue(event: Envelope, user_ids: list[str]) -> None:
+    """Hand an event for these users to the deliver consumer (nothing for an event never sent); inside
+    `batched`, at the end of the block."""
+    if event.event_type not in PUSH_TTL_SECONDS or not user_ids:
+        return
+    item = {"event": event.as_dict(), "user_ids": list(user_ids)}
+    pending = _batch.get()
+    if pending is not None:
+        pending.append(item)
+    else:
+        send_messages(topology.DELIVER, [{"kind": DeliverKind.REACH.value, "items": [item]}])
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Collect the block's `enqueue`s and send them at its end, 25 to a message, 10 messages a call."""
+    pending: list[dict[str, Any]] = []
+    token = _batch.set(pending)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        chunks = [pending[i : i + ITEMS_PER_MESSAGE] for i in range(0, len(pending), ITEMS_PER_MESSAGE)]
+        if chunks:
+            send_messages(topology.DELIVER, [{"kind": DeliverKind.REACH.value, "items": c} for c in chunks])
+
+
+def deliver_message(message: dict[str, Any]) -> None:
+    """A deliver-queue message of `enqueue`: events, each for the users it names."""
+    items = message.get("items")
+    if not isinstance(items, list) or not items:
+        raise PoisonMessageError("reach message without items")
+    for item in items:
+        user_ids = item.get("user_ids") if isinstance(item, dict) else None
+        if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
+            raise PoisonMessageError("reach message without user_ids")
+        reach(Envelope.parse(item.get("event")), user_ids)
+
+
+def reach(event: Envelope, user_ids: Iterable[str]) -> None:
+    """E-mail and push `event` to those of `user_ids` who want it, each at most once."""
+    kind = event.event_type
+    if kind not in PUSH_TTL_SECONDS:
+        return
+    users = list(dict.fromkeys(user_ids))
+    switches = preferences.of_users(users)
+    mail_to = [u for u in users if preferences.wants(switches[u], preferences.EMAIL, kind)]
+    wants_push = (u for u in users if preferences.wants(switches[u], preferences.WEB_PUSH, kind))
+    push_to = [u for u in wants_push if _has_push(switches[u])]
+    addresses = _addresses(mail_to)
+    jobs: list[tuple[str, Callable[[], None]]] = []
+    for user_id, address in addresses.items():
+        jobs.append((f"email#{event.event_id}#{user_id}", _mail_job(event, user_id, address)))
+    for user_id in push_to:
+        jobs.append((f"push#{event.event_id}#{user_id}", _push_job(event, user_id)))
+    if not jobs:
+        return
+    with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(jobs))) as pool:
+        failures = [error for error in pool.map(in_context(_once), jobs) if error is not None]
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} sends of {event.event_id} failed: {failures[0]}")
+
+
+def _has_push(row: NotificationPreference | None) -> bool:
+    return row is not None and bool(row.has_push)
+
+
+def _addresses(user_ids: list[str]) -> dict[str, str]:
+    if not user_ids:
+        return {}
+    rows = User.batch_get(user_ids, attributes_to_get=["user_id", "email"])
+    return {str(row.user_id): str(row.email) for row in rows if row.email}
+
+
+def _mail_job(event: Envelope, user_id: str, address: str) -> Callable[[], None]:
+    def send() -> None:
+        mailer.send(mailer.compose(event, user_id, address))
+        count("EmailsSent")
+
+    return send
+
+
+def _push_job(event: Envelope, user_id: str) -> Callable[[], None]:
+    def send() -> None:
+        ttl = PUSH_TTL_SECONDS[event.event_type]
+        for row in webpush.subscriptions_of(user_id):
+            count(f"Pushes{webpush.push(row, event.frame(), ttl).capitalize()}")
+
+    return send
+
+
+def _once(job: tuple[str, Callable[[], None]]) -> Exception | None:
+    """Claim the send, then send; a failed send gives the claim back. The error, or None."""
+    key, send = job
+    try:
+        ProcessedEvent(event_key=key, processed_at=now_ms(), ttl=PROCESSED_TTL).save(
+            ProcessedEvent.event_key.does_not_exist()
+        )
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return None  # sent before, or being sent by another copy
+        return error
+    try:
+        send()
+    except Exception as error:
+        log.warning("could not send %s: %s", key, error)
+        try:
+            ProcessedEvent(event_key=key).delete()
+        except Exception:
+            log.exception("could not give back the claim %s: it will not be sent", key)
+        return error
+    return None

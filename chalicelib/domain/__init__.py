@@ -1,0 +1,1 @@
+"""The domain: the rules of accounts, catalog, orders, lines and connections."""

@@ -1,0 +1,1 @@
+"""The edge: domain errors to HTTP, JSON responses, the API description."""
