@@ -17,7 +17,7 @@ from chalicelib import aws
 from chalicelib.config import get_settings
 from chalicelib.threads import in_context
 from devstack import iam
-from devstack.iam import CallSite, Request, matches, requests_for
+from devstack.iam_requests import CallSite, Request, matches, requests_for
 from devstack.identity import ACCOUNT_ID, REGION, arn, queue_arn
 
 SITE = CallSite("dynamodb", REGION, ACCOUNT_ID, "api1", "api")

@@ -13,7 +13,7 @@ from chalicelib import aws, mailer, webpush
 from chalicelib.config import get_settings
 from chalicelib.messages import Envelope
 from devstack import iam
-from devstack.iam import CallSite, requests_for
+from devstack.iam_requests import CallSite, requests_for
 from devstack.identity import ACCOUNT_ID, REGION
 
 

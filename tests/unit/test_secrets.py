@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib import aws, secrets, topology
 from chalicelib.config import get_settings
-from devstack.iam import LocalArns, Request, allows
+from devstack.iam import LocalArns
+from devstack.iam_requests import Request, allows
 from infra.access import ACCESS
 from infra.policy import function_statements
 
