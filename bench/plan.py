@@ -79,9 +79,9 @@ def orders_of(drop: Drop) -> int:
 
 def deployed_caps() -> dict[str, int]:
     """MaximumConcurrency of each queue's event source, as the stack deploys it."""
-    # Imported here: infra.stack loads the CDK (seconds), which the arithmetic does not need.
+    # Imported here: infra.lambdas loads the CDK (seconds), which the arithmetic does not need.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.stack import QUEUE_SOURCE_TUNING
+    from infra.lambdas import QUEUE_SOURCE_TUNING
 
     return {queue: concurrency for queue, (_, concurrency) in QUEUE_SOURCE_TUNING.items()}
 

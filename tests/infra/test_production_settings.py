@@ -11,7 +11,7 @@ import pytest
 from chalicelib import topology
 from infra.access import ACCESS
 from infra.gateway_responses import GATEWAY_RESPONSES
-from infra.stack import QUEUE_SOURCE_TUNING
+from infra.lambdas import QUEUE_SOURCE_TUNING
 from tests.infra.conftest import ALARM_EMAIL, PREFIX, Synth
 from tests.infra.test_stack import alarm_metric, functions, queue_logical, render
 
