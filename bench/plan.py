@@ -6,7 +6,7 @@ and what it costs. docs/capacity.md explains the model; each figure below names 
 Calibration: per-invocation durations the calls benchmark measures (bench/results/calls.json, else the
 published run), else DEFAULTS, said so in the output. The rest is the deployment's own settings:
 event-source concurrency (infra.stack), slice sizes and push threads (chalicelib), function timeouts
-(infra.access), and AWS's default quotas.
+(chalicelib.functions), and AWS's default quotas.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass, field
 
 from bench import cost
+from chalicelib.functions import ACCESS
 from chalicelib.notifications import FOLLOWERS_PER_SLICE
 from chalicelib.pusher import PUSH_WORKERS
-from infra.access import ACCESS
 
 MODES = ("first_come", "queue", "draw")
 # AWS defaults (docs/capacity.md): raisable quotas per account and region.

@@ -1,6 +1,6 @@
 """IAM in the dev stack: every AWS call a function makes is checked against that function's policy.
 
-The policies are the ones the CDK app deploys (infra.policy.function_statements over infra.access),
+The policies are the ones the CDK app deploys (infra.policy.function_statements over chalicelib.functions),
 rendered with the embedded AWS's real ARNs. The check sits in botocore's
 `BaseClient._make_api_call`, which every boto3 client and PynamoDB's own client go through, so no
 call escapes it. Whose call it is comes from a context variable that the dev stack sets where it
@@ -339,7 +339,7 @@ def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:
     """An Enforcer holding every function's policy as infra deploys it, over this stack's resources.
 
     `dynamodb` is a client of the embedded AWS (to read the tables' stream ARNs)."""
-    from infra.access import ACCESS
+    from chalicelib.functions import ACCESS
     from infra.policy import function_statements, scheduler_statements
 
     settings = get_settings()

@@ -12,8 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 from chalicelib import topology
+from chalicelib.functions import ACCESS, FunctionAccess
 from infra import policy
-from infra.access import ACCESS, FunctionAccess
 from infra.arns import APP_NAME, CdkArns, camel
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """LiveDrop in AWS: the Chalice app (chalice.cdk.Chalice) plus everything Chalice does not create.
 
 Tables come from chalicelib.models.table_spec, queues, subscriptions and event sources from
-chalicelib.topology, per-function permissions from infra.access: the same definitions the dev stack
+chalicelib.topology, per-function permissions from chalicelib.functions: the same definitions the dev stack
 provisions locally, so the two cannot drift.
 
 Chalice packages the app at synth time, before CDK knows any ARN. So the functions' handlers stay
@@ -31,8 +31,8 @@ from constructs import Construct
 
 from chalicelib import models, topology
 from chalicelib.config import get_settings, settings_from_env
+from chalicelib.functions import ACCESS, API_HANDLER
 from infra import gateways, lambdas, policy, users
-from infra.access import ACCESS, API_HANDLER
 from infra.arns import APP_NAME, CdkArns, camel
 from infra.edge import RestFirewall, WebSite
 from infra.monitoring import Monitoring
@@ -286,7 +286,7 @@ class LiveDropStack(cdk.Stack):
             handler = resource["Properties"]["Handler"].split(".", 1)[1]
             name = API_HANDLER if handler == "app" else handler
             if name not in ACCESS:
-                raise KeyError(f"function {name} ({logical_id}) has no entry in infra/access.py ACCESS")
+                raise KeyError(f"function {name} ({logical_id}) has no entry in chalicelib/functions.py ACCESS")
             functions[name] = AppFunction(
                 name, logical_id, f"{APP_NAME}-{self.stage}-{name}", self.chalice.get_resource(logical_id)
             )

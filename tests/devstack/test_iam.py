@@ -193,7 +193,7 @@ def test_queue_pollers_poll_with_the_role_of_the_function_they_feed(stack) -> No
 
 
 def test_policies_name_every_action_and_scan_only_the_tables_listed_for_it(stack) -> None:
-    from infra.access import ACCESS
+    from chalicelib.functions import ACCESS
 
     for function, statements in stack.iam.policies.items():
         scanned = set()

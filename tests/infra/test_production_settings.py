@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib import topology
-from infra.access import ACCESS
+from chalicelib.functions import ACCESS
 from infra.gateway_responses import GATEWAY_RESPONSES
 from infra.lambdas import QUEUE_SOURCE_TUNING
 from tests.infra.conftest import ALARM_EMAIL, PREFIX, Synth

@@ -10,9 +10,9 @@ import pytest
 
 from chalicelib import aws, secrets, topology
 from chalicelib.config import get_settings
+from chalicelib.functions import ACCESS
 from devstack.iam import LocalArns
 from devstack.iam_requests import Request, allows
-from infra.access import ACCESS
 from infra.policy import function_statements
 
 
