@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib import bootstrap, topology
 from chalicelib.config import get_settings
-from chalicelib.functions import API_HANDLER
+from chalicelib.functions import ACCESS, API_HANDLER
 from chalicelib.tokens import verifier
 from chalicelib.topology import Fn
 from devstack import iam
@@ -158,10 +158,8 @@ class DevStack:
         """The execution environments of the function `name` (made on first use, running `handler`)."""
         found = self.pools.get(name)
         if found is None:
-            from chalicelib.functions import ACCESS
-
             access = ACCESS.get(name)
-            # A limit given to the stack, else the function's reserved concurrency in infra, else the default.
+            # A limit given to the stack, else the function table's reserved concurrency, else its dev_concurrency.
             reserved = getattr(access, "reserved_concurrency", None)
             found = FunctionPool(
                 name,
