@@ -66,6 +66,7 @@ from chalicelib.schema.commands import (
     SignUp,
 )
 from chalicelib.schema.pagination import parse_limit
+from chalicelib.schema.topology import Fn
 from chalicelib.wiring import bootstrap
 
 # Nothing here reads the settings: the composition root does, on first use (chalicelib.wiring.bootstrap).
@@ -261,13 +262,13 @@ def get_drop(drop_id: str) -> Any:
     return conditional_json(catalog.get_drop(drop_id), app.current_request, max_age=1)
 
 
-@app.lambda_function(name="drop_lifecycle")
+@app.lambda_function(name=Fn.DROP_LIFECYCLE)
 def drop_lifecycle(event: dict[str, Any], context: Any) -> dict[str, str]:
     """EventBridge Scheduler target: start or end one drop on time."""
     return {"result": scheduling.run_lifecycle(event)}
 
 
-@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
+@app.schedule(Rate(1, unit=Rate.MINUTES), name=Fn.SWEEPER)
 def sweeper(event: Any) -> dict[str, int]:
     """Every minute: start/end drops whose schedules were missed, follow stock to sold_out and back,
     expire unpaid reservations (not DynamoDB TTL, which deletes days late)."""
@@ -306,13 +307,13 @@ def my_draw_entry(drop_id: str) -> Any:
     return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.DRAW))
 
 
-@app.schedule(Rate(1, unit=Rate.MINUTES), name="admissions")
+@app.schedule(Rate(1, unit=Rate.MINUTES), name=Fn.ADMISSIONS)
 def admissions(event: Any) -> dict[str, int]:
     """Seals, orders and serves queue and draw lines, every admission_tick_seconds."""
     return serving.run(event)
 
 
-@app.lambda_function(name="line_slices")
+@app.lambda_function(name=Fn.LINE_SLICES)
 def line_slices(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The lines queue -> slices of placing a line at its start, or closing a draw at its end."""
     return serving.handle_slice_batch(event, context)
@@ -345,13 +346,13 @@ def payment_webhook() -> Any:
     return json_response(payment_service.handle_webhook(raw.encode() if isinstance(raw, str) else raw, signature))
 
 
-@app.lambda_function(name="domain_events")
+@app.lambda_function(name=Fn.DOMAIN_EVENTS)
 def domain_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """DynamoDB Streams of Drops and Orders -> domain events on the events topic."""
     return domain_event_source.handle_stream_batch(event, context)
 
 
-@app.lambda_function(name="payments")
+@app.lambda_function(name=Fn.PAYMENTS)
 def payments(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The payments queue (order_placed) -> charge, confirm or compensate."""
     return payment_service.handle_payment_messages(event, context)
@@ -449,19 +450,19 @@ def drop_sales(drop_id: str) -> Any:
     return json_response(sales.drop_sales(caller_id(app.current_request), drop_id))
 
 
-@app.lambda_function(name="fanout")
+@app.lambda_function(name=Fn.FANOUT)
 def fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The notify queue (domain events) -> pushes, inbox rows and follower slices."""
     return notification_consumers.handle_notify_batch(event, context)
 
 
-@app.lambda_function(name="deliver")
+@app.lambda_function(name=Fn.DELIVER)
 def deliver(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The deliver queue (follower slices) -> inbox rows."""
     return notification_consumers.handle_deliver_batch(event, context)
 
 
-@app.lambda_function(name="live_stock")
+@app.lambda_function(name=Fn.LIVE_STOCK)
 def live_stock(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The live_stock queue (stock_changed, deferred pushes, audience slices) -> coalesced pushes to viewers."""
     return stock_pushes.handle_batch(event, context)

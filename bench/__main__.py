@@ -4,22 +4,32 @@ Each benchmark runs in a process of its own and writes bench/results/<name>.json
 bench/results/latest.json with all of them, bench/results/latest.md (a Markdown summary) and
 bench/results/latency.png. bench/results/ is not tracked: `make bench-publish` (bench.publish) is the
 explicit step that copies a run's figures to bench/published/ and the README.
+
+The first Ctrl-C stops the run: the benchmark running then is stopped with its processes (it runs in a
+session of its own, so the terminal's Ctrl-C reaches only this runner), and the report is written with
+the benchmarks that finished, naming the one interrupted and those not run (exit status 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Run order: the raw backend first, so every later figure has its limit measured in the same run.
 BENCHMARKS = ("backend", "reads", "orders", "notifications", "calls", "coldstart", "hot_drop")
+# After Ctrl-C, how long a benchmark's processes get to end on SIGTERM before they are killed.
+STOP_GRACE_S = 5.0
 
 
 def _summary(results: dict[str, Any]) -> list[str]:
@@ -124,28 +134,69 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help="benchmarks to run (default: all)")
     args = parser.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    root = RESULTS.parent.parent
+    return run(args.names, RESULTS, lambda name: [sys.executable, "-m", f"bench.{name}"], cwd=root)
+
+
+def run(names: Sequence[str], results_dir: Path, command: Callable[[str], list[str]], cwd: Path | None = None) -> int:
+    """Run each benchmark (`command(name)`, which writes `results_dir/<name>.json`) one after another,
+    then write the report; on the first Ctrl-C, stop the running one and report what finished (130)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
-    for name in args.names:
+    interrupted: str | None = None
+    for name in names:
         started = time.monotonic()
         print(f"== {name}", flush=True)
         # A process each: a dev stack binds chalicelib to its endpoint once per process.
-        subprocess.run([sys.executable, "-m", f"bench.{name}"], check=True, cwd=RESULTS.parent.parent)
-        results[name] = json.loads((RESULTS / f"{name}.json").read_text())
+        child = subprocess.Popen(command(name), cwd=cwd, start_new_session=True)
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            interrupted = name
+            # The report is written whatever else the user presses meanwhile.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print(f"\n== interrupted during {name}: stopping it, writing what was measured", flush=True)
+            _stop(child)
+            break
+        if code != 0:
+            raise subprocess.CalledProcessError(code, child.args)
+        results[name] = json.loads((results_dir / f"{name}.json").read_text())
         print(f"== {name} done in {time.monotonic() - started:.1f} s", flush=True)
-    latest = {
+    latest: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "results": results,
     }
-    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
-    _plot(results, RESULTS / "latency.png")
-    load = ", ".join(f"{x:.1f}" for x in __import__("os").getloadavg())
+    if interrupted is not None:
+        latest["interrupted"] = {"during": interrupted, "not_run": list(names[names.index(interrupted) + 1 :])}
+    (results_dir / "latest.json").write_text(json.dumps(latest, indent=2) + "\n")
+    if interrupted is None:
+        _plot(results, results_dir / "latency.png")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     header = f"Measured {latest['when']} on {latest['machine']['cpus']} cores (load average at the end: {load})."
+    if interrupted is not None:
+        header += f" Interrupted during {interrupted}: its figures and those of the benchmarks after it are missing."
     table = "\n".join([header, "", *_summary(results)])
-    (RESULTS / "latest.md").write_text(table + "\n")
+    (results_dir / "latest.md").write_text(table + "\n")
     print(table)
-    return 0
+    return 130 if interrupted is not None else 0
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """End a benchmark's process and everything it started in its session: SIGTERM, then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # What it started and left behind in its session goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        return
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`python -m bench cost`: what a million orders cost in AWS, end to end, item by item.
 
 From placement to confirmation and the buyer's notification: the REST request (and its WAF check),
-the Lambda invocations of every function on the way (their memory from infra/access.py, which the
+the Lambda invocations of every function on the way (their memory from chalicelib/functions.py, which the
 template deploys, and their duration as the dev stack measures it, plus the wait on the card
 processor), the DynamoDB capacity units of the items as the dev stack writes and reads them
 (bench.units), the SNS and SQS requests, the WebSocket push, logs and traces.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.schema import topology
-from infra.access import ACCESS
+from chalicelib.schema.functions import ACCESS
 
 BENCH = Path(__file__).resolve().parent
 MEASURED = (BENCH / "results" / "calls.json", BENCH / "published" / "latest.json")

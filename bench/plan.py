@@ -6,7 +6,7 @@ and what it costs. docs/capacity.md explains the model; each figure below names 
 Calibration: per-invocation durations the calls benchmark measures (bench/results/calls.json, else the
 published run), else DEFAULTS, said so in the output. The rest is the deployment's own settings:
 event-source concurrency (infra.stack), slice sizes and push threads (chalicelib), function timeouts
-(infra.access), and AWS's default quotas.
+(chalicelib.schema.functions), and AWS's default quotas.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from bench import cost
 from chalicelib.delivery.notifications import FOLLOWERS_PER_SLICE
 from chalicelib.delivery.pusher import PUSH_WORKERS
-from infra.access import ACCESS
+from chalicelib.schema.functions import ACCESS
 
 MODES = ("first_come", "queue", "draw")
 # AWS defaults (docs/capacity.md): raisable quotas per account and region.
@@ -79,9 +79,9 @@ def orders_of(drop: Drop) -> int:
 
 def deployed_caps() -> dict[str, int]:
     """MaximumConcurrency of each queue's event source, as the stack deploys it."""
-    # Imported here: infra.stack loads the CDK (seconds), which the arithmetic does not need.
+    # Imported here: infra.lambdas loads the CDK (seconds), which the arithmetic does not need.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from infra.stack import QUEUE_SOURCE_TUNING
+    from infra.lambdas import QUEUE_SOURCE_TUNING
 
     return {queue: concurrency for queue, (_, concurrency) in QUEUE_SOURCE_TUNING.items()}
 

@@ -39,32 +39,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.schema.functions import ACCESS, FALLBACK_DEV_CONCURRENCY
 from devstack.lambda_runtime import EnvironmentDiscarded, LambdaContext, Sandbox, enter_sandbox, install, interrupt
 
 logger = logging.getLogger("devstack.lambda")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-# The dev stack's default concurrency limit per function (Lambda's reserved concurrency): enough for
-# a rush on two cores without letting one function's backlog starve the others of the embedded AWS.
-# Functions fed by one poller each (queues, streams) never use more than their pollers; the sweeper
-# must not overlap itself, as a rate() rule with reserved concurrency 1.
-DEFAULT_CONCURRENCY: dict[str, int] = {
-    "api": 16,
-    "ws_connect": 8,
-    "ws_message": 8,
-    "ws_disconnect": 4,
-    # One batch per stream shard at once, as Lambda runs them: Drops, Orders and StockShards have one each.
-    "domain_events": 3,
-    "payments": 4,
-    "fanout": 4,
-    "deliver": 4,
-    "live_stock": 2,
-    "drop_lifecycle": 16,
-    "sweeper": 1,
-    "admissions": 1,
-}
-FALLBACK_CONCURRENCY = 4
+# The dev stack's default concurrency limit per function (Lambda's reserved concurrency): the function
+# table's `dev_concurrency` (chalicelib.schema.functions says why each is what it is).
+DEFAULT_CONCURRENCY: dict[str, int] = {name: access.dev_concurrency for name, access in ACCESS.items()}
+FALLBACK_CONCURRENCY = FALLBACK_DEV_CONCURRENCY
 # Invocations that may wait for an environment before a synchronous caller is throttled: the listen
 # backlog the threaded gateways had, so only a rush beyond what they accepted is refused.
 DEFAULT_QUEUE_SIZE = 1024

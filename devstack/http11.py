@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import socket
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from http import HTTPStatus
+from dataclasses import dataclass
+
+from devstack.http_messages import UNAVAILABLE, Request, Response, encode_response, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -56,46 +54,6 @@ class Limits:
     max_connections_per_client: int = 256
 
 
-@dataclass
-class Request:
-    """One parsed request: the target as sent (path and query), headers in their order and case."""
-
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
-    body: bytes | None
-    keep_alive: bool
-    peer: tuple[str, int] | None = None
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The last value of header `name`, regardless of case."""
-        lowered = name.lower()
-        for key, value in reversed(self.headers):
-            if key.lower() == lowered:
-                return value
-        return default
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    close: bool = False
-
-
-UNAVAILABLE = Response(
-    503, {"Content-Type": "application/json", "Retry-After": "1"}, b'{"message": "Service Unavailable"}'
-)
-
-
-def error_response(status: int, code: str, message: str, **headers: str) -> Response:
-    """A response in the API's error shape."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return Response(status, {"Content-Type": "application/json", **headers}, body)
-
-
 class _Refuse(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -103,45 +61,6 @@ class _Refuse(Exception):
 
 
 Handle = Callable[[Request], Awaitable[Response]]
-
-
-class _Clock:
-    """The Date header, formatted once a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = ""
-
-    def now(self) -> str:
-        second = int(time.time())
-        if second != self._second:
-            self._second, self._value = second, formatdate(second, usegmt=True)
-        return self._value
-
-
-_CLOCK = _Clock()
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-def encode_response(response: Response, head: bool, keep_alive: bool) -> bytes:
-    """Status line, headers and body as one buffer (one write: no Nagle delay between them)."""
-    lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}", f"Date: {_CLOCK.now()}"]
-    for name, value in response.headers.items():
-        if name.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
-            lines.append(f"{name}: {value}")
-    if response.status != 204 and not 100 <= response.status < 200 and response.status != 304:
-        lines.append(f"Content-Length: {len(response.body)}")
-    lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
-    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-    if head or response.status in (204, 304):
-        return head_bytes
-    return head_bytes + response.body
 
 
 class _Connection(asyncio.Protocol):

@@ -15,40 +15,34 @@ wrong endpoint fails loudly instead of writing to an empty copy of a service.
 `python -m devstack.moto_backend --port 0 --group dynamodb` prints `LISTENING <port>` once it serves.
 
 Inside the child (and only there) `serve` adjusts moto for a long-running dev stack:
-`_patch_moto_transactions` (rollback journal instead of whole-table copies),
-`_patch_sqs_long_poll` (long polls wait outside the serialization lock), periodic
-`reset_model_data` in `SerializedApp` (bounded memory) and `KeepAliveRequestHandler`
-(HTTP/1.1 keep-alive, no access log).
+devstack.moto_dynamodb (rollback journal instead of whole-table copies, the contention model),
+devstack.moto_messaging (long polls wait outside the serialization lock), periodic
+`reset_model_data` in `SerializedApp` (bounded memory) and devstack.moto_server's
+`KeepAliveRequestHandler` (HTTP/1.1 keep-alive, no access log).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
-import io
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from devstack.contention import ContentionPlan, ItemGate, write_units
+from devstack import contention, moto_dynamodb, moto_messaging
+from devstack.contention import ItemGate
 from devstack.identity import CREDENTIALS_ENV
+from devstack.moto_dynamodb import held
+from devstack.moto_server import SentEmails, request_handler_class, shut_down_when_orphaned
 
 # moto registers every model instance it ever creates (moto.core.model_instances) for its dashboard;
 # forgetting them every so many requests keeps a long run's memory flat.
 MODEL_RESET_EVERY = 1000
 
-# The serialization lock the current request thread holds, so a long poll can let go of it.
-_held = threading.local()
 
 # moto's backend names per child process; the messaging child also serves every service not listed.
 DYNAMODB = "dynamodb"
@@ -88,13 +82,13 @@ class SerializedApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         # When the request reached DynamoDB: what waits for the lock runs concurrently in AWS.
-        _held.arrived = time.monotonic()
+        held.arrived = time.monotonic()
         with self._lock:
-            _held.lock = self._lock
+            held.lock = self._lock
             try:
                 return list(self._app(environ, start_response))
             finally:
-                _held.lock = None
+                held.lock = None
                 self._requests += 1
                 if self._reset_every and self._requests % self._reset_every == 0:
                     _forget_tracked_models()
@@ -131,570 +125,8 @@ def build_app(group: str | None = None) -> SerializedApp:
     # Inside the lock: a token's first request and its repeat never overlap.
     dispatcher = TransactionRules(DomainDispatcherApplication(create_app))
     if group is None or _serves(group, "ses"):
-        return SerializedApp(_SentEmails(dispatcher))
+        return SerializedApp(SentEmails(dispatcher))
     return SerializedApp(dispatcher)
-
-
-class _SentEmails:
-    """`GET /_devstack/ses/sent`: what SES sent, as JSON (oldest first); every other request passes on."""
-
-    PATH = "/_devstack/ses/sent"
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("PATH_INFO") != self.PATH:
-            return self._app(environ, start_response)
-        import json
-
-        from moto.ses.models import ses_backends
-
-        from devstack.identity import ACCOUNT_ID, REGION
-
-        sent = ses_backends[ACCOUNT_ID][REGION].sent_messages
-        body = json.dumps(
-            [
-                {"message_id": m.id, "source": m.source, "destinations": m.destinations, "raw": m.raw_data}
-                for m in sent
-                if hasattr(m, "raw_data")
-            ]
-        ).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-
-class _TransactionJournal:
-    """The items (and stream lengths) a transaction touched, as they were before it wrote them."""
-
-    def __init__(self) -> None:
-        self._items: list[tuple[Any, Any, Any, Any]] = []
-        self._streams: dict[int, tuple[Any, Any, list[Any], int]] = {}
-
-    def remember(self, table: Any, hash_key: Any, range_key: Any, current: Any, will_mutate: bool) -> None:
-        if id(table) not in self._streams:
-            shard = table.stream_shard
-            records = shard.items if shard is not None else []
-            self._streams[id(table)] = (table, shard, records, len(records))
-        # UpdateItem edits the stored Item in place; Put and Delete only replace or drop it.
-        before = copy.deepcopy(current) if will_mutate and current is not None else current
-        self._items.append((table, hash_key, range_key, before))
-
-    def rollback(self) -> None:
-        for table, hash_key, range_key, before in reversed(self._items):
-            if range_key is not None:
-                bucket = table.items[hash_key]
-                if before is None:
-                    bucket.pop(range_key, None)
-                else:
-                    bucket[range_key] = before
-                if not bucket:
-                    table.items.pop(hash_key, None)
-            elif before is None:
-                table.items.pop(hash_key, None)
-            else:
-                table.items[hash_key] = before
-        for table, shard, records, length in self._streams.values():
-            # If a Lambda event-source mapping already drained the shard, the records are gone anyway.
-            if shard is not None and table.stream_shard is shard and shard.items is records:
-                del records[length:]
-        self._items.clear()
-        self._streams.clear()
-
-
-def _patch_moto_transactions() -> None:
-    """Make moto's TransactWriteItems roll back from a per-item journal instead of whole-table deep copies."""
-    import moto.dynamodb.comparisons as comparisons
-    from moto.dynamodb.exceptions import (
-        ConditionalCheckFailed,
-        MockValidationException,
-        MultipleTransactionsException,
-        TooManyTransactionsException,
-        TransactionCanceledException,
-        TransactWriteSingleOpException,
-    )
-    from moto.dynamodb.models import DynamoDBBackend
-
-    # Mirrors moto 5.2.5 DynamoDBBackend.transact_write_items step for step (same checks, same
-    # order, same cancellation reasons); only the backup/restore differs, and the contention the
-    # ItemGate models (devstack.contention): an item held or out of write units cancels it.
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        if len(transact_items) > 100:
-            raise TooManyTransactionsException()
-        journal = _TransactionJournal()
-        target_items: set[tuple[str, str]] = set()
-        touched: list[Any] = []
-        started = time.monotonic()
-        arrived = getattr(_held, "arrived", started)
-        spent: list[tuple[Any, int]] = []
-
-        def check_unicity(table_name: str, key: dict[str, Any]) -> None:
-            item = (str(table_name), str(dict(sorted(key.items()))))
-            if item in target_items:
-                raise MultipleTransactionsException()
-            target_items.add(item)
-
-        errors: list[Any] = []
-        for item in transact_items:
-            original_item: dict[str, Any] | None = None
-            if len(list(item.keys())) > 1:
-                raise TransactWriteSingleOpException
-            try:
-                op_type, op = next(iter(item.items()))
-                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
-                    raise ValueError("Unsupported transaction operation")
-
-                table_name = op["TableName"]
-                condition_expression = op.get("ConditionExpression")
-                expression_attribute_names = op.get("ExpressionAttributeNames")
-                expression_attribute_values = op.get("ExpressionAttributeValues")
-                return_values_on_condition_check_failure = op.get("ReturnValuesOnConditionCheckFailure")
-
-                if op_type == "Put":
-                    attrs = op["Item"]
-                    table = self.get_table(table_name)
-                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
-                    if table.range_key_attr is not None:
-                        key[table.range_key_attr] = attrs[table.range_key_attr]
-                else:
-                    key = op["Key"]
-
-                check_unicity(table_name, key)
-
-                # What self.get_item(table_name, key) does, keeping the table and key for the journal.
-                table = self.get_table(table_name)
-                hash_key, range_key = self.get_keys_value(table, key)
-                item_id = (str(table_name), hash_key, range_key)
-                if _gate.busy(item_id, arrived):
-                    errors.append(("TransactionConflict", "Transaction is ongoing for the item", None))
-                    continue
-                if op_type != "ConditionCheck" and _gate.throttled(item_id):
-                    errors.append(("ThrottlingError", _THROTTLED_ITEM, None))
-                    continue
-                touched.append(item_id)
-                current = table.get_item(hash_key, range_key)
-                size_before = write_units(None, current, transactional=True)
-                journal.remember(table, hash_key, range_key, current, will_mutate=op_type == "Update")
-
-                if condition_expression is not None:
-                    condition_op = comparisons.get_filter_expression(
-                        condition_expression, expression_attribute_names, expression_attribute_values
-                    )
-                    if not condition_op.expr(current):
-                        if return_values_on_condition_check_failure == "ALL_OLD" and current:
-                            original_item = current.to_json()["Attributes"]
-                        raise ConditionalCheckFailed(item=original_item)
-
-                # The condition held just above, under the same lock: moto would parse and check it again.
-                if op_type == "Put":
-                    self.put_item(
-                        table_name,
-                        op["Item"],
-                        expression_attribute_names=expression_attribute_names,
-                        expression_attribute_values=expression_attribute_values,
-                    )
-                elif op_type == "Delete":
-                    self.delete_item(
-                        table_name,
-                        key,
-                        expression_attribute_names=expression_attribute_names,
-                        expression_attribute_values=expression_attribute_values,
-                    )
-                elif op_type == "Update":
-                    self.update_item(
-                        table_name,
-                        key,
-                        update_expression=op["UpdateExpression"],
-                        expression_attribute_names=expression_attribute_names,
-                        expression_attribute_values=expression_attribute_values,
-                    )
-                if op_type != "ConditionCheck":
-                    after = table.get_item(hash_key, range_key)
-                    spent.append((item_id, max(size_before, write_units(None, after, transactional=True))))
-                errors.append((None, None, None))
-            except (MultipleTransactionsException, MockValidationException):
-                journal.rollback()
-                raise
-            except ConditionalCheckFailed as e:
-                errors.append(("ConditionalCheckFailed", str(e.message), original_item))
-            except Exception as e:
-                errors.append((type(e).__name__, str(e), original_item))
-
-        if any(code is not None for code, _, _ in errors):
-            journal.rollback()
-            raise TransactionCanceledException(errors)
-        _gate.hold(touched, started)
-        for item_id, units in spent:
-            _gate.spend(item_id, units)
-
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    _patch_single_writes()
-    _patch_no_op_stream_records()
-
-
-# The embedded DynamoDB's contention (devstack.contention): set by serve() from LIVEDROP_CONTENTION.
-_gate = ItemGate(ContentionPlan(0.0, 0.0))
-_THROTTLED_ITEM = (
-    "Throughput exceeds the current capacity of your table or index. DynamoDB is automatically scaling your "
-    "table or index so please try again shortly."
-)
-# Set while a PutItem, UpdateItem or DeleteItem request is served (a transaction's own writes are not one).
-_single_write = threading.local()
-
-
-def _patch_single_writes() -> None:
-    """PutItem, UpdateItem and DeleteItem on an item past its write rate are refused before they write."""
-    from moto.dynamodb.exceptions import DynamodbException
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.responses import DynamoHandler
-
-    class ThroughputExceeded(DynamodbException):
-        def __init__(self) -> None:
-            super().__init__("com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", _THROTTLED_ITEM)
-
-    def request(name: str) -> None:
-        handle = getattr(DynamoHandler, name)
-
-        def serve_one(self: Any) -> Any:
-            _single_write.active = True
-            try:
-                return handle(self)
-            finally:
-                _single_write.active = False
-
-        setattr(DynamoHandler, name, serve_one)
-
-    def rated(name: str, key_of: Callable[[Any, Any, tuple[Any, ...]], Any]) -> None:
-        write = getattr(DynamoDBBackend, name)
-
-        def rated_write(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
-            if not getattr(_single_write, "active", False):
-                return write(self, table_name, *args, **kwargs)
-            table = self.get_table(table_name)
-            try:
-                hash_key, range_key = self.get_keys_value(table, key_of(table, args[0], args))
-            except Exception:
-                # A malformed key: moto's own write refuses it with DynamoDB's error.
-                return write(self, table_name, *args, **kwargs)
-            item_id = (str(table_name), hash_key, range_key)
-            if _gate.throttled(item_id):
-                raise ThroughputExceeded()
-            before = write_units(None, table.get_item(hash_key, range_key))
-            result = write(self, table_name, *args, **kwargs)
-            _gate.spend(item_id, max(before, write_units(None, table.get_item(hash_key, range_key))))
-            return result
-
-        setattr(DynamoDBBackend, name, rated_write)
-
-    def put_key(table: Any, attrs: dict[str, Any], _: Any) -> dict[str, Any]:
-        names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
-        return {name: attrs[name] for name in names if name in attrs}
-
-    for name in ("put_item", "update_item", "delete_item"):
-        request(name)
-    rated("put_item", put_key)
-    rated("update_item", lambda table, key, _: key)
-    rated("delete_item", lambda table, key, _: key)
-
-
-def _patch_no_op_stream_records() -> None:
-    """A write that leaves the item as it was emits no stream record (AWS emits none)."""
-    from moto.dynamodb.models.table import StreamShard
-
-    add = StreamShard.add
-
-    def add_if_changed(self: Any, old: Any, new: Any) -> None:
-        if old is not None and new is not None and old == new:
-            return
-        add(self, old, new)
-
-    StreamShard.add = add_if_changed  # type: ignore[method-assign]
-
-
-EXPRESSION_CACHE_SIZE = 2048
-
-
-def _patch_expression_cache() -> None:
-    """Parse each DynamoDB condition and update expression once, not on every request.
-
-    The app sends a handful of expression shapes over and over. A parsed condition (moto's Op tree)
-    embeds its values and is only evaluated, never changed, so it is cached by expression, names
-    and values. The update-expression AST that moto's request layer builds only to list the names
-    and values used is cached by expression alone; the model layer parses its own copy, because its
-    validator rewrites the tree it is given.
-    """
-    import json
-    from functools import lru_cache
-
-    import moto.dynamodb.comparisons as comparisons
-    import moto.dynamodb.models as models
-    import moto.dynamodb.models.table as tables
-    import moto.dynamodb.responses as responses
-
-    original_parser = comparisons.create_condition_expression_parser
-
-    @lru_cache(maxsize=EXPRESSION_CACHE_SIZE)
-    def parsed(expr: str | None, names: str, values: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
-        parser = original_parser(expr, json.loads(names), json.loads(values))
-        op = parser.parse()
-        return op, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found)
-
-    class _CachedCondition:
-        """Stands in for moto's ConditionExpressionParser: parse(), then the names and values it found."""
-
-        def __init__(self, expr: str | None, names: Any, values: Any) -> None:
-            self._args = (expr, names, values)
-            self.expr_attr_names_found: list[str] = []
-            self.expr_attr_values_found: list[str] = []
-
-        def parse(self) -> Any:
-            expr, names, values = self._args
-            try:
-                key = (expr, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
-            except (TypeError, ValueError):
-                parser = original_parser(expr, names, values)
-                op = parser.parse()
-                self.expr_attr_names_found, self.expr_attr_values_found = (
-                    parser.expr_attr_names_found,
-                    parser.expr_attr_values_found,
-                )
-                return op
-            op, found_names, found_values = parsed(*key)
-            self.expr_attr_names_found, self.expr_attr_values_found = list(found_names), list(found_values)
-            return op
-
-    def create_condition_expression_parser(expr: str | None, names: Any, values: Any) -> Any:
-        return _CachedCondition(expr, names, values)
-
-    def get_filter_expression(expr: str | None, names: Any, values: Any) -> Any:
-        return create_condition_expression_parser(expr, names, values).parse()
-
-    class _CachedUpdateParser:
-        # Read through responses: moto.dynamodb.parsing.expressions opts out of type checking as a whole.
-        make = staticmethod(lru_cache(maxsize=EXPRESSION_CACHE_SIZE)(responses.UpdateExpressionParser.make))
-
-    for module in (comparisons, models, tables, responses):
-        if hasattr(module, "create_condition_expression_parser"):
-            module.create_condition_expression_parser = create_condition_expression_parser  # type: ignore[attr-defined]
-        if hasattr(module, "get_filter_expression"):
-            module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
-    responses.UpdateExpressionParser = _CachedUpdateParser
-
-
-def _patch_sqs_long_poll() -> None:
-    """Let a ReceiveMessage long poll wait without holding the serialization lock."""
-    from moto.sqs.models import Queue
-
-    original = Queue.wait_for_messages
-
-    def wait_for_messages(self: Any, timeout: int) -> None:
-        held = getattr(_held, "lock", None)
-        if held is None:
-            original(self, timeout)
-            return
-        if self.messages:
-            # Visible but undeliverable messages (e.g. a busy FIFO group): moto would spin here; a short
-            # pause outside the lock lets other requests in and still rescans promptly.
-            held.release()
-            try:
-                time.sleep(0.02)
-            finally:
-                held.acquire()
-            return
-        # Taking the queue's condition before letting go of the lock means no add_message notify is missed;
-        # the lock is taken back only after the condition is released (one order, no deadlock).
-        self._messages_lock.acquire()
-        held.release()
-        try:
-            self._messages_lock.wait(timeout)
-        finally:
-            self._messages_lock.release()
-            held.acquire()
-
-    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
-
-
-_AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
-_RATE = re.compile(r"rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)")
-_CRON = re.compile(r"cron\(\S+( \S+){5}\)")
-
-
-def valid_schedule_expression(expression: str) -> bool:
-    """Whether EventBridge Scheduler accepts `expression`: at() of a real date and time to the second,
-    rate() of a positive whole number of minutes, hours or days, or cron() of six fields."""
-    at = _AT.fullmatch(expression)
-    if at:
-        try:
-            datetime.strptime(at.group(1), "%Y-%m-%dT%H:%M:%S")
-        except ValueError:
-            return False
-        return True
-    return bool(_RATE.fullmatch(expression) or _CRON.fullmatch(expression))
-
-
-def _patch_scheduler_expressions() -> None:
-    """CreateSchedule and UpdateSchedule refuse a malformed expression (moto stores any string)."""
-    import inspect
-
-    from moto.scheduler.exceptions import ValidationException
-    from moto.scheduler.models import EventBridgeSchedulerBackend
-
-    for name in ("create_schedule", "update_schedule"):
-        method = getattr(EventBridgeSchedulerBackend, name)
-        signature = inspect.signature(method)
-
-        def checked(self: Any, *args: Any, _method: Any = method, _signature: Any = signature, **kwargs: Any) -> Any:
-            expression = _signature.bind(self, *args, **kwargs).arguments.get("schedule_expression")
-            if not isinstance(expression, str) or not valid_schedule_expression(expression):
-                raise ValidationException(f"Invalid Schedule Expression {expression}.")
-            return _method(self, *args, **kwargs)
-
-        setattr(EventBridgeSchedulerBackend, name, checked)
-
-
-def _request_handler_class() -> type:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-
-    class KeepAliveRequestHandler(MotoRequestHandler):
-        """HTTP/1.1 keep-alive and no access log; the request body is read whole, so the next request is intact."""
-
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body go out in separate writes; without this, Nagle + delayed ACK adds ~40 ms.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def run_wsgi(self) -> None:
-            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.environ = environ = self.make_environ()
-            # werkzeug reads at most Content-Length and may read less; whatever it left would be taken
-            # for the next request line, so the body is consumed here, exactly.
-            if environ.get("wsgi.input_terminated"):
-                body = environ["wsgi.input"].read()
-            else:
-                body = self.rfile.read(int(environ.get("CONTENT_LENGTH") or 0))
-            environ["wsgi.input"] = io.BytesIO(body)
-
-            response: dict[str, Any] = {}
-
-            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                response["status"], response["headers"] = status, headers
-                return response.setdefault("written", []).append
-
-            try:
-                chunks = self.server.app(environ, start_response)
-                try:
-                    data = b"".join([*response.get("written", []), *chunks])
-                finally:
-                    if hasattr(chunks, "close"):
-                        chunks.close()
-            except Exception:
-                self.log_error("Error on request %s %s:\n%s", self.command, self.path, traceback.format_exc())
-                response = {"status": "500 INTERNAL SERVER ERROR", "headers": [("Content-Type", "text/plain")]}
-                data = b"Internal Server Error"
-                self.close_connection = True
-
-            code_str, _, msg = response["status"].partition(" ")
-            code = int(code_str)
-            self.send_response(code, msg)
-            skipped = {"connection", "keep-alive", "transfer-encoding"}
-            has_body = self.command != "HEAD" and not (100 <= code < 200) and code not in (204, 304)
-            if has_body:
-                skipped.add("content-length")
-            for name, value in response["headers"]:
-                if name.lower() not in skipped:
-                    self.send_header(name, value)
-            if has_body:
-                self.send_header("Content-Length", str(len(data)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if has_body and data:
-                self.wfile.write(data)
-
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            # One line per request drowns the dev stack's output; errors still go to log_error.
-            pass
-
-    return KeepAliveRequestHandler
-
-
-MAX_SHARD_ITERATORS = 5_000
-MAX_DELETED_RECEIPTS = 50_000
-
-
-def _patch_moto_leaks() -> None:
-    """Bound two stores moto never empties: stream shard iterators (AWS expires them after 15
-    minutes; pumps take a new one on every GetRecords) and receipt handles of deleted messages."""
-    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
-    from moto.sqs.models import Queue
-
-    get_records = DynamoDBStreamsBackend.get_records
-
-    def bounded_get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
-        result = get_records(self, iterator_arn, limit)
-        if len(self.shard_iterators) > MAX_SHARD_ITERATORS:
-            # Insertion order is age order: forget the oldest half, as their expiry would.
-            for arn in list(self.shard_iterators)[: MAX_SHARD_ITERATORS // 2]:
-                del self.shard_iterators[arn]
-        return result
-
-    delete_message = Queue.delete_message
-
-    def bounded_delete_message(self: Any, receipt_handle: str) -> None:
-        delete_message(self, receipt_handle)
-        if len(self.deleted_messages) > MAX_DELETED_RECEIPTS:
-            self.deleted_messages.clear()
-
-    DynamoDBStreamsBackend.get_records = bounded_get_records  # type: ignore[method-assign]
-    Queue.delete_message = bounded_delete_message  # type: ignore[method-assign]
-
-
-def _patch_sqs_retention_check() -> None:
-    """ReceiveMessage checks each candidate message's retention by computing all of the queue's attributes,
-    counts of visible, invisible and delayed messages included: O(n) per message, O(n^2) per receive with a
-    backlog (the messaging process's top hot spot under a rush). Read the retention period itself."""
-    from moto.core.utils import unix_time
-    from moto.sqs.models import SQSBackend
-
-    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
-        retention_period = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
-
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
-    _patch_sqs_send()
-
-
-def _patch_sqs_send() -> None:
-    """SendMessage (and every SNS delivery to a queue) computes all of the queue's attributes, message counts
-    included, only to read ContentBasedDeduplication, a FIFO-only attribute: O(n) per message sent. For a
-    standard queue the answer is always "absent", so the send sees an attribute view without the counts."""
-    from moto.sqs.models import Queue, SQSBackend
-
-    class _StandardQueueOnSend(Queue):
-        __module__ = Queue.__module__  # moto's model metaclass files classes by their module
-
-        @property
-        def attributes(self) -> dict[str, Any]:
-            return {}
-
-    send_message = SQSBackend.send_message
-
-    def cheap_send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        queue = self.get_queue(queue_name)
-        if queue.fifo_queue or type(queue) is not Queue:
-            return send_message(self, queue_name, *args, **kwargs)
-        # Requests run one at a time (SerializedApp), so no one else sees the queue while its class is swapped.
-        # moto declares Queue abstract (CloudFormationModel) but instantiates it: it is concrete at runtime.
-        queue.__class__ = _StandardQueueOnSend  # type: ignore[type-abstract]
-        try:
-            return send_message(self, queue_name, *args, **kwargs)
-        finally:
-            queue.__class__ = Queue  # type: ignore[type-abstract]
-
-    SQSBackend.send_message = cheap_send_message  # type: ignore[method-assign]
 
 
 def serve(
@@ -714,16 +146,8 @@ def serve(
     services = group if group in SERVICE_GROUPS else None
     state_name = STATE_NAMES.get(group, group)
     names = names or [state_name]
-    global _gate
-    from devstack import contention
-
-    _gate = ItemGate(contention.parse(os.environ.get(contention.ENV_VAR)))
-    _patch_moto_transactions()
-    _patch_expression_cache()
-    _patch_sqs_long_poll()
-    _patch_sqs_retention_check()
-    _patch_moto_leaks()
-    _patch_scheduler_expressions()
+    moto_dynamodb.install(ItemGate(contention.parse(os.environ.get(contention.ENV_VAR))))
+    moto_messaging.install()
     if data_dir:
         from devstack import persistence
 
@@ -738,9 +162,9 @@ def serve(
     # LIVEDROP_FAULTS: injected conflicts, throttles and 5xx (off by default), in each process.
     serialized = build_app(services)
     app = faults.wrap(serialized, label=services or "all services")
-    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_request_handler_class())
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=request_handler_class())
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    _shut_down_when_orphaned(server)
+    shut_down_when_orphaned(server)
     try:
         print(f"LISTENING {server.server_address[1]}", flush=True)
     except BrokenPipeError:
@@ -760,19 +184,6 @@ def serve(
         # (The serialization lock itself: with faults on, `app` is the fault injector around it.)
         serialized._lock.acquire()
         persistence.save(data_dir, state_name, generation or persistence.new_generation(), names)
-
-
-def _shut_down_when_orphaned(server: Any) -> None:
-    """Stop serving once the parent is gone: this process is outside the terminal's process group (so
-    Ctrl-C reaches only the parent), and a parent that was killed outright cannot stop it."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        server.shutdown()
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class EmbeddedAwsProcess:

@@ -14,6 +14,8 @@ from typing import Any
 from chalicelib.core.config import get_settings
 from chalicelib.domain.tokens import verifier
 from chalicelib.schema import topology
+from chalicelib.schema.functions import ACCESS, API_HANDLER
+from chalicelib.schema.topology import Fn
 from chalicelib.wiring import bootstrap
 from devstack import iam
 from devstack.environments import FunctionPool, concurrency_from_env
@@ -21,7 +23,6 @@ from devstack.identity import aws_client
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
-from infra.access import API_HANDLER
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,10 +159,8 @@ class DevStack:
         """The execution environments of the function `name` (made on first use, running `handler`)."""
         found = self.pools.get(name)
         if found is None:
-            from infra.access import ACCESS
-
             access = ACCESS.get(name)
-            # A limit given to the stack, else the function's reserved concurrency in infra, else the default.
+            # A limit given to the stack, else the function table's reserved concurrency, else its dev_concurrency.
             reserved = getattr(access, "reserved_concurrency", None)
             found = FunctionPool(
                 name,
@@ -223,14 +222,14 @@ class DevStack:
             pump = self._source_pump(source, self.pool(source.handler, handler))
             self.pumps.append(iam.bind_pump(pump, source.handler))
         self.pumps.append(SchedulePump(self.aws.messaging_endpoint, settings.scheduler_group, self._schedule_target))
-        sweeper = self.handler("sweeper")
+        sweeper = self.handler(Fn.SWEEPER)
         if sweeper is not None:
-            self.pumps.append(PeriodicPump(self.pool("sweeper", sweeper), SWEEP_SECONDS, "sweeper"))
+            self.pumps.append(PeriodicPump(self.pool(Fn.SWEEPER, sweeper), SWEEP_SECONDS, Fn.SWEEPER))
         # In AWS the admissions function runs a minute at a time, ticking inside; here a pump is the tick.
-        admissions = self.handler("admissions")
+        admissions = self.handler(Fn.ADMISSIONS)
         if admissions is not None:
             tick = settings.admission_tick_seconds
-            self.pumps.append(PeriodicPump(self.pool("admissions", admissions), tick, "admissions", first_after=tick))
+            self.pumps.append(PeriodicPump(self.pool(Fn.ADMISSIONS, admissions), tick, Fn.ADMISSIONS, first_after=tick))
         for pump in self.pumps:
             pump.start()
         if self.unwired:
@@ -273,7 +272,7 @@ class DevStack:
 
     # --- IAM -------------------------------------------------------------------------------
     def enforce_iam(self) -> None:
-        """Check every AWS call a function makes against its role as infra deploys it (infra/access.py).
+        """Check every AWS call a function makes against its role as infra deploys it (chalicelib/functions.py).
 
         Run again after the embedded AWS is provisioned anew: its streams then have new ARNs."""
         enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
@@ -281,7 +280,7 @@ class DevStack:
         self.iam = iam.install(enforcer)
 
 
-# Lambda's defaults, for a function infra/access.py does not configure (CDK's Function: 3 s, 128 MB is
+# Lambda's defaults, for a function chalicelib/functions.py does not configure (CDK's Function: 3 s, 128 MB is
 # Lambda's own default; Chalice deploys 60 s).
 DEFAULT_TIMEOUT = 60
 DEFAULT_MEMORY = 128
@@ -292,4 +291,4 @@ SWEEP_SECONDS = 60.0
 # @connections ARNs the functions' policies name.
 WS_API_ID = "devws00001"
 WS_STAGE = "api"
-_WS_ROUTES = {"$connect": "ws_connect", "$disconnect": "ws_disconnect", "$default": "ws_message"}
+_WS_ROUTES = {"$connect": Fn.WS_CONNECT, "$disconnect": Fn.WS_DISCONNECT, "$default": Fn.WS_MESSAGE}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chalicelib.schema import topology
-from infra.access import FunctionAccess
+from chalicelib.schema.functions import FunctionAccess
 
 READ_ACTIONS = (
     "dynamodb:GetItem",
@@ -94,7 +94,7 @@ def _table_arns(arns: Arns, entries: tuple[str, ...]) -> tuple[str, ...]:
 
 def scheduler_statements(arns: Arns) -> list[Statement]:
     """The EventBridge Scheduler role's policy: it may invoke the drop lifecycle function only."""
-    target = arns.function(topology.DROP_LIFECYCLE_HANDLER)
+    target = arns.function(topology.Fn.DROP_LIFECYCLE)
     return [Statement(("lambda:InvokeFunction",), (target, f"{target}:*"))]
 
 

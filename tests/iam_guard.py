@@ -21,7 +21,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     denials = iam.unexpected_denials()
     if not denials:
         return
-    terminalreporter.section("IAM denials (a grant is missing in infra/access.py, or the call is wrong)", red=True)
+    terminalreporter.section(
+        "IAM denials (a grant is missing in chalicelib/functions.py, or the call is wrong)", red=True
+    )
     for line in denials:
         terminalreporter.line(f"IAM: {line}", red=True)
     terminalreporter.line(f"{len(denials)} unexpected IAM denial(s): the session fails", red=True, bold=True)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from chalicelib.core import coalescing
 from chalicelib.core.statuses import DropStatus, OrderStatus
 from chalicelib.core.validation import format_time
 from chalicelib.domain import scheduling
@@ -170,20 +171,16 @@ def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:
     per batch instead of one per order. If a later record fails, the retry starts at it, so the
     newest value is still published.
     """
-    latest: dict[str, str] = {}
-    superseded: set[str] = set()
-    for raw in records:
+    changes: list[tuple[str, str, int]] = []
+    for place, raw in enumerate(records):
         try:
             envelopes = envelopes_for(raw)
         except Exception:  # noqa: S112 - the record's own handling reports it
             continue
-        for envelope in envelopes:
-            if envelope.event_type == EventType.STOCK_CHANGED:
-                drop_id = str(envelope.data.get("drop_id"))
-                if drop_id in latest:
-                    superseded.add(latest[drop_id])
-                latest[drop_id] = envelope.event_id
-    return superseded
+        # A stream orders a drop's changes: a record's place in the batch is its time (chalicelib.core.coalescing).
+        stock_changes = [e for e in envelopes if e.event_type == EventType.STOCK_CHANGED]
+        changes += [(e.event_id, str(e.data.get("drop_id")), place) for e in stock_changes]
+    return coalescing.superseded(changes)
 
 
 def _follow_stock(raw: Mapping[str, Any], envelopes: list[Envelope]) -> None:

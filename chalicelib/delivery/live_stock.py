@@ -7,9 +7,10 @@ queues one deferred push (`flush`) that runs once the window has passed. A push 
 when it runs (the Drops row's stock when there is one), so the last stock always reaches viewers, at
 most about a second after it changed.
 
-The one coalescing rule: a drop's viewers get at most one stock push per WINDOW_MS, and it shows the
-newest stock. A batch applies it first among its own records (only the newest change of each drop is
-taken), the marker applies it across batches and Lambdas. A drop nobody watches costs no write.
+The coalescing rule (chalicelib.core.coalescing, the one place it is spelled): a drop's viewers get at most one
+stock push per WINDOW_MS, and it shows the newest stock. A batch applies it first among its own records
+(only the newest change of each drop is taken), the marker applies it across batches and Lambdas. A drop
+nobody watches costs no write.
 
 Live stock has its own queue and consumer (`handle_batch`), so a rush's stock changes never wait in
 front of the pushes buyers and followers wait for. A drop watched by more than PUSH_SLICE connections
@@ -27,7 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.core import aws, ports
+from chalicelib.core import aws, coalescing, ports
 from chalicelib.domain import connections
 from chalicelib.schema import stock, topology
 from chalicelib.schema.db import now_ms
@@ -42,7 +43,7 @@ from chalicelib.schema.messages import (
 from chalicelib.schema.models import Drop, ProcessedEvent
 from chalicelib.schema.retries import RetryingBatchProcessor
 
-WINDOW_MS = 250  # at most ~4 pushes per second per drop
+WINDOW_MS = coalescing.WINDOW_MS  # at most ~4 pushes per second per drop
 FLUSH_DELAY_SECONDS = 1  # SQS delays are whole seconds
 # Connections one invocation pushes a frame to; a larger audience is split into slices of this size
 # (a slice message of ids stays far below SQS's 256 KB, and its pushes well inside the timeout).
@@ -191,20 +192,11 @@ def _current_stock(drop_id: str, recorded: int) -> int:
 def newest_per_drop(envelopes: dict[str, Envelope]) -> set[str]:
     """The coalescing rule within one batch: message ids of stock_changed events that a newer event of
     the same drop in the batch supersedes (only the newest of each drop is taken)."""
-    newest: dict[str, tuple[int, str]] = {}
-    superseded: set[str] = set()
-    for message_id, event in envelopes.items():
-        drop_id = event.data.get("drop_id")
-        if event.event_type != EventType.STOCK_CHANGED or not isinstance(drop_id, str):
-            continue
-        known = newest.get(drop_id)
-        if known is None or event.occurred_at_ms >= known[0]:
-            if known is not None:
-                superseded.add(known[1])
-            newest[drop_id] = (event.occurred_at_ms, message_id)
-        else:
-            superseded.add(message_id)
-    return superseded
+    return coalescing.superseded(
+        (message_id, event.data["drop_id"], event.occurred_at_ms)
+        for message_id, event in envelopes.items()
+        if event.event_type == EventType.STOCK_CHANGED and isinstance(event.data.get("drop_id"), str)
+    )
 
 
 def _message(body: str) -> dict[str, Any]:

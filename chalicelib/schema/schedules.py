@@ -44,7 +44,7 @@ def schedule_drop(drop_id: str, start_ms: int, end_ms: int) -> None:
                 FlexibleTimeWindow={"Mode": "OFF"},
                 ActionAfterCompletion="DELETE",
                 Target={
-                    "Arn": settings.function_arn(topology.DROP_LIFECYCLE_HANDLER),
+                    "Arn": settings.function_arn(topology.Fn.DROP_LIFECYCLE),
                     "RoleArn": settings.scheduler_role_arn,
                     "Input": json.dumps({"drop_id": drop_id, "action": action, "at": at_ms}),
                     "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from chalicelib.schema.messages import LIVE_STOCK_EVENTS, NOTIFY_EVENTS, PAYMENT_EVENTS, EventType
+from chalicelib.schema.models import STREAM_MODELS
 
 # Receives before a message goes to its queue's DLQ: with chalicelib.schema.retries' backoff, about half an
 # hour of retries, so an outage of minutes sends nothing to a DLQ.
@@ -57,7 +58,26 @@ STREAM_MAX_RETRIES = 10
 
 EVENTS_TOPIC = "events"
 SCHEDULER_GROUP = "drops"
-DROP_LIFECYCLE_HANDLER = "drop_lifecycle"
+
+
+class Fn:
+    """The Lambda functions, named once: app.py names its handlers with these, and chalicelib.schema.functions
+    sizes and grants each (plain strings: CDK's jsii would read an enum member as one of its own)."""
+
+    API = "api"  # every REST route
+    DOMAIN_EVENTS = "domain_events"
+    PAYMENTS = "payments"
+    FANOUT = "fanout"
+    DELIVER = "deliver"
+    LIVE_STOCK = "live_stock"
+    DROP_LIFECYCLE = "drop_lifecycle"
+    SWEEPER = "sweeper"
+    ADMISSIONS = "admissions"
+    LINE_SLICES = "line_slices"
+    # Chalice names an @app.on_ws_* function by its Python name.
+    WS_CONNECT = "ws_connect"
+    WS_MESSAGE = "ws_message"
+    WS_DISCONNECT = "ws_disconnect"
 
 
 def _wire(types: tuple[EventType, ...]) -> tuple[str, ...]:
@@ -79,7 +99,7 @@ PARALLEL_CHARGES = 10
 PAYMENTS_CONCURRENCY = math.ceil(PEAK_ORDERS_PER_SECOND * CHARGE_LATENCY_S / PARALLEL_CHARGES)
 
 # The queues, named once: code sends to and consumes from these specs, never a name of its own.
-# Visibility timeouts are six times the consuming function's timeout (infra/access.py), as AWS advises:
+# Visibility timeouts are six times the consuming function's timeout (chalicelib.schema.functions), as AWS advises:
 # a batch Lambda retries after a throttle must not become visible, and be handled, twice meanwhile.
 NOTIFY = QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES)
 PAYMENTS = QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES)
@@ -92,21 +112,21 @@ LIVE_STOCK = QueueSpec("live_stock", visibility_timeout=120, event_types=LIVE_ST
 QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER, LIVE_STOCK, LINES)
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     # Pushes people wait for: no window.
-    QueueSource(NOTIFY.name, "fanout", max_concurrency=20),
+    QueueSource(NOTIFY.name, Fn.FANOUT, max_concurrency=20),
     # Coalesced anyway: no window either, so the newest stock shows within the coalescing window.
-    QueueSource(LIVE_STOCK.name, "live_stock", max_concurrency=20),
+    QueueSource(LIVE_STOCK.name, Fn.LIVE_STOCK, max_concurrency=20),
     # A payment takes seconds at a real provider anyway; a fuller batch is read in one BatchGetItem.
-    QueueSource(PAYMENTS.name, "payments", batching_window_s=1, max_concurrency=PAYMENTS_CONCURRENCY),
+    QueueSource(PAYMENTS.name, Fn.PAYMENTS, batching_window_s=1, max_concurrency=PAYMENTS_CONCURRENCY),
     # Inbox slices are delayed on purpose already.
-    QueueSource(DELIVER.name, "deliver", batching_window_s=1, max_concurrency=50),
+    QueueSource(DELIVER.name, Fn.DELIVER, batching_window_s=1, max_concurrency=50),
     # A message is a slice that takes most of an invocation: one at a time (so the window never waits);
     # a few lines of different drops at once.
-    QueueSource(LINES.name, "line_slices", batch_size=1, batching_window_s=1, max_concurrency=2),
+    QueueSource(LINES.name, Fn.LINE_SLICES, batch_size=1, batching_window_s=1, max_concurrency=2),
 )
-STREAM_SOURCES: tuple[StreamSource, ...] = (
-    StreamSource("Drops", "domain_events"),
-    StreamSource("Orders", "domain_events"),
-    StreamSource("StockShards", "domain_events"),
+# The tables whose changes are domain events (chalicelib.schema.models), named by their models.
+STREAM_SOURCES: tuple[StreamSource, ...] = tuple(
+    StreamSource(m.Meta.table, Fn.DOMAIN_EVENTS)  # type: ignore[attr-defined]
+    for m in STREAM_MODELS
 )
 
 

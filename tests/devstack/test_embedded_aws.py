@@ -434,7 +434,7 @@ def test_the_cheap_retention_check_answers_as_moto_does() -> None:
     from moto import mock_aws
     from moto.sqs.models import SQSBackend, sqs_backends
 
-    from devstack.moto_backend import _patch_sqs_retention_check
+    from devstack.moto_messaging import _patch_sqs_retention_check
 
     original = SQSBackend.is_message_valid_based_on_retention_period
     with mock_aws():

@@ -17,7 +17,7 @@ from chalicelib.core import aws
 from chalicelib.core.config import get_settings
 from chalicelib.core.threads import in_context
 from devstack import iam
-from devstack.iam import CallSite, Request, matches, requests_for
+from devstack.iam_requests import CallSite, Request, matches, requests_for
 from devstack.identity import ACCOUNT_ID, REGION, arn, queue_arn
 
 SITE = CallSite("dynamodb", REGION, ACCOUNT_ID, "api1", "api")
@@ -193,7 +193,7 @@ def test_queue_pollers_poll_with_the_role_of_the_function_they_feed(stack) -> No
 
 
 def test_policies_name_every_action_and_scan_only_the_tables_listed_for_it(stack) -> None:
-    from infra.access import ACCESS
+    from chalicelib.schema.functions import ACCESS
 
     for function, statements in stack.iam.policies.items():
         scanned = set()

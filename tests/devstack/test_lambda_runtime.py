@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 from chalicelib.core import aws
 from chalicelib.core.config import get_settings
 from chalicelib.schema import topology
+from chalicelib.schema.functions import ACCESS
 from devstack import iam
 from devstack.__main__ import _positive_float
 from devstack.environments import FunctionPool, FunctionTimedOut
@@ -30,7 +31,6 @@ from devstack.lambda_runtime import EnvironmentDiscarded
 from devstack.pollers import PeriodicPump, QueuePump, SchedulePump, StreamPump
 from devstack.resources import scaled_seconds
 from devstack.stack import DevStack
-from infra.access import ACCESS
 
 WAIT = 30.0  # the bound of every wait below: an event ends it long before, unless something is wrong
 # Scratch queues and tables carry this prefix rather than the stage's, so they are never taken for

@@ -14,7 +14,7 @@ from chalicelib.core.config import get_settings
 from chalicelib.delivery import mailer, webpush
 from chalicelib.schema.messages import Envelope
 from devstack import iam
-from devstack.iam import CallSite, requests_for
+from devstack.iam_requests import CallSite, requests_for
 from devstack.identity import ACCOUNT_ID, REGION
 
 

@@ -1,4 +1,4 @@
-"""The dev stack enforces each function's IAM policy: a grant missing from infra/access.py breaks the
+"""The dev stack enforces each function's IAM policy: a grant missing from chalicelib/functions.py breaks the
 same flow locally that it would break in AWS."""
 
 from __future__ import annotations

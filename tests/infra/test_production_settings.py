@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from chalicelib.schema import topology
-from infra.access import ACCESS
+from chalicelib.schema.functions import ACCESS
 from infra.gateway_responses import GATEWAY_RESPONSES
-from infra.stack import QUEUE_SOURCE_TUNING
+from infra.lambdas import QUEUE_SOURCE_TUNING
 from tests.infra.conftest import ALARM_EMAIL, PREFIX, Synth
 from tests.infra.test_stack import alarm_metric, functions, queue_logical, render
 

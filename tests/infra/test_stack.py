@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.schema import models, topology
-from infra.access import ACCESS, API_HANDLER, FunctionAccess
+from chalicelib.schema.functions import ACCESS, API_HANDLER, FunctionAccess
 from infra.stack import STREAM_FAILURES_QUEUE, logical_table_name
 from tests.infra.conftest import PREFIX, ROOT, Synth
 
@@ -354,12 +354,12 @@ def test_scheduler_may_invoke_only_the_drop_lifecycle_function(synth: Synth) -> 
     (group,) = synth.of_type("AWS::Scheduler::ScheduleGroup").values()
     assert group["Properties"]["Name"] == PREFIX + topology.SCHEDULER_GROUP
     deployed = functions(synth)
-    role = deployed[topology.DROP_LIFECYCLE_HANDLER][1]["Environment"]["Variables"]["LIVEDROP_SCHEDULER_ROLE_ARN"]
+    role = deployed[topology.Fn.DROP_LIFECYCLE][1]["Environment"]["Variables"]["LIVEDROP_SCHEDULER_ROLE_ARN"]
     role_logical = role["Fn::GetAtt"][0]
     trust = synth.resources[role_logical]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
     granted = grants(synth, statements_of_role(synth, role_logical))
-    target = f"{PREFIX}{topology.DROP_LIFECYCLE_HANDLER}"
+    target = f"{PREFIX}{topology.Fn.DROP_LIFECYCLE}"
     assert {r.split(":function:")[1] for r in granted} == {target, f"{target}:*"}
     assert set().union(*granted.values()) == {"lambda:InvokeFunction"}
 

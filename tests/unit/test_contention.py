@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstack import contention
-from devstack.moto_backend import valid_schedule_expression
+from devstack.moto_messaging import valid_schedule_expression
 
 
 class Clock:

@@ -11,8 +11,9 @@ import pytest
 from chalicelib.core import aws
 from chalicelib.core.config import get_settings
 from chalicelib.schema import secrets, topology
-from devstack.iam import LocalArns, Request, allows
-from infra.access import ACCESS
+from chalicelib.schema.functions import ACCESS
+from devstack.iam import LocalArns
+from devstack.iam_requests import Request, allows
 from infra.policy import function_statements
 
 

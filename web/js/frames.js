@@ -1,5 +1,6 @@
 // What each server frame does: moves the stock on screen, shows a toast, settles an order.
 import { now } from "./api.js";
+import { supersedes } from "./coalescing.js";
 import { EventType, FrameType } from "./events.js";
 import { ORDER_NOTE, TERMINAL } from "./format.js";
 import { refreshOrder } from "./orders.js";
@@ -34,7 +35,7 @@ export async function onEvent(frame) {
   const known = dropId ? drops.get(dropId) : null;
   const at = Date.parse(frame.occurred_at || "") || now();
 
-  if (typeof data.stock === "number" && known && (!known._stockAt || at >= known._stockAt)) {
+  if (typeof data.stock === "number" && known && supersedes(at, known._stockAt)) {
     drops.set(dropId, { ...known, stock: data.stock, _stockAt: at });
     refreshDropViews(dropId);
   }

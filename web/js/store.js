@@ -1,5 +1,6 @@
 // Reads of products, creators and drops through the caches of state.js.
 import { api, now } from "./api.js";
+import { PUSHED_STOCK_KEPT_MS } from "./coalescing.js";
 import { creators, drops, products } from "./state.js";
 import { dropStatusAt } from "./statuses.js";
 
@@ -31,7 +32,7 @@ export async function fetchDrop(id) {
 export function rememberDrop(drop) {
   const known = drops.get(drop.drop_id);
   // A frame newer than this read may already have moved the stock; keep the freshest stock we saw.
-  if (known && known._stockAt && known._stockAt > now() - 1500) drop = { ...drop, stock: known.stock, _stockAt: known._stockAt };
+  if (known && known._stockAt && known._stockAt > now() - PUSHED_STOCK_KEPT_MS) drop = { ...drop, stock: known.stock, _stockAt: known._stockAt };
   drops.set(drop.drop_id, drop);
   return drop;
 }

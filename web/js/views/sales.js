@@ -1,6 +1,7 @@
 // The creator's view of their own drop: how it sells, refreshed as orders come in.
 import { $, h } from "../dom.js";
 import { api, now } from "../api.js";
+import { PUSHED_STOCK_KEPT_MS } from "../coalescing.js";
 import { ORDER_LABEL, money, orderTime } from "../format.js";
 import { clearError, errorBox, showError } from "../forms.js";
 import { onLeave } from "../router.js";
@@ -77,6 +78,6 @@ function fillSales(view, data) {
   if (!data.recent_orders.length) list.append(h("li.muted", { testid: "sales-recent-empty", text: "No orders yet." }));
   // The stock figures come with the sales: keep the live ones on screen at least as fresh.
   const known = drops.get(data.drop_id);
-  if (known && !(known._stockAt && known._stockAt > now() - 1500)) drops.set(data.drop_id, { ...known, stock: data.stock });
+  if (known && !(known._stockAt && known._stockAt > now() - PUSHED_STOCK_KEPT_MS)) drops.set(data.drop_id, { ...known, stock: data.stock });
   $('[data-testid="sales-updated"]', view).textContent = `Updated ${new Date().toLocaleTimeString()}`;
 }
