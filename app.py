@@ -66,6 +66,7 @@ from chalicelib.web import (
     json_response,
     placed_order_response,
     unsubscribe_response,
+    within_request_deadline,
 )
 
 # Nothing here reads the settings: the composition root does, on first use (chalicelib.bootstrap).
@@ -89,6 +90,7 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 app.register_middleware(chalice_errors_in_api_shape, "http")
+app.register_middleware(within_request_deadline, "http")
 
 
 def _correlation_id(event: Any) -> str | None:

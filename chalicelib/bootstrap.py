@@ -66,7 +66,10 @@ def pusher() -> Pusher:
 
 
 def dynamodb() -> Connection:
-    """The PynamoDB connection transactions go through (the models keep one each), made once."""
+    """The PynamoDB connection transactions go through (the models keep one each), made once; inside an
+    API request, the API's (its read timeout and deadline, chalicelib.aws.request_deadline)."""
+    if aws.in_request():
+        return _dependency("dynamodb", _make_dynamodb, built_as="dynamodb#api")
     return _dependency("dynamodb", _make_dynamodb)
 
 
@@ -143,16 +146,17 @@ class _UserPoolAuthorizer(CognitoUserPoolAuthorizer):
         return super().to_swagger()
 
 
-def _dependency(name: str, make: Callable[[], Any]) -> Any:
+def _dependency(name: str, make: Callable[[], Any], built_as: str | None = None) -> Any:
     for layer in reversed(_overrides):
         if name in layer:
             return layer[name]
-    found = _built.get(name)
+    key = built_as or name
+    found = _built.get(key)
     if found is None:
         with _lock:
-            found = _built.get(name)
+            found = _built.get(key)
             if found is None:
-                found = _built[name] = make()
+                found = _built[key] = make()
     return found
 
 
@@ -178,14 +182,16 @@ def _forget_values() -> None:
 
 def _make_dynamodb() -> Connection:
     current = get_settings()
-    return Connection(
+    made = Connection(
         region=current.region,
         host=current.endpoint_url("dynamodb"),
         max_pool_connections=64,
         connect_timeout_seconds=current.aws_connect_timeout_seconds,
-        read_timeout_seconds=current.aws_read_timeout_seconds,
+        read_timeout_seconds=aws.read_timeout(current),
         max_retry_attempts=current.aws_max_attempts - 1,
     )
+    aws.fail_fast(made.client)
+    return made
 
 
 def _make_token_verifier() -> TokenVerifier:

@@ -46,6 +46,8 @@ class Settings:
     aws_connect_timeout_seconds: float = 2.0
     aws_read_timeout_seconds: float = 10.0
     aws_max_attempts: int = 2  # the first call and its retries (throttling, 5xx, timeouts)
+    # An API request's calls wait less, and one that times out is not retried: 503 within about 5 s.
+    api_aws_read_timeout_seconds: float = 4.0
 
     def endpoint_url(self, service: str) -> str | None:
         """Where clients of `service` (a botocore service name) go: its own endpoint, else the default."""
@@ -152,6 +154,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         aws_connect_timeout_seconds=float(env.get("LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS", "2")),
         aws_read_timeout_seconds=float(env.get("LIVEDROP_AWS_READ_TIMEOUT_SECONDS", "10")),
         aws_max_attempts=int(env.get("LIVEDROP_AWS_MAX_ATTEMPTS", "2")),
+        api_aws_read_timeout_seconds=float(env.get("LIVEDROP_API_AWS_READ_TIMEOUT_SECONDS", "4")),
         email_from=env.get("LIVEDROP_EMAIL_FROM", "no-reply@livedrop.example"),
         ses_configuration_set=env.get("LIVEDROP_SES_CONFIGURATION_SET", f"{prefix}email"),
         public_url=public_url,

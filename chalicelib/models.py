@@ -16,9 +16,11 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
+from pynamodb.connection import TableConnection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib import aws
 from chalicelib.config import Settings, get_settings
 
 NEW_AND_OLD_IMAGES = "NEW_AND_OLD_IMAGES"
@@ -63,6 +65,35 @@ _bound = _Binding()
 _bind_lock = threading.Lock()
 
 
+class _Model(Model):
+    """A model whose calls inside an API request go through a connection of their own, with the API's
+    read timeout and deadline (chalicelib.aws.request_deadline); elsewhere the settings' connection."""
+
+    _api_connection: TableConnection | None = None
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        shared = super()._get_connection()
+        if not aws.in_request():
+            return shared
+        found = cls._api_connection
+        if found is None or found.table_name != shared.table_name:
+            meta = cls.Meta
+            found = TableConnection(
+                shared.table_name,
+                meta_table=shared.get_meta_table(),
+                region=meta.region,
+                host=meta.host,
+                connect_timeout_seconds=meta.connect_timeout_seconds,
+                read_timeout_seconds=aws.read_timeout(get_settings()),
+                max_retry_attempts=meta.max_retry_attempts,
+                max_pool_connections=meta.max_pool_connections,
+            )
+            aws.fail_fast(found.connection.client)
+            cls._api_connection = found
+        return found
+
+
 def _meta(name: str, **extra: Any) -> Any:
     return _BoundMeta("Meta", (_Meta,), {"table": name, **extra})
 
@@ -71,7 +102,7 @@ def _index_meta(name: str, projection: Any) -> Any:
     return type("Meta", (), {"index_name": name, "projection": projection})
 
 
-class User(Model):
+class User(_Model):
     Meta = _meta("Users")
     user_id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute()
@@ -80,7 +111,7 @@ class User(Model):
     created_at = NumberAttribute()
 
 
-class Creator(Model):
+class Creator(_Model):
     Meta = _meta("Creators")
     creator_id = UnicodeAttribute(hash_key=True)
     owner_user_id = UnicodeAttribute()
@@ -96,7 +127,7 @@ class FollowsByUser(GlobalSecondaryIndex["Follow"]):
     followed_at = NumberAttribute(range_key=True)
 
 
-class Follow(Model):
+class Follow(_Model):
     """One row per (creator, follower); the creator partition is read in sort-key slices."""
 
     Meta = _meta("Follows")
@@ -118,7 +149,7 @@ class ProductsByStatus(GlobalSecondaryIndex["Product"]):
     created_at = NumberAttribute(range_key=True)
 
 
-class Product(Model):
+class Product(_Model):
     Meta = _meta("Products")
     product_id = UnicodeAttribute(hash_key=True)
     creator_id = UnicodeAttribute()
@@ -174,7 +205,7 @@ class DropsByCreator(GlobalSecondaryIndex["Drop"]):
     start_time = NumberAttribute(range_key=True)
 
 
-class Drop(Model):
+class Drop(_Model):
     Meta = _meta("Drops", stream_view_type=NEW_AND_OLD_IMAGES)
     drop_id = UnicodeAttribute(hash_key=True)
     product_id = UnicodeAttribute()
@@ -211,7 +242,7 @@ class Drop(Model):
     by_creator = DropsByCreator()
 
 
-class DropSales(Model):
+class DropSales(_Model):
     """What a drop's confirmed orders add up to, moved in the same transaction as each confirmation."""
 
     Meta = _meta("DropSales")
@@ -245,7 +276,7 @@ class OrdersByDrop(GlobalSecondaryIndex["Order"]):
     created_at = NumberAttribute(range_key=True)
 
 
-class Order(Model):
+class Order(_Model):
     Meta = _meta("Orders", stream_view_type=NEW_AND_OLD_IMAGES)
     order_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -272,7 +303,7 @@ class Order(Model):
     pending_by_expiry = PendingOrdersByExpiry()
 
 
-class IdempotencyKey(Model):
+class IdempotencyKey(_Model):
     """`user_id#key`, written in the same transaction as the order it names."""
 
     Meta = _meta("IdempotencyKeys")
@@ -283,7 +314,7 @@ class IdempotencyKey(Model):
     ttl = TTLAttribute(null=True)
 
 
-class Purchase(Model):
+class Purchase(_Model):
     """`drop_id#user_id` -> units bought; enforces per_user_limit inside the order transaction."""
 
     Meta = _meta("Purchases")
@@ -299,7 +330,7 @@ class UnreadNotifications(GlobalSecondaryIndex["Notification"]):
     sort_key = UnicodeAttribute(range_key=True)
 
 
-class Notification(Model):
+class Notification(_Model):
     """Inbox row; the sort key embeds the event id so a redelivery overwrites, never duplicates."""
 
     Meta = _meta("Notifications")
@@ -323,7 +354,7 @@ class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
     connection_id = UnicodeAttribute(range_key=True)
 
 
-class Connection(Model):
+class Connection(_Model):
     Meta = _meta("Connections")
     connection_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -343,7 +374,7 @@ class SubscriptionsByConnection(GlobalSecondaryIndex["Subscription"]):
     drop_id = UnicodeAttribute(range_key=True)
 
 
-class Subscription(Model):
+class Subscription(_Model):
     """A connection watching a drop page (live stock)."""
 
     Meta = _meta("Subscriptions")
@@ -353,7 +384,7 @@ class Subscription(Model):
     by_connection = SubscriptionsByConnection()
 
 
-class ProcessedEvent(Model):
+class ProcessedEvent(_Model):
     """`consumer#event_id` markers that make every stream/queue consumer idempotent."""
 
     Meta = _meta("ProcessedEvents")
@@ -363,7 +394,7 @@ class ProcessedEvent(Model):
 
 
 # --- hot drops: sharded stock, waiting rooms and draws, per-user rate limits -------------------
-class StockShard(Model):
+class StockShard(_Model):
     """One slice of a sharded drop's stock; it carries the drop's times so an order checks the clock
     on the item it writes."""
 
@@ -391,7 +422,7 @@ class LinesByActivity(GlobalSecondaryIndex["Line"]):
     start_time = NumberAttribute(range_key=True)
 
 
-class Line(Model):
+class Line(_Model):
     """A queue or draw drop's line: the counters the admissions tick advances."""
 
     Meta = _meta("Lines")
@@ -439,7 +470,7 @@ class AdmissionsByTicket(GlobalSecondaryIndex["Admission"]):
     ticket = UnicodeAttribute(range_key=True)
 
 
-class Admission(Model):
+class Admission(_Model):
     """One user in a drop's line: queue position or draw rank, and their purchase window once admitted."""
 
     Meta = _meta("Admissions")
@@ -459,7 +490,7 @@ class Admission(Model):
     by_ticket = AdmissionsByTicket()
 
 
-class RateLimit(Model):
+class RateLimit(_Model):
     """A fixed-window counter of one user's requests of one kind (`kind#user#window`), gone with its TTL."""
 
     Meta = _meta("RateLimits")
@@ -468,7 +499,7 @@ class RateLimit(Model):
     ttl = TTLAttribute(null=True)
 
 
-class SigningKey(Model):
+class SigningKey(_Model):
     """A key the app signs with (admission tokens), made on first use; readable only where granted."""
 
     Meta = _meta("SigningKeys")
@@ -478,7 +509,7 @@ class SigningKey(Model):
 
 
 # --- e-mail and Web Push (chalicelib.reach) ------------------------------------------------------
-class NotificationPreference(Model):
+class NotificationPreference(_Model):
     """A user's switches per channel and event (`email_drop_started`, ...); absent: the default."""
 
     Meta = _meta("NotificationPreferences")
@@ -493,7 +524,7 @@ class NotificationPreference(Model):
     has_push = BooleanAttribute(null=True)  # set once the user stores a push subscription
 
 
-class WebPushSubscription(Model):
+class WebPushSubscription(_Model):
     """A browser's PushSubscription; the sort key is a digest of its endpoint, so a re-subscribe overwrites."""
 
     Meta = _meta("PushSubscriptions")
@@ -505,7 +536,7 @@ class WebPushSubscription(Model):
     created_at = NumberAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (
+ALL_MODELS: tuple[type[_Model], ...] = (
     User,
     Creator,
     Follow,
@@ -600,4 +631,5 @@ def bind(settings: Settings) -> None:
         _Meta.max_retry_attempts = settings.aws_max_attempts - 1
         for model in ALL_MODELS:
             model._connection = None
+            model._api_connection = None
         _bound.settings = settings

@@ -35,6 +35,7 @@ OPTIONAL_VARIABLES = {
     "LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS",
     "LIVEDROP_AWS_READ_TIMEOUT_SECONDS",
     "LIVEDROP_AWS_MAX_ATTEMPTS",
+    "LIVEDROP_API_AWS_READ_TIMEOUT_SECONDS",
     # The fake payment provider's latency (the dev stack's --payment-latency-ms); 0 when absent.
     "LIVEDROP_PAYMENT_LATENCY_MS",
 }
