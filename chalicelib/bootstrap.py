@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalice import Chalice, CognitoUserPoolAuthorizer
 from pynamodb.connection import Connection
 
-from chalicelib import aws
+from chalicelib import aws, sibling
 from chalicelib.config import Settings, get_settings, use_settings
 
 if TYPE_CHECKING:
@@ -171,8 +171,8 @@ def _switch_settings(settings: Settings | None) -> Settings | None:
 
 
 def _forget_values() -> None:
-    # Imported here: these modules import this one.
-    from chalicelib import admissions, catalog, secrets
+    # Not imported: these modules import this one (and a function never imports, see chalicelib.sibling).
+    admissions, catalog, secrets = sibling("admissions"), sibling("catalog"), sibling("secrets")
 
     secrets.reset()
     admissions.forget_key()
@@ -195,16 +195,14 @@ def _make_dynamodb() -> Connection:
 
 
 def _make_token_verifier() -> TokenVerifier:
-    # Imported here: tokens asks this module for its verifier.
-    from chalicelib.tokens import TokenVerifier
-
+    # Not imported: tokens asks this module for its verifier.
     current = get_settings()
-    return TokenVerifier(current.cognito_issuer, current.user_pool_client_id, current.jwks_url)
+    return sibling("tokens").TokenVerifier(current.cognito_issuer, current.user_pool_client_id, current.jwks_url)
 
 
 def _make_payment_gateway() -> PaymentGateway:
-    # Imported here: payments asks this module for its gateway, so it cannot be imported at the top.
-    from chalicelib import payments, secrets
+    # Not imported: payments asks this module for its gateway.
+    payments, secrets = sibling("payments"), sibling("secrets")
 
     current = get_settings()
     if current.payment_provider == "stripe":
@@ -215,7 +213,5 @@ def _make_payment_gateway() -> PaymentGateway:
 
 
 def _make_pusher() -> Pusher:
-    # Imported here: the pusher's module reaches the connections, which import this module's users.
-    from chalicelib import pusher as websocket_pusher
-
-    return websocket_pusher
+    # Not imported: the pusher's module reaches the connections, which import this module's users.
+    return sibling("pusher")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import draws
+from chalicelib import draws, sibling
 from chalicelib import stock as shards
 from chalicelib.accounts import owned_creator
 from chalicelib.cache import TtlCache
@@ -214,8 +214,7 @@ def list_products(status: str | None, limit: int, page: str | None) -> dict[str,
 # --- drops ----------------------------------------------------------------------------------------
 def create_drop(user_id: str, creator_id: str, new: NewDrop) -> dict[str, Any]:
     """A new drop of one of the creator's products, with its start and end scheduled."""
-    from chalicelib import scheduling
-
+    scheduling = sibling("scheduling")  # not imported: it imports this module's neighbours
     owned_creator(creator_id, user_id)
     product = _load_product(new.product_id)
     if product.creator_id != creator_id:

@@ -17,7 +17,8 @@ the environment's thread at its next Python instruction and refuses every AWS ca
 environment from then on, its own threads' included: nothing a timed-out invocation still does
 reaches AWS. A new environment takes its place. Each environment has its own temporary folder
 (tempfile.gettempdir()), removed when it is discarded, and threads a handler starts act as its
-function (IAM included).
+function (IAM included). Given `code`, an environment imports its own copy of the function's code at
+its init (devstack.app_copies: module globals per environment; a replaced environment imports afresh).
 
 Clients and connections are independent: whoever calls a pool (a gateway connection, a pump) never
 pays an init unless the pool has to grow, and a thread-local client built inside an invocation lives
@@ -39,7 +40,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.lambda_runtime import EnvironmentDiscarded, LambdaContext, Sandbox, enter_sandbox, install, interrupt
+from devstack.lambda_runtime import (
+    EnvironmentDiscarded,
+    LambdaContext,
+    Sandbox,
+    current_sandbox,
+    enter_sandbox,
+    install,
+    interrupt,
+)
 
 logger = logging.getLogger("devstack.lambda")
 
@@ -77,6 +86,13 @@ _current = threading.local()
 def current_function() -> str | None:
     """The name of the function whose environment runs the calling thread (None outside environments)."""
     return getattr(_current, "function", None)
+
+
+def current_code() -> Any:
+    """The calling environment's copy of the function's code (None outside environments or without one);
+    threads a handler starts see their environment's."""
+    sandbox = current_sandbox()
+    return sandbox.code if sandbox is not None else None
 
 
 class Throttled(Exception):
@@ -150,6 +166,7 @@ class FunctionPool:
         function_name: str | None = None,
         timeout_seconds: float = 60.0,
         memory_mb: int = 128,
+        code: Callable[[], Any] | None = None,
     ) -> None:
         limit = concurrency if concurrency is not None else DEFAULT_CONCURRENCY.get(name, FALLBACK_CONCURRENCY)
         if limit < 1 or queue_size < 0:
@@ -163,6 +180,7 @@ class FunctionPool:
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
         self._init = init
+        self._code = code  # what each environment imports at its init: its own copy of the code
         lock = threading.RLock()
         self._cond = threading.Condition(lock)
         # The deadline watchdog waits on the same lock, apart from the environments waiting for work.
@@ -234,6 +252,8 @@ class FunctionPool:
     def _init_environment(self, env: Environment) -> None:
         started = time.perf_counter()
         try:
+            if self._code is not None and env.sandbox is not None:
+                env.sandbox.code = self._code()  # a cold start: the module globals of this environment
             if self._init is not None:
                 self._init()
         except Exception:

@@ -14,8 +14,8 @@ from typing import Any
 from chalicelib import bootstrap, topology
 from chalicelib.config import get_settings
 from chalicelib.tokens import verifier
-from devstack import iam
-from devstack.environments import FunctionPool, concurrency_from_env
+from devstack import app_copies, iam
+from devstack.environments import FunctionPool, concurrency_from_env, current_code
 from devstack.identity import aws_client
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
@@ -148,10 +148,30 @@ class DevStack:
 
     # --- wiring ----------------------------------------------------------------------------
     def handler(self, name: str) -> Handler | None:
-        """The app's Lambda handler called `name`, if app.py defines it."""
+        """The app's Lambda handler called `name`, if app.py defines it: run from the copy of the app of
+        the environment that invokes it (devstack.app_copies), or from the stack's own outside one."""
         assert self.app_module is not None
         found = getattr(self.app_module, name, None)
-        return found if callable(found) else None
+        if not callable(found):
+            return None
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            code = current_code()
+            return (code.handler(name) if code is not None else getattr(self.app_module, name))(event, context)
+
+        invoke.name = getattr(found, "name", name)  # type: ignore[attr-defined]  # what the pumps name the context after
+        return invoke
+
+    def patched(self, module: str, **attributes: Any) -> Any:
+        """A block in which the app's module `module` (e.g. "chalicelib.consumers") has these attributes in
+        every function's environments, present and new, and in the stack's own copy: how a test replaces
+        a module global, since each environment imports the app afresh."""
+        return app_copies.patched(module, **attributes)
+
+    def override(self, **dependencies: Any) -> Any:
+        """A block with chalicelib.bootstrap.override(**dependencies) in every environment and in the stack's
+        own copy (settings=, payment_gateway=, ...)."""
+        return app_copies.overridden(**dependencies)
 
     def pool(self, name: str, handler: Handler) -> FunctionPool:
         """The execution environments of the function `name` (made on first use, running `handler`)."""
@@ -169,6 +189,8 @@ class DevStack:
                 concurrency=self.concurrency.get(name) or reserved,
                 timeout_seconds=(access.timeout if access else DEFAULT_TIMEOUT) * self.timeout_scale,
                 memory_mb=access.memory if access else DEFAULT_MEMORY,
+                # Each environment imports the app afresh at its init: module globals per environment.
+                code=app_copies.fresh_copy,
             )
             self.pools[name] = found
         return found
@@ -179,6 +201,11 @@ class DevStack:
         # checks devstack/, and app.py is not (yet) under it.
         bootstrap.reset()
         self.app_module = importlib.import_module("app")
+
+    def _api_handler(self) -> Handler:
+        found = self.handler("app")
+        assert found is not None, "app.py defines no Chalice app"
+        return found
 
     def _ws_handler(self, name: str) -> Handler:
         def invoke(event: dict[str, Any], context: Any) -> Any:
@@ -200,7 +227,7 @@ class DevStack:
             static_dir=ROOT / "web",
             # The dev stage's page links to the e-mails the stack sent (GET /_dev/emails).
             web_config={"ws_url": self.ws.url, "dev_emails": "/_dev/emails"},
-            pool=self.pool(API_HANDLER, self.app_module.app),
+            pool=self.pool(API_HANDLER, self._api_handler()),
         )
         # Links in e-mails (unsubscribe, a drop) point at this gateway, known once it is bound.
         os.environ["LIVEDROP_PUBLIC_URL"] = self.env["LIVEDROP_PUBLIC_URL"] = self.http.url
