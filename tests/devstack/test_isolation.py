@@ -118,7 +118,7 @@ def test_a_patch_reaches_every_environment_present_and_new_and_is_undone(stack: 
             hold.set()
             assert busy.result(WAIT) == 1
             assert pool.stats()["inits"] == 2
-        assert sys.modules["chalicelib.connections"].MAX_CONNECTIONS_PER_USER == original
+        assert original == sys.modules["chalicelib.connections"].MAX_CONNECTIONS_PER_USER
         hold = threading.Event()
         busy = pool.submit({"hold": hold})
         assert pool({}) == original
