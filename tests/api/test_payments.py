@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import bootstrap, orders, payments
+from chalicelib import orders, payments
 from chalicelib.config import get_settings
 from chalicelib.models import Drop, Order, ProcessedEvent, Purchase
 from devstack.identity import REGION, queue_arn
@@ -33,7 +33,7 @@ def fake_gateway(stack):
     pump = next(p for p in stack.pumps if p.name.endswith("-payments"))
     pump.stop()
     fake = payments.FakePaymentGateway()
-    with bootstrap.override(payment_gateway=fake):
+    with stack.override(payment_gateway=fake):  # here and in every function's environments
         yield fake
     pump.start()
 
@@ -175,9 +175,9 @@ def stripe_signature(payload: bytes, secret: str, at: int) -> str:
 
 
 @pytest.fixture()
-def webhook_secret() -> Iterator[str]:
+def webhook_secret(stack) -> Iterator[str]:
     secret = "whsec_" + uuid.uuid4().hex
-    with bootstrap.override(settings=dataclasses.replace(get_settings(), stripe_webhook_secret=secret)):
+    with stack.override(settings=dataclasses.replace(get_settings(), stripe_webhook_secret=secret)):
         yield secret
 
 
