@@ -1,11 +1,13 @@
-"""Each execution environment's own copy of the app's code, as each Lambda environment imports it afresh.
+"""Each function's own copy of the app's code, as each Lambda environment imports it afresh.
 
 In Lambda every execution environment is a process of its own: module globals (caches, clients, pools,
 the composition root's settings) belong to one environment of one function. The dev stack runs every
-function in one process, so an environment imports `app` and `chalicelib` afresh at its init (its cold
-start) and runs its handlers from that copy: a cache `api` fills is not `fanout`'s, and an environment
-discarded after a timeout starts again from fresh globals. Third-party packages (boto3, pynamodb,
-chalice) stay shared: they hold no state of the app's.
+function in one process, so each function imports `app` and `chalicelib` afresh at its first
+environment's init (a cold start) and runs its handlers from that copy: a cache `api` fills is not
+`fanout`'s, and the environment replacing one discarded after a timeout imports afresh
+(devstack.environments). Environments of one function share their copy: a copy per environment would
+cost every cold start a whole import, serialized, which a rush of new environments cannot afford.
+Third-party packages (boto3, pynamodb, chalice) stay shared: they hold no state of the app's.
 
 A fresh import swaps the app's entries out of `sys.modules` for its duration (under a lock) and puts
 them back, so code outside the environments (the gateways, the tests) keeps the stack's own copy. Code
@@ -138,6 +140,13 @@ def applied(patch: Patch) -> Iterator[None]:
             for copy, restore in reversed(undo):
                 if copy() is not None:
                     restore()
+
+
+def every(module: str) -> list[ModuleType]:
+    """The app's module `module` in the stack's copy and in every environment's alive now (to read, or to
+    act on as every environment at once: a test clearing a cache)."""
+    with _state_lock:
+        return [main_copy().module(module), *(copy.module(module) for copy in _copies)]
 
 
 def patched(module: str, **attributes: Any) -> Any:

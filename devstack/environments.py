@@ -17,8 +17,9 @@ the environment's thread at its next Python instruction and refuses every AWS ca
 environment from then on, its own threads' included: nothing a timed-out invocation still does
 reaches AWS. A new environment takes its place. Each environment has its own temporary folder
 (tempfile.gettempdir()), removed when it is discarded, and threads a handler starts act as its
-function (IAM included). Given `code`, an environment imports its own copy of the function's code at
-its init (devstack.app_copies: module globals per environment; a replaced environment imports afresh).
+function (IAM included). Given `code`, the function's environments run their own copy of the code,
+imported at the first one's init (devstack.app_copies: module globals per function, never another
+function's); the environment that replaces one discarded after a timeout imports it afresh.
 
 Clients and connections are independent: whoever calls a pool (a gateway connection, a pump) never
 pays an init unless the pool has to grow, and a thread-local client built inside an invocation lives
@@ -180,7 +181,8 @@ class FunctionPool:
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
         self._init = init
-        self._code = code  # what each environment imports at its init: its own copy of the code
+        self._code = code  # imports a copy of the function's code (its module globals)
+        self._current_code: Any = None  # the copy environments started from now on run
         lock = threading.RLock()
         self._cond = threading.Condition(lock)
         # The deadline watchdog waits on the same lock, apart from the environments waiting for work.
@@ -253,7 +255,7 @@ class FunctionPool:
         started = time.perf_counter()
         try:
             if self._code is not None and env.sandbox is not None:
-                env.sandbox.code = self._code()  # a cold start: the module globals of this environment
+                env.sandbox.code = self._code_for_new_environment()
             if self._init is not None:
                 self._init()
         except Exception:
@@ -268,6 +270,19 @@ class FunctionPool:
             self._initializing -= 1
             self._inits += 1
             self._idle += 1
+
+    def _code_for_new_environment(self) -> Any:
+        # One copy per function, imported by the first environment's init (or after a timeout): importing
+        # per environment would cost every cold start an import of the whole app, serialized.
+        with self._cond:
+            found = self._current_code
+        if found is None:
+            found = self._code()  # type: ignore[misc]
+            with self._cond:
+                if self._current_code is None:
+                    self._current_code = found
+                found = self._current_code
+        return found
 
     def _serve_one(self, env: Environment) -> bool:
         """Wait for one invocation and run it; False when the environment ends."""
@@ -352,6 +367,10 @@ class FunctionPool:
         # First refuse whatever it still does, then stop it, then tell its invoker.
         env.sandbox.discard()
         interrupt(env.thread)
+        # What the stopped invocation left in its module globals is not trusted again: the environment
+        # that takes its place imports the code afresh (the others keep theirs while they live).
+        if env.sandbox.code is self._current_code:
+            self._current_code = None
         self._environments.remove(env)
         self._busy -= 1
         self._timeouts += 1

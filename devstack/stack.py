@@ -168,6 +168,11 @@ class DevStack:
         a module global, since each environment imports the app afresh."""
         return app_copies.patched(module, **attributes)
 
+    def modules(self, module: str) -> list[ModuleType]:
+        """The app's module `module` (e.g. "chalicelib.catalog") in the stack's own copy and in every
+        function's environments alive now."""
+        return app_copies.every(module)
+
     def override(self, **dependencies: Any) -> Any:
         """A block with chalicelib.bootstrap.override(**dependencies) in every environment and in the stack's
         own copy (settings=, payment_gateway=, ...)."""

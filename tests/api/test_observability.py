@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 
-def test_an_http_invocation_flushes_emf_and_sets_the_correlation_id(app_module, api, monkeypatch, capsys) -> None:
-    from chalicelib import catalog
+def test_an_http_invocation_flushes_emf_and_sets_the_correlation_id(
+    app_module, api, monkeypatch, capsys, stack
+) -> None:
     from chalicelib.observability import logger
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
-    catalog.product_cache.clear()
+    for catalog in stack.modules("chalicelib.catalog"):  # the api's code has its own cache
+        catalog.product_cache.clear()
     capsys.readouterr()
     response = api.get("/products/pr_missing")
     assert response.status_code == 404
