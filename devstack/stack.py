@@ -17,6 +17,7 @@ from chalicelib.tokens import verifier
 from devstack import app_copies, iam
 from devstack.environments import FunctionPool, concurrency_from_env, current_code
 from devstack.identity import aws_client
+from devstack.lambda_runtime import serve_concurrently
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
@@ -194,8 +195,8 @@ class DevStack:
                 concurrency=self.concurrency.get(name) or reserved,
                 timeout_seconds=(access.timeout if access else DEFAULT_TIMEOUT) * self.timeout_scale,
                 memory_mb=access.memory if access else DEFAULT_MEMORY,
-                # Each environment imports the app afresh at its init: module globals per environment.
-                code=app_copies.fresh_copy,
+                # The function's own copy of the app, imported at its first environment's init.
+                code=_fresh_code,
             )
             self.pools[name] = found
         return found
@@ -310,6 +311,14 @@ class DevStack:
         enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
         enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
         self.iam = iam.install(enforcer)
+
+
+def _fresh_code() -> app_copies.AppCopy:
+    """A function's copy of the app; its environments share it, so its Chalice app keeps the current
+    request per thread, as the stack's own does (devstack.lambda_runtime.serve_concurrently)."""
+    code = app_copies.fresh_copy()
+    serve_concurrently(code.module("app").app)
+    return code
 
 
 # Lambda's defaults, for a function infra/access.py does not configure (CDK's Function: 3 s, 128 MB is
