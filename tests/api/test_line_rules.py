@@ -89,7 +89,8 @@ class LineRules(RuleBasedStateMachine):
             return
         assert all(count == 1 for count in self.purchases.values())
         drop = Drop.get(self.drop_id, consistent_read=True)
-        placed = Order.by_drop.query(self.drop_id)
+        # The index projects keys only (as in AWS): the orders are read by key.
+        placed = orders.orders_of([o.order_id for o in Order.by_drop.query(self.drop_id)])
         held = sum(int(o.quantity) for o in placed if o.status not in orders.RELEASED)
         assert int(drop.stock) >= 0 and int(drop.stock) + held == self.initial
 

@@ -19,6 +19,7 @@ from chalicelib.errors import (
 from chalicelib.models import Drop, Product
 from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, drop_command, new_drop, new_shop, new_user
 
+
 def stored(drop_id: str) -> Drop:
     return Drop.get(drop_id, consistent_read=True)
 
