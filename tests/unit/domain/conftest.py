@@ -16,11 +16,11 @@ from chalicelib.config import Settings
 def scheduler_group(in_process_aws: Settings) -> str:
     """The drops' schedule group, which the stack's deployment creates (moto starts with none)."""
     client = bootstrap.client("scheduler")
-    if settings_group_missing(client, in_process_aws.scheduler_group):
+    if _group_missing(client, in_process_aws.scheduler_group):
         client.create_schedule_group(Name=in_process_aws.scheduler_group)
     return in_process_aws.scheduler_group
 
 
-def settings_group_missing(client: object, name: str) -> bool:
+def _group_missing(client: object, name: str) -> bool:
     groups = client.list_schedule_groups()["ScheduleGroups"]  # type: ignore[attr-defined]
     return name not in {group["Name"] for group in groups}
