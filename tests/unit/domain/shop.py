@@ -6,6 +6,7 @@ modules is one edit.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -63,3 +64,9 @@ def order(
 ) -> orders.PlacedOrder:
     new = NewOrder(drop_id=drop_id, quantity=quantity, payment_token=token, admission_token=admission_token)
     return orders.place_order(user_id, key or uuid.uuid4().hex, new)
+
+
+def examples(count: int) -> int:
+    """Hypothesis examples of a domain property: `count` keeps `make unit` within its 30 s;
+    LIVEDROP_DOMAIN_EXAMPLES=10 runs ten times as many (a longer search, as `make fuzz` is for the API)."""
+    return max(1, int(count * float(os.environ.get("LIVEDROP_DOMAIN_EXAMPLES", "1"))))

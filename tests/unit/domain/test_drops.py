@@ -17,7 +17,7 @@ from chalicelib.errors import (
     ProductNotFoundError,
 )
 from chalicelib.models import Drop, Product
-from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, drop_command, new_drop, new_shop, new_user
+from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, drop_command, examples, new_drop, new_shop, new_user
 
 
 def stored(drop_id: str) -> Drop:
@@ -56,7 +56,7 @@ def shop():
 offsets = st.integers(-180, 180).map(lambda minutes: minutes * MINUTE_MS + MINUTE_MS // 2)
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=examples(10), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     start=offsets,
     end=offsets,

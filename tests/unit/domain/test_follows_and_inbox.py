@@ -15,10 +15,12 @@ from chalicelib.errors import CreatorNotFoundError, InvalidRequestError
 from chalicelib.messages import Envelope
 from chalicelib.models import Creator, Follow
 from chalicelib.validation import format_time
-from tests.unit.domain.shop import new_shop
+from tests.unit.domain.shop import examples, new_shop
 
 BASE_MS = 1_900_000_000_000
-FAST = settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = settings(
+    max_examples=examples(6), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def follower_count(creator_id: str) -> int:

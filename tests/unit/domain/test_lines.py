@@ -26,7 +26,7 @@ from chalicelib.models import Drop, Line
 from chalicelib.validation import parse_time
 from tests.api.test_line_rules import WINDOW_MS, DrawRules, QueueRules
 from tests.support import place_line
-from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, Shop, new_drop, new_shop, new_user, order
+from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, Shop, examples, new_drop, new_shop, new_user, order
 
 LEAD_MS = 2_000  # a line's drop starts this soon after it is made: purchases run on the real clock
 
@@ -88,7 +88,7 @@ def test_a_line_drop_sells_only_with_a_valid_admission_and_first_come_takes_none
         order(user, new_drop(shop)["drop_id"], admission_token=admissions.issue_token(user, drop_id, 2**42))
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(100))
 @given(seed=st.text("0123456789abcdef", min_size=64, max_size=64), entries=st.sets(st.uuids().map(str), max_size=30))
 def test_the_draw_order_is_a_permutation_anyone_recomputes_from_the_seed(seed: str, entries: set[str]) -> None:
     order_ = draws.draw_order(seed, list(entries))
@@ -116,7 +116,7 @@ def test_a_placed_draw_orders_its_entries_by_the_published_seed(shop) -> None:
 
 # --- the API tier's state machines, on domain-made drops and with more examples -------------------
 DOMAIN_RULES = settings(
-    max_examples=8,
+    max_examples=examples(2),
     stateful_step_count=12,
     deadline=None,
     suppress_health_check=list(HealthCheck),

@@ -13,6 +13,7 @@ from chalicelib import preferences
 from chalicelib.commands import NotificationPreferences
 from chalicelib.errors import InvalidRequestError
 from chalicelib.validation import parse_command
+from tests.unit.domain.shop import examples
 
 EVENTS = ("drop_started", "order_confirmed", "draw_won")
 ALL_ON = {"email": dict.fromkeys(EVENTS, True), "web_push": dict.fromkeys(EVENTS, True), "updated_at": None}
@@ -22,7 +23,7 @@ channel = st.dictionaries(st.sampled_from([*EVENTS, "sold_out", "Drop_Started"])
 bodies = st.dictionaries(st.sampled_from(["email", "web_push", "sms"]), st.one_of(channel, st.booleans()), max_size=3)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies)
 def test_a_change_is_applied_whole_or_refused_and_changes_nothing(body) -> None:
     user = uuid.uuid4().hex
