@@ -61,16 +61,14 @@ def test_another_user_may_not_sell_for_a_creator(api, new_user, shop) -> None:
 @pytest.mark.parametrize(
     "change",
     [
+        # One example of the domain's time and stock rules (all of them: tests/unit/domain/test_drops.py).
         {"start_time": iso(100), "end_time": iso(50)},
-        {"start_time": iso(-100), "end_time": iso(-50)},
         {"start_time": "tomorrow"},
         {"start_time": "2030-01-01T00:00:00"},
         {"stock": 0},
         {"stock": 1_000_001},
         {"stock": "10"},
         {"per_user_limit": 0},
-        {"per_user_limit": 11},
-        {"low_stock_threshold": 11},
         {"surprise": True},
     ],
 )
@@ -155,20 +153,6 @@ def test_status_follows_the_clock_before_the_scheduler(api, shop, stack) -> None
     Drop(drop_id=drop["drop_id"]).update(actions=[Drop.stock.set(0)])
     forget_drops(stack)
     assert api.get(f"/drops/{drop['drop_id']}").json()["status"] == "sold_out"
-
-
-def test_sweeper_repairs_missed_schedules(api, shop) -> None:
-    started = make_drop(api, shop, -5, 3600)
-    sold = make_drop(api, shop, -5, 3600)
-    Drop(drop_id=sold["drop_id"]).update(actions=[Drop.stock.set(0)])
-    scheduling.sweep()
-    assert _stored(started["drop_id"]).status == "live"
-    assert _stored(sold["drop_id"]).status in ("live", "sold_out")
-    scheduling.sweep()
-    assert _stored(sold["drop_id"]).status == "sold_out"
-    later = int((time.time() + 7200) * 1000)
-    scheduling.sweep(later)
-    assert _stored(started["drop_id"]).status == "ended"
 
 
 def test_list_live_drops_soonest_first_paginated(api, shop) -> None:

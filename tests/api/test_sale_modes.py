@@ -13,10 +13,8 @@ from chalicelib.core import aws
 from chalicelib.core.config import get_settings
 from chalicelib.core.errors import LiveDropError
 from chalicelib.core.statuses import RELEASED, OrderStatus
-from chalicelib.domain import ratelimits, settlement
-from chalicelib.edge.web import error_response
+from chalicelib.domain import settlement
 from chalicelib.schema import db, stock
-from chalicelib.schema.db import now_ms
 from chalicelib.schema.models import Drop, Order, StockShard
 from tests.support import iso, open_shop, place_order
 
@@ -69,12 +67,8 @@ def test_a_drop_shows_its_sale_mode_and_settings_in_reads_and_listings(api, shop
     [
         ({"sale_mode": "auction"}, "sale_mode"),
         ({"sale_mode": 3}, "sale_mode"),
-        ({"admissions_per_second": 5}, "does not apply"),
-        ({"sale_mode": "queue", "entries_open_time": iso(10)}, "does not apply"),
+        # One example of the sale-mode rules of the domain (all of them: tests/unit/domain/test_drops.py).
         ({"sale_mode": "draw", "admissions_per_second": 5}, "does not apply"),
-        ({"sale_mode": "draw", "per_user_limit": 2}, "per_user_limit"),
-        ({"sale_mode": "draw", "entries_open_time": iso(900)}, "entries_open_time"),
-        ({"stock_shards": 11}, "stock_shards"),
         ({"stock_shards": 0}, "stock_shards"),
         ({"stock_shards": 33}, "stock_shards"),
         ({"queue": {"admissions_per_second": 1}}, "unknown field"),
@@ -105,21 +99,6 @@ def test_a_client_over_its_order_limit_gets_429_and_others_are_unaffected(api, n
     assert order(api, other, drop["drop_id"]).status_code == 201
     # The refused order wrote nothing: the stock holds exactly the accepted ones.
     assert int(Drop.get(drop["drop_id"], consistent_read=True).stock) == 100 - len(responses)
-
-
-def test_rate_limit_counters_are_per_user_and_window() -> None:
-    now = ratelimits.window_of(now_ms())[1]  # the next window's start: a window nobody has used
-    first, _, _ = ratelimits.counter(ratelimits.ORDERS, "u1", now)
-    other, _, _ = ratelimits.counter(ratelimits.ORDERS, "u2", now)
-    later, _, _ = ratelimits.counter(ratelimits.ORDERS, "u1", now + get_settings().rate_window_seconds * 1000)
-    assert len({first.limit_key, other.limit_key, later.limit_key}) == 3
-    user = f"u_{uuid.uuid4().hex}"
-    for _ in range(get_settings().join_rate_limit):
-        ratelimits.take(ratelimits.JOINS, user, now)
-    with pytest.raises(LiveDropError) as refused:
-        ratelimits.take(ratelimits.JOINS, user, now + 500)
-    answer = error_response(refused.value)  # the edge decides the status and headers of a domain error
-    assert answer.status_code == 429 and answer.headers["Retry-After"] == "10"
 
 
 # --- sharded stock ------------------------------------------------------------------------------

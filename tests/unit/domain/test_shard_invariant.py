@@ -15,6 +15,7 @@ from chalicelib.schema import stock
 from chalicelib.schema.db import now_ms
 from chalicelib.schema.models import Drop, Order, StockShard
 from tests.support import place_order
+from tests.unit.domain.shop import examples
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves these orders alone
 place = st.tuples(st.just("place"), st.integers(1, 3))
@@ -45,7 +46,7 @@ def new_sharded_drop(units: int, shards: int) -> str:
     return drop_id
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(5), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(units=st.integers(2, 12), shards=st.integers(2, 4), plan=steps)
 def test_every_shard_keeps_its_units(units: int, shards: int, plan) -> None:
     shards = min(shards, units)

@@ -21,6 +21,7 @@ from chalicelib.domain import orders, settlement
 from chalicelib.schema.db import now_ms
 from chalicelib.schema.models import Drop, Order
 from tests.support import place_order
+from tests.unit.domain.shop import examples
 
 # The fake provider leaves this token pending, so the dev stack's payments consumer stays out of the way.
 TOKEN = "tok_threeDSecureRequired"
@@ -62,7 +63,7 @@ def expected_error(stock: int, held: int, quantity: int, limit: int | None) -> t
     return None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stock=st.integers(1, 8), limit=st.one_of(st.none(), st.integers(1, 4)), plan=steps)
 def test_the_invariant_holds_after_every_step(stock: int, limit: int | None, plan) -> None:
     drop_id = new_drop(stock, limit)
