@@ -46,7 +46,7 @@ synth: $(STAMP)
 		CDK_CONTEXT_JSON='{"stage": "$(STAGE)"$(if $(ALARM_EMAIL),$(comma) "alarm_email": "$(ALARM_EMAIL)")}' ../$(PY) app.py
 	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
 
-# Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in the README.
+# Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) -m bench
 

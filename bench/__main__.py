@@ -3,7 +3,7 @@
 Each benchmark runs in a process of its own and writes bench/results/<name>.json; then this writes
 bench/results/latest.json with all of them, bench/results/latest.md (a Markdown summary) and
 bench/results/latency.png. bench/results/ is not tracked: `make bench-publish` (bench.publish) is the
-explicit step that copies a run's figures to bench/published/ and the README.
+explicit step that copies a run's figures to bench/published/ and docs/benchmarks.md.
 
 The first Ctrl-C stops the run: the benchmark running then is stopped with its processes (it runs in a
 session of its own, so the terminal's Ctrl-C reaches only this runner), and the report is written with

@@ -1,6 +1,6 @@
 """`make bench-publish`: the figures of the last `make bench` (bench/results/, not tracked) become the
-published ones: bench/published/latest.{json,md} and latency.png, and the README's table between its
-`<!-- bench:begin -->` and `<!-- bench:end -->` markers. `make bench` alone never touches tracked files.
+published ones: bench/published/latest.{json,md} and latency.png, and the table of docs/benchmarks.md
+between its `<!-- bench:begin -->` and `<!-- bench:end -->` markers. `make bench` alone never touches tracked files.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ FILES = ("latest.json", "latest.md", "latency.png")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def publish(results: Path = RESULTS, published: Path = PUBLISHED, readme: Path = ROOT / "README.md") -> None:
-    """Copy the last run's summary files and put its table into the README."""
+PAGE = ROOT / "docs" / "benchmarks.md"
+
+
+def publish(results: Path = RESULTS, published: Path = PUBLISHED, page: Path = PAGE) -> None:
+    """Copy the last run's summary files and put its table into the benchmarks page."""
     missing = [name for name in FILES[:2] if not (results / name).exists()]
     if missing:
         raise SystemExit(f"no benchmark run to publish ({', '.join(missing)} missing): run `make bench` first")
@@ -25,14 +28,14 @@ def publish(results: Path = RESULTS, published: Path = PUBLISHED, readme: Path =
     for name in FILES:
         if (results / name).exists():
             shutil.copyfile(results / name, published / name)
-    text = readme.read_text()
+    text = page.read_text()
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} section to fill")
+        raise SystemExit(f"{page.name} has no {BEGIN} ... {END} section to fill")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     table = (results / "latest.md").read_text().strip()
-    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
-    print(f"published {', '.join(FILES)} to {published} and the table to {readme}")
+    page.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    print(f"published {', '.join(FILES)} to {published} and the table to {page}")
 
 
 if __name__ == "__main__":

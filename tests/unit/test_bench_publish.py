@@ -1,4 +1,4 @@
-"""`make bench` writes only to bench/results/ (ignored); publishing to the README is its own step."""
+"""`make bench` writes only to bench/results/ (ignored); publishing to docs/benchmarks.md is its own step."""
 
 from __future__ import annotations
 
@@ -41,3 +41,8 @@ def test_publishing_without_a_run_says_so(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="make bench"):
         publish.publish(tmp_path / "none", tmp_path / "published", readme)
     assert readme.read_text() == "<!-- bench:begin -->\n<!-- bench:end -->\n"
+
+
+def test_the_benchmarks_page_has_the_section_publishing_fills() -> None:
+    text = publish.PAGE.read_text()
+    assert text.index(publish.BEGIN) < text.index(publish.END)
