@@ -6,7 +6,7 @@ import { refreshOrder } from "./orders.js";
 import { refreshDropViews } from "./refresh.js";
 import { isMine } from "./session.js";
 import { live } from "./socket.js";
-import { drops, orders, salesViews } from "./state.js";
+import { drops, lineViews, orders, salesViews } from "./state.js";
 import { fetchDrop, product } from "./store.js";
 import { toast } from "./toasts.js";
 import { refreshUnread, unreadSoon } from "./unread.js";
@@ -39,6 +39,7 @@ export async function onEvent(frame) {
     refreshDropViews(dropId);
   }
   if (dropId && salesViews.has(dropId)) salesViews.get(dropId)();
+  if (dropId && lineViews.has(dropId)) lineViews.get(dropId)(frame);
   if (frame.type !== FrameType.STOCK_CHANGED) unreadSoon();
 
   const name = async () => {
@@ -75,6 +76,19 @@ export async function onEvent(frame) {
       if (data.order_id) refreshOrder(data.order_id);
       break;
     }
+    case FrameType.ADMITTED:
+      toast(frame.type, `Your turn for ${await name()}!`, "You're admitted: buy before your window closes.", link);
+      break;
+    case FrameType.DRAW_WON:
+      toast(frame.type, `You won the draw for ${await name()}!`, "Your unit is waiting: buy it before your window closes.", link);
+      break;
+    case FrameType.DRAW_LOST:
+      toast(frame.type, `The draw for ${await name()} is over`, "It didn't reach you this time. Thanks for entering!", link);
+      break;
+    case EventType.DROP_CANCELLED: // sent once the API has drop cancelling (issue 25)
+      if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
+      toast(EventType.DROP_CANCELLED, `${await name()} was cancelled`, "The creator cancelled this drop. Any payment is refunded.", link);
+      break;
     default:
       break;
   }

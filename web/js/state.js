@@ -21,3 +21,4 @@ export const creators = new Map(); // creator_id -> Promise of the creator
 export const drops = new Map(); // drop_id -> latest drop we know (with _stockAt: when its stock was seen)
 export const orders = new Map(); // order_id -> order, the ones this tab placed or looked at
 export const salesViews = new Map(); // drop_id -> refresh(), for the creator's view on screen
+export const lineViews = new Map(); // drop_id -> refresh(frame), for the line box on screen

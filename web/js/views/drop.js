@@ -12,12 +12,15 @@ import { drops, orders, state } from "../state.js";
 import { creator, fetchDrop, product } from "../store.js";
 import { followToggle } from "./creators.js";
 import { creatorView } from "./sales.js";
+import { admissionFor, lineBox, needsAdmission } from "./line.js";
+import { watchAnonymously } from "../poll.js";
 
 export function viewDrop(main) {
   const dropId = state.route.id;
   const box = errorBox("drop-error");
   main.append(h("p.muted", { testid: "drop-loading", text: "Loading drop…" }), box);
   if (state.session) live.subscribe(dropId);
+  else watchAnonymously(dropId); // the WebSocket needs a login: poll the drop with its ETag instead
   onLeave(() => live.unsubscribe(dropId));
   const stillHere = () => state.route.name === "drop" && state.route.id === dropId;
   fetchDrop(dropId).then(
@@ -58,7 +61,7 @@ async function loadMyOrdersFor(dropId) {
 
 function dropDetail(drop, item, maker) {
   const mine = isMine(drop.creator_id);
-  const limit = drop.per_user_limit || 10;
+  const limit = drop.per_user_limit || (drop.sale_mode && drop.sale_mode !== "first_come" ? 1 : 10); // an admission buys one order
   const quantity = h("select", { name: "quantity", testid: "buy-quantity" },
     Array.from({ length: Math.min(limit, 10) }, (_, i) => h("option", { value: i + 1 }, String(i + 1))));
   const cards = h("fieldset.cards", { testid: "buy-card" },
@@ -115,17 +118,24 @@ function dropDetail(drop, item, maker) {
     if (!state.session) return go("#/login");
     const card = new FormData(form).get("card");
     attempt = { key: newKey(), body: { drop_id: drop.drop_id, quantity: Number(quantity.value), payment_token: card } };
+    const latest = drops.get(drop.drop_id) || drop;
+    if (needsAdmission(latest)) {
+      const token = admissionFor(drop.drop_id);
+      if (!token) return showError(box, "Your turn hasn't come yet (or your time to buy ran out).");
+      attempt.body.admission_token = token;
+    }
     send();
   });
   retry.addEventListener("click", () => attempt && send(0));
 
   // On their own drop a creator sees how it sells, not Buy and Follow.
   const followButton = maker && !mine ? followToggle(maker) : null;
+  const line = !mine && drop.sale_mode && drop.sale_mode !== "first_come" ? lineBox(drop, state.session ? form : null) : null;
   const action = mine
     ? creatorView(drop)
     : state.session
       ? form
-      : h("p.card", h("a", { href: "#/login", testid: "login-to-buy", onclick: () => sessionStorage.setItem(AFTER_LOGIN_KEY, location.hash) }, "Log in"), " to buy and to watch the stock live.");
+      : line ? null : h("p.card", h("a", { href: "#/login", testid: "login-to-buy", onclick: () => sessionStorage.setItem(AFTER_LOGIN_KEY, location.hash) }, "Log in"), " to buy and to watch the stock live.");
   return h("article.drop-detail", { testid: "drop-detail", "data-drop-id": drop.drop_id, "data-subscribed": "false" },
     h("div.view-head",
       h("h1", { testid: "drop-title", text: item.name }),
@@ -143,6 +153,7 @@ function dropDetail(drop, item, maker) {
     h("div.meter", { role: "progressbar", "aria-label": "Stock left", "aria-valuemin": "0", "aria-valuemax": String(drop.initial_stock), testid: "drop-meter" }, h("span")),
     h("p.low", { testid: "drop-low", hidden: true, text: "Almost gone!" }),
     h("p.muted.live-note", { testid: "drop-live-note" }),
+    line,
     action,
     h("section.orders-box", { hidden: true, "aria-labelledby": "orders-title" },
       h("h2", { id: "orders-title", text: "Your orders for this drop" }),
