@@ -1,6 +1,6 @@
 // How things read on screen: labels of statuses, money, clocks and times.
 
-export const STATUS_LABEL = { scheduled: "Upcoming", live: "Live", sold_out: "Sold out", ended: "Ended" };
+export const STATUS_LABEL = { scheduled: "Upcoming", live: "Live", sold_out: "Sold out", ended: "Ended", cancelled: "Cancelled" };
 export const ORDER_LABEL = {
   pending_payment: "Payment pending…",
   confirmed: "Confirmed",

@@ -12,6 +12,7 @@ import { toast } from "./toasts.js";
 import { refreshUnread, unreadSoon } from "./unread.js";
 
 const seenEvents = new Set();
+const CANCELLED = "cancelled";
 
 const ORDER_TITLE = {
   [EventType.ORDER_CONFIRMED]: "Order confirmed",
@@ -59,11 +60,12 @@ export async function onEvent(frame) {
       break;
     case EventType.STOCK_LOW:
       if (known) refreshDropViews(dropId);
+      if (isMine(data.creator_id || known?.creator_id)) toast(EventType.STOCK_LOW, `${await name()} is running low`, `Only ${data.stock} left in your drop.`, link);
       break;
     case EventType.SOLD_OUT:
       if (known) drops.set(dropId, { ...drops.get(dropId), stock: 0, _stockAt: at });
       refreshDropViews(dropId);
-      toast(EventType.SOLD_OUT, `${await name()} sold out`, "Every item in this drop has been taken.", link);
+      toast(EventType.SOLD_OUT, `${await name()} sold out`, isMine(data.creator_id || known?.creator_id) ? "Your drop sold out: every item found a buyer." : "Every item in this drop has been taken.", link);
       break;
     case EventType.DROP_ENDED:
       if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
@@ -85,11 +87,14 @@ export async function onEvent(frame) {
     case FrameType.DRAW_LOST:
       toast(frame.type, `The draw for ${await name()} is over`, "It didn't reach you this time. Thanks for entering!", link);
       break;
-    case EventType.DROP_CANCELLED: // sent once the API has drop cancelling (issue 25)
-      if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
-      toast(EventType.DROP_CANCELLED, `${await name()} was cancelled`, "The creator cancelled this drop. Any payment is refunded.", link);
-      break;
     default:
+      // An event this page has no case for (the drop_cancelled of a newer API among them): read the drop
+      // again, and say so when it turns out cancelled.
+      if (dropId) {
+        const drop = await fetchDrop(dropId).catch(() => null);
+        refreshDropViews(dropId);
+        if (drop?.status === CANCELLED) toast("error", `${await name()} was cancelled`, "The creator cancelled this drop. Any payment is refunded.", link);
+      }
       break;
   }
 }

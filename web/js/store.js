@@ -37,6 +37,7 @@ export function rememberDrop(drop) {
 
 /** The status as the API derives it: from the clock and the stock. */
 export function statusOf(drop) {
+  if (drop.status === "cancelled") return "cancelled"; // a newer API's cancelled drop stays cancelled
   const t = now();
   if (t < Date.parse(drop.start_time)) return "scheduled";
   if (t >= Date.parse(drop.end_time)) return "ended";

@@ -14,6 +14,7 @@ import { followToggle } from "./creators.js";
 import { creatorView } from "./sales.js";
 import { admissionFor, lineBox, needsAdmission } from "./line.js";
 import { watchAnonymously } from "../poll.js";
+import { ownWatched } from "../ownwatch.js";
 
 export function viewDrop(main) {
   const dropId = state.route.id;
@@ -21,7 +22,7 @@ export function viewDrop(main) {
   main.append(h("p.muted", { testid: "drop-loading", text: "Loading drop…" }), box);
   if (state.session) live.subscribe(dropId);
   else watchAnonymously(dropId); // the WebSocket needs a login: poll the drop with its ETag instead
-  onLeave(() => live.unsubscribe(dropId));
+  onLeave(() => ownWatched.has(dropId) || live.unsubscribe(dropId));
   const stillHere = () => state.route.name === "drop" && state.route.id === dropId;
   fetchDrop(dropId).then(
     async (drop) => {

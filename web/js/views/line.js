@@ -3,15 +3,16 @@
 import { h } from "../dom.js";
 import { api, describeError, now } from "../api.js";
 import { checkDraw, allEntries } from "../drawcheck.js";
+import { FrameType } from "../events.js";
 import { countdown, when } from "../format.js";
 import { clearError, errorBox, showError } from "../forms.js";
 import { onLeave } from "../router.js";
 import { AFTER_LOGIN_KEY } from "../session.js";
-import { drops, lineViews, state } from "../state.js";
+import { drops, linePlaces as places, lineViews, state } from "../state.js";
 import { statusOf } from "../store.js";
 
 const POLL_MS = 2000;
-const places = new Map(); // drop_id -> the user's latest place ({position, state, admission_token, ...})
+const ADMITTED = FrameType.ADMITTED; // a place's state while its admission is valid: the frame's own name
 
 /** Whether this drop sells through a line (queue, or a draw that has not released its units). */
 export function needsAdmission(drop) {
@@ -21,12 +22,8 @@ export function needsAdmission(drop) {
 /** The admission token to send with an order on this drop, while it is valid. */
 export function admissionFor(dropId) {
   const place = places.get(dropId);
-  if (!place || place.state !== "admitted" || !place.admission_token) return null;
+  if (!place || place.state !== ADMITTED || !place.admission_token) return null;
   return Date.parse(place.admission_expires_at) > now() ? place.admission_token : null;
-}
-
-export function forgetPlaces() {
-  places.clear();
 }
 
 const path = (drop, me = false) => `/drops/${encodeURIComponent(drop.drop_id)}/${drop.sale_mode === "draw" ? "entries" : "queue"}${me ? "/me" : ""}`;
@@ -90,13 +87,13 @@ export function lineBox(drop, buyForm) {
   // Pushes (queue_position, admitted, draw_won, draw_lost) re-read the place; a poll covers lost frames
   // and the serving counter, which is not pushed.
   lineViews.set(drop.drop_id, (frame) => {
-    if (frame?.type === "draw_lost") places.set(drop.drop_id, { ...(places.get(drop.drop_id) || {}), lost: true });
+    if (frame?.type === FrameType.DRAW_LOST) places.set(drop.drop_id, { ...(places.get(drop.drop_id) || {}), lost: true });
     load();
   });
   const ticker = setInterval(show, 1000);
   const poll = setInterval(() => {
     const place = places.get(drop.drop_id);
-    if (place && ["waiting", "admitted"].includes(place.state) && statusOf(drops.get(drop.drop_id) || drop) !== "ended") load();
+    if (place && ["waiting", ADMITTED].includes(place.state) && statusOf(drops.get(drop.drop_id) || drop) !== "ended") load();
   }, POLL_MS);
   onLeave(() => {
     clearInterval(ticker);
@@ -126,7 +123,7 @@ function commitmentLine(drop) {
 
 function drawResult(drop, place) {
   if (!place) return "none";
-  if (place.state === "admitted" || place.state === "bought") return "won";
+  if (place.state === ADMITTED || place.state === "bought") return "won";
   if (place.lost || (place.state === "waiting" && statusOf(drop) === "ended")) return "lost";
   if (place.state === "expired") return "expired";
   return drop.draw?.seed ? "waiting" : "entered";
@@ -137,7 +134,7 @@ function describePlace(drop, place) {
   if (!place) return [draw ? "You haven't entered yet." : "You're not in the line yet."];
   const pos = place.position ? h("strong", { testid: "line-position", text: `#${place.position}` }) : null;
   switch (place.state) {
-    case "admitted":
+    case ADMITTED:
       return [draw ? "You won the draw! " : "It's your turn! ", "Buy below before your window closes."];
     case "bought":
       return [draw ? "You won and bought your unit." : "You've bought your item from the line."];
