@@ -34,7 +34,7 @@ export function lineBox(drop, buyForm) {
   const box = errorBox("line-error");
   const join = h("button.primary.buy", { type: "button", testid: "line-join", "data-keep-clear": true }, draw ? "Enter the draw" : "Join the line");
   const status = h("p.line-status", { testid: "line-status", role: "status", "aria-live": "polite" });
-  const clock = h("p.admission", { testid: "admission-countdown", role: "timer", hidden: true });
+  const clock = h("p.admission", { testid: "admission-countdown", role: "timer", hidden: true, "data-keep-clear": true });
   const section = h("section.card.line-box", { testid: "line-box", "data-mode": drop.sale_mode, "data-state": "none" },
     h("h2", { text: draw ? "The draw" : "The waiting room" }),
     h("p.muted", { text: draw ? explainDraw(drop) : explainQueue(drop) }),

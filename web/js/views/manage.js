@@ -2,7 +2,7 @@
 // of issue 25 that an older server lacks: such an answer (route_not_found, 404, 405) becomes a sentence.
 import { $, h } from "../dom.js";
 import { ApiError, api, describeError, unavailable } from "../api.js";
-import { money, when } from "../format.js";
+import { imageUrls, money, when } from "../format.js";
 import { errorBox, handle, showError } from "../forms.js";
 import { state } from "../state.js";
 import { rememberDrop } from "../store.js";
@@ -105,11 +105,6 @@ export function dropTools(card, drop) {
 export function addressLine(a) {
   if (!a) return "";
   return [a.name, a.line1, a.line2, [a.postal_code, a.city].filter(Boolean).join(" "), a.region, a.country].filter(Boolean).join(", ");
-}
-
-/** A product's images: the URLs whatever their shape in the product resource. */
-export function imageUrls(product) {
-  return (product?.images || []).map((img) => (typeof img === "string" ? img : img.image_url || img.url)).filter(Boolean);
 }
 
 /** A studio product row: its name and price, its images, and an upload. */
