@@ -52,7 +52,7 @@ export const ERROR_TEXT = {
   admission_expired: "Your time to buy ran out. The item went to the next person in line.",
   wrong_sale_mode: "This drop isn't sold that way. Reload the page.",
   line_not_open: "The line isn't open yet. Come back closer to the start.",
-  line_closed: "The line has closed: this drop has ended.",
+  line_closed: "This line has closed: it no longer takes entries.",
   not_in_line: "You're not in this line yet.",
   rate_limited: "That's a lot of tries in a short time. Please wait a few seconds.",
   too_many_connections: "You have LiveDrop open in too many tabs. Close one and reload.",

@@ -9,7 +9,7 @@ import { clearError, errorBox, showError } from "../forms.js";
 import { onLeave } from "../router.js";
 import { AFTER_LOGIN_KEY } from "../session.js";
 import { drops, linePlaces as places, lineViews, state } from "../state.js";
-import { statusOf } from "../store.js";
+import { fetchDrop, statusOf } from "../store.js";
 
 const POLL_MS = 2000;
 const ADMITTED = FrameType.ADMITTED; // a place's state while its admission is valid: the frame's own name
@@ -65,6 +65,9 @@ export function lineBox(drop, buyForm) {
     try {
       const { data } = await api("GET", path(drop, true));
       places.set(drop.drop_id, data);
+      // The seed is published at the draw: read the drop again until it shows it.
+      const latest = drops.get(drop.drop_id) || drop;
+      if (draw && !latest.draw?.seed && now() >= Date.parse(latest.start_time)) await fetchDrop(drop.drop_id);
     } catch (error) {
       if (error.code !== "not_in_line") showError(box, error);
     }
@@ -126,7 +129,9 @@ function drawResult(drop, place) {
   if (place.state === ADMITTED || place.state === "bought") return "won";
   if (place.lost || (place.state === "waiting" && statusOf(drop) === "ended")) return "lost";
   if (place.state === "expired") return "expired";
-  return drop.draw?.seed ? "waiting" : "entered";
+  if (!drop.draw?.seed) return "entered";
+  // Drawn, placed among the first `stock` but not admitted yet: the admission is on its way.
+  return !place.position || place.position <= drop.initial_stock ? "drawing" : "waiting";
 }
 
 function describePlace(drop, place) {
@@ -146,11 +151,13 @@ function describePlace(drop, place) {
   if (draw) {
     if (drawResult(drop, place) === "lost") return ["The draw didn't reach you this time. Thanks for entering!"];
     if (!drop.draw?.seed) return ["You're in the draw. ", h("span.muted", { text: `Your entry: ${place.entry_id || ""}` })];
+    if (drawResult(drop, place) === "drawing") return ["The draw is done: your result is on its way…"];
     return ["Not drawn yet: you're ", pos, " in the draw order. A unit may still reach you if a winner doesn't buy."];
   }
   if (!place.position) return ["You're in the line. Your place is set when the drop starts."];
-  const ahead = Math.max(0, place.position - (place.serving || 0));
-  return ["You're ", pos, ` in the line${ahead ? ` (${ahead} ahead of you are still being served)` : ""}. We'll tell you when it's your turn.`];
+  const ahead = Math.max(0, place.position - 1 - (place.serving || 0));
+  const people = ahead === 1 ? "1 person" : `${ahead} people`;
+  return ["You're ", pos, ` in the line${ahead ? ` (${people} ahead of you)` : ", next to be served"}. We'll tell you when it's your turn.`];
 }
 
 function drawCheck(drop) {
