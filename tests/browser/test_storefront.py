@@ -178,13 +178,13 @@ def test_a_creator_hears_their_drop_start_run_low_and_sell_out_and_a_fans_inbox_
     owner, fan = new_user(name="Told", creator=True), new_user(name="Fay")
     shop = open_shop(api, owner, "Told tee", 2000)
     assert api.post(f"/creators/{shop[0]}/follow", fan.token).status_code == 200
-    drop = _drop(api, owner, shop, start=10, stock=2, low_stock_threshold=1)
     creator = pages.open("creator")
+    phone = pages.open("fan", width=390, height=700)
+    log_in(phone, fan)
+    drop = _drop(api, owner, shop, start=20, stock=2, low_stock_threshold=1)
     log_in(creator, owner)  # the drops list, not the drop's page: the page watches the creator's drops itself
 
     # A phone: the fan waits on the drop page; a toast never covers its countdown.
-    phone = pages.open("fan", width=390, height=700)
-    log_in(phone, fan)
     phone.goto(pages.base_url + f"#/drop/{drop['drop_id']}")
     phone.get_by_test_id("follow-button").wait_for()
     phone.wait_for_selector('[data-testid=follow-button][data-following="true"]:not([disabled])')

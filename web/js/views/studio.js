@@ -2,14 +2,13 @@
 import { $$, h } from "../dom.js";
 import { api } from "../api.js";
 import { loadMe } from "../account.js";
-import { watchOwnDrops } from "../ownwatch.js";
+import { watchOwn, watchOwnDrops } from "../ownwatch.js";
 import { money, when } from "../format.js";
 import { errorBox, field, handle } from "../forms.js";
 import { onLeave, render } from "../router.js";
 import { products, state } from "../state.js";
 import { creator, rememberDrop } from "../store.js";
 import { toast } from "../toasts.js";
-import { watchOwn } from "../ownwatch.js";
 import { dropCard, updateCard } from "./cards.js";
 import { dropBody, dropFields } from "./dropform.js";
 import { dropTools, productRow } from "./manage.js";
