@@ -56,8 +56,12 @@ export function lineBox(drop, buyForm) {
     if (token) clock.textContent = `Your turn! Buy within ${countdown(Date.parse(place.admission_expires_at) - now())}`;
     if (buyForm) buyForm.hidden = needsAdmission(latest) && !token;
     if (draw) {
-      const result = drawResult(latest, place);
-      section.dataset.result = result;
+      section.dataset.result = drawResult(latest, place);
+      const check = section.querySelector('[data-testid="draw-check-result"]');
+      if (latest.draw?.seed && check.dataset.ok === "pending") {
+        delete check.dataset.ok; // "not drawn yet" no longer holds: the seed is out
+        check.textContent = "";
+      }
     }
   };
   const load = async () => {
