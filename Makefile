@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test unit lint bench bench-publish fuzz clean synth scale
+.PHONY: dev test unit lint bench bench-publish fuzz clean synth scale screenshots
 comma := ,
 
 # pip's own progress is shown: the first install takes minutes. An interrupted install leaves no stamp,
@@ -57,6 +57,10 @@ bench-publish: $(STAMP)
 # waiting room, a 20,000-entry draw and a 5,000-unit sharded sell-out, each with its figures.
 scale: $(STAMP)
 	$(PY) -m bench.scale$(if $(ARGS), $(ARGS))
+
+# The browser tests, saving a screenshot of each main view into docs/screenshots/ (docs/web.md shows them).
+screenshots: $(STAMP)
+	LIVEDROP_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser -q
 
 # A longer schemathesis run than the bounded one in `make test`.
 fuzz: $(STAMP)

@@ -139,3 +139,22 @@ def log_in() -> Callable[[Any, Any], None]:
 def _dev_stack(stack: Any) -> Any:
     """This tier runs against the session's dev stack, started before its first test."""
     return stack
+
+
+SCREENSHOTS_ENV = "LIVEDROP_SCREENSHOTS"
+
+
+@pytest.fixture()
+def shoot() -> Callable[[Any, str], None]:
+    """Save the page's viewport as docs/screenshots/<name>.png when `make screenshots` asks for them
+    (LIVEDROP_SCREENSHOTS names the folder); otherwise nothing."""
+
+    def take(page: Any, name: str) -> None:
+        folder = os.environ.get(SCREENSHOTS_ENV)
+        if not folder:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.evaluate("document.querySelectorAll('[data-testid=toast]').forEach((t) => t.remove())")
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+    return take

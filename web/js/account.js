@@ -3,7 +3,8 @@ import { ERROR_TEXT, api } from "./api.js";
 import { go, renderChrome } from "./router.js";
 import { AFTER_LOGIN_KEY, saveSession } from "./session.js";
 import { live } from "./socket.js";
-import { orders, state } from "./state.js";
+import { clearUserState, state } from "./state.js";
+import { forgetOwnDrops, watchOwnDrops } from "./ownwatch.js";
 import { toast } from "./toasts.js";
 import { refreshUnread, setUnread } from "./unread.js";
 
@@ -18,6 +19,7 @@ export async function logIn(email, password) {
   }
   live.open();
   refreshUnread();
+  watchOwnDrops();
   const next = sessionStorage.getItem(AFTER_LOGIN_KEY) || "#/drops";
   sessionStorage.removeItem(AFTER_LOGIN_KEY);
   go(next);
@@ -33,7 +35,8 @@ export async function loadMe() {
 export function logOut() {
   live.close();
   saveSession(null);
-  orders.clear();
+  clearUserState();
+  forgetOwnDrops();
   setUnread(0);
   renderChrome();
   go("#/login");
@@ -42,6 +45,8 @@ export function logOut() {
 export function expireSession() {
   if (!state.session) return;
   saveSession(null);
+  clearUserState();
+  forgetOwnDrops();
   live.close();
   renderChrome();
   toast("error", "Session expired", ERROR_TEXT.unauthorized);

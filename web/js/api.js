@@ -2,6 +2,7 @@
 // token refresh that every 401 shares.
 import { state } from "./state.js";
 import { saveSession } from "./session.js";
+import { humanize } from "./words.js";
 
 // --- configuration: where the WebSocket lives --------------------------------------------------
 // 1. ?ws=<url> on the page's address wins (handy when the page is hosted elsewhere);
@@ -47,6 +48,20 @@ export const ERROR_TEXT = {
   already_creator: "You already have a creator profile.",
   conflict: "That clashes with the current state. Reload and try again.",
   payment_provider_error: "The payment provider isn't answering. Please try again shortly.",
+  admission_required: "You need your turn in the line (or a winning draw entry) to buy this drop.",
+  admission_expired: "Your time to buy ran out. The item went to the next person in line.",
+  wrong_sale_mode: "This drop isn't sold that way. Reload the page.",
+  line_not_open: "The line isn't open yet. Come back closer to the start.",
+  line_closed: "This line has closed: it no longer takes entries.",
+  not_in_line: "You're not in this line yet.",
+  rate_limited: "That's a lot of tries in a short time. Please wait a few seconds.",
+  too_many_connections: "You have LiveDrop open in too many tabs. Close one and reload.",
+  too_many_subscriptions: "You're watching too many drops at once. Close a few.",
+  backend_unavailable: "LiveDrop is having a moment. Please try again shortly.",
+  invalid_unsubscribe_link: "That unsubscribe link isn't valid.",
+  invalid_signature: "That request wasn't signed correctly.",
+  method_not_allowed: "This server doesn't offer that yet.",
+  route_not_found: "This server doesn't offer that yet.",
   network: "Can't reach LiveDrop. Check your connection and try again.",
   server_error: "Something went wrong on our side. Please try again.",
 };
@@ -64,11 +79,17 @@ export class ApiError extends Error {
 /** The sentence to show for an error; invalid_request carries the server's message (it names the field). */
 export function describeError(error) {
   if (!(error instanceof ApiError)) return ERROR_TEXT.network;
-  if (error.code === "invalid_request" && error.apiMessage) return `Please check the form: ${error.apiMessage}.`;
-  if (error.code === "try_again" && error.retryAfter) {
-    return `It's very busy right now. Please try again in ${error.retryAfter} s.`;
+  if (error.code === "invalid_request" && error.apiMessage) return humanize(error.apiMessage);
+  if ((error.code === "try_again" || error.code === "rate_limited") && error.retryAfter) {
+    return `${error.code === "try_again" ? "It's very busy right now" : "That's a lot of tries in a short time"}. Please try again in ${error.retryAfter} seconds.`;
   }
+  if (error.code === "insufficient_stock" && /\d/.test(error.apiMessage)) return `There isn't that much left (${error.apiMessage.replace(/_/g, " ")}). Try a smaller quantity.`;
   return ERROR_TEXT[error.code] || error.apiMessage || ERROR_TEXT.server_error;
+}
+
+/** Whether the API answered that the route itself is missing (an older server): a feature to hide. */
+export function unavailable(error) {
+  return error instanceof ApiError && (["route_not_found", "method_not_allowed"].includes(error.code) || (error.status === 404 && error.code === "not_found"));
 }
 
 // --- the session running out ----------------------------------------------------------------------
@@ -119,7 +140,7 @@ export async function api(method, path, { body, headers = {}, auth = true, retry
   }
   if (!response.ok) {
     const envelope = data && data.error;
-    const code = envelope ? envelope.code : response.status === 401 ? "unauthorized" : response.status === 403 ? "forbidden" : response.status === 404 ? "not_found" : "server_error";
+    const code = envelope ? envelope.code : response.status === 401 ? "unauthorized" : response.status === 403 ? "forbidden" : response.status === 404 ? "not_found" : response.status === 405 ? "method_not_allowed" : "server_error";
     throw new ApiError(response.status, code, envelope ? envelope.message : "", response.headers.get("Retry-After"));
   }
   return { status: response.status, data, headers: response.headers };

@@ -1,11 +1,12 @@
 // How things read on screen: labels of statuses, money, clocks and times.
 
-export const STATUS_LABEL = { scheduled: "Upcoming", live: "Live", sold_out: "Sold out", ended: "Ended" };
+export const STATUS_LABEL = { scheduled: "Upcoming", live: "Live", sold_out: "Sold out", ended: "Ended", cancelled: "Cancelled" };
 export const ORDER_LABEL = {
   pending_payment: "Payment pending…",
   confirmed: "Confirmed",
   payment_failed: "Payment failed",
   expired: "Expired",
+  cancelled: "Cancelled",
 };
 export const ORDER_NOTE = {
   pending_payment: "We're charging your card. This usually takes a second or two.",
@@ -14,11 +15,15 @@ export const ORDER_NOTE = {
   confirmed: "Paid. It's yours!",
   payment_failed: "The card was declined. You weren't charged and the item went back on sale.",
   expired: "Payment didn't complete in time. You weren't charged and the item went back on sale.",
+  cancelled: "Cancelled: you weren't charged and the item went back on sale.",
 };
 /** What a buyer reads under an order: its status's note, or that a failed charge is being retried. */
 export const orderNote = (order) =>
   (order.status === "pending_payment" && order.payment_retrying ? ORDER_NOTE.payment_retrying : ORDER_NOTE[order.status]) || "";
-export const TERMINAL = new Set(["confirmed", "payment_failed", "expired"]);
+export const TERMINAL = new Set(["confirmed", "payment_failed", "expired", "cancelled"]);
+
+/** A product's image URLs, whether the API lists them as strings or as {image_url} objects. */
+export const imageUrls = (product) => (product?.images || []).map((img) => (typeof img === "string" ? img : img.image_url || img.url)).filter(Boolean);
 
 export function money(cents, currency = "USD") {
   try {

@@ -7,12 +7,13 @@ import { refreshOrder } from "./orders.js";
 import { refreshDropViews } from "./refresh.js";
 import { isMine } from "./session.js";
 import { live } from "./socket.js";
-import { drops, orders, salesViews } from "./state.js";
+import { drops, lineViews, orders, salesViews } from "./state.js";
 import { fetchDrop, product } from "./store.js";
 import { toast } from "./toasts.js";
 import { refreshUnread, unreadSoon } from "./unread.js";
 
 const seenEvents = new Set();
+const CANCELLED = "cancelled";
 
 const ORDER_TITLE = {
   [EventType.ORDER_CONFIRMED]: "Order confirmed",
@@ -40,6 +41,7 @@ export async function onEvent(frame) {
     refreshDropViews(dropId);
   }
   if (dropId && salesViews.has(dropId)) salesViews.get(dropId)();
+  if (dropId && lineViews.has(dropId)) lineViews.get(dropId)(frame);
   if (frame.type !== FrameType.STOCK_CHANGED) unreadSoon();
 
   const name = async () => {
@@ -59,11 +61,12 @@ export async function onEvent(frame) {
       break;
     case EventType.STOCK_LOW:
       if (known) refreshDropViews(dropId);
+      if (isMine(data.creator_id || known?.creator_id)) toast(EventType.STOCK_LOW, `${await name()} is running low`, `Only ${data.stock} left in your drop.`, link);
       break;
     case EventType.SOLD_OUT:
       if (known) drops.set(dropId, { ...drops.get(dropId), stock: 0, _stockAt: at });
       refreshDropViews(dropId);
-      toast(EventType.SOLD_OUT, `${await name()} sold out`, "Every item in this drop has been taken.", link);
+      toast(EventType.SOLD_OUT, `${await name()} sold out`, isMine(data.creator_id || known?.creator_id) ? "Your drop sold out: every item found a buyer." : "Every item in this drop has been taken.", link);
       break;
     case EventType.DROP_ENDED:
       if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
@@ -76,7 +79,23 @@ export async function onEvent(frame) {
       if (data.order_id) refreshOrder(data.order_id);
       break;
     }
+    case FrameType.ADMITTED:
+      toast(frame.type, `Your turn for ${await name()}!`, "You're admitted: buy before your window closes.", link);
+      break;
+    case FrameType.DRAW_WON:
+      toast(frame.type, `You won the draw for ${await name()}!`, "Your unit is waiting: buy it before your window closes.", link);
+      break;
+    case FrameType.DRAW_LOST:
+      toast(frame.type, `The draw for ${await name()} is over`, "It didn't reach you this time. Thanks for entering!", link);
+      break;
     default:
+      // An event this page has no case for (the drop_cancelled of a newer API among them): read the drop
+      // again, and say so when it turns out cancelled.
+      if (dropId) {
+        const drop = await fetchDrop(dropId).catch(() => null);
+        refreshDropViews(dropId);
+        if (drop?.status === CANCELLED) toast("error", `${await name()} was cancelled`, "The creator cancelled this drop. Any payment is refunded.", link);
+      }
       break;
   }
 }

@@ -10,6 +10,7 @@ import { restoreSession, saveSession } from "./session.js";
 import { live } from "./socket.js";
 import { state } from "./state.js";
 import { fetchDrop } from "./store.js";
+import { watchOwnDrops } from "./ownwatch.js";
 import { placeToasts, toast } from "./toasts.js";
 import { UNREAD_POLL_MS, refreshUnread } from "./unread.js";
 import { viewAuth } from "./views/auth.js";
@@ -46,6 +47,7 @@ async function main() {
       await loadMe();
       live.open();
       refreshUnread();
+      watchOwnDrops();
     } catch (error) {
       if (error.code === "unauthorized" || !state.session?.user) saveSession(null);
       if (error.code !== "unauthorized") toast("error", "Couldn't load your account", describeError(error));

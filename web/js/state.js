@@ -21,3 +21,11 @@ export const creators = new Map(); // creator_id -> Promise of the creator
 export const drops = new Map(); // drop_id -> latest drop we know (with _stockAt: when its stock was seen)
 export const orders = new Map(); // order_id -> order, the ones this tab placed or looked at
 export const salesViews = new Map(); // drop_id -> refresh(), for the creator's view on screen
+export const lineViews = new Map(); // drop_id -> refresh(frame), for the line box on screen
+export const linePlaces = new Map(); // drop_id -> the user's place in its line or draw (with its admission)
+
+/** Everything one user's session put here: logging out clears it before anyone else logs in. */
+export function clearUserState() {
+  for (const map of [orders, salesViews, lineViews, linePlaces]) map.clear();
+  state.dropFilter = "";
+}

@@ -1,6 +1,6 @@
 // Views: a creator's page, the creators a user follows, and the Follow button.
 import { $, $$, h, put } from "../dom.js";
-import { api, describeError } from "../api.js";
+import { api, describeError, unavailable } from "../api.js";
 import { when } from "../format.js";
 import { errorBox, field, handle, showError } from "../forms.js";
 import { go, onLeave } from "../router.js";
@@ -69,10 +69,34 @@ export function viewCreator(main) {
   );
 }
 
+/** Find creators by name (GET /creators?query=); each result links to the creator's page. */
+export function creatorSearch() {
+  const results = h("ul.rows.search-results", { testid: "creator-results", "aria-live": "polite" });
+  const input = h("input", { name: "query", type: "search", required: true, minlength: "1", maxlength: "100", testid: "creator-search-input", placeholder: "A studio's name" });
+  const form = h("form.inline.search", { testid: "creator-search", role: "search" },
+    field("Find a creator", input), errorBox("creator-search-error"), h("button.secondary", { type: "submit", testid: "creator-search-submit" }, "Search"));
+  handle(form, async (values) => {
+    const query = String(values.get("query")).trim();
+    results.replaceChildren();
+    let data;
+    try {
+      ({ data } = await api("GET", `/creators?${new URLSearchParams({ query, limit: "20" })}`, { auth: false }));
+    } catch (error) {
+      throw unavailable(error) ? "Searching creators isn't offered by this server yet. Open a creator by id below." : error;
+    }
+    const items = data.items || [];
+    results.replaceChildren(...items.map((c) => h("li", { testid: "creator-result", "data-creator-id": c.creator_id },
+      h("a", { href: `#/creator/${encodeURIComponent(c.creator_id)}`, text: c.name }),
+      h("span.muted", { text: ` · ${c.follower_count ?? 0} followers` }))));
+    if (!items.length) results.append(h("li.muted", { testid: "creator-results-empty", text: `No creator called "${query}".` }));
+  });
+  return h("section.creator-search", form, results);
+}
+
 export function viewFollowing(main) {
   const box = errorBox("following-error");
   const list = h("ul.rows", { testid: "following-list" });
-  main.append(h("h1", { text: "Following" }), box, list);
+  main.append(h("h1", { text: "Following" }), creatorSearch(), box, list);
   const form = h("form.inline", { testid: "follow-by-id" },
     field("Follow a creator by id", h("input", { name: "creator_id", required: true, testid: "follow-id" })),
     errorBox(), h("button.secondary", { type: "submit" }, "Open"));

@@ -18,6 +18,10 @@ const INBOX_TEXT = {
   [EventType.ORDER_CONFIRMED]: "Order confirmed",
   [EventType.ORDER_FAILED]: "Payment failed",
   [EventType.ORDER_EXPIRED]: "Order expired",
+  [FrameType.QUEUE_POSITION]: "Your place in the line",
+  [FrameType.ADMITTED]: "It's your turn to buy",
+  [FrameType.DRAW_WON]: "You won the draw",
+  [FrameType.DRAW_LOST]: "The draw didn't reach you",
 };
 
 export function viewInbox(main) {
@@ -63,11 +67,13 @@ export function viewInbox(main) {
       setUnread(data.unread);
       for (const note of data.items) {
         newest = newest && newest > note.created_at ? newest : note.created_at;
-        const row = h("li", { testid: "inbox-item", "data-type": note.type, "data-at": note.created_at, class: note.read ? "read" : "unread" },
-          h("strong", { text: INBOX_TEXT[note.type] || note.type }),
-          h("span.muted", { text: ` · ${when(note.created_at)}` }),
-          note.drop_id ? h("a", { href: `#/drop/${encodeURIComponent(note.drop_id)}`, onclick: () => !note.read && markRead({ notification_id: note.notification_id }).catch(() => {}) }, " Open drop") : null,
-          note.read ? null : h("button.link", { type: "button", testid: "inbox-mark-read", onclick: () => readOne(note, row) }, "Mark read"));
+        // One row per notification: what happened, when, then its actions on their own line.
+        const row = h("li.inbox-row", { testid: "inbox-item", "data-type": note.type, "data-at": note.created_at, class: note.read ? "inbox-row read" : "inbox-row unread" },
+          h("div.inbox-title", h("strong", { text: INBOX_TEXT[note.type] || note.type.replaceAll("_", " ") })),
+          h("time.muted", { datetime: note.created_at, text: when(note.created_at) }),
+          h("div.actions",
+            note.drop_id ? h("a", { href: `#/drop/${encodeURIComponent(note.drop_id)}`, onclick: () => !note.read && markRead({ notification_id: note.notification_id }).catch(() => {}) }, "Open drop") : null,
+            note.read ? null : h("button.link", { type: "button", testid: "inbox-mark-read", onclick: () => readOne(note, row) }, "Mark read")));
         list.append(row);
         if (note.drop_id) {
           fetchDrop(note.drop_id).then((d) => product(d.product_id)).then((p) => $("strong", row).append(`: ${p.name}`), () => {});

@@ -6,6 +6,9 @@ import { ORDER_LABEL, money, orderTime } from "../format.js";
 import { clearError, errorBox, showError } from "../forms.js";
 import { onLeave } from "../router.js";
 import { drops, salesViews } from "../state.js";
+import { allEntries } from "../drawcheck.js";
+import { lineChart } from "./chart.js";
+import { salesSeries } from "./series.js";
 
 const SALES_STATUSES = [
   ["confirmed", "Paid"],
@@ -32,10 +35,14 @@ export function creatorView(drop) {
       SALES_STATUSES.map(([status, label]) =>
         h("li", { "data-status": status, class: `order-${status}` },
           h("span.count", { testid: `sales-orders-${status}`, text: "…" }), ` ${label}`))),
+    h("h3", { text: "Over time" }),
+    h("div", { testid: "sales-chart-box" }),
+    h("p.muted.chart-note", { testid: "sales-chart-note" }),
     h("h3", { text: "Latest orders" }),
     h("ol.rows.recent-orders", { testid: "sales-recent" }));
   let timer = null;
   let stopped = false;
+  const samples = []; // [ms, stock, units_sold, entries|null]: what this page saw, one per load
   const load = async () => {
     clearTimeout(timer);
     if (stopped) return;
@@ -43,6 +50,13 @@ export function creatorView(drop) {
       const { data } = await api("GET", `/drops/${encodeURIComponent(drop.drop_id)}/sales`);
       if (stopped) return;
       fillSales(view, data);
+      let entries = null;
+      if (data.sale_mode === "draw") entries = (await allEntries(drop.drop_id).catch(() => null))?.length ?? null;
+      samples.push([now(), data.stock, data.units_sold, entries]);
+      if (stopped) return;
+      const { series, note } = salesSeries(data, samples);
+      $('[data-testid="sales-chart-box"]', view).replaceChildren(lineChart(series, { title: "Units sold and stock over time", testid: "sales-chart" }));
+      $('[data-testid="sales-chart-note"]', view).textContent = note;
       clearError(box);
     } catch (error) {
       showError(box, error);

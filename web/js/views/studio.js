@@ -1,21 +1,24 @@
 // Views: the creator's studio (become a creator, add products, schedule drops, see them sell).
 import { $$, h } from "../dom.js";
-import { api, now } from "../api.js";
+import { api } from "../api.js";
 import { loadMe } from "../account.js";
-import { localInput, money, when } from "../format.js";
+import { watchOwn, watchOwnDrops } from "../ownwatch.js";
+import { money, when } from "../format.js";
 import { errorBox, field, handle } from "../forms.js";
 import { onLeave, render } from "../router.js";
 import { products, state } from "../state.js";
 import { creator, rememberDrop } from "../store.js";
 import { toast } from "../toasts.js";
 import { dropCard, updateCard } from "./cards.js";
-
-const myProducts = new Map(); // product_id -> product, for the drop form's select
-const myDrops = new Map();
+import { dropBody, dropFields } from "./dropform.js";
+import { dropTools, productRow } from "./manage.js";
 
 export function viewStudio(main) {
   main.append(h("h1", { text: "Creator studio" }));
   const me = state.session.user;
+  // Per visit, never module-wide: another creator logging in on this tab must not see these.
+  const myProducts = new Map(); // product_id -> product, for the drop form's select
+  const myDrops = new Map();
   if (!me.creator_id) {
     const form = h("form.card", { testid: "become-creator-form" },
       h("h2", { text: "Become a creator" }),
@@ -26,6 +29,7 @@ export function viewStudio(main) {
     handle(form, async (values) => {
       await api("POST", "/creators", { body: { name: String(values.get("name")).trim(), profile: String(values.get("profile")).trim() } });
       await loadMe();
+      watchOwnDrops();
       toast("info", "You're a creator now", "Add a product, then schedule its drop.");
       render();
     });
@@ -55,40 +59,32 @@ export function viewStudio(main) {
     products.set(data.product_id, Promise.resolve(data));
     productForm.reset();
     fillProducts();
+    productList.append(productRow(data));
     select.value = data.product_id;
     toast("info", "Product added", `${data.name} is ready for a drop.`);
   });
 
   const select = h("select", { name: "product_id", required: true, testid: "drop-product" });
-  const start = h("input", { name: "start", type: "datetime-local", step: "1", required: true, testid: "drop-start", value: localInput(now() + 60000) });
-  const end = h("input", { name: "end", type: "datetime-local", step: "1", required: true, testid: "drop-end", value: localInput(now() + 3660000) });
   const dropForm = h("form.card", { testid: "drop-form" },
     h("h2", { text: "Schedule a drop" }),
     field("Product", select),
-    h("div.row", field("Starts (your time)", start), field("Ends (your time)", end)),
-    h("div.row",
-      field("Stock", h("input", { name: "stock", type: "number", min: "1", max: "1000000", value: "50", required: true, testid: "drop-stock-input" })),
-      field("Per-person limit", h("input", { name: "per_user_limit", type: "number", min: "1", value: "2", testid: "drop-limit-input" })),
-      field("Low-stock alert at", h("input", { name: "low_stock_threshold", type: "number", min: "0", placeholder: "optional", testid: "drop-low-input" }))),
+    dropFields(),
     errorBox(), h("button.primary", { type: "submit", testid: "drop-submit" }, "Schedule drop"));
   handle(dropForm, async (values) => {
     if (!values.get("product_id")) throw "Add a product first, then pick it here.";
-    const body = {
-      product_id: values.get("product_id"),
-      start_time: new Date(String(values.get("start"))).toISOString(),
-      end_time: new Date(String(values.get("end"))).toISOString(),
-      stock: Number(values.get("stock")),
-    };
-    if (values.get("per_user_limit")) body.per_user_limit = Number(values.get("per_user_limit"));
-    if (values.get("low_stock_threshold")) body.low_stock_threshold = Number(values.get("low_stock_threshold"));
+    const body = { product_id: values.get("product_id"), ...dropBody(values) };
     const { data } = await api("POST", `/creators/${encodeURIComponent(me.creator_id)}/drops`, { body });
     myDrops.set(data.drop_id, rememberDrop(data));
-    scheduled.prepend(dropCard(data));
+    watchOwn(data.drop_id);
+    const card = dropCard(data);
+    card.append(dropTools(card, data));
+    scheduled.prepend(card);
     toast("info", "Drop scheduled", `Starts ${when(data.start_time)}.`, { href: `#/drop/${encodeURIComponent(data.drop_id)}`, text: "Open drop" });
   });
 
   const scheduled = h("ul.drops", { testid: "studio-drops" });
-  main.append(h("div.studio", productForm, dropForm), h("h2", { text: "Your drops" }), scheduled);
+  const productList = h("ul.rows.products", { testid: "studio-products" });
+  main.append(h("div.studio", productForm, dropForm), h("h2", { text: "Your drops" }), scheduled, h("h2", { text: "Your products" }), productList);
 
   function fillProducts() {
     const chosen = select.value;
@@ -104,7 +100,11 @@ export function viewStudio(main) {
       const params = new URLSearchParams({ limit: "100" });
       if (page) params.set("page", page);
       const { data } = await api("GET", `/products?${params}`, { auth: false });
-      for (const p of data.items) if (p.creator_id === me.creator_id) myProducts.set(p.product_id, p);
+      for (const p of data.items) {
+        if (p.creator_id !== me.creator_id || myProducts.has(p.product_id)) continue;
+        myProducts.set(p.product_id, p);
+        productList.append(productRow(p));
+      }
       fillProducts();
       page = data.next_page;
       if (!page) break;
@@ -118,7 +118,7 @@ export function viewStudio(main) {
       if (shown.has(drop.drop_id)) continue;
       const card = dropCard(drop);
       card.append(h("p.when", { testid: "drop-sales" },
-        `${drop.units_sold} sold · ${money(drop.revenue_cents, drop.currency)} · ${drop.orders.pending_payment} awaiting payment`));
+        `${drop.units_sold} sold · ${money(drop.revenue_cents, drop.currency)} · ${drop.orders.pending_payment} awaiting payment`), dropTools(card, drop));
       scheduled.append(card);
     }
   }, () => {});
