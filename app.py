@@ -22,6 +22,7 @@ from chalicelib import (
     sales,
     scheduling,
     serving,
+    storefront,
     webpush,
 )
 from chalicelib import commands as request_bodies
@@ -89,6 +90,8 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 app.register_middleware(chalice_errors_in_api_shape, "http")
+# Creator search, order and drop changes, buyers and product images (chalicelib.storefront).
+app.register_blueprint(storefront.blueprint)
 
 
 def _correlation_id(event: Any) -> str | None:

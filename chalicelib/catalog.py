@@ -14,6 +14,7 @@ from chalicelib import stock as shards
 from chalicelib.accounts import owned_creator
 from chalicelib.cache import TtlCache
 from chalicelib.commands import SALE_MODES, NewDrop, NewProduct
+from chalicelib.config import get_settings
 from chalicelib.db import Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.errors import (
     DropNotFoundError,
@@ -80,6 +81,8 @@ def current_stock(drop: Drop) -> int:
 def derived_status(drop: Drop, at_ms: int | None = None) -> str:
     """The status a client sees: from the clock and the stock, whatever the scheduler did so far."""
     now = now_ms() if at_ms is None else at_ms
+    if drop.status == "cancelled":  # by its creator (chalicelib.drop_changes)
+        return "cancelled"
     if drop.status == "ended" or now >= drop.end_time:
         return "ended"
     if now < drop.start_time:
@@ -154,6 +157,8 @@ def product_view(product: Product, latest: Drop | None) -> dict[str, Any]:
         "currency": product.currency,
         "status": derived_status(latest) if latest is not None else product.status,
         "created_at": format_time(product.created_at),
+        # In upload order: each key starts with the time its upload was granted (chalicelib.images).
+        "images": [f"{get_settings().images_url}/{key}" for key in sorted(product.images or ())],
     }
 
 
@@ -392,7 +397,15 @@ def drop_terms(drop_id: str) -> DropTerms:
             purchase_window_seconds=int(drop.admission_seconds or PURCHASE_WINDOW_SECONDS),
         )
 
-    return _cached(terms_cache, drop_id, load)
+    found = terms_cache.get(drop_id)
+    if found is not None:
+        count("CacheHit")
+        return found
+    count("CacheMiss")
+    terms = load()
+    # Until its start a creator may still change a drop (PATCH /drops/{id}): only a started drop's
+    # terms are kept for the Lambda's life; before, they come from the drop's short-lived cache.
+    return terms_cache.put(drop_id, terms) if terms.start_time <= now_ms() else terms
 
 
 _DROP_KEY = {"drop_id": "S", "status": "S", "start_time": "N"}

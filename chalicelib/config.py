@@ -73,6 +73,10 @@ class Settings:
     vapid_secret_name: str = ""
     # The dev stack only: push endpoints on http://127.0.0.1 (a test's own push service) are accepted.
     push_loopback: bool = False
+    # Product images (chalicelib.images): the bucket uploads go to, and the URL its keys are served under
+    # (the web page's CDN in AWS, the embedded S3 in the dev stack).
+    images_bucket: str = ""
+    images_url: str = ""
 
     @property
     def user_pool_arn(self) -> str:
@@ -160,6 +164,8 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         # The local dev stack only: a test runs its own push service on loopback (in AWS, loopback is the
         # Lambda runtime API, never a push service).
         push_loopback=endpoint is not None,
+        images_bucket=env.get("LIVEDROP_IMAGES_BUCKET", f"{prefix}images"),
+        images_url=env.get("LIVEDROP_IMAGES_URL", f"{endpoint}/{prefix}images" if endpoint else "").rstrip("/"),
     )
 
 

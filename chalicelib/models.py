@@ -88,6 +88,7 @@ class Creator(Model):
     profile = UnicodeAttribute(default="")
     follower_count = NumberAttribute(default=0)
     created_at = NumberAttribute()
+    search_name = UnicodeAttribute(null=True)  # the name case-folded, for GET /creators?query= (chalicelib.search)
 
 
 class FollowsByUser(GlobalSecondaryIndex["Follow"]):
@@ -130,6 +131,7 @@ class Product(Model):
     status = UnicodeAttribute(default="draft")
     latest_drop_id = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
+    images = UnicodeSetAttribute(null=True)  # the keys of its uploaded images (chalicelib.images)
     by_creator = ProductsByCreator()
     by_status = ProductsByStatus()
 
@@ -137,7 +139,7 @@ class Product(Model):
 # What every order (or its settlement) changes on a Drops row: kept out of the Drops indexes, so an
 # order's stock decrement writes the table alone and never rewrites an index entry. Reads through an
 # index add these back from the rows (catalog.with_hot_fields).
-DROP_HOT_ATTRIBUTES = ("stock", "orders_placed", "orders_failed", "orders_expired")
+DROP_HOT_ATTRIBUTES = ("stock", "orders_placed", "orders_failed", "orders_expired", "orders_cancelled")
 # Everything else a drop holds (its keys are projected anyway); tests/unit/test_schema.py checks that
 # these and the hot ones are all of Drop's attributes.
 DROP_INDEXED_ATTRIBUTES = (
@@ -195,6 +197,7 @@ class Drop(Model):
     orders_placed = NumberAttribute(null=True)
     orders_failed = NumberAttribute(null=True)
     orders_expired = NumberAttribute(null=True)
+    orders_cancelled = NumberAttribute(null=True)  # cancelled by their buyers before payment
     # Sale modes (docs/sale-modes.md); a row without them is a first-come drop on its own stock.
     sale_mode = UnicodeAttribute(null=True)
     # > 1: the stock lives in StockShard rows and `stock` keeps the initial figure.
@@ -267,6 +270,7 @@ class Order(Model):
     # Whether the order counted its units on the buyer's purchase counter (only a per-user limit, or an
     # admission, makes it; an order stored before this attribute always did): its release gives them back.
     counts_purchase = BooleanAttribute(null=True)
+    shipping_address = UnicodeAttribute(null=True)  # JSON of the buyer's ShippingAddress, when given
     by_user = OrdersByUser()
     by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()
@@ -381,6 +385,7 @@ class StockShard(Model):
     orders_placed = NumberAttribute(null=True)
     orders_failed = NumberAttribute(null=True)
     orders_expired = NumberAttribute(null=True)
+    orders_cancelled = NumberAttribute(null=True)
 
 
 class LinesByActivity(GlobalSecondaryIndex["Line"]):

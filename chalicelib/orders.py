@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,7 +52,8 @@ PENDING = "pending_payment"
 CONFIRMED = "confirmed"
 PAYMENT_FAILED = "payment_failed"
 EXPIRED = "expired"
-RELEASED = (PAYMENT_FAILED, EXPIRED)
+CANCELLED = "cancelled"  # by the buyer, before payment (chalicelib.order_changes)
+RELEASED = (PAYMENT_FAILED, EXPIRED, CANCELLED)
 # Pending orders spread over a few GSI partitions so a hot drop's reservations do not all write one
 # index partition; the sweeper queries each bucket.
 PENDING_BUCKETS = tuple(f"pending#{n}" for n in range(4))
@@ -77,14 +78,21 @@ def idempotency_key_from(header: str | None) -> str:
     return check_text("Idempotency-Key", header)
 
 
-def request_hash(drop_id: str, quantity: int, payment_token: str) -> str:
+def request_hash(drop_id: str, quantity: int, payment_token: str, shipping: str | None = None) -> str:
     """A digest of an order request's body, to tell a replay from a reused key."""
-    canonical = json.dumps(
-        {"drop_id": drop_id, "quantity": quantity, "payment_token": payment_token},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    fields: dict[str, Any] = {"drop_id": drop_id, "quantity": quantity, "payment_token": payment_token}
+    if shipping is not None:  # only when sent, so the digests of orders without one stay as they were
+        fields["shipping_address"] = shipping
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def shipping_json(new: NewOrder) -> str | None:
+    """The order's shipping address as stored (JSON without the fields left out), or None."""
+    if new.shipping_address is None:
+        return None
+    fields = {k: v for k, v in asdict(new.shipping_address).items() if v is not None}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
 def pending_bucket(order_id: str) -> str:
@@ -116,6 +124,8 @@ def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
     }
     if status == PENDING and getattr(order, "payment_retries", None):
         view["payment_retrying"] = True
+    if order.shipping_address:
+        view["shipping_address"] = json.loads(order.shipping_address)
     return view
 
 
@@ -133,7 +143,8 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         admissions.verify_token(new.admission_token, user_id, drop_id, now)
     elif new.admission_token is not None:
         raise InvalidRequestError("admission_token is only for queue and draw drops")
-    digest = request_hash(drop_id, quantity, payment_token)
+    shipping = shipping_json(new)
+    digest = request_hash(drop_id, quantity, payment_token, shipping)
     order_id = new_id("or")
     order = Order(
         order_id=order_id,
@@ -150,6 +161,7 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         created_at=now,
         expires_at=now + settings.reservation_seconds * 1000,
         counts_purchase=limit is not None,
+        shipping_address=shipping,
     )
     key_id = f"{user_id}#{key}"
     expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)
@@ -461,8 +473,17 @@ def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) ->
     return {order.order_id for order, _ in paid}
 
 
+# Which counters a release moves, on the drop's row or on its shard (chalicelib.sales reads them).
+_RELEASE_COUNTERS = {
+    PAYMENT_FAILED: (Drop.orders_failed, StockShard.orders_failed),
+    EXPIRED: (Drop.orders_expired, StockShard.orders_expired),
+    CANCELLED: (Drop.orders_cancelled, StockShard.orders_cancelled),
+}
+
+
 def release_reservation(order_id: str, to_status: str, at_ms: int | None = None, order: Order | None = None) -> bool:
-    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did.
+    """Give an unpaid order's stock back and mark it payment_failed, expired or cancelled, exactly once;
+    True if this call did.
 
     `order`, when given, is the order as the caller read it (its status guard still decides)."""
     if to_status not in RELEASED:
@@ -476,6 +497,10 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         if order.expires_at >= now:
             return False
         guard = guard & (Order.expires_at < now)
+    elif to_status == CANCELLED:
+        if order.expires_at < now:
+            return False  # the sweeper's to expire
+        guard = guard & (Order.expires_at >= now)
     quantity = int(order.quantity)
     tx = Transaction()
     tx.update(
@@ -485,7 +510,7 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         guard,
     )
     if order.stock_shard is None:
-        settled = Drop.orders_failed if to_status == PAYMENT_FAILED else Drop.orders_expired
+        settled = _RELEASE_COUNTERS[to_status][0]
         tx.update(
             "drop",
             Drop(drop_id=order.drop_id),
@@ -495,7 +520,7 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
     else:
         # Back to the shard it came from, so every shard keeps stock + held == its initial stock; the
         # creator's counters of a sharded drop live on its shards too (chalicelib.sales adds them up).
-        counted = StockShard.orders_failed if to_status == PAYMENT_FAILED else StockShard.orders_expired
+        counted = _RELEASE_COUNTERS[to_status][1]
         tx.update(
             "drop",
             stock.shard_item(order.drop_id, int(order.stock_shard)),

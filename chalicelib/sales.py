@@ -18,7 +18,7 @@ from chalicelib.catalog import drop_view, with_hot_fields
 from chalicelib.db import now_ms
 from chalicelib.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
 from chalicelib.models import Drop, DropSales, Order
-from chalicelib.orders import CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status, orders_of
+from chalicelib.orders import CANCELLED, CONFIRMED, EXPIRED, PAYMENT_FAILED, PENDING, derived_status, orders_of
 from chalicelib.pagination import decode_page, page_body
 from chalicelib.validation import format_time
 
@@ -34,18 +34,19 @@ def figures(drop: Drop, sales: DropSales | None) -> dict[str, Any]:
         # A sharded drop's stock and counters live on its shards (chalicelib.stock).
         counted = stock.shard_rows(drop.drop_id, int(drop.stock_shards))
         left = sum(int(row.stock) for row in counted)
-    placed, failed, expired = (
+    placed, failed, expired, cancelled = (
         sum(int(getattr(row, name) or 0) for row in counted)
-        for name in ("orders_placed", "orders_failed", "orders_expired")
+        for name in ("orders_placed", "orders_failed", "orders_expired", "orders_cancelled")
     )
     confirmed = int(sales.orders_confirmed) if sales else 0
     units_sold = int(sales.units_sold) if sales else 0
     return {
         "orders": {
-            PENDING: max(0, placed - confirmed - failed - expired),
+            PENDING: max(0, placed - confirmed - failed - expired - cancelled),
             CONFIRMED: confirmed,
             PAYMENT_FAILED: failed,
             EXPIRED: expired,
+            CANCELLED: cancelled,
         },
         "units_sold": units_sold,
         # Stock taken by orders still awaiting payment (it comes back if they fail or expire).

@@ -138,7 +138,9 @@ def activate(drop_id: str, at_ms: int | None = None) -> bool:
 def end(drop_id: str, at_ms: int | None = None) -> bool:
     """Any status -> ended once the end time has come."""
     now = now_ms() if at_ms is None else at_ms
-    changed = _set_status(drop_id, "ended", (Drop.status != "ended") & (Drop.end_time <= now))
+    # A cancelled drop stays cancelled (chalicelib.drop_changes).
+    unended = (Drop.status != "ended") & (Drop.status != "cancelled")
+    changed = _set_status(drop_id, "ended", unended & (Drop.end_time <= now))
     if changed:
         _sync_product(drop_id, "ended")
     return changed

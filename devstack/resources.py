@@ -128,6 +128,13 @@ def provision(
     with contextlib.suppress(ses.exceptions.ConfigurationSetAlreadyExistsException):
         ses.create_configuration_set(ConfigurationSet={"Name": settings.ses_configuration_set})
 
+    # Product images (chalicelib.images): uploaded by presigned POST, served by the embedded S3.
+    s3 = aws_client("s3", endpoint)
+    bucket = f"{settings.table_prefix}images"
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=bucket)
+    env["LIVEDROP_IMAGES_BUCKET"] = bucket
+    env["LIVEDROP_IMAGES_URL"] = f"{endpoint}/{bucket}"
     env["LIVEDROP_USER_POOL_ID"] = pool_id
     env["LIVEDROP_USER_POOL_CLIENT_ID"] = client_id
     os.environ.update(env)
