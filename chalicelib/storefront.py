@@ -75,7 +75,7 @@ def drop_buyers(drop_id: str) -> Any:
     listing = fulfilment.buyers(caller(), drop_id, parse_limit(query("limit")), query("page"))
     if "text/csv" not in str(request().headers.get("accept") or ""):
         return json_response(listing)
-    headers = {
+    headers: dict[str, str | list[str]] = {
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="{drop_id}-buyers.csv"',
     }
