@@ -98,8 +98,9 @@ ACCESS: dict[str, FunctionAccess] = {
             "NotificationPreferences",
             "PushSubscriptions",
         ),
-        # GET /products without a status filter pages through the whole catalog.
-        scan=("Products",),
+        # GET /products without a status filter pages through the whole catalog; GET /creators?query=
+        # filters the creators (chalicelib.search).
+        scan=("Products", "Creators"),
         schedules=True,
         # AdminDeleteUser undoes a sign-up whose Users row could not be written.
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
