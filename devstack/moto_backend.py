@@ -130,7 +130,7 @@ def build_app(group: str | None = None) -> SerializedApp:
         return _refusal(group, str(backend))
 
     # Inside the lock: a token's first request and its repeat never overlap.
-    dispatcher = TransactionRules(DomainDispatcherApplication(create_app))
+    dispatcher: Any = TransactionRules(DomainDispatcherApplication(create_app))
     if group is None or _serves(group, "s3"):
         # S3 refuses a browser upload its policy does not allow; moto would store it.
         dispatcher = PostPolicyCheck(dispatcher)
