@@ -54,8 +54,16 @@ def test_the_owner_reschedules_and_restocks_a_drop_before_it_starts(api, new_use
     # Others: 404, as for the sales view; no body, another mode's settings, inconsistent times: 400.
     refused = patch(api, new_user(creator=True), drop["drop_id"], {"stock": 1})
     assert refused.status_code == 404 and error_code(refused) == "drop_not_found"
-    for bad in ({"admissions_per_second": 5}, {"start_time": iso(9000)}, {"stock": 0}, {"per_user_limit": 31},
-                {"stock": 2, "per_user_limit": None, "low_stock_threshold": 3}, {"what": 1}, {"start_time": iso(-5)}):  # fmt: skip
+    bad_changes = [
+        {"admissions_per_second": 5},
+        {"start_time": iso(9000)},
+        {"stock": 0},
+        {"per_user_limit": 31},
+        {"stock": 2, "per_user_limit": None, "low_stock_threshold": 3},
+        {"what": 1},
+        {"start_time": iso(-5)},
+    ]
+    for bad in bad_changes:
         answer = patch(api, owner, drop["drop_id"], bad)
         assert answer.status_code == 400 and error_code(answer) == "invalid_request", (bad, answer.text)
     assert api.call("PATCH", f"/drops/{drop['drop_id']}", owner.token, data="nope").status_code == 400
