@@ -34,6 +34,9 @@ class FunctionAccess:
     email: bool = False
     # Reads the stage's VAPID key secret, and makes it the first time (chalicelib.webpush).
     push_keys: bool = False
+    # Signs browser uploads of product images to the images bucket (chalicelib.images): an upload acts
+    # with the signer's permission, s3:PutObject under images/.
+    images: bool = False
     timeout: int = 30
     memory: int = 256
     # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
@@ -106,6 +109,7 @@ ACCESS: dict[str, FunctionAccess] = {
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
         push_keys=True,  # GET /push/vapid-public-key
+        images=True,  # POST /products/{id}/images
         timeout=29,
         memory=1024,
     ),

@@ -115,6 +115,8 @@ class LiveDropStack(cdk.Stack):
         super().__init__(scope, stage, stack_name=f"{APP_NAME}-{stage}", **kwargs)
         self.stage = stage
         self.prefix = f"{APP_NAME}-{stage}-"
+        # Product images (chalicelib.images): bucket names are global, so the account and region are in it.
+        self.images_bucket_name = f"{self.prefix}images-{self.account}-{self.region}"
         self.source_dir = Path(source_dir)
         chalice_config = json.loads((self.source_dir / ".chalice" / "config.json").read_text())
         stage_config = chalice_config.get("stages", {}).get(stage, {})
@@ -185,7 +187,14 @@ class LiveDropStack(cdk.Stack):
                 rest_domain=f"{rest_id}.execute-api.{self.region}.{self.url_suffix}",
                 api_stage=self.api_stage,
                 ws_url=self.ws_url,
+                images_bucket_name=self.images_bucket_name,
             )
+            # The images are served by the web page's distribution, under /images/ (chalicelib.images).
+            for function in self.functions.values():
+                if ACCESS[function.handler].images:
+                    function.resource.add_property_override(
+                        "Environment.Variables.LIVEDROP_IMAGES_URL", self.website.url
+                    )
 
         self.monitoring = Monitoring(
             self,
@@ -551,6 +560,7 @@ class LiveDropStack(cdk.Stack):
             "LIVEDROP_VAPID_SECRET": self.vapid_secret_name,
             "LIVEDROP_PUBLIC_URL": self.public_url,
             "LIVEDROP_WEB_URL": self.web_url,
+            "LIVEDROP_IMAGES_BUCKET": self.images_bucket_name,
             "POWERTOOLS_SERVICE_NAME": APP_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
         }
@@ -754,3 +764,6 @@ class _CdkArns:
     def email_configuration_set(self) -> str:
         name = self.stack.configuration_set_name
         return self.stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
+
+    def images_bucket(self) -> str:
+        return f"arn:{self.stack.partition}:s3:::{self.stack.images_bucket_name}"
