@@ -164,8 +164,11 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         # The local dev stack only: a test runs its own push service on loopback (in AWS, loopback is the
         # Lambda runtime API, never a push service).
         push_loopback=endpoint is not None,
-        images_bucket=env.get("LIVEDROP_IMAGES_BUCKET", f"{prefix}images"),
-        images_url=env.get("LIVEDROP_IMAGES_URL", f"{endpoint}/{prefix}images" if endpoint else "").rstrip("/"),
+        # Bucket names are global: the account and region are in it (as infra/ names it).
+        images_bucket=env.get("LIVEDROP_IMAGES_BUCKET", f"{prefix}images-{account}-{region}"),
+        images_url=env.get(
+            "LIVEDROP_IMAGES_URL", f"{endpoint}/{prefix}images-{account}-{region}" if endpoint else ""
+        ).rstrip("/"),
     )
 
 

@@ -130,7 +130,7 @@ def provision(
 
     # Product images (chalicelib.images): uploaded by presigned POST, served by the embedded S3.
     s3 = aws_client("s3", endpoint)
-    bucket = f"{settings.table_prefix}images"
+    bucket = settings.images_bucket
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=bucket)
     # Anyone may read the images, as the web page's CDN serves them in AWS (its origin access is
