@@ -73,8 +73,9 @@ class Settings:
     vapid_secret_name: str = ""
     # The dev stack only: push endpoints on http://127.0.0.1 (a test's own push service) are accepted.
     push_loopback: bool = False
-    # Product images (chalicelib.images): the bucket uploads go to, and the URL its keys are served under
-    # (the web page's CDN in AWS, the embedded S3 in the dev stack).
+    # Product images (chalicelib.images): the bucket uploads go to, and the URL its keys are served under:
+    # in AWS none, so image URLs are root-relative (/images/...) on the web page's CDN, which serves the
+    # page, its API and the images from one origin; the embedded S3's URL in the dev stack.
     images_bucket: str = ""
     images_url: str = ""
 

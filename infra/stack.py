@@ -189,12 +189,6 @@ class LiveDropStack(cdk.Stack):
                 ws_url=self.ws_url,
                 images_bucket_name=self.images_bucket_name,
             )
-            # The images are served by the web page's distribution, under /images/ (chalicelib.images).
-            for function in self.functions.values():
-                if ACCESS[function.handler].images:
-                    function.resource.add_property_override(
-                        "Environment.Variables.LIVEDROP_IMAGES_URL", self.website.url
-                    )
 
         self.monitoring = Monitoring(
             self,
