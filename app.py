@@ -67,7 +67,7 @@ from chalicelib.schema.commands import (
 )
 from chalicelib.schema.pagination import parse_limit
 from chalicelib.schema.topology import Fn
-from chalicelib.wiring import bootstrap
+from chalicelib.wiring import bootstrap, storefront
 
 # Nothing here reads the settings: the composition root does, on first use (chalicelib.wiring.bootstrap).
 app = bootstrap.chalice_app("livedrop")
@@ -90,6 +90,8 @@ def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
 
 
 app.register_middleware(chalice_errors_in_api_shape, "http")
+# Creator search, order and drop changes, buyers and product images (chalicelib.wiring.storefront).
+app.register_blueprint(storefront.blueprint)
 
 
 def _correlation_id(event: Any) -> str | None:

@@ -334,6 +334,9 @@ class LocalArns:
     def email_configuration_set(self) -> str:
         return f"arn:aws:ses:{self._base}:configuration-set/{self.settings.ses_configuration_set}"
 
+    def images_bucket(self) -> str:
+        return f"arn:aws:s3:::{self.settings.images_bucket}"
+
 
 def local_enforcer(dynamodb: Any, *, ws_api_id: str, ws_stage: str) -> Enforcer:
     """An Enforcer holding every function's policy as infra deploys it, over this stack's resources.

@@ -116,6 +116,7 @@ def build_app(group: str | None = None) -> SerializedApp:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from devstack.contention import TransactionRules
+    from devstack.s3_uploads import PostPolicyCheck
 
     def create_app(backend: Any) -> Any:
         if group is None or _serves(group, str(backend)):
@@ -123,7 +124,10 @@ def build_app(group: str | None = None) -> SerializedApp:
         return _refusal(group, str(backend))
 
     # Inside the lock: a token's first request and its repeat never overlap.
-    dispatcher = TransactionRules(DomainDispatcherApplication(create_app))
+    dispatcher: Any = TransactionRules(DomainDispatcherApplication(create_app))
+    if group is None or _serves(group, "s3"):
+        # S3 refuses a browser upload its policy does not allow; moto would store it.
+        dispatcher = PostPolicyCheck(dispatcher)
     if group is None or _serves(group, "ses"):
         return SerializedApp(SentEmails(dispatcher))
     return SerializedApp(dispatcher)

@@ -129,6 +129,22 @@ def provision(
     with contextlib.suppress(ses.exceptions.ConfigurationSetAlreadyExistsException):
         ses.create_configuration_set(ConfigurationSet={"Name": settings.ses_configuration_set})
 
+    # Product images (chalicelib.domain.images): uploaded by presigned POST, served by the embedded S3.
+    s3 = aws_client("s3", endpoint)
+    bucket = settings.images_bucket
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=bucket)
+    # Anyone may read the images, as the web page's CDN serves them in AWS (its origin access is
+    # granted by the same kind of bucket policy there); nothing else in the bucket is readable.
+    public_read = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/images/*",
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [public_read]}))
+    env["LIVEDROP_IMAGES_BUCKET"] = bucket
+    env["LIVEDROP_IMAGES_URL"] = f"{endpoint}/{bucket}"
     env["LIVEDROP_USER_POOL_ID"] = pool_id
     env["LIVEDROP_USER_POOL_CLIENT_ID"] = client_id
     os.environ.update(env)

@@ -92,3 +92,6 @@ class CdkArns:
     def email_configuration_set(self) -> str:
         name = self.stack.configuration_set_name
         return self.stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
+
+    def images_bucket(self) -> str:
+        return f"arn:{self.stack.partition}:s3:::{self.stack.images_bucket_name}"

@@ -131,7 +131,15 @@ class WebSite(Construct):
     """The web page: a private bucket read only by CloudFront (origin access control), /api/* to REST."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, web_dir: Path, rest_domain: str, api_stage: str, ws_url: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        web_dir: Path,
+        rest_domain: str,
+        api_stage: str,
+        ws_url: str,
+        images_bucket_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -145,6 +153,19 @@ class WebSite(Construct):
             # The page is rebuilt from web/ at every deploy: nothing in the bucket is worth keeping.
             removal_policy=cdk.RemovalPolicy.DESTROY,
             auto_delete_objects=True,
+        )
+        # Product images: uploaded by browsers with presigned POSTs (hence CORS), read only by CloudFront.
+        self.images = s3.Bucket(
+            self,
+            "Images",
+            bucket_name=images_bucket_name,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            cors=[s3.CorsRule(allowed_methods=[s3.HttpMethods.POST], allowed_origins=["*"], allowed_headers=["*"])],
+            # Creators' uploads are data: kept when the stack goes.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         api = origins.HttpOrigin(rest_domain, protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY)
         self.distribution = cloudfront.Distribution(
@@ -160,6 +181,11 @@ class WebSite(Construct):
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
             ),
             additional_behaviors={
+                "/images/*": cloudfront.BehaviorOptions(
+                    origin=origins.S3BucketOrigin.with_origin_access_control(self.images),
+                    viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                    cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                ),
                 f"/{api_stage}/*": cloudfront.BehaviorOptions(
                     origin=api,
                     viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
@@ -167,7 +193,7 @@ class WebSite(Construct):
                     # Never cached at the edge: the API sets its own Cache-Control and ETags.
                     cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
                     origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
-                )
+                ),
             },
         )
         self.url = f"https://{self.distribution.distribution_domain_name}"

@@ -50,6 +50,7 @@ def environment(stack: LiveDropStack, access: FunctionAccess) -> dict[str, str]:
         "LIVEDROP_VAPID_SECRET": stack.vapid_secret_name,
         "LIVEDROP_PUBLIC_URL": stack.public_url,
         "LIVEDROP_WEB_URL": stack.web_url,
+        "LIVEDROP_IMAGES_BUCKET": stack.images_bucket_name,
         "POWERTOOLS_SERVICE_NAME": APP_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
     }

@@ -63,6 +63,8 @@ def _accepted(stack: LiveDropStack) -> dict[str, str]:
     found[f"IAM5[Resource::{connections}]"] = "Pushes to the stage's connections: ids are made per connection."
     schedules = _ARN.format(service="scheduler", resource=f"schedule/{stack.prefix}{topology.SCHEDULER_GROUP}/*")
     found[f"IAM5[Resource::{schedules}]"] = "One schedule per drop, named at run time, in this stage's group only."
+    images = f"arn:<AWS::Partition>:s3:::{stack.prefix}images-<AWS::AccountId>-<AWS::Region>/images/*"
+    found[f"IAM5[Resource::{images}]"] = "Product image uploads: one key per upload, made at run time, under images/."
     lifecycle = _ARN.format(service="lambda", resource=f"function:{stack.prefix}drop_lifecycle:*")
     found[f"IAM5[Resource::{lifecycle}]"] = "The scheduler invokes the lifecycle function's versions and aliases."
     if stack.website is not None:

@@ -79,6 +79,7 @@ class Arns(Protocol):
     def vapid_secret(self) -> str: ...
     def email_identity(self) -> str: ...
     def email_configuration_set(self) -> str: ...
+    def images_bucket(self) -> str: ...
     def function(self, name: str) -> str: ...
 
 
@@ -137,6 +138,8 @@ def function_statements(
         statements.append(Statement(PUSH_KEY_ACTIONS, (arns.vapid_secret(),)))
     if access.email:
         statements.append(Statement(EMAIL_ACTIONS, (arns.email_identity(), arns.email_configuration_set())))
+    if access.images:
+        statements.append(Statement(("s3:PutObject",), (f"{arns.images_bucket()}/images/*",)))
     consumed = tuple(arns.queue(s.queue) for s in topology.QUEUE_SOURCES if s.handler == handler)
     if consumed:
         statements.append(Statement(CONSUME_ACTIONS, consumed))

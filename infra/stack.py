@@ -81,6 +81,8 @@ class LiveDropStack(cdk.Stack):
         super().__init__(scope, stage, stack_name=f"{APP_NAME}-{stage}", **kwargs)
         self.stage = stage
         self.prefix = f"{APP_NAME}-{stage}-"
+        # Product images (chalicelib.domain.images): bucket names are global, so the account and region are in it.
+        self.images_bucket_name = f"{self.prefix}images-{self.account}-{self.region}"
         self.source_dir = Path(source_dir)
         chalice_config = json.loads((self.source_dir / ".chalice" / "config.json").read_text())
         stage_config = chalice_config.get("stages", {}).get(stage, {})
@@ -151,6 +153,7 @@ class LiveDropStack(cdk.Stack):
                 rest_domain=f"{rest_id}.execute-api.{self.region}.{self.url_suffix}",
                 api_stage=self.api_stage,
                 ws_url=self.ws_url,
+                images_bucket_name=self.images_bucket_name,
             )
 
         self.monitoring = Monitoring(

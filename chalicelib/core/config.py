@@ -73,6 +73,11 @@ class Settings:
     vapid_secret_name: str = ""
     # The dev stack only: push endpoints on http://127.0.0.1 (a test's own push service) are accepted.
     push_loopback: bool = False
+    # Product images (chalicelib.domain.images): the bucket uploads go to, and the URL its keys are served under:
+    # in AWS none, so image URLs are root-relative (/images/...) on the web page's CDN, which serves the
+    # page, its API and the images from one origin; the embedded S3's URL in the dev stack.
+    images_bucket: str = ""
+    images_url: str = ""
 
     @property
     def user_pool_arn(self) -> str:
@@ -160,6 +165,11 @@ def settings_from_env(env: dict[str, str] | os._Environ[str]) -> Settings:
         # The local dev stack only: a test runs its own push service on loopback (in AWS, loopback is the
         # Lambda runtime API, never a push service).
         push_loopback=endpoint is not None,
+        # Bucket names are global: the account and region are in it (as infra/ names it).
+        images_bucket=env.get("LIVEDROP_IMAGES_BUCKET", f"{prefix}images-{account}-{region}"),
+        images_url=env.get(
+            "LIVEDROP_IMAGES_URL", f"{endpoint}/{prefix}images-{account}-{region}" if endpoint else ""
+        ).rstrip("/"),
     )
 
 

@@ -95,6 +95,18 @@ class InsufficientStockError(ConflictError):
     code = "insufficient_stock"
 
 
+class OrderNotCancellableError(ConflictError):
+    code = "order_not_cancellable"
+
+
+class TooManyImagesError(ConflictError):
+    code = "too_many_images"
+
+
+class DropNotEditableError(ConflictError):
+    code = "drop_not_editable"
+
+
 class PurchaseLimitExceededError(ConflictError):
     code = "purchase_limit_exceeded"
 

@@ -19,6 +19,7 @@ class DropStatus(StrEnum):
     LIVE = "live"
     SOLD_OUT = "sold_out"
     ENDED = "ended"
+    CANCELLED = "cancelled"  # by its creator (chalicelib.domain.drop_changes)
 
 
 class OrderStatus(StrEnum):
@@ -28,13 +29,15 @@ class OrderStatus(StrEnum):
     CONFIRMED = "confirmed"
     PAYMENT_FAILED = "payment_failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # by the buyer, before payment (chalicelib.domain.order_changes)
+    REFUNDED = "refunded"  # paid, then its drop was cancelled and the charge refunded
 
 
 # A product shows its latest drop's status, or this one before it has any drop.
 DRAFT = "draft"
 PRODUCT_STATUSES: tuple[str, ...] = (DRAFT, *DropStatus)
 # Orders whose reservation went back to the stock.
-RELEASED: tuple[OrderStatus, ...] = (OrderStatus.PAYMENT_FAILED, OrderStatus.EXPIRED)
+RELEASED: tuple[OrderStatus, ...] = (OrderStatus.PAYMENT_FAILED, OrderStatus.EXPIRED, OrderStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class DropClock:
 # The rule, first match wins: each step is the status, its test here, and the same test in the page's
 # JavaScript (where `t` is the time now in ms and `drop` the API's drop, times as ISO strings).
 _DROP_RULE: tuple[tuple[DropStatus, Callable[[DropClock], bool], str], ...] = (
+    (DropStatus.CANCELLED, lambda d: d.stored == DropStatus.CANCELLED, "drop.status === DropStatus.CANCELLED"),
     (
         DropStatus.ENDED,
         lambda d: d.stored == DropStatus.ENDED or d.now >= d.end,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from chalicelib.core.countries import COUNTRY_CODES
 from chalicelib.core.errors import InvalidRequestError
 
 log = logging.getLogger("livedrop.validation")
@@ -43,13 +44,15 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-
 MIN_TIME_MS = 0
 MAX_TIME_MS = 253_402_300_799_999
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COUNTRIES = frozenset(COUNTRY_CODES)
 
 
 @dataclass(frozen=True)
 class Field:
     """One field's rule, declared once: what validation enforces and what the OpenAPI document says."""
 
-    kind: type | str  # str, int, bool, dict, "email", "time", "currency", "id"
+    # str, int, bool, dict, "email", "time", "currency", "id", "country", or a command class (a nested object)
+    kind: type | str
     required: bool = True
     min: int | None = None
     max: int | None = None
@@ -66,7 +69,11 @@ class Field:
         """The validated (and for times, converted) value, or InvalidRequestError naming `name`."""
         if self.kind is dict:
             return self._check_object(name, value)
-        if self.kind in (str, "email", "currency", "time", "id"):
+        if isinstance(self.kind, type) and dataclasses.is_dataclass(self.kind):
+            if not isinstance(value, dict):
+                raise InvalidRequestError(f"{name} must be an object")
+            return self.kind(**validate(value, rules_of(self.kind), prefix=f"{name}."))
+        if self.kind in (str, "email", "currency", "time", "id", "country"):
             if not isinstance(value, str):
                 raise InvalidRequestError(f"{name} must be a string")
             if self.choices is not None:
@@ -84,6 +91,10 @@ class Field:
             if self.kind == "currency":
                 if not re.fullmatch(CURRENCY_PATTERN, value):
                     raise InvalidRequestError(f"{name} must be an ISO 4217 code such as USD")
+                return value
+            if self.kind == "country":
+                if value not in _COUNTRIES:
+                    raise InvalidRequestError(f"{name} must be an ISO 3166-1 alpha-2 country code such as US")
                 return value
             check_text(name, value, self.multiline)
             self._range(name, len(value), "length")
@@ -117,7 +128,9 @@ class Field:
     def json_schema(self) -> dict[str, Any]:
         """This rule as the JSON Schema of the OpenAPI document: the same limits validation enforces."""
         schema: dict[str, Any]
-        if self.kind is dict:
+        if isinstance(self.kind, type) and dataclasses.is_dataclass(self.kind):
+            schema = object_schema(self.kind)
+        elif self.kind is dict:
             item = Field(self.item, min=1 if self.item is str else None, max=self.max).json_schema()
             schema = {"type": "object", "additionalProperties": False}
             schema["properties"] = {key: dict(item) for key in self.keys}
@@ -131,6 +144,8 @@ class Field:
             schema = {"type": "string", "format": "date-time"}
         elif self.kind == "currency":
             schema = {"type": "string", "pattern": CURRENCY_PATTERN}
+        elif self.kind == "country":
+            schema = {"type": "string", "enum": list(COUNTRY_CODES)}
         elif self.kind == "id":
             schema = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": ID_PATTERN}
         elif self.kind is bool:
@@ -211,19 +226,44 @@ def parse_json_object(raw: bytes | str | None, what: str = "request body") -> di
     return body
 
 
-def validate(body: dict[str, Any], schema: dict[str, Field]) -> dict[str, Any]:
-    """Check `body` against `schema`: unknown, missing and wrongly typed fields are InvalidRequestError."""
-    unknown = sorted(set(body) - set(schema))
+def validate(body: dict[str, Any], schema: dict[str, Field], prefix: str = "") -> dict[str, Any]:
+    """Check `body` against `schema`: unknown, missing and wrongly typed fields are InvalidRequestError
+    (naming the field after `prefix`, the path of a nested object)."""
+    unknown = sorted(str(key) for key in set(body) - set(schema))
     if unknown:
-        raise InvalidRequestError(f"unknown field: {_shown(unknown[0])}")
+        raise InvalidRequestError(f"unknown field: {prefix}{_shown(unknown[0])}")
     clean: dict[str, Any] = {}
     for name, field in schema.items():
         if name not in body or body[name] is None:
             if field.required:
-                raise InvalidRequestError(f"{name} is required")
+                raise InvalidRequestError(f"{prefix}{name} is required")
             continue
-        clean[name] = field.check(name, body[name])
+        clean[name] = field.check(prefix + name, body[name])
     return clean
+
+
+def object_schema(command: type) -> dict[str, Any]:
+    """A command class as the JSON Schema of an object holding exactly its declared fields."""
+    rules = rules_of(command)
+    schema: dict[str, Any] = {"type": "object"}
+    note = getattr(command, "schema_description", None)
+    if note:
+        schema["description"] = note
+    required = [name for name, rule in rules.items() if rule.required]
+    if required:
+        schema["required"] = required
+    schema["additionalProperties"] = False
+    schema["properties"] = {name: nullable(rule.json_schema(), rule.required) for name, rule in rules.items()}
+    return schema
+
+
+def nullable(schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    """An optional field's schema also allows null: validation reads a null as not sent."""
+    if required:
+        return schema
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [schema["type"], "null"]}
 
 
 def _shown(name: str) -> str:

@@ -128,6 +128,8 @@ def _drop_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Derive
         events.append((EventType.SOLD_OUT, {**base, "stock": 0}))
     if after == DropStatus.ENDED and before != DropStatus.ENDED:
         events.append((EventType.DROP_ENDED, dict(base)))
+    if after == "cancelled" and before != "cancelled":
+        events.append((EventType.DROP_CANCELLED, dict(base)))
     return events
 
 

@@ -160,6 +160,11 @@ def creator_view(creator: Creator) -> dict[str, Any]:
     }
 
 
+def search_key(text: str) -> str:
+    """A name as GET /creators?query= matches it: case-folded, its runs of spaces made one."""
+    return " ".join(text.casefold().split())
+
+
 def become_creator(user_id: str, new: NewCreator) -> dict[str, Any]:
     """Create the caller's creator profile; one per user (AlreadyCreatorError)."""
     creator = Creator(
@@ -169,6 +174,7 @@ def become_creator(user_id: str, new: NewCreator) -> dict[str, Any]:
         profile=new.profile or "",
         follower_count=0,
         created_at=now_ms(),
+        search_name=search_key(new.name),
     )
     tx = Transaction()
     tx.put("creator", creator, Creator.creator_id.does_not_exist())

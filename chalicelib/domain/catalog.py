@@ -11,6 +11,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import draws
 from chalicelib.core.cache import TtlCache
+from chalicelib.core.config import get_settings
 from chalicelib.core.errors import (
     DropNotFoundError,
     ForbiddenError,
@@ -148,6 +149,8 @@ def product_view(product: Product, latest: Drop | None) -> dict[str, Any]:
         "currency": product.currency,
         "status": derived_status(latest) if latest is not None else product.status,
         "created_at": format_time(product.created_at),
+        # In upload order: each key starts with the time its upload was granted (chalicelib.domain.images).
+        "images": [f"{get_settings().images_url}/{key}" for key in sorted(product.images or ())],
     }
 
 
@@ -384,7 +387,15 @@ def drop_terms(drop_id: str) -> DropTerms:
             purchase_window_seconds=int(drop.admission_seconds or PURCHASE_WINDOW_SECONDS),
         )
 
-    return _cached(terms_cache, drop_id, load)
+    found = terms_cache.get(drop_id)
+    if found is not None:
+        count("CacheHit")
+        return found
+    count("CacheMiss")
+    terms = load()
+    # Until its start a creator may still change a drop (PATCH /drops/{id}): only a started drop's
+    # terms are kept for the Lambda's life; before, they come from the drop's short-lived cache.
+    return terms_cache.put(drop_id, terms) if terms.start_time <= now_ms() else terms
 
 
 def _drops_by_id(drop_ids: list[str]) -> dict[str, Drop]:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,14 +74,21 @@ def idempotency_key_from(header: str | None) -> str:
     return check_text("Idempotency-Key", header)
 
 
-def request_hash(drop_id: str, quantity: int, payment_token: str) -> str:
+def request_hash(drop_id: str, quantity: int, payment_token: str, shipping: str | None = None) -> str:
     """A digest of an order request's body, to tell a replay from a reused key."""
-    canonical = json.dumps(
-        {"drop_id": drop_id, "quantity": quantity, "payment_token": payment_token},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    fields: dict[str, Any] = {"drop_id": drop_id, "quantity": quantity, "payment_token": payment_token}
+    if shipping is not None:  # only when sent, so the digests of orders without one stay as they were
+        fields["shipping_address"] = shipping
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def shipping_json(new: NewOrder) -> str | None:
+    """The order's shipping address as stored (JSON without the fields left out), or None."""
+    if new.shipping_address is None:
+        return None
+    fields = {k: v for k, v in asdict(new.shipping_address).items() if v is not None}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
 def pending_bucket(order_id: str) -> str:
@@ -113,6 +120,8 @@ def order_view(order: Order, at_ms: int | None = None) -> dict[str, Any]:
     }
     if status == OrderStatus.PENDING_PAYMENT and getattr(order, "payment_retries", None):
         view["payment_retrying"] = True
+    if order.shipping_address:
+        view["shipping_address"] = json.loads(order.shipping_address)
     return view
 
 
@@ -130,7 +139,8 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         admissions.verify_token(new.admission_token, user_id, drop_id, now)
     elif new.admission_token is not None:
         raise InvalidRequestError("admission_token is only for queue and draw drops")
-    digest = request_hash(drop_id, quantity, payment_token)
+    shipping = shipping_json(new)
+    digest = request_hash(drop_id, quantity, payment_token, shipping)
     order_id = new_id("or")
     order = Order(
         order_id=order_id,
@@ -147,6 +157,7 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         created_at=now,
         expires_at=now + settings.reservation_seconds * 1000,
         counts_purchase=limit is not None,
+        shipping_address=shipping,
     )
     key_id = f"{user_id}#{key}"
     expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)

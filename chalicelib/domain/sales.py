@@ -36,18 +36,19 @@ def figures(drop: Drop, sales: DropSales | None) -> dict[str, Any]:
         # A sharded drop's stock and counters live on its shards (chalicelib.schema.stock).
         counted = stock.shard_rows(drop.drop_id, int(drop.stock_shards))
         left = sum(int(row.stock) for row in counted)
-    placed, failed, expired = (
+    placed, failed, expired, cancelled = (
         sum(int(getattr(row, name) or 0) for row in counted)
-        for name in ("orders_placed", "orders_failed", "orders_expired")
+        for name in ("orders_placed", "orders_failed", "orders_expired", "orders_cancelled")
     )
     confirmed = int(sales.orders_confirmed) if sales else 0
     units_sold = int(sales.units_sold) if sales else 0
     return {
         "orders": {
-            OrderStatus.PENDING_PAYMENT: max(0, placed - confirmed - failed - expired),
+            OrderStatus.PENDING_PAYMENT: max(0, placed - confirmed - failed - expired - cancelled),
             OrderStatus.CONFIRMED: confirmed,
             OrderStatus.PAYMENT_FAILED: failed,
             OrderStatus.EXPIRED: expired,
+            OrderStatus.CANCELLED: cancelled,
         },
         "units_sold": units_sold,
         # Stock taken by orders still awaiting payment (it comes back if they fail or expire).

@@ -89,7 +89,9 @@ def activate(drop_id: str, at_ms: int | None = None) -> bool:
 def end(drop_id: str, at_ms: int | None = None) -> bool:
     """Any status -> ended once the end time has come."""
     now = now_ms() if at_ms is None else at_ms
-    changed = _set_status(drop_id, DropStatus.ENDED, (Drop.status != DropStatus.ENDED) & (Drop.end_time <= now))
+    # A cancelled drop stays cancelled (chalicelib.domain.drop_changes).
+    unended = (Drop.status != DropStatus.ENDED) & (Drop.status != DropStatus.CANCELLED)
+    changed = _set_status(drop_id, DropStatus.ENDED, unended & (Drop.end_time <= now))
     if changed:
         _sync_product(drop_id, DropStatus.ENDED)
     return changed

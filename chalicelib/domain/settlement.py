@@ -113,8 +113,17 @@ def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) ->
     return {order.order_id for order, _ in paid}
 
 
+# Which counters a release moves, on the drop's row or on its shard (chalicelib.domain.sales reads them).
+_RELEASE_COUNTERS = {
+    OrderStatus.PAYMENT_FAILED: (Drop.orders_failed, StockShard.orders_failed),
+    OrderStatus.EXPIRED: (Drop.orders_expired, StockShard.orders_expired),
+    OrderStatus.CANCELLED: (Drop.orders_cancelled, StockShard.orders_cancelled),
+}
+
+
 def release_reservation(order_id: str, to_status: str, at_ms: int | None = None, order: Order | None = None) -> bool:
-    """Give an unpaid order's stock back and mark it payment_failed or expired, exactly once; True if this call did.
+    """Give an unpaid order's stock back and mark it payment_failed, expired or cancelled, exactly once;
+    True if this call did.
 
     `order`, when given, is the order as the caller read it (its status guard still decides)."""
     if to_status not in RELEASED:
@@ -128,6 +137,10 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         if order.expires_at >= now:
             return False
         guard = guard & (Order.expires_at < now)
+    elif to_status == OrderStatus.CANCELLED:
+        if order.expires_at < now:
+            return False  # the sweeper's to expire
+        guard = guard & (Order.expires_at >= now)
     quantity = int(order.quantity)
     tx = Transaction()
     tx.update(
@@ -137,7 +150,7 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         guard,
     )
     if order.stock_shard is None:
-        settled = Drop.orders_failed if to_status == OrderStatus.PAYMENT_FAILED else Drop.orders_expired
+        settled = _RELEASE_COUNTERS[OrderStatus(to_status)][0]
         tx.update(
             "drop",
             Drop(drop_id=order.drop_id),
@@ -147,7 +160,7 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
     else:
         # Back to the shard it came from, so every shard keeps stock + held == its initial stock; the
         # creator's counters of a sharded drop live on its shards too (chalicelib.domain.sales adds them up).
-        counted = StockShard.orders_failed if to_status == OrderStatus.PAYMENT_FAILED else StockShard.orders_expired
+        counted = _RELEASE_COUNTERS[OrderStatus(to_status)][1]
         tx.update(
             "drop",
             stock.shard_item(order.drop_id, int(order.stock_shard)),

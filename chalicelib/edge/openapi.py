@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.validation import rules_of
+from chalicelib.core.validation import object_schema
 from chalicelib.schema.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_PARAMETERS, REQUEST_BODIES
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
@@ -28,26 +28,7 @@ def document() -> dict[str, Any]:
 
 def request_schema(command: type) -> dict[str, Any]:
     """A command class as the JSON Schema of its request body: no field but the declared ones."""
-    rules = rules_of(command)
-    schema: dict[str, Any] = {"type": "object"}
-    note = getattr(command, "schema_description", None)
-    if note:
-        schema["description"] = note
-    required = [name for name, rule in rules.items() if rule.required]
-    if required:
-        schema["required"] = required
-    schema["additionalProperties"] = False
-    schema["properties"] = {name: _property(rule.json_schema(), rule.required) for name, rule in rules.items()}
-    return schema
-
-
-def _property(schema: dict[str, Any], required: bool) -> dict[str, Any]:
-    # Validation reads an optional field sent as null as not sent, so the document allows null there.
-    if required:
-        return schema
-    if "enum" in schema:
-        return {**schema, "enum": [*schema["enum"], None]}
-    return {**schema, "type": [schema["type"], "null"]}
+    return object_schema(command)
 
 
 def generated(doc: dict[str, Any]) -> dict[str, Any]:

@@ -122,7 +122,46 @@ class NewDrop:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DropChanges:
+    """PATCH /drops/{id}: what a creator may change before the drop starts (docs/api.md)."""
+
+    schema_description: ClassVar[str] = "the settings to change; those not sent keep their value"
+
+    start_time: int | None = rule("time", required=False)
+    end_time: int | None = rule("time", required=False)
+    stock: int | None = rule(int, required=False, min=1, max=MAX_STOCK)
+    per_user_limit: int | None = rule(int, required=False, min=1, max=MAX_STOCK)
+    low_stock_threshold: int | None = rule(int, required=False, min=0, max=MAX_STOCK)
+    queue_opens_before_seconds: int | None = rule(int, required=False, min=0, max=7 * 86400)
+    admissions_per_second: int | None = rule(int, required=False, min=1, max=10_000)
+    purchase_window_seconds: int | None = rule(int, required=False, min=10, max=86400)
+    entries_open_time: int | None = rule("time", required=False)
+
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewImage:
+    content_type: str = rule(str, choices=IMAGE_TYPES, description="the image's type; at most 5 MB")
+
+
 # --- orders -----------------------------------------------------------------------------------
+MAX_CREATOR_QUERY = 100  # GET /creators?query=
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShippingAddress:
+    name: str = rule(str, min=1, max=100)
+    line1: str = rule(str, min=1, max=200)
+    line2: str | None = rule(str, required=False, max=200)
+    city: str = rule(str, min=1, max=100)
+    region: str | None = rule(str, required=False, max=100)
+    postal_code: str = rule(str, min=1, max=20)
+    country: str = rule("country", description="ISO 3166-1 alpha-2, such as US")
+
+
 @dataclass(frozen=True, kw_only=True)
 class NewOrder:
     drop_id: str = rule("id")
@@ -131,6 +170,9 @@ class NewOrder:
     # What GET /drops/{id}/queue/me or /entries/me hands an admitted user.
     admission_token: str | None = rule(
         str, required=False, min=1, max=1024, description="required for queue and draw drops"
+    )
+    shipping_address: ShippingAddress | None = rule(
+        ShippingAddress, required=False, description="where to send the order; shown to the drop's creator"
     )
 
 
@@ -198,6 +240,8 @@ REQUEST_BODIES: tuple[type, ...] = (
     NewDrop,
     NewOrder,
     JoinLine,
+    DropChanges,
+    NewImage,
     MarkRead,
     NotificationPreferences,
     PushSubscription,

@@ -94,6 +94,9 @@ class FunctionAccess:
     email: bool = False
     # Reads the stage's VAPID key secret, and makes it the first time (chalicelib.delivery.webpush).
     push_keys: bool = False
+    # Signs browser uploads of product images to the images bucket (domain.images): an upload acts
+    # with the signer's permission, s3:PutObject under images/.
+    images: bool = False
     timeout: int = 30
     memory: int = 256
     # Concurrency reserved (and capped) for the function, so a rush on it cannot starve the others.
@@ -169,13 +172,15 @@ ACCESS: dict[str, FunctionAccess] = {
             table(NotificationPreference),
             table(WebPushSubscription),
         ),
-        # GET /products without a status filter pages through the whole catalog.
-        scan=(table(Product),),
+        # GET /products without a status filter pages through the whole catalog; GET /creators?query=
+        # filters the creators (domain.search).
+        scan=(table(Product), table(Creator)),
         schedules=True,
         # AdminDeleteUser undoes a sign-up whose Users row could not be written.
         cognito=("cognito-idp:AdminConfirmSignUp", "cognito-idp:AdminGetUser", "cognito-idp:AdminDeleteUser"),
         payment_secrets=True,
         push_keys=True,  # GET /push/vapid-public-key
+        images=True,  # POST /products/{id}/images
         timeout=29,
         memory=1024,
     ),

@@ -35,6 +35,7 @@ class EventType(StrEnum):
     DROP_SCHEDULED = "drop_scheduled"
     DROP_STARTED = "drop_started"
     DROP_ENDED = "drop_ended"
+    DROP_CANCELLED = "drop_cancelled"
     STOCK_CHANGED = "stock_changed"
     STOCK_LOW = "stock_low"
     SOLD_OUT = "sold_out"
@@ -55,6 +56,7 @@ class FrameType(StrEnum):
     # Domain events pushed as they happen: the same names as their events, defined once above.
     DROP_STARTED = EventType.DROP_STARTED.value
     DROP_ENDED = EventType.DROP_ENDED.value
+    DROP_CANCELLED = EventType.DROP_CANCELLED.value
     STOCK_CHANGED = EventType.STOCK_CHANGED.value
     STOCK_LOW = EventType.STOCK_LOW.value
     SOLD_OUT = EventType.SOLD_OUT.value
@@ -82,7 +84,13 @@ class DeliverKind(StrEnum):
 
 # Who hears of which event. The notify queue's filter policy (topology) and its consumer's dispatch
 # (chalicelib.delivery.consumers) both read these, so a new event is routed and handled or neither.
-DROP_EVENTS = (EventType.DROP_STARTED, EventType.STOCK_LOW, EventType.SOLD_OUT, EventType.DROP_ENDED)
+DROP_EVENTS = (
+    EventType.DROP_STARTED,
+    EventType.STOCK_LOW,
+    EventType.SOLD_OUT,
+    EventType.DROP_ENDED,
+    EventType.DROP_CANCELLED,
+)
 ORDER_EVENTS = (EventType.ORDER_CONFIRMED, EventType.ORDER_FAILED, EventType.ORDER_EXPIRED)
 NOTIFY_EVENTS = tuple(t for t in EventType if t in (*DROP_EVENTS, *ORDER_EVENTS))
 LIVE_STOCK_EVENTS = (EventType.STOCK_CHANGED,)

@@ -136,6 +136,12 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
         ("PUT", f"/users/{owner.user_id}/notification-settings", {"email": {"drop_started": False}}, 200, 403),
         ("POST", f"/users/{owner.user_id}/push-subscriptions", push_subscription, 201, 403),
         ("DELETE", f"/users/{owner.user_id}/push-subscriptions", {"endpoint": push_subscription["endpoint"]}, 204, 403),
+        # The storefront (chalicelib.wiring.storefront): the order is unpaid, the drop live.
+        ("POST", f"/orders/{order['order_id']}/cancel", None, 200, 404),
+        ("GET", f"/drops/{drop_id}/buyers", None, 200, 404),
+        ("PATCH", f"/drops/{drop_id}", {"stock": 60}, 409, 404),
+        ("POST", f"/products/{product['product_id']}/images", {"content_type": "image/png"}, 201, 403),
+        ("POST", f"/drops/{drop_id}/cancel", None, 200, 404),
     ]
     protected = {
         (path, method) for path, methods in app_module.app.routes.items() for method, route in methods.items()

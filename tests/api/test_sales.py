@@ -61,7 +61,7 @@ def test_owner_sees_figures_that_match_the_orders(api, shop, sold) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert figures_of(body) == truth(drop["drop_id"])
-    assert body["orders"] == {"pending_payment": 1, "confirmed": 1, "payment_failed": 1, "expired": 0}
+    assert body["orders"] == {"pending_payment": 1, "confirmed": 1, "payment_failed": 1, "expired": 0, "cancelled": 0}
     assert (body["units_sold"], body["units_reserved"], body["revenue_cents"]) == (2, 3, 2 * PRICE)
     assert body["stock"] == 10 - 2 - 3
     assert body["drop_id"] == drop["drop_id"] and body["initial_stock"] == 10
@@ -167,5 +167,5 @@ def test_settling_an_order_twice_counts_it_once(api, new_user, shop, make_drop) 
     assert failed == [True, False]
     body = api.get(f"/drops/{drop['drop_id']}/sales", shop[0].token).json()
     assert figures_of(body) == truth(drop["drop_id"])
-    assert body["orders"] == {"pending_payment": 0, "confirmed": 1, "payment_failed": 1, "expired": 0}
+    assert body["orders"] == {"pending_payment": 0, "confirmed": 1, "payment_failed": 1, "expired": 0, "cancelled": 0}
     assert (body["units_sold"], body["revenue_cents"], body["stock"]) == (2, 2 * PRICE, 3)

@@ -18,6 +18,8 @@ READ_ACTION, WRITE_ACTION = "dynamodb:GetItem", "dynamodb:PutItem"
 # Settings variables a deployment may leave to Settings' defaults or to the stage's Chalice config.
 OPTIONAL_VARIABLES = {
     "LIVEDROP_DEBUG",
+    # In AWS the images are served under /images/ of the web page's own origin (root-relative URLs).
+    "LIVEDROP_IMAGES_URL",
     "LIVEDROP_RESERVATION_SECONDS",
     "LIVEDROP_IDEMPOTENCY_KEY_HOURS",
     # Hot drops: rate limits and the admissions tick have defaults (docs/sale-modes.md).

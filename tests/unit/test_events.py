@@ -69,6 +69,12 @@ def kinds(rec: dict) -> list[str]:
     return [e["event_type"] for e in events.envelopes_for(rec)]
 
 
+def test_a_cancelled_drop_is_told_once() -> None:
+    cancelled = DROP | {"status": "cancelled"}
+    assert kinds(record("MODIFY", "drop_id", cancelled, DROP)) == ["drop_cancelled"]
+    assert kinds(record("MODIFY", "drop_id", cancelled, cancelled)) == []
+
+
 def test_drop_records() -> None:
     scheduled = events.envelopes_for(record("INSERT", "drop_id", DROP))
     assert [e["event_type"] for e in scheduled] == ["drop_scheduled"]

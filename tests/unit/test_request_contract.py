@@ -8,6 +8,7 @@ Idempotency-Key header, WebSocket frames).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import string
@@ -32,7 +33,7 @@ SCHEMAS = DOC["components"]["schemas"]
 # Text made of characters every rule allows: control characters and lone surrogates are refused by
 # validation for every text field, a rule the document leaves to docs/limits-and-faults.md.
 SAFE_TEXT = st.text(alphabet=string.ascii_letters + string.digits + "_-. é", max_size=12)
-VALID = {"email": "fan@example.com", "time": "2030-01-01T12:00:00Z", "currency": "USD", "id": "dr_1"}
+VALID = {"email": "fan@example.com", "time": "2030-01-01T12:00:00Z", "currency": "USD", "id": "dr_1", "country": "US"}
 
 
 def accepted(command: type, body: dict[str, Any]) -> bool:
@@ -48,6 +49,8 @@ def documented(schema: dict[str, Any], value: Any) -> bool:
 
 
 def valid_value(rule: Field) -> Any:
+    if dataclasses.is_dataclass(rule.kind):
+        return baseline(rule.kind)  # type: ignore[arg-type]
     if rule.kind is dict:
         return {key: True if rule.item is bool else "x" for key in rule.keys}
     if rule.choices:
@@ -72,6 +75,16 @@ def around_limits(rule: Field) -> st.SearchStrategy[Any]:
         high = (rule.max if rule.max is not None else 10) + 3
         # JSON Schema counts 1.0 as an integer, the API wants an integer literal: floats are left out.
         return st.one_of(st.integers(low, high), st.integers(), others, SAFE_TEXT)
+    if dataclasses.is_dataclass(rule.kind):
+        # A nested object: each field's own values around its limits, some fields missing, a stranger.
+        nested = {name: around_limits(inner) for name, inner in rules_of(rule.kind).items()}  # type: ignore[arg-type]
+        valid = baseline(rule.kind)  # type: ignore[arg-type]
+        one_off = st.sampled_from(sorted(nested)).flatmap(
+            lambda name: nested[name].map(lambda value: {**valid, name: value})
+        )
+        return st.one_of(one_off, st.just({**valid, "other": 1}), st.just({}), others, SAFE_TEXT)
+    if rule.kind == "country":
+        return st.one_of(st.sampled_from(["US", "GB", "us", "XX", "UK", "USA", ""]), others)
     if rule.kind is dict:
         # Objects of the declared keys and a stranger, each value of any kind, some keys missing.
         item = around_limits(Field(rule.item, min=1 if rule.item is str else None, max=rule.max))

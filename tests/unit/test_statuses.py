@@ -30,7 +30,8 @@ def test_the_generated_module_holds_every_status_and_the_rule_in_order() -> None
     for member in [*DropStatus, *OrderStatus]:
         assert f'  "{member.name}": "{member.value}",' in text
     returns = [line.strip() for line in text.splitlines() if "return DropStatus." in line]
-    assert [line.rsplit(".", 1)[1].rstrip(";") for line in returns] == ["ENDED", "SCHEDULED", "SOLD_OUT", "LIVE"]
+    order = ["CANCELLED", "ENDED", "SCHEDULED", "SOLD_OUT", "LIVE"]
+    assert [line.rsplit(".", 1)[1].rstrip(";") for line in returns] == order
 
 
 def test_the_web_page_asks_the_generated_rule_for_a_drops_status() -> None:
@@ -58,7 +59,9 @@ def test_a_drops_status_comes_from_the_clock_then_the_stock(
         return stock
 
     status = drop_status_at(DropClock(now, start, end, units, stored))
-    if stored == DropStatus.ENDED or now >= end:
+    if stored == DropStatus.CANCELLED:
+        assert status == DropStatus.CANCELLED  # by its creator: for good
+    elif stored == DropStatus.ENDED or now >= end:
         assert status == DropStatus.ENDED
     elif now < start:
         assert status == DropStatus.SCHEDULED
@@ -69,6 +72,13 @@ def test_a_drops_status_comes_from_the_clock_then_the_stock(
 
 
 def test_statuses_are_their_wire_names() -> None:
-    assert [str(s) for s in DropStatus] == ["scheduled", "live", "sold_out", "ended"]
-    assert [str(s) for s in OrderStatus] == ["pending_payment", "confirmed", "payment_failed", "expired"]
-    assert statuses.PRODUCT_STATUSES == ("draft", "scheduled", "live", "sold_out", "ended")
+    assert [str(s) for s in DropStatus] == ["scheduled", "live", "sold_out", "ended", "cancelled"]
+    assert [str(s) for s in OrderStatus] == [
+        "pending_payment",
+        "confirmed",
+        "payment_failed",
+        "expired",
+        "cancelled",
+        "refunded",
+    ]
+    assert statuses.PRODUCT_STATUSES == ("draft", "scheduled", "live", "sold_out", "ended", "cancelled")

@@ -39,6 +39,5 @@ export function rememberDrop(drop) {
 
 /** The status as the API derives it: from the clock and the stock. */
 export function statusOf(drop) {
-  if (drop.status === "cancelled") return "cancelled"; // a cancelled drop stays cancelled
   return dropStatusAt(drop, now());
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
@@ -37,6 +38,7 @@ class Product(Model):
     status = UnicodeAttribute(default=DRAFT)
     latest_drop_id = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
+    images = UnicodeSetAttribute(null=True)  # the keys of its uploaded images (domain.images)
     by_creator = ProductsByCreator()
     by_status = ProductsByStatus()
 
@@ -44,7 +46,7 @@ class Product(Model):
 # What every order (or its settlement) changes on a Drops row: kept out of the Drops indexes, so an
 # order's stock decrement writes the table alone and never rewrites an index entry. Reads through an
 # index add these back from the rows (catalog.with_hot_fields).
-DROP_HOT_ATTRIBUTES = ("stock", "orders_placed", "orders_failed", "orders_expired")
+DROP_HOT_ATTRIBUTES = ("stock", "orders_placed", "orders_failed", "orders_expired", "orders_cancelled")
 # Everything else a drop holds (its keys are projected anyway); tests/unit/test_schema.py checks that
 # these and the hot ones are all of Drop's attributes.
 DROP_INDEXED_ATTRIBUTES = (
@@ -102,6 +104,7 @@ class Drop(Model):
     orders_placed = NumberAttribute(null=True)
     orders_failed = NumberAttribute(null=True)
     orders_expired = NumberAttribute(null=True)
+    orders_cancelled = NumberAttribute(null=True)  # cancelled by their buyers before payment
     # Sale modes (docs/sale-modes.md); a row without them is a first-come drop on its own stock.
     sale_mode = UnicodeAttribute(null=True)
     # > 1: the stock lives in StockShard rows and `stock` keeps the initial figure.

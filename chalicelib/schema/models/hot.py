@@ -32,6 +32,7 @@ class StockShard(Model):
     orders_placed = NumberAttribute(null=True)
     orders_failed = NumberAttribute(null=True)
     orders_expired = NumberAttribute(null=True)
+    orders_cancelled = NumberAttribute(null=True)
 
 
 class LinesByActivity(GlobalSecondaryIndex["Line"]):

@@ -58,6 +58,7 @@ class Order(Model):
     # Whether the order counted its units on the buyer's purchase counter (only a per-user limit, or an
     # admission, makes it; an order stored before this attribute always did): its release gives them back.
     counts_purchase = BooleanAttribute(null=True)
+    shipping_address = UnicodeAttribute(null=True)  # JSON of the buyer's ShippingAddress, when given
     by_user = OrdersByUser()
     by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()

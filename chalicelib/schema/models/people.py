@@ -29,6 +29,7 @@ class Creator(Model):
     profile = UnicodeAttribute(default="")
     follower_count = NumberAttribute(default=0)
     created_at = NumberAttribute()
+    search_name = UnicodeAttribute(null=True)  # the name case-folded, for GET /creators?query= (domain.search)
 
 
 class FollowsByUser(GlobalSecondaryIndex["Follow"]):
