@@ -181,30 +181,40 @@ def test_every_sns_topic_refuses_publishes_without_tls(synths: dict[str, Synth],
 
 # --- 6. the web page --------------------------------------------------------------------------------
 def test_the_web_page_is_a_private_bucket_read_only_by_cloudfront(prod: Synth) -> None:
-    (bucket_logical, bucket) = next(iter(prod.of_type("AWS::S3::Bucket").items()))
-    block = bucket["Properties"]["PublicAccessBlockConfiguration"]
-    assert all(block[k] for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    buckets = prod.of_type("AWS::S3::Bucket")
+    # Two private buckets behind the one distribution: the page, and the products' images.
+    (images_logical,) = [k for k, b in buckets.items() if "images" in json.dumps(b["Properties"].get("BucketName"))]
+    (bucket_logical,) = [k for k in buckets if k != images_logical]
+    blocks = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    for bucket in buckets.values():
+        assert all(bucket["Properties"]["PublicAccessBlockConfiguration"][k] for k in blocks)
     (distribution_logical,) = prod.of_type("AWS::CloudFront::Distribution")
     config = one(prod, "AWS::CloudFront::Distribution")["DistributionConfig"]
-    (oac,) = prod.of_type("AWS::CloudFront::OriginAccessControl")
+    access_controls = set(prod.of_type("AWS::CloudFront::OriginAccessControl"))
     by_id = {o["Id"]: o for o in config["Origins"]}
     s3_origin = by_id[config["DefaultCacheBehavior"]["TargetOriginId"]]
-    assert s3_origin["OriginAccessControlId"] == {"Fn::GetAtt": [oac, "Id"]}
+    assert bucket_logical in json.dumps(s3_origin["DomainName"])
+    assert s3_origin["OriginAccessControlId"]["Fn::GetAtt"][0] in access_controls
     assert s3_origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
     assert config["DefaultRootObject"] == "index.html"
-    # Read access for this distribution only: the service principal and its SourceArn.
-    policy = one(prod, "AWS::S3::BucketPolicy")["PolicyDocument"]["Statement"]
-    (reader,) = [s for s in policy if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
-    assert reader["Action"] == "s3:GetObject"
-    assert distribution_logical in json.dumps(reader["Condition"]["StringEquals"]["AWS:SourceArn"])
+    # Read access for this distribution only, on both buckets: the service principal and its SourceArn.
+    for policy in prod.of_type("AWS::S3::BucketPolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        (reader,) = [s for s in statements if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+        assert reader["Action"] == "s3:GetObject"
+        assert distribution_logical in json.dumps(reader["Condition"]["StringEquals"]["AWS:SourceArn"])
+    behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    # The images from their bucket, through the same distribution.
+    images = behaviors.pop("/images/*")
+    assert images_logical in json.dumps(by_id[images["TargetOriginId"]]["DomainName"])
+    assert by_id[images["TargetOriginId"]]["OriginAccessControlId"]["Fn::GetAtt"][0] in access_controls
     # The API through the same distribution (no cross-origin calls), never cached.
-    (api,) = config["CacheBehaviors"]
+    (api,) = behaviors.values()
     assert api["PathPattern"] == "/api/*"
     assert "RestAPI" in json.dumps(by_id[api["TargetOriginId"]]["DomainName"])
     assert by_id[api["TargetOriginId"]]["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert "POST" in api["AllowedMethods"]
-    assert bucket_logical
 
 
 def test_the_page_is_deployed_with_the_api_and_websocket_addresses(prod: Synth) -> None:

@@ -89,6 +89,7 @@ function dropDetail(drop, item, maker) {
       ["tok_visa", "Visa (succeeds)"],
       ["tok_chargeDeclined", "Declined card"],
       ["tok_processingError", "Processing error (fails twice, then succeeds)"],
+      ["tok_threeDSecureRequired", "Needs 3-D Secure (stays unpaid: you can cancel it)"],
     ].map(([value, label], i) =>
       h("label.radio", {}, h("input", { type: "radio", name: "card", value, checked: i === 0, testid: `card-${value}` }), ` ${label}`)));
   const box = errorBox("buy-error");
