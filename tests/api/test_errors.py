@@ -45,11 +45,13 @@ def test_unknown_route_is_403_like_api_gateway(api) -> None:
     assert api.call("PUT", "/health").status_code == 403
 
 
-def test_an_unexpected_failure_is_a_bare_500(api, app_patch) -> None:
+def test_an_unexpected_failure_is_a_bare_500(api, monkeypatch) -> None:
+    from chalicelib.domain import accounts
+
     def explode(*_args, **_kwargs):
         raise RuntimeError("secret internals")
 
-    app_patch("chalicelib.domain.accounts", log_in=explode)  # in the api's environments
+    monkeypatch.setattr(accounts, "log_in", explode)
     response = api.post("/auth/login", json={"email": "a@b.co", "password": "x"})
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
