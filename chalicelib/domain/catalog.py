@@ -13,6 +13,7 @@ from chalicelib.core import draws
 from chalicelib.core.cache import TtlCache
 from chalicelib.core.config import get_settings
 from chalicelib.core.errors import (
+    CreatorNotFoundError,
     DropNotFoundError,
     ForbiddenError,
     InvalidRequestError,
@@ -419,3 +420,17 @@ def _cached(cache: TtlCache[Any], key: str, load: Any) -> Any:
         return found
     count("CacheMiss")
     return cache.put(key, load())
+
+
+def owned_drop(user_id: str, drop_id: str, consistent_read: bool = False) -> Drop:
+    """The caller's own drop; anyone else's is DropNotFoundError, as if it did not exist (a creator's
+    sales, buyers and drop changes are private)."""
+    try:
+        drop = Drop.get(drop_id, consistent_read=consistent_read)
+    except DoesNotExist:
+        raise DropNotFoundError("no such drop") from None
+    try:
+        owned_creator(drop.creator_id, user_id)
+    except (ForbiddenError, CreatorNotFoundError):
+        raise DropNotFoundError("no such drop") from None
+    return drop

@@ -28,8 +28,7 @@ from chalicelib.core.errors import DropNotEditableError, InvalidRequestError
 from chalicelib.core.observability import count
 from chalicelib.core.statuses import DropStatus, OrderStatus
 from chalicelib.domain import catalog
-from chalicelib.domain.catalog import DRAW, QUEUE, drop_view, sale_mode_of, shard_count_of
-from chalicelib.domain.fulfilment import owned_drop
+from chalicelib.domain.catalog import DRAW, QUEUE, drop_view, owned_drop, sale_mode_of, shard_count_of
 from chalicelib.domain.orders import load_order, orders_of
 from chalicelib.domain.settlement import release_reservation
 from chalicelib.schema import schedules

@@ -12,14 +12,12 @@ import io
 import json
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
-from chalicelib.core.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
+from chalicelib.core.errors import InvalidPageError
 from chalicelib.core.statuses import OrderStatus
 from chalicelib.core.validation import format_time
-from chalicelib.domain import accounts
+from chalicelib.domain.catalog import owned_drop
 from chalicelib.domain.orders import orders_of
-from chalicelib.schema.models import Drop, Order
+from chalicelib.schema.models import Order
 from chalicelib.schema.pagination import decode_page, encode_page
 
 _PAGE = {"order_id": "S", "drop_id": "S", "created_at": "N"}
@@ -29,19 +27,6 @@ CSV_COLUMNS = ("order_id", "created_at", "quantity", "amount_cents", "currency",
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such a cell is
 # written with a leading apostrophe, which spreadsheets show as text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def owned_drop(user_id: str, drop_id: str) -> Drop:
-    """The caller's own drop; anyone else's is DropNotFoundError, as if it did not exist."""
-    try:
-        drop = Drop.get(drop_id)
-    except DoesNotExist:
-        raise DropNotFoundError("no such drop") from None
-    try:
-        accounts.owned_creator(drop.creator_id, user_id)
-    except (ForbiddenError, CreatorNotFoundError):
-        raise DropNotFoundError("no such drop") from None
-    return drop
 
 
 def buyer_view(order: Order) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.core.errors import CreatorNotFoundError, DropNotFoundError, ForbiddenError, InvalidPageError
+from chalicelib.core.errors import InvalidPageError
 from chalicelib.core.statuses import OrderStatus
 from chalicelib.core.validation import format_time
 from chalicelib.domain import accounts
-from chalicelib.domain.catalog import drop_view, with_hot_fields
+from chalicelib.domain.catalog import drop_view, owned_drop, with_hot_fields
 from chalicelib.domain.orders import derived_status, orders_of
 from chalicelib.schema import stock
 from chalicelib.schema.db import now_ms
@@ -72,15 +72,7 @@ def creator_drops(user_id: str, creator_id: str, limit: int, page: str | None) -
 
 def drop_sales(user_id: str, drop_id: str) -> dict[str, Any]:
     """GET /drops/{id}/sales: the figures and latest orders of the caller's own drop; 404 for anyone else."""
-    try:
-        drop = Drop.get(drop_id, consistent_read=True)
-    except DoesNotExist:
-        raise DropNotFoundError("no such drop") from None
-    try:
-        accounts.owned_creator(drop.creator_id, user_id)
-    except (ForbiddenError, CreatorNotFoundError):
-        # Another creator's drop is private here: answered exactly as if it did not exist.
-        raise DropNotFoundError("no such drop") from None
+    drop = owned_drop(user_id, drop_id, consistent_read=True)  # another creator's: as if it did not exist
     try:
         sales: DropSales | None = DropSales.get(drop_id, consistent_read=True)
     except DoesNotExist:
