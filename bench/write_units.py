@@ -122,8 +122,10 @@ def _targets(
 
 
 @contextmanager
-def write_units() -> Iterator[Counter[str]]:
-    """Count DynamoDB write units by table (and `total`) for every write any botocore client makes meanwhile."""
+def write_units(counts: Callable[[str, dict[str, Any]], bool] | None = None) -> Iterator[Counter[str]]:
+    """Count DynamoDB write units by table (and `total`) for every write any botocore client makes meanwhile;
+    with `counts(table, key)`, only the written items it accepts are counted (the work of a run's own
+    orders, not of what another test left running on the same stack)."""
     counted: Counter[str] = Counter()
     original: Callable[..., Any] = BaseClient._make_api_call
     lock = threading.RLock()
@@ -153,7 +155,9 @@ def write_units() -> Iterator[Counter[str]]:
             except ClientError as error:
                 result, refused = None, error
             after = before if refused else [image(self, name, key) for name, key, _ in targets]
-            for (name, _, times), old, new in zip(targets, before, after, strict=True):
+            for (name, key, times), old, new in zip(targets, before, after, strict=True):
+                if counts is not None and not counts(name, key):
+                    continue
                 spent = units(max(item_size(old), item_size(new))) * times
                 if old != new:
                     spent += table(name).index_units(old, new)
