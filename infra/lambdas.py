@@ -25,6 +25,11 @@ STREAM_MAX_RETRIES = topology.STREAM_MAX_RETRIES
 # one queue's backlog from taking every execution environment (within the consumers' reserved concurrency).
 # Both come from chalicelib.schema.topology, which the dev stack's pumps read too.
 QUEUE_SOURCE_TUNING = {s.queue: (s.batching_window_s, s.max_concurrency) for s in topology.QUEUE_SOURCES}
+# How long one AWS call may wait for an answer in AWS, where DynamoDB, SQS and SNS answer in milliseconds:
+# with the default two attempts, a backend that does not answer is a 503 backend_unavailable within
+# about 7 s (two reads of 3 s and a backoff), not a gateway timeout at 29 s. (The dev stack keeps the settings' 10 s: its embedded
+# DynamoDB on a busy 2-core machine can take seconds to answer.)
+AWS_READ_TIMEOUT_SECONDS = 3
 
 
 def environment(stack: LiveDropStack, access: FunctionAccess) -> dict[str, str]:
@@ -51,6 +56,7 @@ def environment(stack: LiveDropStack, access: FunctionAccess) -> dict[str, str]:
         "LIVEDROP_PUBLIC_URL": stack.public_url,
         "LIVEDROP_WEB_URL": stack.web_url,
         "LIVEDROP_IMAGES_BUCKET": stack.images_bucket_name,
+        "LIVEDROP_AWS_READ_TIMEOUT_SECONDS": str(AWS_READ_TIMEOUT_SECONDS),
         "POWERTOOLS_SERVICE_NAME": APP_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": "LiveDrop",
     }

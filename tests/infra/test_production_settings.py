@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.core.config import settings_from_env
 from chalicelib.schema import topology
 from chalicelib.schema.functions import ACCESS
 from infra.gateway_responses import GATEWAY_RESPONSES
@@ -121,6 +122,17 @@ def test_alarms_watch_stream_lag_function_errors_and_throttles_and_queue_age(syn
     assert watched["Errors"] == every_function
     assert watched["Throttles"] == every_function
     assert watched["ApproximateAgeOfOldestMessage"] == {f"queue:{q.name}" for q in topology.QUEUES}
+
+
+def test_a_backend_that_does_not_answer_is_a_503_well_before_the_gateways_29_s(synth: Synth) -> None:
+    """issue 24 #6: every deployed function's AWS calls give up (all attempts, connect and read) within 10 s."""
+    defaults = settings_from_env({})
+    for name, (_, props) in functions(synth).items():
+        env = props["Environment"]["Variables"]
+        connect = float(env.get("LIVEDROP_AWS_CONNECT_TIMEOUT_SECONDS", defaults.aws_connect_timeout_seconds))
+        read = float(env.get("LIVEDROP_AWS_READ_TIMEOUT_SECONDS", defaults.aws_read_timeout_seconds))
+        attempts = int(env.get("LIVEDROP_AWS_MAX_ATTEMPTS", defaults.aws_max_attempts))
+        assert attempts * (connect + read) <= 10, (name, connect, read, attempts)
 
 
 @pytest.mark.parametrize("stage", STAGES)
