@@ -27,8 +27,8 @@ STREAM_MAX_RETRIES = topology.STREAM_MAX_RETRIES
 QUEUE_SOURCE_TUNING = {s.queue: (s.batching_window_s, s.max_concurrency) for s in topology.QUEUE_SOURCES}
 # How long one AWS call may wait for an answer in AWS, where DynamoDB, SQS and SNS answer in milliseconds:
 # with the default two attempts, a backend that does not answer is a 503 backend_unavailable within
-# about 7 s (two reads of 3 s and a backoff), not a gateway timeout at 29 s. (The dev stack keeps the settings' 10 s: its embedded
-# DynamoDB on a busy 2-core machine can take seconds to answer.)
+# about 7 s (two reads of 3 s and a backoff), not a gateway timeout at 29 s. (The dev stack keeps the
+# settings' 10 s: its embedded DynamoDB on a busy 2-core machine can take seconds to answer.)
 AWS_READ_TIMEOUT_SECONDS = 3
 
 
