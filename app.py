@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from chalice import Rate
-from chalice.app import Request, WebsocketEvent
+from chalice.app import WebsocketEvent
 
 from chalicelib.core.config import get_settings
-from chalicelib.core.errors import (
-    CreatorNotFoundError,
-    DropNotFoundError,
-    ForbiddenError,
-    LiveDropError,
-    OrderNotFoundError,
-    ProductNotFoundError,
-)
-from chalicelib.core.observability import logger, metrics, trace_segment
-from chalicelib.core.validation import check_path_ids, parse_command, parse_optional_command
+from chalicelib.core.errors import LiveDropError
+from chalicelib.core.observability import observe
 from chalicelib.delivery import consumers as notification_consumers
 from chalicelib.delivery import events as domain_event_source
 from chalicelib.delivery import live_stock as stock_pushes
@@ -40,17 +30,15 @@ from chalicelib.domain import (
 from chalicelib.domain import connections as ws_connections
 from chalicelib.edge import health as health_check
 from chalicelib.edge import openapi
+from chalicelib.edge.routing import Routes
 from chalicelib.edge.web import (
-    caller_id,
     chalice_errors_in_api_shape,
     conditional_json,
     error_response,
-    guarded,
     json_response,
     placed_order_response,
     unsubscribe_response,
 )
-from chalicelib.schema import commands as request_bodies
 from chalicelib.schema.commands import (
     Confirm,
     LogIn,
@@ -74,85 +62,20 @@ app = bootstrap.chalice_app("livedrop")
 # Chalice packages on_ws_* handlers only with this flag (the WebSocket API is still "experimental" there).
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 cognito = bootstrap.user_pool_authorizer("LiveDropUsers")
-
-
-@app.middleware("all")
-def observe(event: Any, get_response: Callable[[Any], Any]) -> Any:
-    """Every invocation: a correlation id on each log line, a trace subsegment, its metrics flushed as EMF."""
-    logger.set_correlation_id(_correlation_id(event))
-    try:
-        with trace_segment(f"## {type(event).__name__}"):
-            return get_response(event)
-    finally:
-        if metrics.metric_set:
-            metrics.flush_metrics()  # EMF on stdout, unless POWERTOOLS_METRICS_DISABLED (the dev stack)
-            metrics.clear_metrics()
-
-
+app.register_middleware(observe, "all")
 app.register_middleware(chalice_errors_in_api_shape, "http")
+# Views register and read their request through these (chalicelib.edge.routing, shared with the storefront).
+routes = Routes(app)
+route, request, body, query, caller, me_or_403 = (
+    routes.route,
+    routes.request,
+    routes.body,
+    routes.query,
+    routes.caller,
+    routes.me_or_403,
+)
 # Creator search, order and drop changes, buyers and product images (chalicelib.wiring.storefront).
 app.register_blueprint(storefront.blueprint)
-
-
-def _correlation_id(event: Any) -> str | None:
-    context = getattr(event, "context", None)
-    if isinstance(context, dict):  # REST (API Gateway's request id) and WebSocket events
-        return context.get("requestId")
-    return getattr(context, "aws_request_id", None)  # queues, streams, schedules
-
-
-# A path id that no id this API issues could match names nothing: the resource's 404, before any read.
-PATH_IDS = {
-    "creator_id": CreatorNotFoundError,
-    "product_id": ProductNotFoundError,
-    "drop_id": DropNotFoundError,
-    "order_id": OrderNotFoundError,
-}
-
-
-def route(path: str, check_ids: bool = True, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """app.route with path ids checked (unless the view answers for ids that name nothing itself)
-    and the one error mapping of chalicelib.edge.web applied."""
-
-    def register(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def checked(**path_params: Any) -> Any:
-            if check_ids:
-                check_path_ids(path_params, PATH_IDS)
-            return view(**path_params)
-
-        return app.route(path, **options)(guarded(checked))
-
-    return register
-
-
-Command = TypeVar("Command")
-
-
-def request() -> Request:
-    """The request being served (Chalice sets it before it calls a view)."""
-    current = app.current_request
-    if current is None:
-        raise RuntimeError("no request is being served")
-    return current
-
-
-def body(command: type[Command]) -> Command:
-    """The request body as a typed command (400 invalid_request when it breaks the command's rules)."""
-    return parse_command(request().raw_body, command)
-
-
-def query(name: str) -> str | None:
-    params = request().query_params
-    return None if params is None else params.get(name)
-
-
-def me_or_403(user_id: str) -> str:
-    """The caller's id, which must be `user_id` (self-only resources)."""
-    caller = caller_id(app.current_request)
-    if caller != user_id:
-        raise ForbiddenError("you may only act as yourself")
-    return caller
 
 
 @route("/health", methods=["GET"])
@@ -189,13 +112,13 @@ def refresh() -> Any:
 
 @route("/me", methods=["GET"], authorizer=cognito)
 def me() -> Any:
-    return json_response(accounts.me(caller_id(app.current_request)))
+    return json_response(accounts.me(caller()))
 
 
 @route("/creators", methods=["POST"], authorizer=cognito)
 def create_creator() -> Any:
     new = body(NewCreator)
-    return json_response(accounts.become_creator(caller_id(app.current_request), new), 201)
+    return json_response(accounts.become_creator(caller(), new), 201)
 
 
 @route("/creators/{creator_id}", methods=["GET"])
@@ -206,12 +129,12 @@ def get_creator(creator_id: str) -> Any:
 # --- follows ----------------------------------------------------------------------------------
 @route("/creators/{creator_id}/follow", methods=["POST"], authorizer=cognito)
 def follow(creator_id: str) -> Any:
-    return json_response(follows.follow(caller_id(app.current_request), creator_id))
+    return json_response(follows.follow(caller(), creator_id))
 
 
 @route("/creators/{creator_id}/follow", methods=["DELETE"], authorizer=cognito, check_ids=False)
 def unfollow(creator_id: str) -> Any:
-    follows.unfollow(caller_id(app.current_request), creator_id)
+    follows.unfollow(caller(), creator_id)
     return json_response(None, 204)
 
 
@@ -222,7 +145,7 @@ def following(user_id: str) -> Any:
 
 @route("/creators/{creator_id}/followers", methods=["GET"], authorizer=cognito)
 def followers(creator_id: str) -> Any:
-    caller_id(app.current_request)
+    caller()
     return json_response(follows.list_followers(creator_id, parse_limit(query("limit")), query("page")))
 
 
@@ -235,7 +158,7 @@ def follows_creator(user_id: str, creator_id: str) -> Any:
 @route("/creators/{creator_id}/products", methods=["POST"], authorizer=cognito)
 def create_product(creator_id: str) -> Any:
     new = body(NewProduct)
-    return json_response(catalog.create_product(caller_id(app.current_request), creator_id, new), 201)
+    return json_response(catalog.create_product(caller(), creator_id, new), 201)
 
 
 @route("/products", methods=["GET"])
@@ -251,7 +174,7 @@ def get_product(product_id: str) -> Any:
 @route("/creators/{creator_id}/drops", methods=["POST"], authorizer=cognito)
 def create_drop(creator_id: str) -> Any:
     new = body(NewDrop)
-    return json_response(catalog.create_drop(caller_id(app.current_request), creator_id, new), 201)
+    return json_response(catalog.create_drop(caller(), creator_id, new), 201)
 
 
 @route("/drops", methods=["GET"])
@@ -282,20 +205,20 @@ def sweeper(event: Any) -> dict[str, int]:
 # --- queues and draws (docs/sale-modes.md) -----------------------------------------------------
 @route("/drops/{drop_id}/queue", methods=["POST"], authorizer=cognito)
 def join_queue(drop_id: str) -> Any:
-    parse_optional_command(request().raw_body, request_bodies.JoinLine)  # the docs' "no body": anything else is refused
-    place, created = lines.join_queue(caller_id(app.current_request), drop_id)
+    routes.no_body()  # the docs' "no body": anything else is refused
+    place, created = lines.join_queue(caller(), drop_id)
     return json_response(place, 201 if created else 200)
 
 
 @route("/drops/{drop_id}/queue/me", methods=["GET"], authorizer=cognito)
 def my_queue_place(drop_id: str) -> Any:
-    return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.QUEUE))
+    return json_response(lines.my_place(caller(), drop_id, catalog.QUEUE))
 
 
 @route("/drops/{drop_id}/entries", methods=["POST"], authorizer=cognito)
 def enter_draw(drop_id: str) -> Any:
-    parse_optional_command(request().raw_body, request_bodies.JoinLine)
-    entry, created = lines.enter_draw(caller_id(app.current_request), drop_id)
+    routes.no_body()
+    entry, created = lines.enter_draw(caller(), drop_id)
     return json_response(entry, 201 if created else 200)
 
 
@@ -306,7 +229,7 @@ def draw_entries(drop_id: str) -> Any:
 
 @route("/drops/{drop_id}/entries/me", methods=["GET"], authorizer=cognito)
 def my_draw_entry(drop_id: str) -> Any:
-    return json_response(lines.my_place(caller_id(app.current_request), drop_id, catalog.DRAW))
+    return json_response(lines.my_place(caller(), drop_id, catalog.DRAW))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name=Fn.ADMISSIONS)
@@ -326,14 +249,14 @@ def line_slices(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @route("/orders", methods=["POST"], authorizer=cognito)
 def place_order() -> Any:
-    user_id = caller_id(app.current_request)
+    user_id = caller()
     key = orders.idempotency_key_from(request().headers.get("idempotency-key"))
     return placed_order_response(orders.place_order(user_id, key, body(NewOrder)))
 
 
 @route("/orders/{order_id}", methods=["GET"], authorizer=cognito)
 def get_order(order_id: str) -> Any:
-    return json_response(orders.get_order(caller_id(app.current_request), order_id))
+    return json_response(orders.get_order(caller(), order_id))
 
 
 @route("/users/{user_id}/orders", methods=["GET"], authorizer=cognito)
@@ -443,13 +366,13 @@ def unsubscribe() -> Any:
 # --- the creator's view of their sales ----------------------------------------------------------
 @route("/creators/{creator_id}/drops", methods=["GET"], authorizer=cognito)
 def creator_drops(creator_id: str) -> Any:
-    user_id = caller_id(app.current_request)
+    user_id = caller()
     return json_response(sales.creator_drops(user_id, creator_id, parse_limit(query("limit")), query("page")))
 
 
 @route("/drops/{drop_id}/sales", methods=["GET"], authorizer=cognito)
 def drop_sales(drop_id: str) -> Any:
-    return json_response(sales.drop_sales(caller_id(app.current_request), drop_id))
+    return json_response(sales.drop_sales(caller(), drop_id))
 
 
 @app.lambda_function(name=Fn.FANOUT)

@@ -62,3 +62,23 @@ def trace_segment(name: str) -> Any:
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
     """Add to a metric that the next flush emits (flushed once per invocation by app.py)."""
     metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def observe(event: Any, get_response: Any) -> Any:
+    """The middleware of every invocation (app.py registers it): a correlation id on each log line, a
+    trace subsegment, its metrics flushed as EMF."""
+    logger.set_correlation_id(_correlation_id(event))
+    try:
+        with trace_segment(f"## {type(event).__name__}"):
+            return get_response(event)
+    finally:
+        if metrics.metric_set:
+            metrics.flush_metrics()  # EMF on stdout, unless POWERTOOLS_METRICS_DISABLED (the dev stack)
+            metrics.clear_metrics()
+
+
+def _correlation_id(event: Any) -> str | None:
+    context = getattr(event, "context", None)
+    if isinstance(context, dict):  # REST (API Gateway's request id) and WebSocket events
+        return context.get("requestId")
+    return getattr(context, "aws_request_id", None)  # queues, streams, schedules

@@ -3,6 +3,10 @@
 
 An event id is derived from the stream record's eventID and the event type, so a redelivered record
 publishes the same ids and every consumer can drop what it has already seen.
+
+This handler only derives and publishes: it writes no table. A drop's status following its stock
+(live <-> sold_out) is the domain's (chalicelib.domain.scheduling), moved by the consumer of the
+published stock_changed and by the settlement that returns a reservation's units.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import Any
 from chalicelib.core import coalescing
 from chalicelib.core.statuses import DropStatus, OrderStatus
 from chalicelib.core.validation import format_time
-from chalicelib.domain import scheduling
 from chalicelib.schema import messages, stock
 from chalicelib.schema.db import now_ms
 from chalicelib.schema.messages import Envelope, EventType
@@ -142,17 +145,6 @@ def _shard_events(name: Any, old: dict[str, Any], new: dict[str, Any]) -> _Deriv
     return [(EventType.STOCK_CHANGED, data)]
 
 
-def _shard_emptied_or_refilled(raw: Mapping[str, Any]) -> str | None:
-    change = raw.get("dynamodb") or {}
-    if set((change.get("Keys") or {}).keys()) != {"shard_id"}:
-        return None
-    old, new = _image(change.get("OldImage")), _image(change.get("NewImage"))
-    before, after = old.get("stock"), new.get("stock")
-    if before is None or after is None or (before > 0) == (after > 0):
-        return None
-    return str(new["drop_id"])
-
-
 def publish(envelopes: list[Envelope]) -> None:
     """Publish envelopes to the events topic (up to 10 per SNS call); raises if any is not accepted."""
     messages.publish_events(envelopes)
@@ -183,19 +175,6 @@ def superseded_stock_changes(records: list[Mapping[str, Any]]) -> set[str]:
         stock_changes = [e for e in envelopes if e.event_type == EventType.STOCK_CHANGED]
         changes += [(e.event_id, str(e.data.get("drop_id")), place) for e in stock_changes]
     return coalescing.superseded(changes)
-
-
-def _follow_stock(raw: Mapping[str, Any], envelopes: list[Envelope]) -> None:
-    """Keep a drop's stored status in step with its stock (sold_out, and live again when a
-    reservation returns units) as soon as the stream shows it, rather than at the next sweep."""
-    new = _image(raw.get("dynamodb", {}).get("NewImage"))
-    types = {e.event_type for e in envelopes}
-    back_in_stock = new.get("status") == DropStatus.SOLD_OUT and (new.get("stock") or 0) > 0
-    if EventType.SOLD_OUT in types or (EventType.STOCK_CHANGED in types and back_in_stock):
-        scheduling.sync_stock_status(str(new["drop_id"]))
-    sharded = _shard_emptied_or_refilled(raw)
-    if sharded is not None:  # a sharded drop's last shard emptied, or one got units back
-        scheduling.sync_stock_status(sharded)
 
 
 def _publish_records(pending: list[tuple[int, list[Envelope]]]) -> int | None:
@@ -258,14 +237,6 @@ def handle_stream_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     not_published = _publish_records(pending)
     if not_published is not None:
         failed = not_published if failed is None else min(failed, not_published)
-    by_index = dict(pending)
-    for index, raw in enumerate(records[:failed] if failed is not None else records):
-        try:
-            _follow_stock(raw, by_index.get(index, []))
-        except Exception:
-            logger.exception("record %d: the drop's status could not follow its stock", index)
-            failed = index
-            break
     if failed is None:
         return {"batchItemFailures": []}
     sequence = (records[failed].get("dynamodb") or {}).get("SequenceNumber")

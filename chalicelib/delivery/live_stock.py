@@ -12,6 +12,10 @@ stock push per WINDOW_MS, and it shows the newest stock. A batch applies it firs
 (only the newest change of each drop is taken), the marker applies it across batches and Lambdas. A drop
 nobody watches costs no write.
 
+A stock_changed of zero also moves the drop to sold_out (chalicelib.domain.scheduling.mark_sold_out), so
+the stream handler that published it writes nothing itself; a sharded drop's sold_out event comes from
+that status change, once.
+
 Live stock has its own queue and consumer (`handle_batch`), so a rush's stock changes never wait in
 front of the pushes buyers and followers wait for. A drop watched by more than PUSH_SLICE connections
 is pushed in slices: the first here, the rest as messages on the same queue, each pushed by its own
@@ -29,7 +33,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import aws, coalescing, ports
-from chalicelib.domain import connections
+from chalicelib.domain import connections, scheduling
 from chalicelib.schema import stock, topology
 from chalicelib.schema.db import now_ms
 from chalicelib.schema.messages import (
@@ -97,6 +101,10 @@ def stock_changed(event: Envelope) -> None:
     stock = event.data.get("stock")
     if isinstance(stock, bool) or not isinstance(stock, int):
         raise PoisonMessageError("stock_changed without an integer data.stock")
+    if stock <= 0:
+        # The drop's status follows its stock (the stream handler only publishes): a conditional domain
+        # command, so a redelivered or stale event moves nothing, and it runs whether anyone watches.
+        scheduling.mark_sold_out(drop_id)
     if not connections.viewers_of(drop_id):
         return  # nobody watches the drop: nothing to show (a viewer reads the stock with the page)
     now = now_ms()

@@ -1,5 +1,7 @@
 """A drop's lifecycle on the clock: the target of its start and end schedules (chalicelib.schema.schedules),
-which moves its status, and the sweeper that repairs whatever a schedule missed.
+which moves its status, and the sweeper that repairs whatever a schedule missed. Also the status
+following the stock (live <-> sold_out): the commands the live_stock consumer and settlement call,
+since the stream handler only derives and publishes events.
 
 Scheduler fires an at() schedule within a 60-second window, so each schedule is set START_LEAD
 seconds early and the target waits for the exact second before it flips the status. Whether an
@@ -62,8 +64,8 @@ def _set_status(drop_id: str, status: str, condition: Any) -> bool:
 def _sync_product(drop_id: str, status: str) -> None:
     """Products show their latest drop's status (kept for the by_status index)."""
     try:
-        drop = Drop.get(drop_id, attributes_to_get=["product_id"])
-        Product(product_id=drop.product_id).update(
+        product_id = catalog.drop_terms(drop_id).product_id  # immutable: cached, no read once seen
+        Product(product_id=product_id).update(
             actions=[Product.status.set(status)], condition=Product.latest_drop_id == drop_id
         )
     except UpdateError as error:
@@ -99,22 +101,39 @@ def end(drop_id: str, at_ms: int | None = None) -> bool:
 
 def sync_stock_status(drop_id: str, at_ms: int | None = None) -> bool:
     """live <-> sold_out as the stock reaches zero or comes back (a returned reservation)."""
+    return _follow_stock(drop_id, at_ms, to_sold_out=True, to_live=True)
+
+
+def mark_sold_out(drop_id: str, at_ms: int | None = None) -> bool:
+    """live -> sold_out once the drop's stock is gone; True if this call moved it.
+
+    The live_stock consumer calls it on a stock_changed of zero: the condition (or, for a sharded drop,
+    its shards read after the write) decides, so a repeated or stale event moves nothing, and of two
+    racing callers only one moves the status (a sharded drop's sold_out is announced once)."""
+    return _follow_stock(drop_id, at_ms, to_sold_out=True, to_live=False)
+
+
+def mark_back_in_stock(drop_id: str, at_ms: int | None = None) -> bool:
+    """sold_out -> live once units came back (settlement, after a returned reservation); True if it moved."""
+    return _follow_stock(drop_id, at_ms, to_sold_out=False, to_live=True)
+
+
+def _follow_stock(drop_id: str, at_ms: int | None, to_sold_out: bool, to_live: bool) -> bool:
     now = now_ms() if at_ms is None else at_ms
     running = (Drop.start_time <= now) & (Drop.end_time > now)
     shards = _shard_count(drop_id)
     if shards > 1:
-        # Its shards, read after the write that emptied or refilled one; of two racing callers only
-        # one moves the status, so sold_out is announced once.
+        # Its shards, read after the write that emptied or refilled one.
         empty = stock.total(drop_id, shards, fresh=True) <= 0
-        to_sold_out: Any = (Drop.status == DropStatus.LIVE) & running if empty else None
-        to_live: Any = None if empty else (Drop.status == DropStatus.SOLD_OUT) & running
+        sold_out: Any = (Drop.status == DropStatus.LIVE) & running if empty and to_sold_out else None
+        live: Any = (Drop.status == DropStatus.SOLD_OUT) & running if not empty and to_live else None
     else:
-        to_sold_out = (Drop.status == DropStatus.LIVE) & (Drop.stock <= 0) & running
-        to_live = (Drop.status == DropStatus.SOLD_OUT) & (Drop.stock > 0) & running
-    if to_sold_out is not None and _set_status(drop_id, DropStatus.SOLD_OUT, to_sold_out):
+        sold_out = (Drop.status == DropStatus.LIVE) & (Drop.stock <= 0) & running if to_sold_out else None
+        live = (Drop.status == DropStatus.SOLD_OUT) & (Drop.stock > 0) & running if to_live else None
+    if sold_out is not None and _set_status(drop_id, DropStatus.SOLD_OUT, sold_out):
         _sync_product(drop_id, DropStatus.SOLD_OUT)
         return True
-    if to_live is not None and _set_status(drop_id, DropStatus.LIVE, to_live):
+    if live is not None and _set_status(drop_id, DropStatus.LIVE, live):
         _sync_product(drop_id, DropStatus.LIVE)
         return True
     return False

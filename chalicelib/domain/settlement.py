@@ -1,6 +1,7 @@
 """Settling an order after it was placed (chalicelib.domain.orders): pending_payment becomes confirmed when
 the payment succeeds, or payment_failed or expired, giving its stock back exactly once, when it fails or
-runs out of time (the sweeper expires the overdue ones).
+runs out of time (the sweeper expires the overdue ones). Units given back to a sold-out drop make it
+live again here (chalicelib.domain.scheduling.mark_back_in_stock).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.core.observability import count
 from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.domain import scheduling
 from chalicelib.domain.orders import (
     PENDING_BUCKETS,
     load_order,
@@ -181,6 +183,9 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
             return False  # settled meanwhile (confirmed, or released by another worker)
         raise
     count("OrderReleased_" + to_status)
+    # Units came back: a sold-out drop is live again. A conditional update, so a repeat moves nothing; if
+    # it fails after the commit, the sweeper moves the status within a minute (reads derive it meanwhile).
+    scheduling.mark_back_in_stock(order.drop_id, now)
     return True
 
 

@@ -184,24 +184,25 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=29,
         memory=1024,
     ),
-    # Streams -> SNS: every event is built from the stream record's images. A sell-out (or stock coming
-    # back) also moves the drop's and its product's status (scheduling.sync_stock_status); a sharded
-    # drop's stock_changed carries its shards' total (read after the write).
+    # Streams -> SNS: every event is built from the stream record's images, and nothing is written (a
+    # drop's status follows its stock in the domain: live_stock and settlement); a sharded drop's
+    # stock_changed carries its shards' total (read after the write).
     Fn.DOMAIN_EVENTS: FunctionAccess(
         # One batch per stream shard at once, as Lambda runs them: Drops, Orders and StockShards have one each.
         dev_concurrency=3,
-        read=(table(Drop), table(StockShard)),
-        write=(table(Drop), table(Product)),
+        read=(table(StockShard),),
         publish=True,
         timeout=60,
         memory=512,
     ),
     # Reads a batch's orders at once (BatchGetItem); the order's status guards every charge and settlement.
+    # A declined payment's units make a sold-out drop live again (scheduling.mark_back_in_stock: a sharded
+    # drop's shards are read, the drop's and its product's status written).
     Fn.PAYMENTS: FunctionAccess(
-        read=(table(Order), table(Drop), table(Purchase)),
+        read=(table(Order), table(Drop), table(Purchase), table(StockShard)),
         # DropSales: a confirmation counts the drop's sales in the same transaction (chalicelib.domain.orders).
         # StockShards: a failed payment gives a sharded drop's units back to their shard.
-        write=(table(Order), table(Drop), table(DropSales), table(Purchase), table(StockShard)),
+        write=(table(Order), table(Drop), table(DropSales), table(Purchase), table(StockShard), table(Product)),
         payment_secrets=True,
         timeout=30,
         memory=512,
@@ -246,11 +247,12 @@ ACCESS: dict[str, FunctionAccess] = {
         reserved_concurrency=60,
     ),
     # Live stock: the drop's marker (ProcessedEvents), its stock (Drops, StockShards) and viewers
-    # (Subscriptions); queues its own deferred pushes and audience slices.
+    # (Subscriptions); queues its own deferred pushes and audience slices. A stock of zero moves the
+    # drop's and its product's status to sold_out (scheduling.mark_sold_out).
     Fn.LIVE_STOCK: FunctionAccess(
         dev_concurrency=2,
         read=(table(ProcessedEvent), table(Drop), table(StockShard), table(Subscription), *_FORGET_READ),
-        write=(table(ProcessedEvent), *_FORGET_WRITE),
+        write=(table(ProcessedEvent), table(Drop), table(Product), *_FORGET_WRITE),
         send=(LIVE_STOCK.name,),
         ws_push=True,
         timeout=20,

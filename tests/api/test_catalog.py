@@ -221,7 +221,7 @@ def test_a_warm_drop_read_makes_no_dynamodb_call(api, shop) -> None:
     assert warm.calls == []
 
 
-def test_stored_status_follows_the_stock_through_the_stream(api, shop, new_user) -> None:
+def test_stored_status_follows_the_stock_through_the_published_events(api, shop, new_user) -> None:
     drop = make_drop(api, shop, -5, 3600, stock=2)
     buyer = new_user()
     order = {"drop_id": drop["drop_id"], "quantity": 2, "payment_token": "tok_threeDSecureRequired"}
