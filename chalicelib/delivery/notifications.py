@@ -12,6 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from chalicelib.delivery import reach
 from chalicelib.domain import connections, follows
 from chalicelib.schema import topology
 from chalicelib.schema.db import batch_get
-from chalicelib.schema.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
+from chalicelib.schema.messages import OWNER_EVENTS, DeliverKind, Envelope, PoisonMessageError, send_messages
 from chalicelib.schema.models import Connection, Creator, Drop, Notification
 from chalicelib.schema.pagination import decode_page, page_body
 
@@ -61,16 +62,29 @@ def notify_buyer(event: Envelope, sockets: list[str] | None = None, write_row: b
 
 def notify_drop_audience(event: Envelope) -> None:
     """A drop event to the drop's viewers and online followers (pushed now, once per connection) and to
-    every follower's inbox (in slices on the deliver queue)."""
+    every follower's inbox (in slices on the deliver queue); the start, low stock and sell-out also to the
+    creator's owner (an inbox row and a push), whether or not they follow themselves."""
     drop_id = event.field("drop_id")
     creator_id = event.data.get("creator_id") or _creator_of(drop_id)
+    audience = audience_of(creator_id)
     # Slices first: if anything below fails, the retry re-sends the same slices, which deliver dedupes.
     # They wait a moment so the inbox writes do not compete with the pushes people are waiting for.
-    slices = follows.follower_slices(slice_count(creator_id))
+    slices = follows.follower_slices(audience.slices)
     messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
     enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
+    owner = owner_to_tell(event, audience.owner)
+    if owner is not None:
+        # The row's key is the event's, so a retry, or a follower slice holding the owner, rewrites this row.
+        write_inbox(event, [owner])
     targets = connections.subscribers_of(drop_id) + connections.online_followers(creator_id)
-    ports.pusher().push(targets, event.frame(), event.occurred_at_ms)
+    if owner is not None:
+        targets += connections.push_targets_of(owner)
+    ports.pusher().push(targets, event.frame(), event.occurred_at_ms)  # the pusher sends each connection once
+
+
+def owner_to_tell(event: Envelope, owner: str | None) -> str | None:
+    """The creator's owner, when this drop event is one they hear of (OWNER_EVENTS)."""
+    return owner if owner and event.event_type in OWNER_EVENTS else None
 
 
 def _creator_of(drop_id: str) -> str:
@@ -80,12 +94,23 @@ def _creator_of(drop_id: str) -> str:
         raise PoisonMessageError(f"drop {drop_id} has no creator_id and no Drops row") from None
 
 
-def slice_count(creator_id: str) -> int:
-    """How many parallel slices a creator's followers are read in (more for big creators)."""
+@dataclass(frozen=True)
+class Audience:
+    slices: int  # how many parallel slices the creator's followers are read in
+    owner: str | None  # the user who owns the creator (None once the creator is gone)
+
+
+def audience_of(creator_id: str) -> Audience:
+    """What a drop event's fan-out needs of its creator, in one read."""
     try:
-        followers = int(Creator.get(creator_id, attributes_to_get=["follower_count"]).follower_count or 0)
+        creator = Creator.get(creator_id, attributes_to_get=["follower_count", "owner_user_id"])
     except DoesNotExist:
-        followers = 0
+        return Audience(slice_count_for(0), None)
+    return Audience(slice_count_for(int(creator.follower_count or 0)), creator.owner_user_id or None)
+
+
+def slice_count_for(followers: int) -> int:
+    """How many parallel slices a creator's followers are read in (more for big creators)."""
     return max(MIN_SLICES, min(MAX_SLICES, math.ceil(followers / FOLLOWERS_PER_SLICE)))
 
 
@@ -203,11 +228,21 @@ def inbox(user_id: str, limit: int, page: str | None) -> dict[str, Any]:
             "order_id": row.order_id,
             "created_at": format_time(row.created_at),
             "read": bool(row.read),
+            "data": _frame_data(row.payload),
         }
         for row in results
     ]
     # The count comes with the page, so the badge and the list the user sees come from the same moment.
     return {**page_body(items, results.last_evaluated_key), "unread": unread_count(user_id)}
+
+
+def _frame_data(payload: str | None) -> dict[str, Any]:
+    """The event's frame data the row was written with (the stock of a stock_low, for one)."""
+    try:
+        data = json.loads(payload or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # --- read state -----------------------------------------------------------------------------------

@@ -91,6 +91,9 @@ DROP_EVENTS = (
     EventType.DROP_ENDED,
     EventType.DROP_CANCELLED,
 )
+# The drop events its creator's owner hears of too, in their inbox and on their open sockets, whether or not
+# they follow their own creator (chalicelib.delivery.notifications.notify_drop_audience).
+OWNER_EVENTS = (EventType.DROP_STARTED, EventType.STOCK_LOW, EventType.SOLD_OUT)
 ORDER_EVENTS = (EventType.ORDER_CONFIRMED, EventType.ORDER_FAILED, EventType.ORDER_EXPIRED)
 NOTIFY_EVENTS = tuple(t for t in EventType if t in (*DROP_EVENTS, *ORDER_EVENTS))
 LIVE_STOCK_EVENTS = (EventType.STOCK_CHANGED,)

@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.domain.fulfilment import safe_cell
+from chalicelib.schema.db import now_ms
+from chalicelib.schema.models import Creator
 from tests.api import test_orders
 from tests.api.test_orders import error_code
 from tests.support import wait_for
@@ -72,6 +74,27 @@ def test_a_search_query_is_bounded_and_refused_with_400_otherwise(api, text) -> 
     assert response.status_code == (400 if bad else 200), (text, response.text)
     if bad:
         assert error_code(response) == "invalid_request"
+
+
+def test_a_creator_stored_before_search_existed_is_found_by_its_name(api, new_user) -> None:
+    tag = uuid.uuid4().hex[:10]
+    owner = new_user()
+    # Written straight into the table as a creator made before search was: no search_name.
+    old = Creator(
+        creator_id=f"cr_{uuid.uuid4().hex}",
+        owner_user_id=owner.user_id,
+        name=f"Old  Wombat{tag} Works",
+        follower_count=0,
+        created_at=now_ms(),
+    )
+    old.save()
+    try:
+        assert Creator.get(old.creator_id).search_name is None
+        for text in (f"wombat{tag}", f"OLD WOMBAT{tag}", "old  wombat" + tag):
+            assert [c["creator_id"] for c in search_all(api, text)] == [old.creator_id], text
+        assert search_all(api, f"ombat{tag}") == []  # the middle of a word, as for any creator
+    finally:
+        old.delete()
 
 
 def test_a_search_without_a_query_or_with_a_bad_page_is_400(api) -> None:

@@ -3,6 +3,7 @@ state and unread badge, the drops page without stray text, and toasts that never
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -91,17 +92,37 @@ def test_a_creator_sees_their_drops_sales_live_instead_of_buy_and_follow(pages, 
     assert pages.errors == [], pages.errors
 
 
-def test_a_creator_hears_of_their_own_drop_starting_as_theirs(pages, log_in, api, new_user) -> None:
-    owner = new_user(name="Ada", creator=True)
-    _, drop = _drop(api, owner, stock=3, start=4)
+def test_a_creator_hears_of_their_own_drops_start_low_stock_and_sell_out_as_theirs(
+    pages, log_in, api, new_user
+) -> None:
+    owner, fan = new_user(name="Ada", creator=True), new_user(name="Max")
+    _, drop = _drop(api, owner, stock=3, start=4, low_stock_threshold=1)
+    drop_id = drop["drop_id"]
     page = pages.open("creator")
     log_in(page, owner)
-    page.goto(pages.base_url + f"#/drop/{drop['drop_id']}")
+    page.goto(pages.base_url + f"#/drop/{drop_id}")
     page.wait_for_selector('[data-testid=drop-detail][data-subscribed="true"]')
     started = page.locator('[data-testid=toast][data-type="drop_started"]')
     started.wait_for(timeout=45_000)
-    assert "Your drop just started" in started.inner_text()
+    assert "Your drop Poster is live" in started.inner_text()
     assert "creator you follow" not in started.inner_text()
+    _buy(api, fan, drop_id, 2)  # down to 1: below the threshold
+    page.locator('[data-testid=toast][data-type="stock_low"]').wait_for(timeout=45_000)
+    assert "Only 1 left of Poster" in page.locator('[data-testid=toast][data-type="stock_low"]').inner_text()
+    _buy(api, fan, drop_id, 1)
+    page.locator('[data-testid=toast][data-type="sold_out"]').wait_for(timeout=45_000)
+
+    # The owner follows no one, yet all three are in their inbox, in a creator's words.
+    deadline = time.time() + 60
+    while len(api.get(f"/users/{owner.user_id}/notifications", owner.token).json()["items"]) < 3:
+        assert time.time() < deadline, "the owner's inbox rows never arrived"
+        time.sleep(0.3)
+    page.get_by_test_id("nav-inbox").click()
+    own = page.locator('[data-testid=inbox-item][data-own="true"] strong')
+    own.nth(2).wait_for()
+    assert sorted(own.all_inner_texts()) == ["Only 1 left of Poster", "Poster sold out", "Your drop Poster is live"]
+    assert page.locator("[data-testid=inbox-item]").count() == 3
+    assert pages.errors == [], pages.errors
 
 
 def test_the_drops_page_shows_no_stray_text_when_logged_in(pages, log_in, new_user) -> None:

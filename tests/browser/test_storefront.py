@@ -197,7 +197,7 @@ def test_a_creator_hears_their_drop_start_run_low_and_sell_out_and_a_fans_inbox_
 
     started = creator.locator('[data-testid=toast][data-type="drop_started"]')
     started.wait_for(timeout=45_000)
-    assert "Your drop just started" in started.inner_text()
+    assert "Your drop Told tee is live" in started.inner_text()
     _buy(api, fan, drop["drop_id"], 1)
     creator.locator('[data-testid=toast][data-type="stock_low"]').wait_for(timeout=45_000)
     _buy(api, new_user(name="Gus"), drop["drop_id"], 1)

@@ -4,6 +4,7 @@ import { supersedes } from "./coalescing.js";
 import { EventType, FrameType } from "./events.js";
 import { ORDER_NOTE, TERMINAL } from "./format.js";
 import { refreshOrder } from "./orders.js";
+import { ownDropWords } from "./ownnews.js";
 import { refreshDropViews } from "./refresh.js";
 import { isMine } from "./session.js";
 import { live } from "./socket.js";
@@ -53,20 +54,26 @@ export async function onEvent(frame) {
     }
   };
   const link = dropId ? { href: `#/drop/${encodeURIComponent(dropId)}`, text: "Open drop" } : null;
+  const mine = isMine(data.creator_id || known?.creator_id);
+  const ownToast = (productName) => {
+    const words = ownDropWords(frame.type, productName, data.stock);
+    toast(frame.type, words.title, words.text, link);
+  };
   switch (frame.type) {
     case EventType.DROP_STARTED:
-      if (isMine(data.creator_id || known?.creator_id)) toast(EventType.DROP_STARTED, `${await name()} is live now!`, "Your drop just started: buyers can order now.", link);
+      if (mine) ownToast(await name());
       else toast(EventType.DROP_STARTED, `${await name()} is live now!`, "It just started: order before it's gone.", link);
       if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});
       break;
     case EventType.STOCK_LOW:
       if (known) refreshDropViews(dropId);
-      if (isMine(data.creator_id || known?.creator_id)) toast(EventType.STOCK_LOW, `${await name()} is running low`, `Only ${data.stock} left in your drop.`, link);
+      if (mine) ownToast(await name());
       break;
     case EventType.SOLD_OUT:
       if (known) drops.set(dropId, { ...drops.get(dropId), stock: 0, _stockAt: at });
       refreshDropViews(dropId);
-      toast(EventType.SOLD_OUT, `${await name()} sold out`, isMine(data.creator_id || known?.creator_id) ? "Your drop sold out: every item found a buyer." : "Every item in this drop has been taken.", link);
+      if (mine) ownToast(await name());
+      else toast(EventType.SOLD_OUT, `${await name()} sold out`, "Every item in this drop has been taken.", link);
       break;
     case EventType.DROP_ENDED:
       if (dropId) fetchDrop(dropId).then(() => refreshDropViews(dropId), () => {});

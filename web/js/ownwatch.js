@@ -1,6 +1,6 @@
-// A creator hears of their own drops: the backend pushes drop_started, stock_low and sold_out to a drop's
-// subscribers and its creator's followers, and the creator is neither, so while logged in the page
-// subscribes to the creator's upcoming and live drops itself (frames.js shows them as toasts).
+// A creator watches their own drops: the backend pushes a drop's owner its drop_started, stock_low and
+// sold_out (and writes them to the inbox) itself, but the live stock and the drop's end reach a drop's
+// subscribers only, so while logged in the page subscribes to the creator's upcoming and live drops.
 import { api } from "./api.js";
 import { live } from "./socket.js";
 import { state } from "./state.js";

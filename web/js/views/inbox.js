@@ -4,7 +4,9 @@ import { api } from "../api.js";
 import { EventType, FrameType } from "../events.js";
 import { when } from "../format.js";
 import { errorBox, showError } from "../forms.js";
+import { ownDropWords } from "../ownnews.js";
 import { render } from "../router.js";
+import { isMine } from "../session.js";
 import { state } from "../state.js";
 import { fetchDrop, product } from "../store.js";
 import { markRead, setUnread } from "../unread.js";
@@ -76,7 +78,13 @@ export function viewInbox(main) {
             note.read ? null : h("button.link", { type: "button", testid: "inbox-mark-read", onclick: () => readOne(note, row) }, "Mark read")));
         list.append(row);
         if (note.drop_id) {
-          fetchDrop(note.drop_id).then((d) => product(d.product_id)).then((p) => $("strong", row).append(`: ${p.name}`), () => {});
+          fetchDrop(note.drop_id).then(async (drop) => {
+            const { name } = await product(drop.product_id);
+            // The creator's own drop reads as theirs ("Your drop Poster is live"); others name the product.
+            const own = isMine(drop.creator_id) ? ownDropWords(note.type, name, note.data?.stock) : null;
+            if (own) row.dataset.own = "true";
+            $("strong", row).textContent = own ? own.title : `${INBOX_TEXT[note.type] || note.type.replaceAll("_", " ")}: ${name}`;
+          }, () => {});
         }
       }
       markAll.disabled = !newest;
