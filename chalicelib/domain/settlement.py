@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from pynamodb.exceptions import UpdateError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from chalicelib.core.observability import count
 from chalicelib.core.statuses import RELEASED, OrderStatus
@@ -184,8 +185,12 @@ def release_reservation(order_id: str, to_status: str, at_ms: int | None = None,
         raise
     count("OrderReleased_" + to_status)
     # Units came back: a sold-out drop is live again. A conditional update, so a repeat moves nothing; if
-    # it fails after the commit, the sweeper moves the status within a minute (reads derive it meanwhile).
-    scheduling.mark_back_in_stock(order.drop_id, now)
+    # it fails after the commit, the release stands (its caller is not failed for it) and the sweeper
+    # moves the status within a minute (reads derive it meanwhile).
+    try:
+        scheduling.mark_back_in_stock(order.drop_id, now)
+    except (PynamoDBException, BotoCoreError, ClientError) as error:
+        log.warning("drop %s stays sold_out until the sweeper's next run: %s", order.drop_id, error)
     return True
 
 
