@@ -22,6 +22,8 @@ from chalicelib.schema.models.catalog import (
     Product,
     ProductsByCreator,
     ProductsByStatus,
+    sold_by_slot,
+    sold_in_slot,
 )
 from chalicelib.schema.models.hot import Admission, Line, RateLimit, SigningKey, StockShard
 from chalicelib.schema.models.messaging import (
@@ -67,6 +69,8 @@ __all__ = [
     "WebPushSubscription",
     "bind",
     "create_all_tables",
+    "sold_by_slot",
+    "sold_in_slot",
     "table_spec",
 ]
 

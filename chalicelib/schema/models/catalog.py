@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
@@ -129,6 +131,26 @@ class DropSales(Model):
     orders_confirmed = NumberAttribute(default=0)
     units_sold = NumberAttribute(default=0)
     revenue_cents = NumberAttribute(default=0)
+    # Units sold per slot of the drop (chalicelib.core.timeline): top-level numbers `s0`, `s1`, … (ADD
+    # works on top-level attributes only), moved with the totals. At most 120 short ones keep the row
+    # under 1 KB, so a confirmation still costs one write unit here; read with `sold_by_slot`.
+
+
+SLOT_PREFIX = "s"
+
+
+def sold_in_slot(slot: int) -> NumberAttribute:
+    """The DropSales attribute counting the units sold in one slot, for an update's ADD."""
+    return NumberAttribute(attr_name=f"{SLOT_PREFIX}{slot}")
+
+
+def sold_by_slot(raw: dict[str, Any]) -> dict[int, int]:
+    """The slot counters of a raw DropSales item (as GetItem returns it)."""
+    return {
+        int(name[len(SLOT_PREFIX) :]): int(value["N"])
+        for name, value in raw.items()
+        if name.startswith(SLOT_PREFIX) and name[len(SLOT_PREFIX) :].isdigit() and "N" in value
+    }
 
 
 # The Orders indexes project keys only: a confirmation changes the status and would otherwise rewrite
