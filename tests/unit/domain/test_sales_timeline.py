@@ -1,13 +1,21 @@
 """The sales chart's slots (chalicelib.core.timeline): at most 120 of them over any drop, covering it
-whole, the narrowest readable width, and every moment in exactly one slot."""
+whole, the narrowest readable width, and every moment in exactly one slot; and the series of
+GET /drops/{id}/sales, which counts each confirmed order once, in its slot."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.core import timeline
-from tests.unit.domain.shop import examples
+from chalicelib.core.statuses import OrderStatus
+from chalicelib.core.validation import parse_time
+from chalicelib.domain import sales, settlement
+from chalicelib.schema.models import Order
+from tests.unit.domain.shop import MINUTE_MS, examples, new_drop, new_shop, new_user, order
+
+PENDING = "tok_threeDSecureRequired"  # a token the fake provider leaves pending
 
 YEAR_MS = 366 * timeline.DAY_MS
 starts = st.integers(min_value=1_600_000_000_000, max_value=2_000_000_000_000)
@@ -61,3 +69,61 @@ def test_familiar_drops_get_familiar_widths() -> None:
     assert timeline.slot_width(start, start + 24 * hour) == 15 * timeline.MINUTE_MS
     assert timeline.slot_width(start, start + 30 * 24 * hour) == 6 * hour
     assert timeline.slot_width(start, start + 365 * 24 * hour) == 4 * timeline.DAY_MS
+
+
+# --- the series GET /drops/{id}/sales answers with ------------------------------------------------
+@pytest.fixture(scope="module")
+def shop():
+    return new_shop()
+
+
+outcomes = st.sampled_from(["confirmed", "confirmed_in_a_batch", "confirmed_twice", "failed", "pending"])
+placements = st.lists(
+    st.tuples(st.one_of(st.none(), st.integers(0, 59)), st.integers(1, 2), outcomes), min_size=1, max_size=4
+)
+
+
+@settings(
+    max_examples=examples(5),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(plan=placements)
+def test_the_series_counts_each_confirmed_order_once_in_the_minute_it_was_placed(shop, plan) -> None:
+    # An hour's drop, half gone: 60 one-minute slots, the series up to now (slot 30).
+    drop = new_drop(shop, -30 * MINUTE_MS, 30 * MINUTE_MS, stock=20)
+    drop_id, start = drop["drop_id"], parse_time("start", drop["start_time"])
+    expected: dict[int, int] = {}
+    batch = []
+    for minute, quantity, outcome in plan:
+        order_id = order(new_user(), drop_id, quantity, token=PENDING).order["order_id"]
+        if minute is not None:
+            # As an order stored before orders carried their slot, placed in that minute.
+            Order(order_id=order_id).update(
+                actions=[Order.sales_slot.remove(), Order.created_at.set(start + minute * MINUTE_MS + 1)]
+            )
+        slot = minute if minute is not None else int(Order.get(order_id, consistent_read=True).sales_slot)
+        if outcome.startswith("confirmed"):
+            expected[slot] = expected.get(slot, 0) + quantity
+        if outcome == "confirmed_in_a_batch":
+            batch.append((Order.get(order_id, consistent_read=True), "ref"))
+        elif outcome == "confirmed":
+            assert settlement.confirm_payment(order_id, "ref")
+        elif outcome == "confirmed_twice":
+            assert [settlement.confirm_payment(order_id, "ref") for _ in range(2)] == [True, False]
+        elif outcome == "failed":
+            assert settlement.release_reservation(order_id, OrderStatus.PAYMENT_FAILED)
+    if batch:
+        assert len(settlement.confirm_payments(batch)) == len(batch)
+        assert settlement.confirm_payments(batch) == set()  # a redelivered batch changes nothing
+    body = sales.drop_sales(shop.owner, drop_id)
+    series = body["series"]
+    assert body["series_slot_seconds"] == 60 and 31 <= len(series) <= 60  # up to the minute of the read
+    assert [parse_time("at", p["at"]) for p in series] == [start + n * MINUTE_MS for n in range(len(series))]
+    assert {n: p["sold"] for n, p in enumerate(series) if p["sold"]} == expected
+    assert series[-1]["sold_total"] == body["units_sold"] == sum(expected.values())
+    running = 0
+    for point in series:
+        running += point["sold"]
+        assert (point["sold_total"], point["stock"]) == (running, 20 - running)
+    assert body["line"] is None  # a first-come drop has no line
