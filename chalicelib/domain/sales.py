@@ -139,4 +139,4 @@ def line_figures(drop: Drop) -> dict[str, int] | None:
         line = None
     joined = int(line.early_count or 0) + int(line.late_count or 0) if line else 0
     admitted = int(line.serving or 0) if line else 0
-    return {"entries": joined, "winners": admitted} if mode == DRAW else {"joined": joined, "admitted": admitted}
+    return {"entries": joined, "winners": admitted} if mode == DRAW else {"joins": joined, "admissions": admitted}

@@ -231,7 +231,7 @@ def test_queue_and_draw_drops_show_their_line(api, new_user) -> None:
     assert api.post(f"/drops/{draw['drop_id']}/entries", fans[0].token).status_code == 201
     queued = api.get(f"/drops/{queue['drop_id']}/sales", owner.token).json()
     drawn = api.get(f"/drops/{draw['drop_id']}/sales", owner.token).json()
-    assert queued["line"] == {"joined": 3, "admitted": 0}
+    assert queued["line"] == {"joins": 3, "admissions": 0}
     assert drawn["line"] == {"entries": 1, "winners": 0}
     assert queued["series"] == [] and drawn["series"] == []  # nothing before the start
     assert api.get(f"/drops/{queue['drop_id']}/sales", fans[0].token).status_code == 404

@@ -115,10 +115,10 @@ def test_the_sales_view_charts_units_sold_and_stock_over_time(pages, log_in, api
         assert api.post(f"/drops/{queue['drop_id']}/queue", joiner.token).status_code == 201
     page.goto(pages.base_url + f"#/drop/{queue['drop_id']}")
     page.get_by_test_id("line-chart").wait_for()
-    _attr_is(page, "[data-series=joined]", "data-last", "2")
-    _attr_is(page, "[data-series=admitted]", "data-last", "0")
-    assert page.get_by_test_id("sales-line-joined").inner_text() == "2"
-    assert page.get_by_test_id("sales-line-admitted").inner_text() == "0"
+    _attr_is(page, "[data-series=joins]", "data-last", "2")
+    _attr_is(page, "[data-series=admissions]", "data-last", "0")
+    assert page.get_by_test_id("sales-line-joins").inner_text() == "2"
+    assert page.get_by_test_id("sales-line-admissions").inner_text() == "0"
     assert page.get_by_test_id("sales-chart-note").inner_text() == "The chart starts when the drop does."
     assert pages.errors == [], pages.errors
 

@@ -4,7 +4,7 @@
 // totals only, so its chart is what this page saw of them while it was open (one point per refresh).
 
 export const LINE_FIGURES = {
-  queue: [["joined", "Joined the line"], ["admitted", "Admitted"]],
+  queue: [["joins", "Joined the line"], ["admissions", "Admitted"]],
   draw: [["entries", "Entries"], ["winners", "Winners"]],
 };
 
