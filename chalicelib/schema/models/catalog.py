@@ -133,7 +133,8 @@ class DropSales(Model):
     revenue_cents = NumberAttribute(default=0)
     # Units sold per slot of the drop (chalicelib.core.timeline): top-level numbers `s0`, `s1`, … (ADD
     # works on top-level attributes only), moved with the totals. At most 120 short ones keep the row
-    # under 1 KB, so a confirmation still costs one write unit here; read with `sold_by_slot`.
+    # under 1 KB (945 bytes with all 120 slots at up to 99,999 units each), so a confirmation still costs
+    # one write unit here (two, transactional); read with `sold_by_slot`.
 
 
 SLOT_PREFIX = "s"
