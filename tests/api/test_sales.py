@@ -5,9 +5,11 @@ series over time that adds up to the confirmed orders, and a queue's or draw's l
 from __future__ import annotations
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from chalicelib.core.statuses import RELEASED, OrderStatus
 from chalicelib.domain import settlement
+from chalicelib.edge.openapi import document
 from chalicelib.schema.models import Drop, Order
 from tests.api import test_orders
 from tests.api.test_orders import order, orders_of_drop
@@ -43,9 +45,12 @@ def figures_of(body: dict) -> dict:
 
 
 def check_series(body: dict) -> None:
-    """The series adds up, slot by slot, to the confirmed orders stored (each in the slot it was placed in)."""
+    """The body is as documented, and its series adds up, slot by slot, to the confirmed orders stored
+    (each in the slot it was placed in)."""
+    components = document()["components"]
+    Draft202012Validator({"$ref": "#/components/schemas/DropSales", "components": components}).validate(body)
     series = body["series"]
-    assert 1 <= len(series) <= 120
+    assert len(series) <= 120
     confirmed: dict[int, int] = {}
     for row in orders_of_drop(body["drop_id"]):
         if row.status == OrderStatus.CONFIRMED:
@@ -233,5 +238,7 @@ def test_queue_and_draw_drops_show_their_line(api, new_user) -> None:
     drawn = api.get(f"/drops/{draw['drop_id']}/sales", owner.token).json()
     assert queued["line"] == {"joins": 3, "admissions": 0}
     assert drawn["line"] == {"entries": 1, "winners": 0}
+    for body in (queued, drawn):
+        check_series(body)
     assert queued["series"] == [] and drawn["series"] == []  # nothing before the start
     assert api.get(f"/drops/{queue['drop_id']}/sales", fans[0].token).status_code == 404
