@@ -13,7 +13,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from chalicelib.core.statuses import DRAFT, DropStatus
-from chalicelib.schema.models.base import NEW_AND_OLD_IMAGES, _index_meta, _meta
+from chalicelib.schema.models.base import NEW_AND_OLD_IMAGES, _index_meta, _meta, slot_counter, slot_counters
 
 
 class ProductsByCreator(GlobalSecondaryIndex["Product"]):
@@ -137,21 +137,17 @@ class DropSales(Model):
     # one write unit here (two, transactional); read with `sold_by_slot`.
 
 
-SLOT_PREFIX = "s"
+SOLD_PREFIX = "s"
 
 
 def sold_in_slot(slot: int) -> NumberAttribute:
     """The DropSales attribute counting the units sold in one slot, for an update's ADD."""
-    return NumberAttribute(attr_name=f"{SLOT_PREFIX}{slot}")
+    return slot_counter(SOLD_PREFIX, slot)
 
 
 def sold_by_slot(raw: dict[str, Any]) -> dict[int, int]:
     """The slot counters of a raw DropSales item (as GetItem returns it)."""
-    return {
-        int(name[len(SLOT_PREFIX) :]): int(value["N"])
-        for name, value in raw.items()
-        if name.startswith(SLOT_PREFIX) and name[len(SLOT_PREFIX) :].isdigit() and "N" in value
-    }
+    return slot_counters(raw, SOLD_PREFIX)
 
 
 # The Orders indexes project keys only: a confirmation changes the status and would otherwise rewrite
