@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
 from chalicelib.core import timeline
 from chalicelib.core.errors import InvalidPageError
 from chalicelib.core.statuses import OrderStatus
@@ -27,7 +25,17 @@ from chalicelib.domain.catalog import DRAW, QUEUE, drop_view, owned_drop, sale_m
 from chalicelib.domain.orders import derived_status, orders_of
 from chalicelib.schema import stock
 from chalicelib.schema.db import now_ms
-from chalicelib.schema.models import Drop, DropSales, Line, Order, sold_by_slot
+from chalicelib.schema.models import (
+    ADMITTED_PREFIX,
+    JOINS_PREFIX,
+    Drop,
+    DropSales,
+    Line,
+    Order,
+    line_span,
+    slot_counters,
+    sold_by_slot,
+)
 from chalicelib.schema.pagination import decode_page, page_body
 
 RECENT_ORDERS = 10
@@ -99,7 +107,7 @@ def drop_sales(user_id: str, drop_id: str) -> dict[str, Any]:
         "recent_orders": recent,
         "series_slot_seconds": timeline.slot_width(int(drop.start_time), int(drop.end_time)) // 1000,
         "series": series(drop, sold_by_slot(raw or {}), now),
-        "line": line_figures(drop),
+        "line": line_figures(drop, now),
     }
 
 
@@ -127,16 +135,33 @@ def series(drop: Drop, sold: dict[int, int], now: int) -> list[dict[str, Any]]:
     return points
 
 
-def line_figures(drop: Drop) -> dict[str, int] | None:
+def line_figures(drop: Drop, now: int) -> dict[str, Any] | None:
     """A queue's joins and admissions, or a draw's entries and winners (those sent `draw_won`: the first
-    `stock` entries and whoever an unclaimed unit passed to); None for a first-come drop."""
+    `stock` entries and whoever an unclaimed unit passed to), in total and over time: slots of the line's
+    span (chalicelib.core.timeline.LINE_SLOTS) from its opening up to now; None for a first-come drop."""
     mode = sale_mode_of(drop)
     if mode not in (QUEUE, DRAW):
         return None
-    try:
-        line: Line | None = Line.get(drop.drop_id, consistent_read=True)
-    except DoesNotExist:
-        line = None
+    joined_name, admitted_name = ("entries", "winners") if mode == DRAW else ("joins", "admissions")
+    raw = Line._get_connection().get_item(drop.drop_id, consistent_read=True).get("Item") or {}
+    line = Line.from_raw_data(raw) if raw else None
     joined = int(line.early_count or 0) + int(line.late_count or 0) if line else 0
-    admitted = int(line.serving or 0) if line else 0
-    return {"entries": joined, "winners": admitted} if mode == DRAW else {"joins": joined, "admissions": admitted}
+    opens, end = line_span(drop)
+    count = timeline.slot_count(opens, end, timeline.LINE_SLOTS)
+    joins = {slot: n for slot, n in slot_counters(raw, JOINS_PREFIX).items() if slot < count}
+    raised = {slot: n for slot, n in slot_counters(raw, ADMITTED_PREFIX).items() if slot < count}
+    points: list[dict[str, Any]] = []
+    if now >= opens or joins:
+        last = max([timeline.slot_of(opens, end, min(now, end - 1), timeline.LINE_SLOTS), *joins, *raised])
+        running = admitted = 0
+        for slot in range(last + 1):
+            running += joins.get(slot, 0)
+            admitted = max(admitted, raised.get(slot, 0))  # the serving counter only rises
+            at = format_time(timeline.slot_start(opens, end, slot, timeline.LINE_SLOTS))
+            points.append({"at": at, joined_name: running, admitted_name: admitted})
+    return {
+        joined_name: joined,
+        admitted_name: int(line.serving or 0) if line else 0,
+        "slot_seconds": timeline.slot_width(opens, end, timeline.LINE_SLOTS) // 1000,
+        "series": points,
+    }

@@ -8,6 +8,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from chalicelib.core.statuses import RELEASED, OrderStatus
+from chalicelib.core.validation import parse_time
 from chalicelib.domain import settlement
 from chalicelib.edge.openapi import document
 from chalicelib.schema.models import Drop, Order
@@ -236,8 +237,14 @@ def test_queue_and_draw_drops_show_their_line(api, new_user) -> None:
     assert api.post(f"/drops/{draw['drop_id']}/entries", fans[0].token).status_code == 201
     queued = api.get(f"/drops/{queue['drop_id']}/sales", owner.token).json()
     drawn = api.get(f"/drops/{draw['drop_id']}/sales", owner.token).json()
-    assert queued["line"] == {"joins": 3, "admissions": 0}
-    assert drawn["line"] == {"entries": 1, "winners": 0}
+    assert (queued["line"]["joins"], queued["line"]["admissions"]) == (3, 0)
+    assert (drawn["line"]["entries"], drawn["line"]["winners"]) == (1, 0)
+    # Over time, from the line's opening (the drop's creation here): every join counted once, by now.
+    assert queued["line"]["series"][0]["at"] == queue["queue"]["opens_at"]
+    assert (queued["line"]["series"][-1]["joins"], queued["line"]["series"][-1]["admissions"]) == (3, 0)
+    assert drawn["line"]["series"][-1]["entries"] == 1
+    line_span_s = (parse_time("end", queue["end_time"]) - parse_time("opens", queue["queue"]["opens_at"])) / 1000
+    assert queued["line"]["slot_seconds"] * 40 >= line_span_s and len(queued["line"]["series"]) <= 40
     for body in (queued, drawn):
         check_series(body)
     assert queued["series"] == [] and drawn["series"] == []  # nothing before the start

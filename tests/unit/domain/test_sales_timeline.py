@@ -23,36 +23,39 @@ spans = st.integers(min_value=1, max_value=5 * YEAR_MS)
 FAST = settings(max_examples=examples(200), deadline=None)
 
 
+limits = st.sampled_from([timeline.MAX_SLOTS, timeline.LINE_SLOTS])
+
+
 @FAST
-@given(start=starts, span=spans)
-def test_any_drop_gets_at_most_120_slots_that_cover_it_whole(start: int, span: int) -> None:
+@given(start=starts, span=spans, slots=limits)
+def test_any_drop_gets_at_most_its_limit_of_slots_that_cover_it_whole(start: int, span: int, slots: int) -> None:
     end = start + span
-    width, count = timeline.slot_width(start, end), timeline.slot_count(start, end)
-    assert 1 <= count <= timeline.MAX_SLOTS
+    width, count = timeline.slot_width(start, end, slots), timeline.slot_count(start, end, slots)
+    assert 1 <= count <= slots
     assert width % timeline.MINUTE_MS == 0
-    assert timeline.slot_start(start, end, 0) == start
-    assert timeline.slot_start(start, end, count - 1) < end <= timeline.slot_start(start, end, count)
+    assert timeline.slot_start(start, end, 0, slots) == start
+    assert timeline.slot_start(start, end, count - 1, slots) < end <= timeline.slot_start(start, end, count, slots)
 
 
 @FAST
-@given(start=starts, span=spans)
-def test_the_width_is_the_narrowest_readable_one(start: int, span: int) -> None:
+@given(start=starts, span=spans, slots=limits)
+def test_the_width_is_the_narrowest_readable_one(start: int, span: int, slots: int) -> None:
     end = start + span
-    width = timeline.slot_width(start, end)
-    narrower = [w for w in (*timeline._WIDTHS_MS, *(d * timeline.DAY_MS for d in range(2, 8))) if w < width]
-    # Any narrower width on the ladder would need more than 120 slots.
-    assert all(-(-span // w) > timeline.MAX_SLOTS for w in narrower)
+    width = timeline.slot_width(start, end, slots)
+    narrower = [w for w in (*timeline._WIDTHS_MS, *(d * timeline.DAY_MS for d in range(2, 40))) if w < width]
+    # Any narrower width on the ladder would need more slots than the limit.
+    assert all(-(-span // w) > slots for w in narrower)
 
 
 @FAST
-@given(start=starts, span=spans, offset=st.integers(min_value=-YEAR_MS, max_value=6 * YEAR_MS))
-def test_every_moment_falls_in_one_slot_clamped_to_the_drop(start: int, span: int, offset: int) -> None:
+@given(start=starts, span=spans, offset=st.integers(min_value=-YEAR_MS, max_value=6 * YEAR_MS), slots=limits)
+def test_every_moment_falls_in_one_slot_clamped_to_the_drop(start: int, span: int, offset: int, slots: int) -> None:
     end, at = start + span, start + offset
-    slot = timeline.slot_of(start, end, at)
-    count = timeline.slot_count(start, end)
+    slot = timeline.slot_of(start, end, at, slots)
+    count = timeline.slot_count(start, end, slots)
     assert 0 <= slot < count
     if start <= at < end:
-        assert timeline.slot_start(start, end, slot) <= at < timeline.slot_start(start, end, slot + 1)
+        assert timeline.slot_start(start, end, slot, slots) <= at < timeline.slot_start(start, end, slot + 1, slots)
     elif at < start:
         assert slot == 0
     else:
