@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from chalicelib.core import timeline
 from chalicelib.core.statuses import OrderStatus
 from chalicelib.core.validation import parse_time
-from chalicelib.domain import sales, settlement
+from chalicelib.delivery import serving
+from chalicelib.domain import lines, sales, settlement
 from chalicelib.schema.models import Order
-from tests.unit.domain.shop import MINUTE_MS, examples, new_drop, new_shop, new_user, order
+from tests.support import place_line
+from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, examples, new_drop, new_shop, new_user, order
 
 PENDING = "tok_threeDSecureRequired"  # a token the fake provider leaves pending
 
@@ -130,3 +132,32 @@ def test_the_series_counts_each_confirmed_order_once_in_the_minute_it_was_placed
         running += point["sold"]
         assert (point["sold_total"], point["stock"]) == (running, 20 - running)
     assert body["line"] is None  # a first-come drop has no line
+
+
+def test_a_queues_joins_and_admissions_are_counted_in_the_slot_they_happened(shop) -> None:
+    # Opens 10 minutes before a start 10 minutes away, ends in an hour: 70 minutes in 2-minute slots.
+    drop = new_drop(
+        shop,
+        10 * MINUTE_MS,
+        HOUR_MS,
+        sale_mode="queue",
+        stock=10,
+        queue_opens_before_seconds=600,
+        admissions_per_second=1,
+    )
+    drop_id, start = drop["drop_id"], parse_time("start", drop["start_time"])
+    opens = parse_time("opens", drop["queue"]["opens_at"])
+    fans = [new_user() for _ in range(3)]
+    for fan, at in zip(fans, (opens + 30_000, opens + 40_000, opens + 5 * MINUTE_MS), strict=True):
+        assert lines.join_queue(fan, drop_id, at_ms=at)[1]
+    assert not lines.join_queue(fans[0], drop_id, at_ms=opens + 7 * MINUTE_MS)[1]  # a retry: not counted again
+    serving.advance(drop_id, start)  # seals the line and hands its placing over
+    place_line(drop_id)
+    assert serving.advance(drop_id, start + 1_000) == 1  # one a second: one admitted in slot 5
+    assert serving.advance(drop_id, start + 5 * MINUTE_MS) == 2  # the rest, in slot 7
+    line = sales.drop_sales(shop.owner, drop_id)["line"]
+    assert (line["joins"], line["admissions"], line["slot_seconds"]) == (3, 3, 120)
+    points = line["series"]
+    assert [parse_time("at", p["at"]) for p in points] == [opens + n * 2 * MINUTE_MS for n in range(len(points))]
+    assert [p["joins"] for p in points[:4]] == [2, 2, 3, 3]
+    assert [p["admissions"] for p in points] == [0, 0, 0, 0, 0, 1, 1, 3]
