@@ -43,7 +43,6 @@ export function creatorView(drop) {
     h("ol.rows.recent-orders", { testid: "sales-recent" }));
   let timer = null;
   let stopped = false;
-  const samples = []; // [ms, line|null]: the line's figures as this page saw them, one per load
   const load = async () => {
     clearTimeout(timer);
     if (stopped) return;
@@ -51,17 +50,14 @@ export function creatorView(drop) {
       const { data } = await api("GET", `/drops/${encodeURIComponent(drop.drop_id)}/sales`);
       if (stopped) return;
       fillSales(view, data);
-      samples.push([now(), data.line]);
       const { series, note } = salesSeries(data, now());
       $('[data-testid="sales-chart-box"]', view).replaceChildren(lineChart(series, { title: "Units sold and stock over time", testid: "sales-chart" }));
       $('[data-testid="sales-chart-note"]', view).textContent = note;
       const lineBox = $('[data-testid="sales-line-chart-box"]', view);
       lineBox.hidden = !data.line;
       if (data.line) {
-        const title = data.sale_mode === "draw" ? "Entries and winners" : "Joins and admissions";
-        lineBox.replaceChildren(
-          h("h3", { text: `${title} while this page is open` }),
-          lineChart(lineSeries(data.sale_mode, samples), { title, testid: "line-chart" }));
+        const title = data.sale_mode === "draw" ? "Entries and winners over time" : "Joins and admissions over time";
+        lineBox.replaceChildren(h("h3", { text: title }), lineChart(lineSeries(data, now()), { title, testid: "line-chart" }));
       }
       clearError(box);
     } catch (error) {
