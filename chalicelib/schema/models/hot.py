@@ -72,6 +72,7 @@ class Line(Model):
     # The line over time for the creator's view (chalicelib.domain.sales), in slots of the drop's
     # [opens_at, end_time) (chalicelib.core.timeline.LINE_SLOTS): `j<slot>` counts the joins (entries)
     # in a slot, moved with the count they add to; `a<slot>` is `serving` as last raised in the slot.
+    # All 80 at up to 999,999 keep the row at 957 bytes: a join still writes under 1 KB.
     by_activity = LinesByActivity()
 
 
