@@ -45,7 +45,7 @@ from chalicelib.domain.lines import state_of
 from chalicelib.schema import stock, topology
 from chalicelib.schema.db import Transaction, TransactionCancelledError, now_ms
 from chalicelib.schema.messages import Envelope, FrameType, PoisonMessageError, send_messages
-from chalicelib.schema.models import Admission, Drop, Line
+from chalicelib.schema.models import Admission, Drop, Line, admitted_by_slot, line_slot
 from chalicelib.schema.retries import RetryingBatchProcessor
 
 log = logging.getLogger("livedrop.serving")
@@ -301,7 +301,7 @@ def _serve(drop: Drop, line: Line, now: int, deadline: float | None) -> int:
     reached = list(stranded)
     if target > serving:
         # The counter first, so a reader never sees an admission ahead of it.
-        _raise_counter(drop_id, Line.serving, target)
+        _raise_counter(drop_id, Line.serving, target, [admitted_by_slot(line_slot(drop, now)).set(target)])
         reached += Admission.by_position.query(drop_id, Admission.position.between(serving + 1, target))
     expires = now + int(drop.admission_seconds) * 1000
 
@@ -335,9 +335,9 @@ def _release(drop: Drop, now: int) -> None:
     catalog.drop_cache.invalidate(drop.drop_id)
 
 
-def _raise_counter(drop_id: str, attribute: Any, value: int) -> None:
+def _raise_counter(drop_id: str, attribute: Any, value: int, also: list[Any] | None = None) -> None:
     try:
-        Line(drop_id=drop_id).update(actions=[attribute.set(value)], condition=attribute < value)
+        Line(drop_id=drop_id).update(actions=[attribute.set(value), *(also or [])], condition=attribute < value)
     except UpdateError as error:
         if error.cause_response_code != "ConditionalCheckFailedException":
             raise

@@ -29,13 +29,13 @@ from chalicelib.core.observability import count
 from chalicelib.core.statuses import DropStatus, OrderStatus
 from chalicelib.domain import catalog
 from chalicelib.domain.catalog import DRAW, QUEUE, drop_view, owned_drop, sale_mode_of, shard_count_of
-from chalicelib.domain.orders import load_order, orders_of
+from chalicelib.domain.orders import load_order, orders_of, sales_slot_of
 from chalicelib.domain.settlement import release_reservation
 from chalicelib.schema import schedules
 from chalicelib.schema import stock as shards
 from chalicelib.schema.commands import DropChanges
 from chalicelib.schema.db import Transaction, TransactionCancelledError, now_ms
-from chalicelib.schema.models import Drop, DropSales, Line, Order, StockShard
+from chalicelib.schema.models import Drop, DropSales, Line, Order, StockShard, sold_in_slot
 
 log = logging.getLogger("livedrop.drop_changes")
 
@@ -258,6 +258,7 @@ def _settle(order: Order) -> str | None:
             DropSales.orders_confirmed.add(-1),
             DropSales.units_sold.add(-int(order.quantity)),
             DropSales.revenue_cents.add(-int(order.amount_cents)),
+            sold_in_slot(sales_slot_of(order)).add(-int(order.quantity)),
         ],
     )
     try:

@@ -28,7 +28,7 @@ from chalicelib.core.validation import format_time
 from chalicelib.domain import admissions, catalog, ratelimits
 from chalicelib.domain.catalog import DRAW, QUEUE
 from chalicelib.schema.db import Transaction, TransactionCancelledError, now_ms
-from chalicelib.schema.models import Admission, Drop, Line
+from chalicelib.schema.models import Admission, Drop, Line, joined_in_slot, line_slot
 
 # A racing join of the same user waits this long, at most, for the first one's late place.
 _PLACE_WAIT_S = 2.0
@@ -60,9 +60,9 @@ def join_queue(user_id: str, drop_id: str, at_ms: int | None = None) -> tuple[di
         try:
             created = _join_early(drop, user_id, now)
         except _SealedError:
-            created = _join_late(user_id, drop_id, now)
+            created = _join_late(drop, user_id, now)
     else:
-        created = _join_late(user_id, drop_id, now)
+        created = _join_late(drop, user_id, now)
     if created:
         count("QueueJoined")
     # The answer carries the place; the tick pushes positions once the line is ordered at the start.
@@ -101,7 +101,10 @@ def _join_early(drop: Drop, user_id: str, now: int) -> bool:
     entry = early_entry(drop, user_id, now)
     tx.put("entry", entry, Admission.user_id.does_not_exist())
     tx.update(
-        "line", Line(drop_id=drop_id), [Line.early_count.add(1)], Line.drop_id.exists() & Line.sealed.does_not_exist()
+        "line",
+        Line(drop_id=drop_id),
+        [Line.early_count.add(1), joined_in_slot(line_slot(drop, now)).add(1)],
+        Line.drop_id.exists() & Line.sealed.does_not_exist(),
     )
     try:
         tx.commit()
@@ -114,10 +117,11 @@ def _join_early(drop: Drop, user_id: str, now: int) -> bool:
     return True
 
 
-def _join_late(user_id: str, drop_id: str, now: int) -> bool:
+def _join_late(drop: Drop, user_id: str, now: int) -> bool:
     """A place behind everyone before. The user's entry is claimed first (one per user), then numbered
     from the line's late counter, which also seals the line (so the early count it returns is final):
     racing joins of one user take one number between them, never phantom places."""
+    drop_id = drop.drop_id
     claim = Admission(drop_id=drop_id, user_id=user_id, joined_at=now)
     try:
         claim.save(Admission.user_id.does_not_exist())
@@ -127,7 +131,10 @@ def _join_late(user_id: str, drop_id: str, now: int) -> bool:
         _await_place(drop_id, user_id)
         return False
     line = Line(drop_id=drop_id)
-    line.update(actions=[Line.late_count.add(1), Line.sealed.set(True)], condition=Line.drop_id.exists())
+    line.update(
+        actions=[Line.late_count.add(1), Line.sealed.set(True), joined_in_slot(line_slot(drop, now)).add(1)],
+        condition=Line.drop_id.exists(),
+    )
     seq = int(line.late_count)
     claim.update(
         actions=[Admission.late_seq.set(seq), Admission.position.set(int(line.early_count) + seq)],

@@ -20,6 +20,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 
+from chalicelib.core import timeline
 from chalicelib.core.config import get_settings
 from chalicelib.core.errors import (
     AdmissionRequiredError,
@@ -158,6 +159,7 @@ def place_order(user_id: str, key: str, new: NewOrder) -> PlacedOrder:
         expires_at=now + settings.reservation_seconds * 1000,
         counts_purchase=limit is not None,
         shipping_address=shipping,
+        sales_slot=timeline.slot_of(terms.start_time, terms.end_time, now),
     )
     key_id = f"{user_id}#{key}"
     expires = datetime.fromtimestamp(now // 1000 + settings.idempotency_key_hours * 3600, UTC)
@@ -376,3 +378,12 @@ def load_order(order_id: str) -> Order | None:
         return Order.get(order_id, consistent_read=True)
     except DoesNotExist:
         return None
+
+
+def sales_slot_of(order: Order) -> int:
+    """The slot of its drop's sale an order counts in (chalicelib.core.timeline): the one fixed when it
+    was placed, or, for an order stored before that, the slot of its created_at."""
+    if order.sales_slot is not None:
+        return int(order.sales_slot)
+    terms = drop_terms(order.drop_id)
+    return timeline.slot_of(terms.start_time, terms.end_time, int(order.created_at))

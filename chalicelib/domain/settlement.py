@@ -18,10 +18,11 @@ from chalicelib.domain.orders import (
     PENDING_BUCKETS,
     load_order,
     purchase_id,
+    sales_slot_of,
 )
 from chalicelib.schema import stock
 from chalicelib.schema.db import Transaction, TransactionCancelledError, now_ms
-from chalicelib.schema.models import Drop, DropSales, Order, Purchase, StockShard
+from chalicelib.schema.models import Drop, DropSales, Order, Purchase, StockShard, sold_in_slot
 
 log = logging.getLogger("livedrop.orders")
 
@@ -56,6 +57,7 @@ def confirm_payment(order_id: str, payment_ref: str, at_ms: int | None = None, o
             DropSales.orders_confirmed.add(1),
             DropSales.units_sold.add(int(order.quantity)),
             DropSales.revenue_cents.add(int(order.amount_cents)),
+            sold_in_slot(sales_slot_of(order)).add(int(order.quantity)),
         ],
     )
     try:
@@ -81,6 +83,7 @@ def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) ->
         return set()
     tx = Transaction()
     sales: dict[str, list[int]] = {}
+    slots: dict[str, dict[int, int]] = {}
     for order, payment_ref in paid:
         tx.update(
             f"order#{order.order_id}",
@@ -97,6 +100,9 @@ def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) ->
         figures[0] += 1
         figures[1] += int(order.quantity)
         figures[2] += int(order.amount_cents)
+        sold = slots.setdefault(order.drop_id, {})
+        slot = sales_slot_of(order)
+        sold[slot] = sold.get(slot, 0) + int(order.quantity)
     for drop_id, (confirmed, units, revenue) in sales.items():
         tx.update(
             f"sales#{drop_id}",
@@ -105,6 +111,7 @@ def confirm_payments(paid: list[tuple[Order, str]], at_ms: int | None = None) ->
                 DropSales.orders_confirmed.add(confirmed),
                 DropSales.units_sold.add(units),
                 DropSales.revenue_cents.add(revenue),
+                *(sold_in_slot(slot).add(units) for slot, units in sorted(slots[drop_id].items())),
             ],
         )
     try:

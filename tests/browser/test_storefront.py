@@ -101,10 +101,25 @@ def test_the_sales_view_charts_units_sold_and_stock_over_time(pages, log_in, api
     _buy(api, fan, drop["drop_id"], 1)
     _attr_is(page, "[data-series=stock]", "data-last", "3")
     _attr_is(page, "[data-series=sold]", "data-last", "3")
+    # The lines come from the API's series: from the full stock at the start, in one-minute steps.
     points = page.locator("[data-series=stock]").get_attribute("points").split()
     assert len(points) >= 4
-    assert "From the drop's start" in page.get_by_test_id("sales-chart-note").inner_text()
+    assert float(points[0].split(",")[1]) < float(points[-1].split(",")[1])  # higher on screen: 6 then 3
+    assert "From the drop's start, in 1-minute steps" in page.get_by_test_id("sales-chart-note").inner_text()
+    assert page.get_by_test_id("sales-line").is_hidden()  # a first-come drop has no line
     shoot(page, "sales")
+
+    # A queue drop: its joins and admissions, as figures and as a chart of what the page saw.
+    queue = _drop(api, owner, shop, start=600, stock=6, sale_mode="queue")
+    for joiner in (fan, new_user(name="Second fan")):
+        assert api.post(f"/drops/{queue['drop_id']}/queue", joiner.token).status_code == 201
+    page.goto(pages.base_url + f"#/drop/{queue['drop_id']}")
+    page.get_by_test_id("line-chart").wait_for()
+    _attr_is(page, "[data-series=joins]", "data-last", "2")
+    _attr_is(page, "[data-series=admissions]", "data-last", "0")
+    assert page.get_by_test_id("sales-line-joins").inner_text() == "2"
+    assert page.get_by_test_id("sales-line-admissions").inner_text() == "0"
+    assert page.get_by_test_id("sales-chart-note").inner_text() == "The chart starts when the drop does."
     assert pages.errors == [], pages.errors
 
 

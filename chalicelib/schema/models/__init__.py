@@ -11,7 +11,7 @@ from typing import Any
 
 from pynamodb.models import Model
 
-from chalicelib.schema.models.base import NEW_AND_OLD_IMAGES, bind
+from chalicelib.schema.models.base import NEW_AND_OLD_IMAGES, bind, slot_counters
 from chalicelib.schema.models.catalog import (
     DROP_HOT_ATTRIBUTES,
     DROP_INDEXED_ATTRIBUTES,
@@ -22,8 +22,22 @@ from chalicelib.schema.models.catalog import (
     Product,
     ProductsByCreator,
     ProductsByStatus,
+    sold_by_slot,
+    sold_in_slot,
 )
-from chalicelib.schema.models.hot import Admission, Line, RateLimit, SigningKey, StockShard
+from chalicelib.schema.models.hot import (
+    ADMITTED_PREFIX,
+    JOINS_PREFIX,
+    Admission,
+    Line,
+    RateLimit,
+    SigningKey,
+    StockShard,
+    admitted_by_slot,
+    joined_in_slot,
+    line_slot,
+    line_span,
+)
 from chalicelib.schema.models.messaging import (
     Connection,
     Notification,
@@ -36,6 +50,8 @@ from chalicelib.schema.models.orders import IdempotencyKey, Order, Purchase
 from chalicelib.schema.models.people import Creator, Follow, User
 
 __all__ = [
+    "ADMITTED_PREFIX",
+    "JOINS_PREFIX",
     "ALL_MODELS",
     "DROP_HOT_ATTRIBUTES",
     "DROP_INDEXED_ATTRIBUTES",
@@ -66,7 +82,14 @@ __all__ = [
     "User",
     "WebPushSubscription",
     "bind",
+    "admitted_by_slot",
     "create_all_tables",
+    "joined_in_slot",
+    "line_slot",
+    "line_span",
+    "sold_by_slot",
+    "slot_counters",
+    "sold_in_slot",
     "table_spec",
 ]
 

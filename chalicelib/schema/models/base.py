@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pynamodb.attributes import NumberAttribute
 from pynamodb.models import Model
 
 from chalicelib.core.config import Settings, get_settings
@@ -82,3 +83,18 @@ def _bound_models(root: type[Model]) -> list[type[Model]]:
             found.append(model)
         found += _bound_models(model)
     return found
+
+
+def slot_counter(prefix: str, slot: int) -> NumberAttribute:
+    """A counter of one slot of a drop's timeline (chalicelib.core.timeline), for an update: top-level
+    numbers named prefix + slot (`s0`, `j12`), since ADD works on top-level attributes only."""
+    return NumberAttribute(attr_name=f"{prefix}{slot}")
+
+
+def slot_counters(raw: dict[str, Any], prefix: str) -> dict[int, int]:
+    """The slot counters of one prefix in a raw item (as GetItem returns it)."""
+    return {
+        int(name[len(prefix) :]): int(value["N"])
+        for name, value in raw.items()
+        if name.startswith(prefix) and name[len(prefix) :].isdigit() and "N" in value
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import (
     BooleanAttribute,
     NumberAttribute,
@@ -11,7 +13,8 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.schema.models.base import NEW_AND_OLD_IMAGES, _index_meta, _meta
+from chalicelib.core import timeline
+from chalicelib.schema.models.base import NEW_AND_OLD_IMAGES, _index_meta, _meta, slot_counter
 
 
 class StockShard(Model):
@@ -66,7 +69,34 @@ class Line(Model):
     # Closing a draw at the drop's end: since when, and positions up to this one told the result.
     closing_since = NumberAttribute(null=True)
     closed_upto = NumberAttribute(default=0)
+    # The line over time for the creator's view (chalicelib.domain.sales), in slots of the drop's
+    # [opens_at, end_time) (chalicelib.core.timeline.LINE_SLOTS): `j<slot>` counts the joins (entries)
+    # in a slot, moved with the count they add to; `a<slot>` is `serving` as last raised in the slot.
+    # All 80 at up to 999,999 keep the row at 957 bytes: a join still writes under 1 KB.
     by_activity = LinesByActivity()
+
+
+JOINS_PREFIX = "j"
+ADMITTED_PREFIX = "a"
+
+
+def line_span(drop: Any) -> tuple[int, int]:
+    """The span a drop's line is counted over: from its opening (the drop's row's opens_at) to its end."""
+    opens = drop.opens_at if drop.opens_at is not None else drop.start_time
+    return int(opens), int(drop.end_time)
+
+
+def line_slot(drop: Any, at_ms: int) -> int:
+    """The slot of a drop's line a moment falls in."""
+    return timeline.slot_of(*line_span(drop), at_ms, timeline.LINE_SLOTS)
+
+
+def joined_in_slot(slot: int) -> NumberAttribute:
+    return slot_counter(JOINS_PREFIX, slot)
+
+
+def admitted_by_slot(slot: int) -> NumberAttribute:
+    return slot_counter(ADMITTED_PREFIX, slot)
 
 
 class AdmissionsByPosition(GlobalSecondaryIndex["Admission"]):

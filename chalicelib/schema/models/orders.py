@@ -59,6 +59,9 @@ class Order(Model):
     # admission, makes it; an order stored before this attribute always did): its release gives them back.
     counts_purchase = BooleanAttribute(null=True)
     shipping_address = UnicodeAttribute(null=True)  # JSON of the buyer's ShippingAddress, when given
+    # Which slot of its drop's sale the order counts in once confirmed (chalicelib.core.timeline), fixed
+    # when it is placed; an order stored before this attribute takes the slot of its created_at.
+    sales_slot = NumberAttribute(null=True)
     by_user = OrdersByUser()
     by_drop = OrdersByDrop()
     pending_by_expiry = PendingOrdersByExpiry()

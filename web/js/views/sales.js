@@ -6,9 +6,8 @@ import { ORDER_LABEL, money, orderTime } from "../format.js";
 import { clearError, errorBox, showError } from "../forms.js";
 import { onLeave } from "../router.js";
 import { drops, salesViews } from "../state.js";
-import { allEntries } from "../drawcheck.js";
 import { lineChart } from "./chart.js";
-import { salesSeries } from "./series.js";
+import { LINE_FIGURES, lineSeries, salesSeries } from "./series.js";
 
 const SALES_STATUSES = [
   ["confirmed", "Paid"],
@@ -30,6 +29,7 @@ export function creatorView(drop) {
       stat("Units sold", "sales-units"),
       stat("Revenue", "sales-revenue"),
       stat("Reserved, unpaid", "sales-reserved")),
+    h("div.stats", { testid: "sales-line", hidden: true }),
     h("h3", { text: "Orders by status" }),
     h("ul.sales-statuses", { testid: "sales-orders" },
       SALES_STATUSES.map(([status, label]) =>
@@ -38,11 +38,11 @@ export function creatorView(drop) {
     h("h3", { text: "Over time" }),
     h("div", { testid: "sales-chart-box" }),
     h("p.muted.chart-note", { testid: "sales-chart-note" }),
+    h("div", { testid: "sales-line-chart-box", hidden: true }),
     h("h3", { text: "Latest orders" }),
     h("ol.rows.recent-orders", { testid: "sales-recent" }));
   let timer = null;
   let stopped = false;
-  const samples = []; // [ms, stock, units_sold, entries|null]: what this page saw, one per load
   const load = async () => {
     clearTimeout(timer);
     if (stopped) return;
@@ -50,13 +50,15 @@ export function creatorView(drop) {
       const { data } = await api("GET", `/drops/${encodeURIComponent(drop.drop_id)}/sales`);
       if (stopped) return;
       fillSales(view, data);
-      let entries = null;
-      if (data.sale_mode === "draw") entries = (await allEntries(drop.drop_id).catch(() => null))?.length ?? null;
-      samples.push([now(), data.stock, data.units_sold, entries]);
-      if (stopped) return;
-      const { series, note } = salesSeries(data, samples);
+      const { series, note } = salesSeries(data, now());
       $('[data-testid="sales-chart-box"]', view).replaceChildren(lineChart(series, { title: "Units sold and stock over time", testid: "sales-chart" }));
       $('[data-testid="sales-chart-note"]', view).textContent = note;
+      const lineBox = $('[data-testid="sales-line-chart-box"]', view);
+      lineBox.hidden = !data.line;
+      if (data.line) {
+        const title = data.sale_mode === "draw" ? "Entries and winners over time" : "Joins and admissions over time";
+        lineBox.replaceChildren(h("h3", { text: title }), lineChart(lineSeries(data, now()), { title, testid: "line-chart" }));
+      }
       clearError(box);
     } catch (error) {
       showError(box, error);
@@ -82,6 +84,12 @@ function fillSales(view, data) {
   $('[data-testid="sales-units"]', view).textContent = `${data.units_sold} / ${data.initial_stock}`;
   $('[data-testid="sales-revenue"]', view).textContent = money(data.revenue_cents, data.currency);
   $('[data-testid="sales-reserved"]', view).textContent = String(data.units_reserved);
+  const line = $('[data-testid="sales-line"]', view);
+  line.hidden = !data.line;
+  if (data.line) {
+    line.replaceChildren(...(LINE_FIGURES[data.sale_mode] || []).map(([key, label]) =>
+      h("div.stat", h("span.label", { text: label }), h("span.value", { testid: `sales-line-${key}`, text: String(data.line[key]) }))));
+  }
   for (const [status] of SALES_STATUSES) $(`[data-testid="sales-orders-${status}"]`, view).textContent = String(data.orders[status]);
   const list = $('[data-testid="sales-recent"]', view);
   list.replaceChildren(...data.recent_orders.map((order) =>
