@@ -70,8 +70,8 @@ def _bare_schema(hint: Any, components: dict[str, Any], keys: tuple[str, ...]) -
             components[hint.__name__] = {}  # taken before its fields, so a type that names itself ends
             components[hint.__name__] = _object_schema(hint, components)
         return {"$ref": _REF + hint.__name__}
-    if dataclasses.is_dataclass(hint):
-        return {"$ref": _REF + hint.__name__}
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return {"$ref": _REF + hint.__name__}  # a command: its component is generated from its rules
     if origin is Literal or (isinstance(hint, type) and issubclass(hint, Enum)):
         return {"enum": [value.value if isinstance(value, Enum) else value for value in (args or list(hint))]}
     if origin is list:

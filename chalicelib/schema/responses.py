@@ -187,14 +187,14 @@ SALES_STATUSES = (OrderStatus.PENDING_PAYMENT, OrderStatus.CONFIRMED, *RELEASED)
 OrderCounts = Annotated[dict[str, Count], Schema(keys=tuple(SALES_STATUSES))]
 
 
-class SalesFigures(TypedDict):
+class _SalesFigures(TypedDict):  # the fields CreatorDrop and DropSales add to a drop (no route answers it alone)
     orders: OrderCounts
     units_sold: Count
     units_reserved: Count
     revenue_cents: Count
 
 
-class CreatorDrop(Drop, SalesFigures):
+class CreatorDrop(Drop, _SalesFigures):
     pass
 
 
@@ -209,7 +209,7 @@ class RecentOrder(TypedDict):
     status: OrderStatus
 
 
-class DropSales(Drop, SalesFigures):
+class DropSales(Drop, _SalesFigures):
     recent_orders: Annotated[list[RecentOrder], Schema(maxItems=10)]
 
 
