@@ -30,8 +30,10 @@ def response_checker(api: Api) -> Iterator[ResponseChecker]:
 
 
 @pytest.fixture(autouse=True)
-def _responses_as_declared(response_checker: ResponseChecker) -> Iterator[None]:
+def _responses_as_declared(request: pytest.FixtureRequest, response_checker: ResponseChecker) -> Iterator[None]:
     mark = len(response_checker.found)
     yield
+    if request.node.get_closest_marker("corrupt_data"):
+        return  # what the server shows of an impossible item is defensive, not a declared type
     drifted = response_checker.since(mark)
     assert not drifted, "responses drifted from chalicelib/schema/responses.py:\n" + "\n".join(drifted[:20])
