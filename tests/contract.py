@@ -68,6 +68,7 @@ class ResponseChecker:
         self.base_path = urlsplit(base_url).path.rstrip("/")
         self.found: list[str] = []
         self.checked = 0
+        self.seen: set[tuple[str, str, int]] = set()  # (method, route, status) answered at least once
         self._lock = threading.Lock()
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -77,6 +78,8 @@ class ResponseChecker:
         method = str(response.request.method)
         path = urlsplit(response.request.url).path.removeprefix(self.base_path)
         template = route_of(path)
+        if template is not None:
+            self.seen.add((method, template, response.status_code))
         if template is None:
             problems = [f"{method} {path}: no documented route"]
         elif not response.content and _validator(template, method, response.status_code) is None:

@@ -20,7 +20,6 @@ from chalicelib.schema.responses import ROUTES
 from tests.contract import ResponseChecker, drift, route_of
 
 DOC = document()
-SUCCESS = ("200", "201", "204", "304")
 
 # A drop as GET /drops/{id} answers it.
 DROP: dict[str, Any] = {
@@ -50,7 +49,7 @@ def test_every_success_answer_of_the_document_is_declared_and_every_declaration_
         for path, item in DOC["paths"].items()
         for method, operation in item.items()
         for status in operation["responses"]
-        if status in SUCCESS
+        if status[0] == "2" or status == "304"
     }
     declared = {(method, path, status) for (method, path), answers in ROUTES.items() for status in answers}
     assert documented == declared
