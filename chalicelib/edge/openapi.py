@@ -131,7 +131,9 @@ def _drop_unreferenced(doc: dict[str, Any]) -> None:
 
 def generated(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` with every request body schema, path id, `?limit=` and Idempotency-Key written from the
-    declarations of chalicelib.schema.commands (the rest of the document is kept as it is)."""
+    declarations of chalicelib.schema.commands, and every success response's schema from the typed
+    responses of chalicelib.schema.responses (the rest of the document is kept as it is; components
+    nothing refers to any more are dropped)."""
     out = copy.deepcopy(doc)
     schemas = out["components"]["schemas"]
     for command in REQUEST_BODIES:
@@ -148,6 +150,9 @@ def generated(doc: dict[str, Any]) -> dict[str, Any]:
                 content[JSON] = {"schema": type_schema(body, answers)}
             if not content:
                 del answer["content"]
+    clash = set(answers) & {command.__name__ for command in REQUEST_BODIES}
+    if clash:
+        raise ValueError(f"a response type is named like a command: {sorted(clash)}")
     schemas |= answers
     _drop_unreferenced(out)
     for item in out["paths"].values():
