@@ -21,6 +21,7 @@ from chalicelib.core.errors import (
     UserExistsError,
     UserNotFoundError,
 )
+from chalicelib.schema import responses
 from chalicelib.schema.commands import Confirm, LogIn, NewCreator, Refresh, SignUp
 from chalicelib.schema.db import Transaction, TransactionCancelledError, new_id, now_ms
 from chalicelib.schema.models import Creator, User
@@ -145,13 +146,13 @@ def get_user(user_id: str) -> User:
         raise UserNotFoundError("no such user") from None
 
 
-def me(user_id: str) -> dict[str, Any]:
+def me(user_id: str) -> responses.Me:
     """GET /me."""
     user = get_user(user_id)
     return {"user_id": user.user_id, "email": user.email, "name": user.name, "creator_id": user.creator_id}
 
 
-def creator_view(creator: Creator) -> dict[str, Any]:
+def creator_view(creator: Creator) -> responses.Creator:
     return {
         "creator_id": creator.creator_id,
         "name": creator.name,
@@ -165,7 +166,7 @@ def search_key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def become_creator(user_id: str, new: NewCreator) -> dict[str, Any]:
+def become_creator(user_id: str, new: NewCreator) -> responses.Creator:
     """Create the caller's creator profile; one per user (AlreadyCreatorError)."""
     creator = Creator(
         creator_id=new_id("cr"),

@@ -8,12 +8,13 @@ from typing import Any
 from chalicelib.core.errors import InvalidPageError
 from chalicelib.core.validation import format_time, is_id
 from chalicelib.domain.accounts import get_creator
+from chalicelib.schema import responses
 from chalicelib.schema.db import Transaction, TransactionCancelledError, now_ms
 from chalicelib.schema.models import Creator, Follow
 from chalicelib.schema.pagination import decode_page, page_body
 
 
-def follow(user_id: str, creator_id: str) -> dict[str, Any]:
+def follow(user_id: str, creator_id: str) -> responses.Following:
     """Follow a creator; repeating it changes nothing (the row and the counter move together)."""
     tx = Transaction()
     tx.put(

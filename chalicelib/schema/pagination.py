@@ -15,6 +15,7 @@ from chalicelib.schema.commands import MAX_PAGE_SIZE
 
 log = logging.getLogger("livedrop.pagination")
 Row = TypeVar("Row")
+View = TypeVar("View")  # a row as a response shows it (chalicelib.schema.responses)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = MAX_PAGE_SIZE
@@ -80,10 +81,10 @@ def page_body(items: list[dict[str, Any]], last_key: dict[str, Any] | None) -> d
     return {"items": items, "next_page": encode_page(last_key)}
 
 
-def render_each(rows: Iterable[Row], view: Callable[[Row], dict[str, Any]]) -> list[dict[str, Any]]:
+def render_each(rows: Iterable[Row], view: Callable[[Row], View]) -> list[View]:
     """Each row's view; a row that cannot be rendered is logged and left out, so one bad stored item
     never takes a whole listing down for every reader."""
-    items = []
+    items: list[View] = []
     for row in rows:
         try:
             items.append(view(row))
