@@ -110,9 +110,11 @@ def test_order_outcomes_reach_both_buyer_sockets_and_the_inbox_once(stack, api, 
             "order_confirmed", data, event_id=confirmed["event_id"], times=2, occurred_at=confirmed["occurred_at"]
         )
         assert quiet_for(one, 2.0) == []
-        # A new event arriving twice at once: one frame, one row.
+        # A new event arriving twice at once: one row. Two copies in one batch push once; copies taken by two
+        # invocations at the same moment may both push (delivery is at least once, docs/api.md), so the frames
+        # are that one event, once or twice, for a client to tell apart by its event_id.
         twice = send_envelope("order_expired", {**data, "order_id": "or_twice"}, times=2)
-        assert [f["event_id"] for f in quiet_for(two, 3.0)] == [twice["event_id"]]
+        assert [f["event_id"] for f in quiet_for(two, 3.0)] in ([twice["event_id"]], [twice["event_id"]] * 2)
     expected.add(("order_expired", "or_twice"))
     rows = inbox(api, buyer)
     assert sorted((r["type"], r["order_id"]) for r in rows) == sorted(expected)
