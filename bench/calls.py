@@ -338,5 +338,23 @@ def run(results_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return write_result(results_dir, "calls", result)
 
 
+def pipeline_only(calls_orders: int = PIPELINE_ORDERS, units_orders: int = WRITE_UNIT_ORDERS) -> dict[str, Any]:
+    """The per-order figures alone (calls, then write units), on a fresh dev stack: nothing another test
+    left running on a shared stack (a drop ending, a line still admitting) is counted as an order's."""
+    from devstack.stack import DevStack
+
+    with DevStack(http_port=0, ws_port=0) as stack:
+        session = requests.Session()
+        return {
+            "pipeline": pipeline_calls(stack, session, stack.rest_url, calls_orders),
+            "write_units": pipeline_write_units(stack, session, stack.rest_url, units_orders),
+        }
+
+
 if __name__ == "__main__":
-    run(Path(__file__).resolve().parent / "results")
+    import sys
+
+    if sys.argv[1:] == ["--pipeline"]:
+        print(json.dumps(pipeline_only()))  # the last line of the output: the figures
+    else:
+        run(Path(__file__).resolve().parent / "results")
