@@ -45,7 +45,20 @@ def accepted(command: type, body: dict[str, Any]) -> bool:
 
 
 def documented(schema: dict[str, Any], value: Any) -> bool:
-    return Draft202012Validator(schema).is_valid(value)
+    return Draft202012Validator(_ecma_patterns(schema)).is_valid(value)
+
+
+def _ecma_patterns(schema: Any) -> Any:
+    """The schema with its patterns read as JSON Schema reads them (ECMA-262: `$` is the end of the text),
+    not as Python's `re` does (where `$` also matches before a final newline, so "0\n" would pass "^[0-9]+$")."""
+    if isinstance(schema, dict):
+        return {
+            key: value[:-1] + r"\Z" if key == "pattern" and value.endswith("$") else _ecma_patterns(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_ecma_patterns(item) for item in schema]
+    return schema
 
 
 def valid_value(rule: Field) -> Any:
