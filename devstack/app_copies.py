@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from types import CodeType, ModuleType
 from typing import Any
 
+from devstack import sdk_data
+
 # The app's code: app.py and the chalicelib package (what Lambda packages as the function's code).
 APP_MODULE = "app"
 PACKAGE = "chalicelib"
@@ -104,6 +106,7 @@ def main_copy() -> AppCopy:
 
 def fresh_copy() -> AppCopy:
     """Import `app` and `chalicelib` afresh, apart from every other copy, with the active patches applied."""
+    sdk_data.install()  # a copy builds its own clients: botocore's data files are parsed once for all
     main_copy()  # the stack's own copy first, so the swap below always has one to put back
     with _import_lock:
         saved = {name: module for name, module in sys.modules.items() if is_app_module(name)}

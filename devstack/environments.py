@@ -168,6 +168,7 @@ class FunctionPool:
         self._init = init
         self._code = code  # imports a copy of the function's code (its module globals)
         self._current_code: Any = None  # the copy environments started from now on run
+        self._code_lock = threading.Lock()  # one import at a time per function
         lock = threading.RLock()
         self._cond = threading.Condition(lock)
         # The deadline watchdog waits on the same lock, apart from the environments waiting for work.
@@ -258,15 +259,15 @@ class FunctionPool:
 
     def _code_for_new_environment(self) -> Any:
         # One copy per function, imported by the first environment's init (or after a timeout): importing
-        # per environment would cost every cold start an import of the whole app, serialized.
-        with self._cond:
-            found = self._current_code
-        if found is None:
-            found = self._code()  # type: ignore[misc]
+        # per environment would cost every cold start an import of the whole app, serialized. Environments
+        # starting together wait for the one import (not under _cond: invocations keep being queued).
+        with self._code_lock:
             with self._cond:
-                if self._current_code is None:
-                    self._current_code = found
                 found = self._current_code
+            if found is None:
+                found = self._code()  # type: ignore[misc]
+                with self._cond:
+                    self._current_code = found
         return found
 
     def _serve_one(self, env: Environment) -> bool:
