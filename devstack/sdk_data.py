@@ -11,8 +11,8 @@ that paid it all again.
 
 The data is read-only and the same for every session with the same search paths, so `install` keeps
 what the loaders' two parsing methods answer in one process-wide cache, keyed by the loader's search
-paths and the call's arguments (a loader's own per-instance cache keys on the arguments only). Module
-globals of the app stay per copy: only the SDK's parsed files are shared.
+paths, its extras and the call's arguments (a loader's own per-instance cache keys on the arguments
+only). Module globals of the app stay per copy: only the SDK's parsed files are shared.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ PARSING_METHODS = ("load_data_with_path", "load_service_model")
 def _shared(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def parsed_once(self: loaders.Loader, *args: Any, **kwargs: Any) -> Any:
-        key = (method.__name__, tuple(self.search_paths), args, tuple(sorted(kwargs.items())))
+        key = (method.__name__, tuple(self.search_paths), tuple(self.extras_types), args, tuple(sorted(kwargs.items())))
         found = _parsed.get(key)
         if found is None:
             found = method(self, *args, **kwargs)  # raises DataNotFoundError for what does not exist

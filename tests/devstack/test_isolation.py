@@ -5,14 +5,16 @@ after a timeout starts from fresh globals; tests reach every environment through
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from typing import Any
 
 import pytest
+from botocore import loaders
 from botocore.exceptions import ClientError
 
-from devstack import app_copies, iam
+from devstack import app_copies, iam, sdk_data
 from devstack.environments import FunctionPool, FunctionTimedOut, current_code
 from devstack.lambda_events.scheduled import scheduled_event
 from devstack.stack import DevStack
@@ -133,3 +135,33 @@ def test_a_patch_reaches_every_environment_present_and_new_and_is_undone(stack: 
         assert busy.result(WAIT) == original
     finally:
         pool.stop()
+
+
+def test_copies_build_their_own_clients_from_botocores_files_parsed_once(stack: DevStack, monkeypatch) -> None:
+    """Each copy's clients are its own, but the SDK's JSON is parsed once per process (devstack.sdk_data):
+    parsing it per client made every copy's first requests slow enough to time out under a rush."""
+    sdk_data.install()
+    app_copies.fresh_copy().module("chalicelib.core.aws").client("sqs")  # what a copy parses, parsed once
+    reads: list[str] = []
+    original = loaders.JSONFileLoader.load_file
+
+    def counted(self: Any, file_path: str) -> Any:
+        reads.append(file_path)
+        return original(self, file_path)
+
+    monkeypatch.setattr(loaders.JSONFileLoader, "load_file", counted)
+    first, second = (app_copies.fresh_copy().module("chalicelib.core.aws") for _ in range(2))
+    assert first is not second and first.client("sqs") is not second.client("sqs")
+    assert first.client("sqs").meta.endpoint_url == second.client("sqs").meta.endpoint_url
+    assert reads == []
+
+
+def test_the_shared_sdk_data_is_per_search_path(tmp_path) -> None:
+    """A loader with other search paths (its own models, as AWS_DATA_PATH gives) gets its own files."""
+    sdk_data.install()
+    (tmp_path / "endpoints.json").write_text(json.dumps({"partitions": [], "version": 3}))
+    default, _ = loaders.Loader().load_data_with_path("endpoints")
+    own, path = loaders.Loader(extra_search_paths=[str(tmp_path)]).load_data_with_path("endpoints")
+    assert own == {"partitions": [], "version": 3} and path.startswith(str(tmp_path))
+    assert default["partitions"]
+    assert loaders.Loader().load_data_with_path("endpoints")[0] is default
