@@ -17,7 +17,7 @@ from chalicelib.schema import topology
 from chalicelib.schema.functions import ACCESS, API_HANDLER
 from chalicelib.schema.topology import Fn
 from chalicelib.wiring import bootstrap
-from devstack import app_copies, iam
+from devstack import app_copies, iam, sdk_data
 from devstack.environments import FunctionPool, concurrency_from_env, current_code
 from devstack.identity import aws_client
 from devstack.lambda_runtime import serve_concurrently
@@ -69,6 +69,7 @@ class DevStack:
     def start(self) -> DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
+        sdk_data.install()  # every client the stack and its functions' copies build parses botocore's files once
         try:
             if self.payment_latency_ms is not None:
                 os.environ[PAYMENT_LATENCY_ENV] = str(self.payment_latency_ms)
