@@ -17,7 +17,9 @@ the environment's thread at its next Python instruction and refuses every AWS ca
 environment from then on, its own threads' included: nothing a timed-out invocation still does
 reaches AWS. A new environment takes its place. Each environment has its own temporary folder
 (tempfile.gettempdir()), removed when it is discarded, and threads a handler starts act as its
-function (IAM included).
+function (IAM included). Given `code`, the function's environments run their own copy of the code,
+imported at the first one's init (devstack.app_copies: module globals per function, never another
+function's); the environment that replaces one discarded after a timeout imports it afresh.
 
 Clients and connections are independent: whoever calls a pool (a gateway connection, a pump) never
 pays an init unless the pool has to grow, and a thread-local client built inside an invocation lives
@@ -40,7 +42,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.schema.functions import ACCESS, FALLBACK_DEV_CONCURRENCY
-from devstack.lambda_runtime import EnvironmentDiscarded, LambdaContext, Sandbox, enter_sandbox, install, interrupt
+from devstack.lambda_runtime import (
+    EnvironmentDiscarded,
+    LambdaContext,
+    Sandbox,
+    current_sandbox,
+    enter_sandbox,
+    install,
+    interrupt,
+)
 
 logger = logging.getLogger("devstack.lambda")
 
@@ -62,6 +72,13 @@ _current = threading.local()
 def current_function() -> str | None:
     """The name of the function whose environment runs the calling thread (None outside environments)."""
     return getattr(_current, "function", None)
+
+
+def current_code() -> Any:
+    """The calling environment's copy of the function's code (None outside environments or without one);
+    threads a handler starts see their environment's."""
+    sandbox = current_sandbox()
+    return sandbox.code if sandbox is not None else None
 
 
 class Throttled(Exception):
@@ -135,6 +152,7 @@ class FunctionPool:
         function_name: str | None = None,
         timeout_seconds: float = 60.0,
         memory_mb: int = 128,
+        code: Callable[[], Any] | None = None,
     ) -> None:
         limit = concurrency if concurrency is not None else DEFAULT_CONCURRENCY.get(name, FALLBACK_CONCURRENCY)
         if limit < 1 or queue_size < 0:
@@ -148,6 +166,9 @@ class FunctionPool:
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
         self._init = init
+        self._code = code  # imports a copy of the function's code (its module globals)
+        self._current_code: Any = None  # the copy environments started from now on run
+        self._code_lock = threading.Lock()  # one import at a time per function
         lock = threading.RLock()
         self._cond = threading.Condition(lock)
         # The deadline watchdog waits on the same lock, apart from the environments waiting for work.
@@ -219,6 +240,8 @@ class FunctionPool:
     def _init_environment(self, env: Environment) -> None:
         started = time.perf_counter()
         try:
+            if self._code is not None and env.sandbox is not None:
+                env.sandbox.code = self._code_for_new_environment()
             if self._init is not None:
                 self._init()
         except Exception:
@@ -233,6 +256,19 @@ class FunctionPool:
             self._initializing -= 1
             self._inits += 1
             self._idle += 1
+
+    def _code_for_new_environment(self) -> Any:
+        # One copy per function, imported by the first environment's init (or after a timeout): importing
+        # per environment would cost every cold start an import of the whole app, serialized. Environments
+        # starting together wait for the one import (not under _cond: invocations keep being queued).
+        with self._code_lock:
+            with self._cond:
+                found = self._current_code
+            if found is None:
+                found = self._code()  # type: ignore[misc]
+                with self._cond:
+                    self._current_code = found
+        return found
 
     def _serve_one(self, env: Environment) -> bool:
         """Wait for one invocation and run it; False when the environment ends."""
@@ -317,6 +353,10 @@ class FunctionPool:
         # First refuse whatever it still does, then stop it, then tell its invoker.
         env.sandbox.discard()
         interrupt(env.thread)
+        # What the stopped invocation left in its module globals is not trusted again: the environment
+        # that takes its place imports the code afresh (the others keep theirs while they live).
+        if env.sandbox.code is self._current_code:
+            self._current_code = None
         self._environments.remove(env)
         self._busy -= 1
         self._timeouts += 1

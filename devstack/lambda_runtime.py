@@ -89,11 +89,13 @@ class EnvironmentDiscarded(BaseException):
 
 
 class Sandbox:
-    """What one execution environment owns: its name, whether it is discarded, its /tmp."""
+    """What one execution environment owns: its name, whether it is discarded, its /tmp and its copy of
+    the function's code (devstack.app_copies: its own module globals), once imported."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.discarded = False
+        self.code: Any = None
         self._tmp: str | None = None
         self._lock = threading.Lock()
 

@@ -17,9 +17,10 @@ from chalicelib.schema import topology
 from chalicelib.schema.functions import ACCESS, API_HANDLER
 from chalicelib.schema.topology import Fn
 from chalicelib.wiring import bootstrap
-from devstack import iam
-from devstack.environments import FunctionPool, concurrency_from_env
+from devstack import app_copies, iam, sdk_data
+from devstack.environments import FunctionPool, concurrency_from_env, current_code
 from devstack.identity import aws_client
+from devstack.lambda_runtime import serve_concurrently
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
@@ -68,6 +69,7 @@ class DevStack:
     def start(self) -> DevStack:
         from devstack.ws_gateway import WebSocketGateway
 
+        sdk_data.install()  # every client the stack and its functions' copies build parses botocore's files once
         try:
             if self.payment_latency_ms is not None:
                 os.environ[PAYMENT_LATENCY_ENV] = str(self.payment_latency_ms)
@@ -150,10 +152,35 @@ class DevStack:
 
     # --- wiring ----------------------------------------------------------------------------
     def handler(self, name: str) -> Handler | None:
-        """The app's Lambda handler called `name`, if app.py defines it."""
+        """The app's Lambda handler called `name`, if app.py defines it: run from the copy of the app of
+        the environment that invokes it (devstack.app_copies), or from the stack's own outside one."""
         assert self.app_module is not None
         found = getattr(self.app_module, name, None)
-        return found if callable(found) else None
+        if not callable(found):
+            return None
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            code = current_code()
+            return (code.handler(name) if code is not None else getattr(self.app_module, name))(event, context)
+
+        invoke.name = getattr(found, "name", name)  # type: ignore[attr-defined]  # what the pumps name the context after
+        return invoke
+
+    def patched(self, module: str, **attributes: Any) -> Any:
+        """A block in which the app's module `module` (e.g. "chalicelib.delivery.consumers") has these attributes in
+        every function's environments, present and new, and in the stack's own copy: how a test replaces
+        a module global, since each environment imports the app afresh."""
+        return app_copies.patched(module, **attributes)
+
+    def modules(self, module: str) -> list[ModuleType]:
+        """The app's module `module` (e.g. "chalicelib.domain.catalog") in the stack's own copy and in every
+        function's environments alive now."""
+        return app_copies.every(module)
+
+    def override(self, **dependencies: Any) -> Any:
+        """A block with chalicelib.wiring.bootstrap.override(**dependencies) in every environment and in the stack's
+        own copy (settings=, payment_gateway=, ...)."""
+        return app_copies.overridden(**dependencies)
 
     def pool(self, name: str, handler: Handler) -> FunctionPool:
         """The execution environments of the function `name` (made on first use, running `handler`)."""
@@ -169,6 +196,8 @@ class DevStack:
                 concurrency=self.concurrency.get(name) or reserved,
                 timeout_seconds=(access.timeout if access else DEFAULT_TIMEOUT) * self.timeout_scale,
                 memory_mb=access.memory if access else DEFAULT_MEMORY,
+                # The function's own copy of the app, imported at its first environment's init.
+                code=_fresh_code,
             )
             self.pools[name] = found
         return found
@@ -179,6 +208,11 @@ class DevStack:
         # checks devstack/, and app.py is not (yet) under it.
         bootstrap.reset()
         self.app_module = importlib.import_module("app")
+
+    def _api_handler(self) -> Handler:
+        found = self.handler("app")
+        assert found is not None, "app.py defines no Chalice app"
+        return found
 
     def _ws_handler(self, name: str) -> Handler:
         def invoke(event: dict[str, Any], context: Any) -> Any:
@@ -200,7 +234,7 @@ class DevStack:
             static_dir=ROOT / "web",
             # The dev stage's page links to the e-mails the stack sent (GET /_dev/emails).
             web_config={"ws_url": self.ws.url, "dev_emails": "/_dev/emails"},
-            pool=self.pool(API_HANDLER, self.app_module.app),
+            pool=self.pool(API_HANDLER, self._api_handler()),
         )
         # Links in e-mails (unsubscribe, a drop) point at this gateway, known once it is bound.
         os.environ["LIVEDROP_PUBLIC_URL"] = self.env["LIVEDROP_PUBLIC_URL"] = self.http.url
@@ -280,7 +314,15 @@ class DevStack:
         self.iam = iam.install(enforcer)
 
 
-# Lambda's defaults, for a function chalicelib/functions.py does not configure (CDK's Function: 3 s, 128 MB is
+def _fresh_code() -> app_copies.AppCopy:
+    """A function's copy of the app; its environments share it, so its Chalice app keeps the current
+    request per thread, as the stack's own does (devstack.lambda_runtime.serve_concurrently)."""
+    code = app_copies.fresh_copy()
+    serve_concurrently(code.module("app").app)
+    return code
+
+
+# Lambda's defaults, for a function chalicelib/schema/functions.py does not configure (CDK's Function: 3 s, 128 MB is
 # Lambda's own default; Chalice deploys 60 s).
 DEFAULT_TIMEOUT = 60
 DEFAULT_MEMORY = 128

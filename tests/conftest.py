@@ -7,8 +7,9 @@ module may import them at its top whether or not the stack is up yet.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,15 @@ def stack() -> Iterator[DevStack]:
     """The whole dev stack of this session: embedded AWS, gateways, pumps, app (loopback, free ports)."""
     with DevStack(http_port=0, ws_port=0, stage="test") as running:
         yield running
+
+
+@pytest.fixture()
+def app_patch(stack: DevStack) -> Iterator[Callable[..., None]]:
+    """monkeypatch.setattr for the app's modules: `app_patch("chalicelib.domain.connections", NAME=value)` sets
+    the attributes in the stack's own copy and in every function's environments (each imports the app
+    afresh, devstack.app_copies), present and started later; undone after the test."""
+    with contextlib.ExitStack() as blocks:
+        yield lambda module, **attributes: blocks.enter_context(stack.patched(module, **attributes))
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from botocore.client import BaseClient
 
-from chalicelib.schema import db, models
 from devstack.environments import current_function
 
 
@@ -83,29 +83,28 @@ def sign_up_user(api: Api, name: str = "Fan", creator: bool = False) -> SignedIn
 
 
 class DynamoCalls:
-    """Counts DynamoDB API calls made by the app's PynamoDB clients (a botocore event hook) in the api
-    function's environments: the dev stack's other functions share those clients in environments of their own."""
+    """Counts DynamoDB API calls made in the api function's environments while the block runs. Each
+    environment has its own copy of the app and so its own clients (devstack.app_copies), and API
+    requests their own connections: every botocore client's calls are watched, those of the api's
+    environments counted."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self._clients: list[Any] = []
-
-    def _record(self, model: Any = None, **kwargs: Any) -> None:
-        if current_function() == "api":
-            self.calls.append(kwargs.get("event_name", "").rsplit(".", 1)[-1])
+        self._original: Any = None
 
     def __enter__(self) -> DynamoCalls:
+        original = self._original = BaseClient._make_api_call
 
-        clients = {id(c): c for c in [m._get_connection().connection.client for m in models.ALL_MODELS]}
-        clients[id(db.connection().client)] = db.connection().client
-        self._clients = list(clients.values())
-        for client in self._clients:
-            client.meta.events.register("before-call.dynamodb", self._record, unique_id=f"count-{id(self)}")
+        def counted(client: Any, operation: str, params: Any) -> Any:
+            if current_function() == "api" and client.meta.service_model.service_name == "dynamodb":
+                self.calls.append(operation)
+            return original(client, operation, params)
+
+        BaseClient._make_api_call = counted  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for client in self._clients:
-            client.meta.events.unregister("before-call.dynamodb", unique_id=f"count-{id(self)}")
+        BaseClient._make_api_call = self._original  # type: ignore[method-assign]
 
 
 def iso(delta_seconds: float = 0.0) -> str:

@@ -1,6 +1,7 @@
 """Multi-step writes are all-or-nothing from the user's side: a sign-up that fails at any step leaves
 no half account (and a log-in repairs one that a double failure left), a drop is stored only with
-its schedules. The failures are AWS error responses injected at the SDK's edge of the running app."""
+its schedules. The failures are AWS error responses injected at the SDK's edge of the running app:
+into the clients of every copy of the app the dev stack runs (each function imports its own)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.core import aws
 from chalicelib.core.config import get_settings
-from chalicelib.schema import db, models
+from chalicelib.schema import models
 from tests.support import iso, open_shop
 
 
@@ -62,15 +63,33 @@ def _adapt(answer: Callable[..., Any]) -> Callable[..., Any]:
     return handler
 
 
+@pytest.fixture(autouse=True)
+def api_copy_loaded(api: Any) -> None:
+    """The api function has imported its copy of the app (at its first invocation) before a test hooks
+    that copy's clients."""
+    assert api.get("/health").status_code in (200, 503)
+
+
 def cognito() -> Any:
     return aws.client("cognito-idp")
 
 
-def dynamodb_clients() -> list[Any]:
-    clients = {
-        id(m._get_connection().connection.client): m._get_connection().connection.client for m in models.ALL_MODELS
-    }
-    clients[id(db.connection().client)] = db.connection().client
+def app_clients(stack: Any, service: str) -> list[Any]:
+    """The `service` client of every copy of the app (the functions' and the stack's own)."""
+    return [module.client(service) for module in stack.modules("chalicelib.core.aws")]
+
+
+def dynamodb_clients(stack: Any) -> list[Any]:
+    """The DynamoDB clients of every model and of the transactions, in every copy of the app."""
+    clients: dict[int, Any] = {}
+    for copy_models, copy_db in zip(
+        stack.modules("chalicelib.schema.models"), stack.modules("chalicelib.schema.db"), strict=True
+    ):
+        for model in copy_models.ALL_MODELS:
+            client = model._get_connection().connection.client
+            clients[id(client)] = client
+        client = copy_db.connection().client
+        clients[id(client)] = client
     return list(clients.values())
 
 
@@ -99,13 +118,14 @@ def is_users_put(email: str) -> Callable[[str], bool]:
     "step",
     ["cognito SignUp", "cognito AdminConfirmSignUp", "Users row"],
 )
-def test_a_sign_up_failing_at_any_step_leaves_no_account_and_can_be_repeated(api, step) -> None:
+def test_a_sign_up_failing_at_any_step_leaves_no_account_and_can_be_repeated(api, stack, step) -> None:
     body = signup_body()
     if step == "Users row":
-        failing = aws_fails(dynamodb_clients(), "before-call.dynamodb.PutItem", is_users_put(body["email"]))
+        failing = aws_fails(dynamodb_clients(stack), "before-call.dynamodb.PutItem", is_users_put(body["email"]))
     else:
         operation = step.split()[1]
-        failing = aws_fails([cognito()], f"before-call.cognito-identity-provider.{operation}", lambda p: True)
+        event = f"before-call.cognito-identity-provider.{operation}"
+        failing = aws_fails(app_clients(stack, "cognito-idp"), event, lambda p: True)
     with failing as refused:
         response = api.post("/auth/signup", json=body)
     assert refused, "the step was reached and failed"
@@ -119,11 +139,12 @@ def test_a_sign_up_failing_at_any_step_leaves_no_account_and_can_be_repeated(api
     assert api.get("/me", token).json()["email"] == body["email"]
 
 
-def test_a_half_account_left_by_a_double_failure_is_repaired_by_logging_in(api) -> None:
+def test_a_half_account_left_by_a_double_failure_is_repaired_by_logging_in(api, stack) -> None:
     body = signup_body()
+    cognitos = app_clients(stack, "cognito-idp")
     with (
-        aws_fails(dynamodb_clients(), "before-call.dynamodb.PutItem", is_users_put(body["email"])),
-        aws_fails([cognito()], "before-call.cognito-identity-provider.AdminDeleteUser", lambda p: True) as undo,
+        aws_fails(dynamodb_clients(stack), "before-call.dynamodb.PutItem", is_users_put(body["email"])),
+        aws_fails(cognitos, "before-call.cognito-identity-provider.AdminDeleteUser", lambda p: True) as undo,
     ):
         assert api.post("/auth/signup", json=body).status_code == 503
     assert undo, "the undo was tried"
@@ -152,7 +173,7 @@ def schedule_exists(name: str) -> bool:
 
 
 @pytest.mark.parametrize("step", ["start schedule", "end schedule", "drop transaction"])
-def test_a_drop_is_stored_only_with_its_schedules(api, drop_shop, step) -> None:
+def test_a_drop_is_stored_only_with_its_schedules(api, stack, drop_shop, step) -> None:
     owner, creator_id, product = drop_shop
     before = {d.drop_id for d in models.Drop.by_creator.query(creator_id)}
     created: list[str] = []
@@ -162,10 +183,12 @@ def test_a_drop_is_stored_only_with_its_schedules(api, drop_shop, step) -> None:
         created.append(name)
         return step.startswith(name.rsplit("-", 1)[-1])
 
-    watch = aws_fails([aws.client("scheduler")], "before-call.scheduler.CreateSchedule", schedule_call)
+    watch = aws_fails(app_clients(stack, "scheduler"), "before-call.scheduler.CreateSchedule", schedule_call)
     failing: Any = contextlib.nullcontext(["no other failure"])
     if step == "drop transaction":
-        failing = aws_fails(dynamodb_clients(), "before-call.dynamodb.TransactWriteItems", lambda b: "Drops" in str(b))
+        failing = aws_fails(
+            dynamodb_clients(stack), "before-call.dynamodb.TransactWriteItems", lambda b: "Drops" in str(b)
+        )
     body = {"product_id": product["product_id"], "start_time": iso(30), "end_time": iso(3600), "stock": 10}
     with watch, failing as refused:
         response = api.post(f"/creators/{creator_id}/drops", owner.token, json=body)

@@ -15,7 +15,6 @@ from chalicelib.domain import scheduling
 from chalicelib.schema import schedules
 from chalicelib.schema import stock as shards
 from chalicelib.schema.models import Drop, Line, StockShard
-from chalicelib.wiring import bootstrap
 from tests.api import test_orders
 from tests.api.test_orders import error_code, order
 from tests.support import iso, wait_for
@@ -138,9 +137,11 @@ def _property_drop(api, new_user_factory) -> tuple:
 
 # --- cancelling -----------------------------------------------------------------------------------
 @pytest.fixture()
-def refunds():
+def refunds(stack):
+    """One fake provider for every function's copy of the app: the payments consumer charges through it,
+    the api's cancel refunds through it."""
     fake = payments.FakePaymentGateway()
-    with bootstrap.override(payment_gateway=fake):
+    with stack.override(payment_gateway=fake):
         yield fake
 
 

@@ -45,13 +45,11 @@ def test_unknown_route_is_403_like_api_gateway(api) -> None:
     assert api.call("PUT", "/health").status_code == 403
 
 
-def test_an_unexpected_failure_is_a_bare_500(api, monkeypatch) -> None:
-    from chalicelib.domain import accounts
-
+def test_an_unexpected_failure_is_a_bare_500(api, app_patch) -> None:
     def explode(*_args, **_kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(accounts, "log_in", explode)
+    app_patch("chalicelib.domain.accounts", log_in=explode)  # in the api's environments
     response = api.post("/auth/login", json={"email": "a@b.co", "password": "x"})
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}

@@ -28,8 +28,9 @@ def shop(api, new_user):
 
 
 @pytest.fixture()
-def pushed(monkeypatch) -> list[tuple[str, str, str]]:
-    """Every line notice pushed in this process (the dev stack's consumers run here too)."""
+def pushed(app_patch) -> list[tuple[str, str, str]]:
+    """Every line notice pushed in this process (the dev stack's consumers run here too, each
+    environment with its own copy of the app: the patch reaches all of them)."""
     sent: list[tuple[str, str, str]] = []
     lock = threading.Lock()
     original = serving._push_all
@@ -39,7 +40,7 @@ def pushed(monkeypatch) -> list[tuple[str, str, str]]:
             sent.extend((notice.event_id, str(notice.event_type), user) for notice, user in notices)
         original(notices)
 
-    monkeypatch.setattr(serving, "_push_all", recording)
+    app_patch("chalicelib.delivery.serving", _push_all=recording)
     return sent
 
 
@@ -86,9 +87,9 @@ def test_a_line_bigger_than_a_slice_is_placed_slice_by_slice_and_nothing_is_repe
     assert (expected, entry.user_id) in mine
 
 
-def test_the_lines_queue_places_a_big_draw_and_closes_it_once(api, shop, pushed, monkeypatch) -> None:
+def test_the_lines_queue_places_a_big_draw_and_closes_it_once(api, shop, pushed, app_patch) -> None:
     # Slices of one transaction each: the draw of 230 entries takes three messages on the lines queue.
-    monkeypatch.setattr(serving, "SLICE_SECONDS", 0.0)
+    app_patch("chalicelib.delivery.serving", SLICE_SECONDS=0.0)
     drop_id, start = joined_line(api, shop, "draw", users=230, stock=5, purchase_window_seconds=60)
     assert serving.advance(drop_id, start) == 0  # hands the draw to the lines queue
     deadline = time.monotonic() + 90

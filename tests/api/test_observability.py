@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 
-def test_an_http_invocation_flushes_emf_and_sets_the_correlation_id(app_module, api, monkeypatch, capsys) -> None:
+def test_an_http_invocation_flushes_emf_and_sets_the_correlation_id(
+    app_module, api, monkeypatch, capsys, stack
+) -> None:
     from chalicelib.core.observability import logger
-    from chalicelib.domain import catalog
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
-    catalog.product_cache.clear()
+    for catalog in stack.modules("chalicelib.domain.catalog"):  # the api's code has its own cache
+        catalog.product_cache.clear()
     capsys.readouterr()
     response = api.get("/products/pr_missing")
     assert response.status_code == 404

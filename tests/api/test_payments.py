@@ -18,7 +18,6 @@ from chalicelib.core.statuses import OrderStatus
 from chalicelib.delivery import payments
 from chalicelib.domain import settlement
 from chalicelib.schema.models import Drop, Order, ProcessedEvent, Purchase
-from chalicelib.wiring import bootstrap
 from devstack.identity import REGION, queue_arn
 from devstack.lambda_runtime import LambdaContext
 from tests.api import test_orders
@@ -36,7 +35,7 @@ def fake_gateway(stack):
     pump = next(p for p in stack.pumps if p.name.endswith("-payments"))
     pump.stop()
     fake = payments.FakePaymentGateway()
-    with bootstrap.override(payment_gateway=fake):
+    with stack.override(payment_gateway=fake):  # here and in every function's environments
         yield fake
     pump.start()
 
@@ -178,9 +177,9 @@ def stripe_signature(payload: bytes, secret: str, at: int) -> str:
 
 
 @pytest.fixture()
-def webhook_secret() -> Iterator[str]:
+def webhook_secret(stack) -> Iterator[str]:
     secret = "whsec_" + uuid.uuid4().hex
-    with bootstrap.override(settings=dataclasses.replace(get_settings(), stripe_webhook_secret=secret)):
+    with stack.override(settings=dataclasses.replace(get_settings(), stripe_webhook_secret=secret)):
         yield secret
 
 

@@ -12,7 +12,6 @@ import pytest
 from websockets.sync.client import connect
 
 from chalicelib.core.config import get_settings
-from chalicelib.delivery import consumers
 from chalicelib.domain import connections
 from chalicelib.schema.models import Connection, Subscription
 from tests.e2e.support import Crowd, follow_all, make_drop, make_fans, make_shop, parse_iso, send_envelope
@@ -192,7 +191,7 @@ def test_a_poison_message_ends_in_the_dlq_and_the_rest_are_delivered(stack, new_
     assert found
 
 
-def test_notifications_held_up_by_a_fanout_outage_arrive_once_after_it(stack, api, new_user, monkeypatch) -> None:
+def test_notifications_held_up_by_a_fanout_outage_arrive_once_after_it(stack, api, new_user) -> None:
     owner = new_user()
     creator_id, product_id = make_shop(api, owner.token)
     drop = make_drop(api, owner.token, creator_id, product_id, start=-1, stock=20)
@@ -204,20 +203,20 @@ def test_notifications_held_up_by_a_fanout_outage_arrive_once_after_it(stack, ap
         raise RuntimeError("fan-out is down")
 
     with connect(f"{stack.ws_url}?token={buyer.token}") as ws:
-        monkeypatch.setattr(consumers, "fan_out", broken)
-        placed = [place(api, buyer.token, drop["drop_id"]) for _ in range(5)]
-        assert [p.status_code for p in placed] == [201] * 5
-        order_ids = {p.json()["order_id"] for p in placed}
-        # Bounded by the events awaited, with room for a slow machine.
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            statuses = {api.get(f"/orders/{oid}", buyer.token).json()["status"] for oid in order_ids}
-            if statuses == {"confirmed"} and "order_confirmed" in failures:
-                break
-            time.sleep(0.2)
-        assert statuses == {"confirmed"}
-        assert quiet_for(ws, 0.5) == []
-        monkeypatch.undo()
+        fanout_down = stack.patched("chalicelib.delivery.consumers", fan_out=broken)  # in the fanout's environments
+        with fanout_down:
+            placed = [place(api, buyer.token, drop["drop_id"]) for _ in range(5)]
+            assert [p.status_code for p in placed] == [201] * 5
+            order_ids = {p.json()["order_id"] for p in placed}
+            # Bounded by the events awaited, with room for a slow machine.
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                statuses = {api.get(f"/orders/{oid}", buyer.token).json()["status"] for oid in order_ids}
+                if statuses == {"confirmed"} and "order_confirmed" in failures:
+                    break
+                time.sleep(0.2)
+            assert statuses == {"confirmed"}
+            assert quiet_for(ws, 0.5) == []
         frames = frames_until(ws, lambda fs: {f["data"]["order_id"] for f in fs} >= order_ids, timeout=120)
         frames += quiet_for(ws, 1.5)
     assert sorted(f["data"]["order_id"] for f in frames) == sorted(order_ids)

@@ -44,8 +44,8 @@ def test_subscribing_to_an_unknown_drop_is_an_error_frame_and_the_socket_stays(s
         assert _reply(ws, {"action": "ping"}) == {"type": "pong"}
 
 
-def test_a_connection_watches_at_most_the_cap_of_drops(stack, new_user, drops, monkeypatch) -> None:
-    monkeypatch.setattr(connections, "MAX_SUBSCRIPTIONS_PER_CONNECTION", 3)
+def test_a_connection_watches_at_most_the_cap_of_drops(stack, new_user, drops, app_patch) -> None:
+    app_patch("chalicelib.domain.connections", MAX_SUBSCRIPTIONS_PER_CONNECTION=3)
     fan = new_user()
     with connect(f"{stack.ws_url}?token={fan.token}", open_timeout=30) as ws:
         for drop_id in drops[:3]:
@@ -78,8 +78,8 @@ def _until(condition, timeout: float = 30.0) -> bool:
     return condition()
 
 
-def test_a_user_holds_at_most_the_cap_of_connections(stack, new_user, monkeypatch) -> None:
-    monkeypatch.setattr(connections, "MAX_CONNECTIONS_PER_USER", 2)
+def test_a_user_holds_at_most_the_cap_of_connections(stack, new_user, app_patch) -> None:
+    app_patch("chalicelib.domain.connections", MAX_CONNECTIONS_PER_USER=2)
     fan, other = new_user(), new_user()
     url = f"{stack.ws_url}?token={fan.token}"
     with connect(url, open_timeout=30) as first, connect(url, open_timeout=30):
@@ -92,8 +92,8 @@ def test_a_user_holds_at_most_the_cap_of_connections(stack, new_user, monkeypatc
             assert _reply(third, {"action": "ping"}) == {"type": "pong"}
 
 
-def test_a_connection_whose_disconnect_was_lost_does_not_count(stack, new_user, monkeypatch) -> None:
-    monkeypatch.setattr(connections, "MAX_CONNECTIONS_PER_USER", 1)
+def test_a_connection_whose_disconnect_was_lost_does_not_count(stack, new_user, app_patch) -> None:
+    app_patch("chalicelib.domain.connections", MAX_CONNECTIONS_PER_USER=1)
     fan = new_user()
     # A socket that closed without its $disconnect reaching the app: its row and its place stay behind.
     stale = f"stale{uuid.uuid4().hex[:8]}="
@@ -105,8 +105,8 @@ def test_a_connection_whose_disconnect_was_lost_does_not_count(stack, new_user, 
     assert _until(lambda: not _held(fan.user_id))
 
 
-def test_a_place_whose_row_expired_is_given_back(stack, new_user, monkeypatch) -> None:
-    monkeypatch.setattr(connections, "MAX_CONNECTIONS_PER_USER", 1)
+def test_a_place_whose_row_expired_is_given_back(stack, new_user, app_patch) -> None:
+    app_patch("chalicelib.domain.connections", MAX_CONNECTIONS_PER_USER=1)
     fan = new_user()
     expired = f"ttl{uuid.uuid4().hex[:8]}="
     connections.open_connection(expired, fan.token)
