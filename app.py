@@ -15,6 +15,7 @@ from chalicelib.delivery import events as domain_event_source
 from chalicelib.delivery import live_stock as stock_pushes
 from chalicelib.delivery import notifications, serving, webpush
 from chalicelib.delivery import payments as payment_service
+from chalicelib.delivery.line_slices import handle_slice_batch
 from chalicelib.domain import (
     accounts,
     catalog,
@@ -241,7 +242,7 @@ def admissions(event: Any) -> dict[str, int]:
 @app.lambda_function(name=Fn.LINE_SLICES)
 def line_slices(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The lines queue -> slices of placing a line at its start, or closing a draw at its end."""
-    return serving.handle_slice_batch(event, context)
+    return handle_slice_batch(event, context)
 
 
 # --- orders and payments ----------------------------------------------------------------------

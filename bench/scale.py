@@ -202,8 +202,14 @@ class Scale:
         return self._finish(began, units=units, orders=dict(statuses), duplicate_notices=0, placing=placed)
 
 
+STAGES = ("waiting_room", "draw", "sell_out")
+
+
 def run(
-    sizes: dict[str, int], results_dir: Path | str = RESULTS_DIR, timeout_scale: float = TIMEOUT_SCALE
+    sizes: dict[str, int],
+    results_dir: Path | str = RESULTS_DIR,
+    timeout_scale: float = TIMEOUT_SCALE,
+    only: tuple[str, ...] = STAGES,
 ) -> dict[str, Any]:
     """Every stage on one fresh dev stack; returns the figures and writes scale.json."""
     from devstack.stack import DevStack
@@ -221,7 +227,8 @@ def run(
         say("dev stack up; signing up users")
         scale = Scale(stack, sizes)
         stages: dict[str, Any] = {}
-        for name, stage in (("waiting_room", scale.waiting_room), ("draw", scale.draw), ("sell_out", scale.sell_out)):
+        for name in only:
+            stage = getattr(scale, name)
             say(f"stage {name}")
             stages[name] = stage()
             say(f"stage {name} done: {stages[name]}")
@@ -270,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         default=TIMEOUT_SCALE,
         help=f"every function's timeout times this (default {TIMEOUT_SCALE})",
     )
+    parser.add_argument("--stage", action="append", choices=STAGES, help="run only this stage (repeatable)")
     args = parser.parse_args(argv)
-    result = run(SMALL if args.small else FULL, args.results, args.timeout_scale)
+    result = run(SMALL if args.small else FULL, args.results, args.timeout_scale, tuple(args.stage or STAGES))
     print(report(result))
     clean = all(s["timeouts"] == 0 and s["duplicate_notices"] == 0 and s["dlq"] == 0 for s in result["stages"].values())
     return 0 if clean else 1

@@ -4,7 +4,8 @@
 - the contention model (devstack.contention's ItemGate): an item held by a transaction or out of write
   units cancels a transaction or refuses a single write, as DynamoDB does;
 - a write that leaves an item as it was emits no stream record;
-- condition and update expressions are parsed once per shape.
+- condition and update expressions are parsed once per shape;
+- a Query reads only the partition it names (devstack.moto_queries).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from devstack import moto_queries
 from devstack.contention import ContentionPlan, ItemGate, write_units
 
 # The serialization lock the current request thread holds (set by moto_backend.SerializedApp), and when
@@ -28,6 +30,7 @@ def install(gate: ItemGate) -> None:
     _gate = gate
     _patch_moto_transactions()
     _patch_expression_cache()
+    moto_queries.install()
 
 
 class _TransactionJournal:

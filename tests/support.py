@@ -221,14 +221,16 @@ def place_order(
 def place_line(drop_id: str, timeout: float = 60.0) -> None:
     """Place a sealed line's early entries now, slice after slice, beside the dev stack's own consumer
     of the lines queue (both may run: a slice placed by one is never placed again by the other)."""
-    from chalicelib.delivery import serving
+    from chalicelib.delivery import line_slices
     from chalicelib.schema.models import Line
 
-    deadline = time.monotonic() + timeout
+    deadline, counted = time.monotonic() + timeout, None
     while not Line.get(drop_id, consistent_read=True).placed:
         assert time.monotonic() < deadline, f"the line of {drop_id} was not placed in {timeout} s"
         try:
-            if not serving.place_slice(drop_id, time.monotonic() + 5):
-                time.sleep(0.05)
-        except serving.LineNotReadyError:
+            following = line_slices.place_slice(drop_id, time.monotonic() + 5, counted)
+        except line_slices.LineNotReadyError:
+            following = None
+        counted = (following or {}).get("counted")
+        if following is None:
             time.sleep(0.05)

@@ -76,39 +76,54 @@ def batched() -> Iterator[None]:
 
 
 def deliver_message(message: dict[str, Any]) -> None:
-    """A deliver-queue message of `enqueue`: events, each for the users it names."""
+    """A deliver-queue message of `enqueue`: events, each for the users it names, reached together."""
     items = message.get("items")
     if not isinstance(items, list) or not items:
         raise PoisonMessageError("reach message without items")
+    deliveries: list[tuple[Envelope, list[str]]] = []
     for item in items:
         user_ids = item.get("user_ids") if isinstance(item, dict) else None
         if not isinstance(user_ids, list) or not all(isinstance(u, str) for u in user_ids):
             raise PoisonMessageError("reach message without user_ids")
-        reach(Envelope.parse(item.get("event")), user_ids)
+        deliveries.append((Envelope.parse(item.get("event")), user_ids))
+    reach_all(deliveries)
 
 
 def reach(event: Envelope, user_ids: Iterable[str]) -> None:
     """E-mail and push `event` to those of `user_ids` who want it, each at most once."""
-    kind = event.event_type
-    if kind not in PUSH_TTL_SECONDS:
+    reach_all([(event, list(user_ids))])
+
+
+def reach_all(deliveries: list[tuple[Envelope, list[str]]]) -> None:
+    """E-mail and push each event to those of its users who want it, each at most once: the switches and
+    addresses of all their users read together (a BatchGetItem per 100), the sends side by side."""
+    wanted = [
+        (event, list(dict.fromkeys(users))) for event, users in deliveries if event.event_type in PUSH_TTL_SECONDS
+    ]
+    users = sorted({user_id for _, event_users in wanted for user_id in event_users})
+    if not users:
         return
-    users = list(dict.fromkeys(user_ids))
     switches = preferences.of_users(users)
-    mail_to = [u for u in users if preferences.wants(switches[u], preferences.EMAIL, kind)]
-    wants_push = (u for u in users if preferences.wants(switches[u], preferences.WEB_PUSH, kind))
-    push_to = [u for u in wants_push if _has_push(switches[u])]
-    addresses = _addresses(mail_to)
+
+    def wanting(channel: str, event: Envelope, event_users: list[str]) -> list[str]:
+        return [u for u in event_users if preferences.wants(switches[u], channel, event.event_type)]
+
+    mailed = sorted({u for event, event_users in wanted for u in wanting(preferences.EMAIL, event, event_users)})
+    addresses = _addresses(mailed)
     jobs: list[tuple[str, Callable[[], None]]] = []
-    for user_id, address in addresses.items():
-        jobs.append((f"email#{event.event_id}#{user_id}", _mail_job(event, user_id, address)))
-    for user_id in push_to:
-        jobs.append((f"push#{event.event_id}#{user_id}", _push_job(event, user_id)))
+    for event, event_users in wanted:
+        for user_id in wanting(preferences.EMAIL, event, event_users):
+            if user_id in addresses:
+                jobs.append((f"email#{event.event_id}#{user_id}", _mail_job(event, user_id, addresses[user_id])))
+        for user_id in wanting(preferences.WEB_PUSH, event, event_users):
+            if _has_push(switches[user_id]):
+                jobs.append((f"push#{event.event_id}#{user_id}", _push_job(event, user_id)))
     if not jobs:
         return
     with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(jobs))) as pool:
         failures = [error for error in pool.map(in_context(_once), jobs) if error is not None]
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(jobs)} sends of {event.event_id} failed: {failures[0]}")
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} sends failed: {failures[0]}")
 
 
 def _has_push(row: NotificationPreference | None) -> bool:

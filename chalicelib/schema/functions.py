@@ -308,6 +308,7 @@ ACCESS: dict[str, FunctionAccess] = {
             table(Drop),
             table(StockShard),
             index(Connection.by_user),
+            table(Connection),  # the told users' quota rows name their open connections (one BatchGetItem)
             *_FORGET_READ,
         ),
         write=(table(Line), table(Admission), table(Drop), table(Notification), *_FORGET_WRITE),

@@ -5,6 +5,7 @@ after a timeout starts from fresh globals; tests reach every environment through
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import threading
@@ -115,19 +116,19 @@ def test_a_patch_reaches_every_environment_present_and_new_and_is_undone(stack: 
             event["hold"].wait(WAIT)
         return current_code().module("chalicelib.domain.connections").MAX_CONNECTIONS_PER_USER
 
-    original = sys.modules["chalicelib.domain.connections"].MAX_CONNECTIONS_PER_USER
+    original = importlib.import_module("chalicelib.domain.connections").MAX_CONNECTIONS_PER_USER
     pool = FunctionPool("patched", limit, concurrency=2, code=app_copies.fresh_copy)
     try:
         assert pool({}) == original  # one environment before the patch
         with stack.patched("chalicelib.domain.connections", MAX_CONNECTIONS_PER_USER=1):
-            assert sys.modules["chalicelib.domain.connections"].MAX_CONNECTIONS_PER_USER == 1
+            assert importlib.import_module("chalicelib.domain.connections").MAX_CONNECTIONS_PER_USER == 1
             hold = threading.Event()
             busy = pool.submit({"hold": hold})  # keeps one environment busy: the next call starts another
             assert pool({}) == 1
             hold.set()
             assert busy.result(WAIT) == 1
             assert pool.stats()["inits"] == 2
-        assert original == sys.modules["chalicelib.domain.connections"].MAX_CONNECTIONS_PER_USER
+        assert original == importlib.import_module("chalicelib.domain.connections").MAX_CONNECTIONS_PER_USER
         hold = threading.Event()
         busy = pool.submit({"hold": hold})
         assert pool({}) == original
