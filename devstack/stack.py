@@ -196,8 +196,10 @@ class DevStack:
                 concurrency=self.concurrency.get(name) or reserved,
                 timeout_seconds=(access.timeout if access else DEFAULT_TIMEOUT) * self.timeout_scale,
                 memory_mb=access.memory if access else DEFAULT_MEMORY,
-                # The function's own copy of the app, imported at its first environment's init.
+                # The function's own copy of the app, imported at its first environment's init, which also
+                # builds its clients (chalicelib.wiring.bootstrap.warm says why).
                 code=_fresh_code,
+                init=_warm,
             )
             self.pools[name] = found
         return found
@@ -312,6 +314,10 @@ class DevStack:
         enforcer = iam.local_enforcer(aws_client("dynamodb", self.aws.endpoint), ws_api_id=WS_API_ID, ws_stage=WS_STAGE)
         enforcer.record_usage = bool(os.environ.get("LIVEDROP_IAM_USAGE"))
         self.iam = iam.install(enforcer)
+
+
+def _warm() -> None:
+    current_code().module("chalicelib.wiring.bootstrap").warm()
 
 
 def _fresh_code() -> app_copies.AppCopy:
