@@ -168,4 +168,16 @@ def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The deliver function: a batch from the deliver queue."""
     processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)
-    return dict(process_partial_response(event, _deliver_record, processor, context))
+    with reach.read_ahead(_bodies(event)):  # the reach messages' people, read once for the batch
+        return dict(process_partial_response(event, _deliver_record, processor, context))
+
+
+def _bodies(event: dict[str, Any]) -> list[Any]:
+    """The JSON bodies of a batch's records (None for one that is not JSON)."""
+    bodies = []
+    for record in event.get("Records") or []:
+        try:
+            bodies.append(json.loads(record.get("body") or "null"))
+        except (ValueError, AttributeError):
+            bodies.append(None)
+    return bodies

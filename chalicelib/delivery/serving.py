@@ -143,12 +143,18 @@ def _serve(drop: Drop, line: Line, now: int, deadline: float | None) -> int:
         reached += Admission.by_position.query(drop_id, Admission.position.between(serving + 1, target))
     expires = now + int(drop.admission_seconds) * 1000
 
-    def admit(entry: Admission) -> bool:
+    def admit(entry: Admission) -> Envelope | None:
         # Past the deadline an entry stays reached but not admitted: the next tick admits it.
-        return (deadline is None or time.monotonic() < deadline) and _admit(drop, entry, now, expires)
+        return _admit(drop, entry, now, expires) if deadline is None or time.monotonic() < deadline else None
 
     with ThreadPoolExecutor(max_workers=line_notices.TELLERS) as pool:
-        admitted = sum(pool.map(in_context(admit), reached))
+        told = [
+            (notice, entry.user_id)
+            for notice, entry in zip(pool.map(in_context(admit), reached), reached, strict=True)
+            if notice
+        ]
+    _tell_admitted(told)
+    admitted = len(told)
     if now_settled > settled:
         _raise_counter(drop_id, Line.settled, now_settled)
     if catalog.sale_mode_of(drop) == DRAW and now_settled >= total and target >= total and left > 0:
@@ -181,8 +187,9 @@ def _raise_counter(drop_id: str, attribute: Any, value: int, also: list[Any] | N
             raise
 
 
-def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> bool:
-    """Admit one user, exactly once, and hand them their token (push, and the inbox for a draw's winners)."""
+def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> Envelope | None:
+    """Admit one user, exactly once: the notice that hands them their token (None if admitted before).
+    A draw's winner is also e-mailed and pushed, through the deliver queue (never the token)."""
     try:
         entry.update(
             actions=[Admission.admitted_at.set(now), Admission.admission_expires.set(expires)],
@@ -190,7 +197,7 @@ def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> bool:
         )
     except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
+            return None
         raise
     count("Admitted")
     data = {
@@ -200,12 +207,23 @@ def _admit(drop: Drop, entry: Admission, now: int, expires: int) -> bool:
     kind = FrameType.DRAW_WON if catalog.sale_mode_of(drop) == DRAW else FrameType.ADMITTED
     notice = line_notices.notice(drop.drop_id, entry.user_id, kind, int(entry.position), now, data)
     if kind == FrameType.DRAW_WON:
-        line_notices.guarded(
-            lambda: notifications.write_inbox(line_notices.inbox_copy(notice), [entry.user_id]), entry.user_id, kind
-        )
-        # E-mail and Web Push, through the deliver queue: the window's end, never the token.
         until = {"drop_id": drop.drop_id, "admission_expires_at": data["admission_expires_at"]}
         mailed = Envelope.new(notice.event_id, kind, now, until)
         line_notices.guarded(lambda: reach.enqueue(mailed, [entry.user_id]), entry.user_id, kind)
-    line_notices.push_all([(notice, entry.user_id)])
-    return True
+    return notice
+
+
+def _tell_admitted(told: list[tuple[Envelope, str]]) -> None:
+    """The tick's admitted users: a draw's winners' inbox rows in one BatchWriteItem per 25, then every
+    push, their connections read together (line_notices.push_all)."""
+    won = [
+        (line_notices.inbox_copy(notice), [user]) for notice, user in told if notice.event_type == FrameType.DRAW_WON
+    ]
+    if won:
+        try:
+            notifications.write_inboxes(won)
+        except Exception:
+            # They can read their place (GET .../me); a lost row must not stop the line.
+            log.exception("could not write the inbox rows of %d winners", len(won))
+            count("LineNoticeFailures")
+    line_notices.push_all(told)

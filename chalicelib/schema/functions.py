@@ -298,7 +298,7 @@ ACCESS: dict[str, FunctionAccess] = {
         timeout=60,
         memory=512,
     ),
-    # Slices of placing a line and closing a draw (chalicelib.delivery.serving): each within its time budget.
+    # Slices of placing a line and closing a draw (chalicelib.delivery.line_slices): each within its time budget.
     Fn.LINE_SLICES: FunctionAccess(
         read=(
             table(Line),

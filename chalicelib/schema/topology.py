@@ -104,7 +104,7 @@ PAYMENTS_CONCURRENCY = math.ceil(PEAK_ORDERS_PER_SECOND * CHARGE_LATENCY_S / PAR
 NOTIFY = QueueSpec("notify", visibility_timeout=120, event_types=NOTIFY_EVENT_TYPES)
 PAYMENTS = QueueSpec("payments", visibility_timeout=180, event_types=PAYMENT_EVENT_TYPES)
 DELIVER = QueueSpec("deliver", visibility_timeout=120)
-# Slices of work on a queue or draw line (chalicelib.delivery.serving): placing it at the start, closing a draw.
+# Slices of work on a queue or draw line (chalicelib.delivery.line_slices): placing it at the start, closing a draw.
 LINES = QueueSpec("lines", visibility_timeout=360)
 # Live stock on a queue of its own: a rush's stock changes never queue ahead of order_confirmed or
 # drop_started. It also carries its own deferred pushes and the slices of a large audience.

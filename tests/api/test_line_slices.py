@@ -1,4 +1,4 @@
-"""Big lines are placed, and draws closed, in slices with saved progress (chalicelib.delivery.serving): a line
+"""Big lines are placed, and draws closed, in slices with saved progress (chalicelib.delivery.line_slices): a line
 larger than one slice completes, a retried or duplicated slice repeats nothing, and every notice has an
 event id that does not depend on when it was sent."""
 

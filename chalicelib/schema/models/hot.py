@@ -61,7 +61,7 @@ class Line(Model):
     placed = BooleanAttribute(null=True)  # early positions written
     serving = NumberAttribute(default=0)  # positions up to this one are admitted
     settled = NumberAttribute(default=0)  # positions up to this one bought or let their window pass
-    # Placing the early entries, a slice at a time (chalicelib.delivery.serving): since when, how many placed,
+    # Placing the early entries, a slice at a time (chalicelib.delivery.line_slices): since when, how many placed,
     # and the rank of the last one placed (the next slice starts after it).
     placing_since = NumberAttribute(null=True)
     placed_count = NumberAttribute(default=0)
@@ -106,7 +106,7 @@ class AdmissionsByPosition(GlobalSecondaryIndex["Admission"]):
 
 
 class AdmissionsByRank(GlobalSecondaryIndex["Admission"]):
-    """Sparse: only early entries have a rank, the key their line is ordered by (chalicelib.delivery.serving)."""
+    """Sparse: only early entries have a rank, the key their line is ordered by (chalicelib.delivery.line_slices)."""
 
     Meta = _index_meta("by_rank", KeysOnlyProjection())
     drop_id = UnicodeAttribute(hash_key=True)
