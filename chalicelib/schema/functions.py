@@ -286,6 +286,7 @@ ACCESS: dict[str, FunctionAccess] = {
             table(Drop),
             table(StockShard),
             index(Connection.by_user),
+            table(Connection),  # a tick's admitted users' quota rows name their connections (one BatchGetItem)
             table(SigningKey),
             *_FORGET_READ,
         ),
