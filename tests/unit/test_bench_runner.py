@@ -39,6 +39,10 @@ def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.05)
 
 
+def _ctrl_c_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -54,6 +58,9 @@ def test_the_first_ctrl_c_stops_the_run_and_writes_the_figures_measured_so_far(t
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A run started in the background by a shell inherits SIGINT ignored, and Python then never
+        # raises KeyboardInterrupt: the runner gets Ctrl-C's default, as from a terminal.
+        preexec_fn=_ctrl_c_default,
     )
     try:
         _until(lambda: (tmp_path / "endless.pid").exists() or runner.poll() is not None, "the second benchmark")
