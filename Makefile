@@ -30,12 +30,17 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy app.py chalicelib devstack infra
 
+# Two pytest workers (pytest-xdist), each with a dev stack of its own, the tests of a file kept together:
+# most stack tests wait on the pipeline rather than use a core. The unit tier runs first, on its own,
+# so that no dev stack runs in the processes that check nothing listens.
+WORKERS ?= 2
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS) tests/unit
+	$(PY) -m pytest -n $(WORKERS) --dist loadfile --ignore=tests/unit
 
-# The unit tier alone: no dev stack, no server (AWS is moto in the test process); well under 30 s.
+# The unit tier alone: no dev stack, no server (AWS is moto in the test processes); under 30 s.
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest -n $(WORKERS) tests/unit
 
 # The AWS deployment as CloudFormation, into infra/cdk.out (ignored).
 # `make synth STAGE=prod ALARM_EMAIL=oncall@example.com` (prod refuses to build without someone to page).

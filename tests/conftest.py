@@ -16,7 +16,7 @@ import pytest
 from hypothesis import settings
 
 from devstack.stack import DevStack
-from tests.iam_guard import pytest_sessionfinish, pytest_terminal_summary  # noqa: F401  (hooks)
+from tests.iam_guard import pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa: F401  (hooks)
 from tests.support import Api, sign_up_user
 
 UNIT_TIER = Path(__file__).resolve().parent / "unit"

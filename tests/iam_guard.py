@@ -11,14 +11,33 @@ import pytest
 
 from devstack import iam
 
+# Denials the workers of a parallel run (pytest-xdist) saw: each worker has a dev stack of its own and
+# reports its denials when it finishes; the controller fails the session on them.
+_from_workers: list[str] = []
+
+
+def _denials() -> list[str]:
+    return [*iam.unexpected_denials(), *_from_workers]
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if iam.unexpected_denials() and session.exitstatus == pytest.ExitCode.OK:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a worker: the controller reports and fails the session
+        workeroutput["iam_denials"] = list(iam.unexpected_denials())
+        return
+    if _denials() and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    _from_workers.extend(getattr(node, "workeroutput", {}).get("iam_denials", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    denials = iam.unexpected_denials()
+    if hasattr(config, "workeroutput"):
+        return
+    denials = _denials()
     if not denials:
         return
     terminalreporter.section(

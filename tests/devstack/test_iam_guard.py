@@ -37,13 +37,24 @@ def test_a_call_the_role_does_not_grant():
 """
 
 
-def run_session(tmp_path: Path, expecting: str) -> subprocess.CompletedProcess[str]:
+def run_session(tmp_path: Path, expecting: str, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text(
-        "from tests.iam_guard import pytest_sessionfinish, pytest_terminal_summary  # noqa: F401\n"
+        "from tests.iam_guard import pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown  # noqa: F401\n"
     )
     (tmp_path / "test_session.py").write_text(textwrap.dedent(SESSION).replace("EXPECTING(enforcer)", expecting))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            *args,
+            str(tmp_path),
+        ],
         cwd=tmp_path,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -54,6 +65,14 @@ def run_session(tmp_path: Path, expecting: str) -> subprocess.CompletedProcess[s
 
 def test_an_unprovoked_denial_fails_the_session_and_is_named(tmp_path: Path) -> None:
     result = run_session(tmp_path, "contextlib.nullcontext()")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert f"IAM: fanout may not sns:Publish on {arn('sns', 'events')} (Publish)" in result.stdout, result.stdout
+
+
+def test_a_denial_in_a_worker_of_a_parallel_run_fails_the_session_and_is_named(tmp_path: Path) -> None:
+    # `make test` runs the stack tiers in two workers (pytest-xdist), each with its own dev stack.
+    result = run_session(tmp_path, "contextlib.nullcontext()", "-n", "2")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert f"IAM: fanout may not sns:Publish on {arn('sns', 'events')} (Publish)" in result.stdout, result.stdout
