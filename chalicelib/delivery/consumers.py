@@ -11,10 +11,19 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from chalicelib.core.budget import Budget, deadline_of
+from chalicelib.core.observability import count
 from chalicelib.delivery import notifications, reach
 from chalicelib.schema import topology
 from chalicelib.schema.idempotency import BatchMarkers, once
-from chalicelib.schema.messages import DROP_EVENTS, ORDER_EVENTS, DeliverKind, Envelope, PoisonMessageError
+from chalicelib.schema.messages import (
+    DROP_EVENTS,
+    ORDER_EVENTS,
+    DeliverKind,
+    Envelope,
+    PoisonMessageError,
+    send_messages,
+)
 from chalicelib.schema.retries import RetryingBatchProcessor
 
 log = logging.getLogger("livedrop.consumers")
@@ -24,6 +33,10 @@ log = logging.getLogger("livedrop.consumers")
 BATCH_WORKERS = 8
 # How long a batch's claims last when the invocation's remaining time is unknown (the fanout timeout).
 CLAIM_MS = 20_000
+# A deliver invocation works through its batch this many messages at a time, within DELIVER_SECONDS (or
+# half its remaining time if less: chalicelib.core.budget).
+DELIVER_STEP = 3
+DELIVER_SECONDS = 10.0
 
 
 # --- dispatch -----------------------------------------------------------------------------------
@@ -166,10 +179,34 @@ def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The deliver function: a batch from the deliver queue."""
-    processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)
-    with reach.read_ahead(_bodies(event)):  # the reach messages' people, read once for the batch
-        return dict(process_partial_response(event, _deliver_record, processor, context))
+    """The deliver function: a batch from the deliver queue, DELIVER_STEP messages at a time (their people
+    read once for the step), each step started only while the time left holds the longest one so far.
+    Messages it had no time for go back on the queue as new messages (each is idempotent per user and
+    channel, or claimed per slice), so an invocation that began behind a busy table ends in time."""
+    records = list(event.get("Records") or [])
+    budget = Budget(deadline_of(context, DELIVER_SECONDS))
+    failures: list[Any] = []
+    for start in range(0, len(records), DELIVER_STEP):
+        if not budget.room("step"):
+            failures += _hand_back(records[start:])
+            break
+        step = {**event, "Records": records[start : start + DELIVER_STEP]}
+        processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)
+        with budget.step("step"), reach.read_ahead(_bodies(step)):  # the step's people, read once
+            failures += process_partial_response(step, _deliver_record, processor, context)["batchItemFailures"]
+    return {"batchItemFailures": failures}
+
+
+def _hand_back(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Put records not started back on the deliver queue; those it could not put back are reported failed
+    (the queue then redelivers them)."""
+    try:
+        send_messages(topology.DELIVER, [str(record.get("body") or "") for record in records])
+    except Exception:
+        log.exception("could not hand %d deliver messages back; they are retried", len(records))
+        return [{"itemIdentifier": str(record.get("messageId"))} for record in records]
+    count("DeliverHandedBack", len(records))
+    return []
 
 
 def _bodies(event: dict[str, Any]) -> list[Any]:

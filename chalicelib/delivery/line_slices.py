@@ -13,15 +13,13 @@ on the queue. A draw is closed the same way (`draw_lost` to everyone the draw ne
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core.budget import Budget, deadline_of
 from chalicelib.core.observability import count
 from chalicelib.delivery import line_notices, notifications
 from chalicelib.domain import catalog
@@ -47,15 +45,6 @@ class LineNotReadyError(Exception):
     """The rank index does not show every early entry yet (it is eventually consistent): retried."""
 
 
-def deadline_of(context: Any, budget_s: float | None = None) -> float:
-    """A monotonic deadline: `budget_s` (SLICE_SECONDS), or half the invocation's remaining time if less."""
-    budget_s = SLICE_SECONDS if budget_s is None else budget_s
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(remaining):
-        budget_s = min(budget_s, remaining() / 2000)
-    return time.monotonic() + budget_s
-
-
 def send_slice(kind: str, drop_id: str) -> None:
     """Queue a slice of work on a line (its progress is kept on the line, so the message is just this)."""
     send_messages(topology.LINES, [{"kind": kind, "drop_id": drop_id}])
@@ -63,7 +52,7 @@ def send_slice(kind: str, drop_id: str) -> None:
 
 def handle_slice_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The line_slices function: a batch (of one slice) from the lines queue."""
-    deadline = deadline_of(context)
+    deadline = deadline_of(context, SLICE_SECONDS)
 
     def slice_record(record: SQSRecord) -> None:
         try:
@@ -94,28 +83,6 @@ def _count_of(value: Any) -> dict[str, Any] | None:
         return None
     after = value.get("after")
     return {"n": value["n"], "after": after} if isinstance(after, str) or after is None else None
-
-
-class Budget:
-    """A slice's time: after its first step, a step starts only while the time left holds it, as long as
-    the longest step of its kind so far (a slice that began late stops early rather than run past its
-    function's timeout)."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.longest: dict[str, float] = {}
-
-    def room(self, *kinds: str) -> bool:
-        """Whether steps of `kinds` fit in the time left (they count once one was made)."""
-        if not self.longest:
-            return True
-        return time.monotonic() + sum(self.longest.get(kind, 0.0) for kind in kinds) < self.deadline
-
-    @contextmanager
-    def step(self, kind: str) -> Iterator[None]:
-        began = time.monotonic()
-        yield
-        self.longest[kind] = max(self.longest.get(kind, 0.0), time.monotonic() - began)
 
 
 def place_slice(drop_id: str, deadline: float, counted: dict[str, Any] | None = None) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core.budget import deadline_of
 from chalicelib.core.config import get_settings
 from chalicelib.core.observability import count
 from chalicelib.core.threads import in_context
@@ -50,7 +51,7 @@ def run(event: Any = None) -> dict[str, int]:
     began = time.monotonic()
     totals = {"lines": 0, "admitted": 0}
     while True:
-        done = tick(deadline=line_slices.deadline_of(context, settings.admission_tick_seconds * 5))
+        done = tick(deadline=deadline_of(context, settings.admission_tick_seconds * 5))
         totals = {key: totals[key] + done[key] for key in totals}
         if time.monotonic() - began + settings.admission_tick_seconds > settings.admission_loop_seconds:
             return totals

@@ -3,11 +3,16 @@ and sends exactly what each message would have sent on its own: each e-mail once
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from typing import Any
 
-from chalicelib.delivery import mailer, reach
+from chalicelib.core import aws, budget
+from chalicelib.core.config import get_settings
+from chalicelib.delivery import consumers, mailer, reach
 from chalicelib.domain import preferences
+from chalicelib.schema import topology
 from chalicelib.schema.messages import DeliverKind, Envelope
 
 
@@ -39,3 +44,82 @@ def test_a_batch_reads_its_people_once_and_sends_what_each_message_would(monkeyp
     with reach.read_ahead([messages[1]]):
         reach.deliver_message(_message(["u_d"]))
     assert reads[-1] == ["u_d"] and sent[-1] == "u_d@example.com"
+
+
+class _Clock:
+    """The budget's clock, moved by the work itself: each message handled takes 0.1 s of it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def spend(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+class _Context:
+    """A Lambda context with one second left: the batch's budget is half of it."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 1000
+
+
+def _deliver_batch(count: int) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{n}",
+                "receiptHandle": f"rh{n}",
+                "body": json.dumps({**_message([f"u_{n}"]), "n": n}),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livedrop-unit-deliver",
+                "awsRegion": "us-east-1",
+            }
+            for n in range(count)
+        ]
+    }
+
+
+def _queued_bodies() -> list[dict[str, Any]]:
+    sqs, url = aws.client("sqs"), get_settings().queue_url(topology.DELIVER.name)
+    bodies: list[dict[str, Any]] = []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [json.loads(m["Body"]) for m in got]
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in got]
+        )
+    return bodies
+
+
+def test_a_deliver_batch_starts_only_what_its_time_holds_and_puts_the_rest_back_on_the_queue(monkeypatch) -> None:
+    _queued_bodies()  # an empty queue to start with
+    clock, handled = _Clock(), []
+    monkeypatch.setattr(budget, "time", clock)
+    monkeypatch.setattr(consumers, "deliver", lambda message: handled.append(message["n"]) or clock.spend(0.1))
+
+    response = consumers.handle_deliver_batch(_deliver_batch(10), _Context())
+
+    # The first step (DELIVER_STEP messages side by side) took 0.3 s of the 0.5 s budget: a second would not fit.
+    assert response == {"batchItemFailures": []}
+    assert sorted(handled) == list(range(consumers.DELIVER_STEP))
+    assert sorted(body["n"] for body in _queued_bodies()) == list(range(consumers.DELIVER_STEP, 10))
+
+
+def test_deliver_messages_that_cannot_be_put_back_are_reported_failed_for_the_queue_to_redeliver(monkeypatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(budget, "time", clock)
+    monkeypatch.setattr(consumers, "deliver", lambda message: clock.spend(0.2))
+
+    def refused(queue: Any, messages: Any, delay_seconds: int = 0) -> None:
+        raise RuntimeError("the queue is down")
+
+    monkeypatch.setattr(consumers, "send_messages", refused)
+    response = consumers.handle_deliver_batch(_deliver_batch(5), _Context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m3"}, {"itemIdentifier": "m4"}]}
