@@ -33,8 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     # The unit tier first: it then runs before any tier has started the dev stack, so its checks that
-    # nothing listens hold in a whole run as in `make unit`.
-    items.sort(key=lambda item: UNIT_TIER not in Path(item.path).parents)
+    # nothing listens hold in a whole run as in `make unit`. Then the files with slow tests (a dev stack
+    # of their own, a browser): `make test`'s two workers take files in this order, and a long file
+    # begun last would keep one worker busy after the other has finished.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (UNIT_TIER not in Path(item.path).parents, item.path not in slow_files))
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,9 @@ from devstack.persistence import PersistenceError
 from tests.devstack.test_devstack_process import ROOT, _free_port
 from tests.support import wait_for
 
+# Slow: dev stacks of its own, restarted (make test starts files with slow tests first).
+pytestmark = pytest.mark.slow
+
 READY = "LiveDrop dev stack ready"
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.devstack.test_persistence import call, devstack, person
+
+# Slow: dev stacks of its own, restarted (make test starts files with slow tests first).
+pytestmark = pytest.mark.slow
 
 
 def test_notification_settings_and_the_vapid_key_survive_a_restart(tmp_path: Path) -> None:

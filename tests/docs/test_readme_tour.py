@@ -27,6 +27,9 @@ import pytest
 
 from tests.support import spawn_devstack
 
+# Slow: a fresh dev stack of its own (make test starts files with slow tests first).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 TOUR_HEADING = "## A tour of the API"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a dev stack of its own (bench.calls)
 ROOT = Path(__file__).resolve().parents[2]
 
 # The target is 4 (issue: the back office keeps up). With consumers running batches in parallel, this
