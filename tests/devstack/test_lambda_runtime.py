@@ -408,3 +408,22 @@ def test_parallel_batches_with_copies_of_one_event_do_its_work_once(stack: DevSt
     retry = BatchMarkers({failing_key}, claim_ms=20_000)
     retry.once(failing_key, lambda: runs.append("retried"))
     assert runs == ["first", "retried"]
+
+
+def test_provisioned_environments_are_initialised_before_the_burst_and_take_it_without_a_cold_start() -> None:
+    inits: list[str] = []
+    release = threading.Event()
+    pool = FunctionPool(
+        "provisioned", lambda event, context: release.wait(WAIT), init=lambda: inits.append("init"), concurrency=5
+    )
+    try:
+        assert pool.provision(3) == 3
+        assert inits == ["init"] * 3 and pool.stats()["environments"] == 3
+        assert pool.provision(9) == 5  # never past the function's concurrency
+        burst = [pool.submit({}, throttle=False) for _ in range(5)]
+        release.set()
+        assert all(future.result(timeout=WAIT) for future in burst)
+        assert pool.stats()["inits"] == 5 and pool.stats()["invocations"] == 5
+    finally:
+        release.set()
+        pool.stop()
