@@ -381,8 +381,9 @@ class FunctionPool:
         """Start environments until `count` (at most the concurrency) are there, and wait for their inits:
         Lambda's provisioned concurrency, set before a burst that is known to come. The burst's
         invocations then find warm environments instead of starting several side by side, whose inits
-        (an import of the app each) share this process's interpreter with the invocations already
-        running, where in Lambda each has a machine of its own. Returns how many are ready."""
+        (the function's app copy imported once, then each environment's AWS clients built) share this
+        process's interpreter with the invocations already running, where in Lambda each has a machine
+        of its own. Returns how many are ready."""
         with self._cond:
             while len(self._environments) < min(count, self.concurrency):
                 self._start_environment()

@@ -185,13 +185,13 @@ def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     channel, or claimed per slice), so an invocation that began behind a busy table ends in time."""
     records = list(event.get("Records") or [])
     budget = Budget(deadline_of(context, DELIVER_SECONDS))
+    processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)  # reset by each step's call
     failures: list[Any] = []
     for start in range(0, len(records), DELIVER_STEP):
         if not budget.room("step"):
             failures += _hand_back(records[start:])
             break
         step = {**event, "Records": records[start : start + DELIVER_STEP]}
-        processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)
         with budget.step("step"), reach.read_ahead(_bodies(step)):  # the step's people, read once
             failures += process_partial_response(step, _deliver_record, processor, context)["batchItemFailures"]
     return {"batchItemFailures": failures}
