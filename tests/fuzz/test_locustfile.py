@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_locust_replays_a_drop(stack, tmp_path) -> None:
+    # Locust runs for a fixed time: sign-ups and the drop's start must fit in it on a loaded machine too
+    # (8 s was too short beside the other worker's rush, and no order was placed).
     env = {**os.environ, "LIVEDROP_WS_URL": stack.ws_url, "LIVEDROP_DROP_DELAY": "2", "LIVEDROP_DROP_STOCK": "20"}
     result = subprocess.run(
         [
             sys.executable, "-m", "locust", "-f", str(ROOT / "bench/locustfile.py"), "--headless",
-            "-u", "6", "-r", "6", "-t", "8s", "--host", stack.rest_url, "--csv", str(tmp_path / "run"),
+            "-u", "6", "-r", "6", "-t", "20s", "--host", stack.rest_url, "--csv", str(tmp_path / "run"),
             "--only-summary", "--stop-timeout", "5",
         ],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
