@@ -90,7 +90,9 @@ def _drop_round(
     candidates = sorted((c for c in candidates if after is None or c[0] > after), key=lambda c: c[0])
     # Only what every partition has been read up to can be ordered for sure.
     bound = min((position for position, _ in read_up_to.values()), default=None)
-    eligible = [c for c in candidates if bound is None or c[0] <= bound]
+    # The partitions are read one after another: a drop that moved between two reads (its schedule
+    # started it) was read in both, and is handed out once.
+    eligible = list({c[0]: c for c in candidates if bound is None or c[0] <= bound}.values())
     taken = [c for c in eligible if status is None or derived_status(c[2], now) == status][:want]
     if len(taken) == want:
         cutoff: Position | None = taken[-1][0]

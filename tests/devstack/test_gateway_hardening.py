@@ -21,6 +21,10 @@ from devstack.http11 import Limits
 from devstack.http_gateway import HttpGateway
 
 READ_TIMEOUT = 0.5
+# A new or idle connection is closed without a word after this long. Longer than READ_TIMEOUT: on a
+# loaded machine the test's own thread (it shares the interpreter with the gateway) may stall for half
+# a second between connecting and sending, and the connection would be closed before its request.
+KEEP_ALIVE_TIMEOUT = 3.0
 # How long a test waits for an answer: far above READ_TIMEOUT, so a slow machine passes too, while a
 # gateway that never answers (the old behaviour) still fails.
 PATIENCE = 30.0
@@ -44,7 +48,7 @@ def _app() -> Chalice:
 def gateway() -> Iterator[HttpGateway]:
     app = _app()
     pool = FunctionPool("api", app, concurrency=2)
-    limits = Limits(read_timeout=READ_TIMEOUT, keep_alive_timeout=READ_TIMEOUT, max_headers=100)
+    limits = Limits(read_timeout=READ_TIMEOUT, keep_alive_timeout=KEEP_ALIVE_TIMEOUT, max_headers=100)
     served = HttpGateway(app, lambda header: {}, pool=pool, limits=limits)
     served.start()
     yield served

@@ -15,7 +15,7 @@ from chalicelib.core.errors import (
     InvalidRequestError,
     ProductNotFoundError,
 )
-from chalicelib.domain import catalog, scheduling
+from chalicelib.domain import catalog, drop_listing, scheduling
 from chalicelib.schema.models import Drop, Product
 from chalicelib.wiring import bootstrap
 from tests.unit.domain.shop import HOUR_MS, MINUTE_MS, drop_command, examples, new_drop, new_shop, new_user
@@ -161,3 +161,24 @@ def test_the_sweeper_repairs_missed_schedules_and_follows_the_stock(shop) -> Non
     assert scheduling.sync_stock_status(sold) and stored(sold).status == "live"
     scheduling.sweep(int(stored(started).end_time))
     assert stored(started).status == "ended"
+
+
+def test_a_drop_that_starts_while_the_list_is_read_is_listed_once(shop, monkeypatch) -> None:
+    """The listing reads one stored status after another; a drop its schedule starts between two of
+    those reads is found in both."""
+    drop = new_drop(shop, 10 * MINUTE_MS, HOUR_MS)
+    drop_id, start = drop["drop_id"], int(stored(drop["drop_id"]).start_time)
+    read = Drop.by_status.query
+
+    started = []
+
+    def start_then_query(stored_status, *args, **kwargs):
+        if stored_status != "scheduled" and not started:  # the scheduled drops are read by now
+            started.append(scheduling.activate(drop_id, start))
+        return read(stored_status, *args, **kwargs)
+
+    monkeypatch.setattr(Drop.by_status, "query", start_then_query)
+    listed = [d["drop_id"] for d in drop_listing.list_drops(None, 100, None)["items"]]
+    assert started == [True] and stored(drop_id).status == "live"
+    assert listed.count(drop_id) == 1
+    assert len(listed) == len(set(listed))
