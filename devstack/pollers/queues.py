@@ -24,8 +24,10 @@ class QueuePump(Pump):
     identifier not in the batch, as in Lambda) deletes none. Undeleted messages come back after the
     queue's VisibilityTimeout. Redrive to the DLQ after the RedrivePolicy's maxReceiveCount is done by
     moto itself on receive (moto/sqs/models.py receive_message), as SQS does, so the pump only keeps
-    receiving. Short polls only (WaitTimeSeconds=0): the embedded AWS serializes requests, and a long
-    poll would hold everyone else up.
+    receiving. While messages come it short-polls (WaitTimeSeconds=0) every poll_interval; once none came
+    for IDLE_AFTER_S and no batch is in flight, it long-polls for up to IDLE_WAIT_S, as Lambda's pollers
+    do (the embedded AWS waits out a long poll without holding up other requests), so an idle queue
+    costs a poll a second and a message is still taken the moment it arrives.
 
     Up to `concurrency` batches are handled at once (the mapping's MaximumConcurrency, bounded by the
     function's concurrency), as Lambda's pollers do: a new batch is received whenever one of the
@@ -34,6 +36,8 @@ class QueuePump(Pump):
     the pump's invocation threads.
     """
 
+    IDLE_AFTER_S = 1.0
+    IDLE_WAIT_S = 1
     INITIAL_CONCURRENCY = 5
     SCALE_UP_PER_SECOND = 5  # Lambda: up to 300 more concurrent invocations a minute
 
@@ -64,6 +68,7 @@ class QueuePump(Pump):
         self.max_in_flight = 0  # the most batches seen in flight at once
         self._in_flight: dict[concurrent.futures.Future[Any], list[dict[str, Any]]] = {}
         self._backlog_since: float | None = None
+        self._last_message_at = time.monotonic()
         self._invokers = self._new_invokers()
         self._sqs = aws_client("sqs", endpoint)
 
@@ -83,14 +88,18 @@ class QueuePump(Pump):
         window_ends: float | None = None
         while len(messages) < self.batch_size and not self._stop_event.is_set():
             wanted = min(10, self.batch_size - len(messages))
+            idle = not messages and not self._in_flight
+            idle = idle and time.monotonic() - self._last_message_at > self.IDLE_AFTER_S
             received = self._sqs.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=self.IDLE_WAIT_S if idle else 0,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             messages.update((m["MessageId"], m) for m in received)
+            if received:
+                self._last_message_at = time.monotonic()
             if messages and window_ends is None:
                 window_ends = time.monotonic() + self.batching_window_s
             if len(received) == wanted:
