@@ -33,9 +33,11 @@ log = logging.getLogger("livedrop.consumers")
 BATCH_WORKERS = 8
 # How long a batch's claims last when the invocation's remaining time is unknown (the fanout timeout).
 CLAIM_MS = 20_000
-# A deliver invocation works through its batch this many messages at a time, within DELIVER_SECONDS (or
-# half its remaining time if less: chalicelib.core.budget).
-DELIVER_STEP = 3
+# A deliver invocation works through its batch a step at a time, within DELIVER_SECONDS (or half its
+# remaining time if less: chalicelib.core.budget). A step is as many messages as name at most
+# DELIVER_STEP_PEOPLE people between them (at least one message): one message of a draw's winners, several
+# of a few buyers each. A step's people are read together, and the first step always runs: it is small.
+DELIVER_STEP_PEOPLE = 25
 DELIVER_SECONDS = 10.0
 
 
@@ -179,7 +181,7 @@ def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The deliver function: a batch from the deliver queue, DELIVER_STEP messages at a time (their people
+    """The deliver function: a batch from the deliver queue, a step of messages at a time (their people
     read once for the step), each step started only while the time left holds the longest one so far.
     Messages it had no time for go back on the queue as new messages (each is idempotent per user and
     channel, or claimed per slice), so an invocation that began behind a busy table ends in time."""
@@ -187,14 +189,40 @@ def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     budget = Budget(deadline_of(context, DELIVER_SECONDS))
     processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)  # reset by each step's call
     failures: list[Any] = []
-    for start in range(0, len(records), DELIVER_STEP):
+    steps = _steps(records)
+    for index, records_of_step in enumerate(steps):
         if not budget.room("step"):
-            failures += _hand_back(records[start:])
+            failures += _hand_back([record for later in steps[index:] for record in later])
             break
-        step = {**event, "Records": records[start : start + DELIVER_STEP]}
+        step = {**event, "Records": records_of_step}
         with budget.step("step"), reach.read_ahead(_bodies(step)):  # the step's people, read once
             failures += process_partial_response(step, _deliver_record, processor, context)["batchItemFailures"]
     return {"batchItemFailures": failures}
+
+
+def _steps(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The records in order, cut into steps of at most DELIVER_STEP_PEOPLE people (a slice of followers
+    counts as a whole step; a message that names nobody readable, as one person)."""
+    steps: list[list[dict[str, Any]]] = []
+    people = 0
+    for record, body in zip(records, _bodies({"Records": records}), strict=True):
+        size = _people_in(body)
+        if not steps or people + size > DELIVER_STEP_PEOPLE:
+            steps.append([])
+            people = 0
+        steps[-1].append(record)
+        people += size
+    return steps
+
+
+def _people_in(body: Any) -> int:
+    kind = body.get("kind") if isinstance(body, dict) else None
+    if kind == DeliverKind.FOLLOWERS.value:
+        return DELIVER_STEP_PEOPLE  # up to a slice of followers, read and written in one go
+    items = body.get("items") if kind == DeliverKind.REACH.value else None
+    if not isinstance(items, list):
+        return 1
+    return max(1, sum(len(i["user_ids"]) for i in items if isinstance(i, dict) and isinstance(i.get("user_ids"), list)))
 
 
 def _hand_back(records: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -68,13 +68,13 @@ class _Context:
         return 1000
 
 
-def _deliver_batch(count: int) -> dict[str, Any]:
+def _deliver_batch(count: int, people: int = 10) -> dict[str, Any]:
     return {
         "Records": [
             {
                 "messageId": f"m{n}",
                 "receiptHandle": f"rh{n}",
-                "body": json.dumps({**_message([f"u_{n}"]), "n": n}),
+                "body": json.dumps({**_message([f"u_{n}_{p}" for p in range(people)]), "n": n}),
                 "attributes": {"ApproximateReceiveCount": "1"},
                 "messageAttributes": {},
                 "md5OfBody": "",
@@ -106,10 +106,31 @@ def test_a_deliver_batch_starts_only_what_its_time_holds_and_puts_the_rest_back_
 
     response = consumers.handle_deliver_batch(_deliver_batch(10), _Context())
 
-    # The first step (DELIVER_STEP messages side by side) took 0.3 s of the 0.5 s budget: a second would not fit.
+    # Ten people a message: steps of two (25 people at most). The first took 0.2 s of the 0.5 s budget,
+    # the second ended at 0.4 s: a third would not fit.
     assert response == {"batchItemFailures": []}
-    assert sorted(handled) == list(range(consumers.DELIVER_STEP))
-    assert sorted(body["n"] for body in _queued_bodies()) == list(range(consumers.DELIVER_STEP, 10))
+    assert sorted(handled) == [0, 1, 2, 3]
+    assert sorted(body["n"] for body in _queued_bodies()) == list(range(4, 10))
+
+
+def test_a_step_holds_many_small_messages_and_a_big_one_alone(monkeypatch) -> None:
+    _queued_bodies()
+    steps: list[list[int]] = []
+    read_ahead = reach.read_ahead
+
+    def reading(messages: Any) -> Any:
+        steps.append([m["n"] for m in messages])
+        return read_ahead(messages)
+
+    monkeypatch.setattr(reach, "read_ahead", reading)
+    monkeypatch.setattr(consumers, "deliver", lambda message: None)
+    small, big = _deliver_batch(4, people=1)["Records"], _deliver_batch(6, people=25)["Records"]
+    big = [
+        {**record, "messageId": f"b{n}", "body": json.dumps({**json.loads(record["body"]), "n": 10 + n})}
+        for n, record in enumerate(big)
+    ]
+    assert consumers.handle_deliver_batch({"Records": small + big[:2]}, None) == {"batchItemFailures": []}
+    assert steps == [[0, 1, 2, 3], [10], [11]]
 
 
 def test_deliver_messages_that_cannot_be_put_back_are_reported_failed_for_the_queue_to_redeliver(monkeypatch) -> None:
@@ -122,4 +143,5 @@ def test_deliver_messages_that_cannot_be_put_back_are_reported_failed_for_the_qu
 
     monkeypatch.setattr(consumers, "send_messages", refused)
     response = consumers.handle_deliver_batch(_deliver_batch(5), _Context())
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m3"}, {"itemIdentifier": "m4"}]}
+    # The first step (two messages) took 0.4 s: the other three go back, or, refused, are reported.
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"m{n}"} for n in (2, 3, 4)]}
