@@ -50,6 +50,7 @@ from devstack.lambda_runtime import (
     enter_sandbox,
     install,
     interrupt,
+    where,
 )
 
 logger = logging.getLogger("devstack.lambda")
@@ -354,6 +355,7 @@ class FunctionPool:
         """Discard `env` (its invocation is past the timeout) and fail its invocation; holds the lock."""
         job, env.job = env.job, None
         assert job is not None and env.sandbox is not None and env.thread is not None
+        stuck_at = where(env.thread)  # for the log
         # First refuse whatever it still does, then stop it, then tell its invoker.
         env.sandbox.discard()
         interrupt(env.thread)
@@ -371,6 +373,8 @@ class FunctionPool:
             self.name,
             env.index,
         )
+        if stuck_at is not None:
+            logger.warning("%s was at:\n%s", env.request_id, stuck_at)
         job.future.set_exception(FunctionTimedOut(self.name, self.timeout_seconds))
         # The invocations that wait get a new environment in its place.
         if len(self._pending) > self._idle + self._initializing and len(self._environments) < self.concurrency:

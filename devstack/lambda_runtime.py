@@ -13,9 +13,11 @@ import contextvars
 import ctypes
 import functools
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -145,6 +147,17 @@ def interrupt(thread: threading.Thread) -> None:
     finishes first; what it does after that is refused by refuse_if_discarded)."""
     if thread.ident is not None and thread.is_alive():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(EnvironmentDiscarded))
+
+
+def where(thread: threading.Thread) -> str | None:
+    """Where `thread` is now, for a timeout's log: its last frames of the project's own code, and the
+    library call it is in (None if it has ended)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return None
+    stack = traceback.extract_stack(frame)
+    mine = [f for f in stack[:-3] if "site-packages" not in f.filename and "/lib/python3" not in f.filename]
+    return "".join(traceback.format_list(mine[-8:] + stack[-3:])).rstrip()
 
 
 _original_gettempdir = tempfile.gettempdir

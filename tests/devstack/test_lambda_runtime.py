@@ -62,7 +62,7 @@ def wait_until(condition: Callable[[], bool]) -> bool:
 
 # --- timeouts -----------------------------------------------------------------------------------
 def test_a_handler_past_its_timeout_is_stopped_and_its_batch_redelivered(stack: DevStack, caplog) -> None:
-    caplog.set_level(logging.ERROR, logger="devstack.lambda")
+    caplog.set_level(logging.WARNING, logger="devstack.lambda")
     url = make_queue(stack)
     sqs = aws_client("sqs", stack.aws.messaging_endpoint)
     interrupted: list[str] = []
@@ -109,6 +109,9 @@ def test_a_handler_past_its_timeout_is_stopped_and_its_batch_redelivered(stack: 
     assert pool.stats()["timeouts"] == 1
     lines = [r.getMessage() for r in caplog.records if "Task timed out" in r.getMessage()]
     assert len(lines) == 1 and "Task timed out after 1.00 seconds" in lines[0] and "slowpoke" in lines[0]
+    # Where it was stuck is logged too: the handler's own frame.
+    where = [r.getMessage() for r in caplog.records if "was at:" in r.getMessage()]
+    assert len(where) == 1 and "in handler" in where[0] and "time.sleep(0.01)" in where[0]
     # The message written after the timeout never reached the queue: the queue is empty.
     assert "discarded" in refused[0]
 
