@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import inspect
 import threading
+from decimal import Decimal
 from typing import Any
 
 # The candidate items of the Query the current request thread is serving, by table.
@@ -30,8 +31,16 @@ _REPLACEMENTS: dict[str, Any] = {}
 
 
 def _plain(value: Any) -> Any:
-    """What DynamoType's comparisons compare (its cast_value), without the property's checks for strings."""
-    return value.value if value.type in ("S", "B") else value.cast_value
+    """What DynamoType's comparisons compare (its cast_value), without the property's chain of type checks
+    for the three types a key can have."""
+    kind = value.type
+    if kind == "N":
+        return Decimal(value.value)
+    return value.value if kind in ("S", "B") else value.cast_value
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
 
 
 def _plain_key(item: Any) -> Any:
@@ -121,20 +130,21 @@ def _replacements(original_query: Any) -> dict[str, Any]:
         if found is None:
             return candidates
         name, order = found
-        comparison, wanted = arguments["range_comparison"], arguments.get("range_objs") or []
+        from moto.dynamodb.comparisons import get_comparison_func
+
+        # DynamoType.compare, with each bound converted once rather than once per item.
+        compare = get_comparison_func(arguments["range_comparison"])
+        bounds = [_plain(bound) for bound in arguments.get("range_objs") or []]
         matches, others = [], []
         for item in candidates:
             value = item.attrs.get(name)
-            if value is not None and value.compare(comparison, wanted):
+            if value is not None and compare(_plain(value), *bounds):
                 matches.append(item)
             elif all(item.attrs.get(attribute) is not None for attribute in order):
                 others.append(item)
         if others:
-
-            def position(item: Any) -> tuple[Any, ...]:
-                return tuple(item.attrs[attribute].cast_value for attribute in order)
-
-            ends = {id(item): item for item in (min(others, key=position), max(others, key=position))}
+            placed = [(tuple(_plain(item.attrs[attribute]) for attribute in order), item) for item in others]
+            ends = {id(item): item for _, item in (min(placed, key=_first), max(placed, key=_first))}
             matches.extend(ends.values())
         return matches
 
