@@ -50,19 +50,27 @@ class Counters:
         self.stack = stack
         self.last = self._now()
 
-    def _now(self) -> dict[str, tuple[int, int]]:
+    FIELDS = ("invocations", "timeouts", "busy_ms", "cpu_ms")
+
+    def _now(self) -> dict[str, tuple[float, ...]]:
         return {
-            name: (int(s.get("invocations", 0)), int(s.get("timeouts", 0)))
+            name: tuple(float(s.get(field, 0)) for field in self.FIELDS)
             for name, s in ((name, pool.stats()) for name, pool in self.stack.pools.items())
         }
 
     def take(self) -> dict[str, Any]:
         now = self._now()
-        delta = {n: (v[0] - self.last.get(n, (0, 0))[0], v[1] - self.last.get(n, (0, 0))[1]) for n, v in now.items()}
+        zero = (0.0,) * len(self.FIELDS)
+        delta = {n: [a - b for a, b in zip(v, self.last.get(n, zero), strict=True)] for n, v in now.items()}
         self.last = now
+        ran = {n: d for n, d in sorted(delta.items()) if d[0]}
         return {
-            "invocations": {n: d[0] for n, d in sorted(delta.items()) if d[0]},
-            "timeouts": sum(d[1] for d in delta.values()),
+            "invocations": {n: int(d[0]) for n, d in ran.items()},
+            "timeouts": int(sum(d[1] for d in delta.values())),
+            "timeouts_by_function": {n: int(d[1]) for n, d in ran.items() if d[1]},
+            # Wall and CPU time in the functions, per invocation: a function that waited for the
+            # interpreter (the stack's functions share one process) shows wall time far above its CPU time.
+            "ms_per_invocation": {n: {"wall": round(d[2] / d[0]), "cpu": round(d[3] / d[0])} for n, d in ran.items()},
         }
 
 
@@ -171,6 +179,7 @@ class Scale:
         return figures
 
     def draw(self) -> dict[str, Any]:
+        from chalicelib.core.config import get_settings
         from chalicelib.delivery import serving
         from chalicelib.schema.models import Line
 
@@ -181,8 +190,14 @@ class Scale:
         began = time.monotonic()
         serving.advance(drop_id, start)
         wait_for(lambda: bool(Line.get(drop_id, consistent_read=True).placed), 1800, "placing the draw")
+        say("draw placed; admitting the winners")
+        # The tick, at the admissions function's pace: a step within its deadline, then a pause (run back
+        # to back, its bursts of admissions left the stack's other functions no interpreter time).
+        every = get_settings().admission_tick_seconds
         while int(Line.get(drop_id, consistent_read=True).serving) < min(stock, size):
-            serving.advance(drop_id, start + 1)  # the tick, as often as it would run
+            serving.advance(drop_id, start + 1, deadline=time.monotonic() + every * 5)
+            time.sleep(every)
+        say("winners admitted; closing the draw")
         end = start + 3_600_000
         serving.advance(drop_id, end)  # the drop's end: the losers are told, in slices
 
