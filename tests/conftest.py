@@ -35,9 +35,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # The unit tier first: it then runs before any tier has started the dev stack, so its checks that
     # nothing listens hold in a whole run as in `make unit`. Then the files with slow tests (a dev stack
     # of their own, a browser): `make test`'s two workers take files in this order, and a long file
-    # begun last would keep one worker busy after the other has finished.
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (UNIT_TIER not in Path(item.path).parents, item.path not in slow_files))
+    # begun last would keep one worker busy after the other has finished. `slow(rank=0)` goes before
+    # the other slow files: a test that mostly waits (out a retry backoff) for minutes.
+    rank: dict[Path, int] = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            rank[item.path] = min(rank.get(item.path, 1), int(marker.kwargs.get("rank", 1)))
+    items.sort(key=lambda item: (UNIT_TIER not in Path(item.path).parents, rank.get(item.path, 2)))
 
 
 @pytest.fixture(scope="session")

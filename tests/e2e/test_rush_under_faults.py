@@ -23,8 +23,8 @@ from tests.devstack.test_devstack_process import _free_port
 from tests.support import iso
 
 # Its own stack, a rush and a settlement that waits out payment retries: more than the suite's 300 s
-# per test on a machine several times slower than usual.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+# per test on a machine several times slower than usual. Mostly waiting, so it starts first (rank 0).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow(rank=0), pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = "conflict=0.2,throttle=0.2,seed=14"
 STOCK, ORDERS, BUYERS, CONNECTIONS = 100, 1000, 25, 16
