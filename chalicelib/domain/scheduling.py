@@ -61,16 +61,32 @@ def _set_status(drop_id: str, status: str, condition: Any) -> bool:
     return True
 
 
+SYNC_ROUNDS = 3
+
+
 def _sync_product(drop_id: str, status: str) -> None:
-    """Products show their latest drop's status (kept for the by_status index)."""
-    try:
-        product_id = catalog.drop_terms(drop_id).product_id  # immutable: cached, no read once seen
-        Product(product_id=product_id).update(
-            actions=[Product.status.set(status)], condition=Product.latest_drop_id == drop_id
-        )
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    """Products show their latest drop's status (kept for the by_status index).
+
+    Two changes of one drop (its start, a sell-out) may sync its product in either order, so after
+    writing, the drop is read again: a status it no longer has is written over with the one it has. The
+    last write is then always followed by a read that agreed with it, and any later change of the drop
+    makes a later write of its own."""
+    product_id = catalog.drop_terms(drop_id).product_id  # immutable: cached, no read once seen
+    for _ in range(SYNC_ROUNDS):
+        try:
+            Product(product_id=product_id).update(
+                actions=[Product.status.set(status)], condition=Product.latest_drop_id == drop_id
+            )
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return  # the product has a newer drop, whose status it shows
+        current = str(Drop.get(drop_id, consistent_read=True, attributes_to_get=["status"]).status)
+        if current == status:
+            return
+        status = current
+    # The drop changed on every round: the change that moved it last syncs the product after this one.
+    log.warning("drop %s changed status %d times while its product was synced", drop_id, SYNC_ROUNDS)
 
 
 def activate(drop_id: str, at_ms: int | None = None) -> bool:

@@ -182,3 +182,14 @@ def test_a_drop_that_starts_while_the_list_is_read_is_listed_once(shop, monkeypa
     assert started == [True] and stored(drop_id).status == "live"
     assert listed.count(drop_id) == 1
     assert len(listed) == len(set(listed))
+
+
+def test_a_product_shows_its_drops_status_whichever_of_two_syncs_comes_last(shop) -> None:
+    """The drop's start and its sell-out each sync the product; the start's sync may write last."""
+    drop_id = new_drop(shop, -MINUTE_MS, HOUR_MS)["drop_id"]
+    assert scheduling.activate(drop_id)
+    Drop(drop_id=drop_id).update(actions=[Drop.stock.set(0)])
+    assert scheduling.sync_stock_status(drop_id) and stored(drop_id).status == "sold_out"
+    assert Product.get(shop.product_id, consistent_read=True).status == "sold_out"
+    scheduling._sync_product(drop_id, "live")  # the start's sync, late
+    assert Product.get(shop.product_id, consistent_read=True).status == "sold_out"
