@@ -61,6 +61,8 @@ def install() -> None:
 
 
 def _replacements(original_query: Any) -> dict[str, Any]:
+    from moto.dynamodb.comparisons import get_comparison_func
+
     signature = inspect.signature(original_query)
 
     def all_items(self: Any) -> list[Any]:
@@ -130,8 +132,6 @@ def _replacements(original_query: Any) -> dict[str, Any]:
         if found is None:
             return candidates
         name, order = found
-        from moto.dynamodb.comparisons import get_comparison_func
-
         # DynamoType.compare, with each bound converted once rather than once per item.
         compare = get_comparison_func(arguments["range_comparison"])
         bounds = [_plain(bound) for bound in arguments.get("range_objs") or []]

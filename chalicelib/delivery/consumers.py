@@ -190,27 +190,32 @@ def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     processor = RetryingBatchProcessor(topology.DELIVER, workers=BATCH_WORKERS)  # reset by each step's call
     failures: list[Any] = []
     steps = _steps(records)
-    for index, records_of_step in enumerate(steps):
+    for index, (records_of_step, bodies) in enumerate(steps):
         if not budget.room("step"):
-            failures += _hand_back([record for later in steps[index:] for record in later])
+            failures += _hand_back([record for later, _ in steps[index:] for record in later])
             break
         step = {**event, "Records": records_of_step}
-        with budget.step("step"), reach.read_ahead(_bodies(step)):  # the step's people, read once
+        with budget.step("step"), reach.read_ahead(bodies):  # the step's people, read once
             failures += process_partial_response(step, _deliver_record, processor, context)["batchItemFailures"]
     return {"batchItemFailures": failures}
 
 
-def _steps(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The records in order, cut into steps of at most DELIVER_STEP_PEOPLE people (a slice of followers
-    counts as a whole step; a message that names nobody readable, as one person)."""
-    steps: list[list[dict[str, Any]]] = []
+Step = tuple[list[dict[str, Any]], list[Any]]
+
+
+def _steps(records: list[dict[str, Any]]) -> list[Step]:
+    """The records in order, with their parsed bodies, cut into steps of at most DELIVER_STEP_PEOPLE
+    people (a slice of followers counts as a whole step; a message that names nobody readable, as one
+    person)."""
+    steps: list[Step] = []
     people = 0
-    for record, body in zip(records, _bodies({"Records": records}), strict=True):
+    for record, body in zip(records, _bodies(records), strict=True):
         size = _people_in(body)
         if not steps or people + size > DELIVER_STEP_PEOPLE:
-            steps.append([])
+            steps.append(([], []))
             people = 0
-        steps[-1].append(record)
+        steps[-1][0].append(record)
+        steps[-1][1].append(body)
         people += size
     return steps
 
@@ -237,10 +242,10 @@ def _hand_back(records: list[dict[str, Any]]) -> list[dict[str, str]]:
     return []
 
 
-def _bodies(event: dict[str, Any]) -> list[Any]:
-    """The JSON bodies of a batch's records (None for one that is not JSON)."""
+def _bodies(records: list[dict[str, Any]]) -> list[Any]:
+    """The JSON bodies of records (None for one that is not JSON)."""
     bodies = []
-    for record in event.get("Records") or []:
+    for record in records:
         try:
             bodies.append(json.loads(record.get("body") or "null"))
         except (ValueError, AttributeError):
