@@ -41,11 +41,20 @@ class _Interrupts:
             # Unwinds whatever start-up step is running; main() stops what was started.
             raise KeyboardInterrupt
 
+    def unraisable(self, unraisable: sys.UnraisableHookArgs) -> None:
+        """sys.unraisablehook: our KeyboardInterrupt landed where Python cannot raise (a weakref callback, a
+        __del__) and prints it as "Exception ignored". Start-up then runs on; the loop in main() sees
+        `stopping` and stops, so there is nothing to tell the user."""
+        if unraisable.exc_type is KeyboardInterrupt and self.stopping.is_set():
+            return
+        sys.__unraisablehook__(unraisable)
+
 
 def main(argv: list[str] | None = None) -> int:
     interrupts = _Interrupts()
     signal.signal(signal.SIGINT, interrupts)
     signal.signal(signal.SIGTERM, interrupts)
+    sys.unraisablehook = interrupts.unraisable
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--http-port", type=int, default=8000, help="REST gateway and web page (default 8000)")
     parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket gateway (default 8001)")

@@ -20,6 +20,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from chalicelib.core import aws, cache
 from chalicelib.core.config import get_settings
 from chalicelib.core.errors import InvalidRequestError
@@ -66,6 +68,15 @@ def check_endpoint(endpoint: str) -> str:
     raise InvalidRequestError("endpoint must name its push service's host, not an IP address")
 
 
+def _on_p256(point: bytes) -> bool:
+    """Whether the point lies on the curve: a key that does not could be stored but never encrypted to."""
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        return False
+    return True
+
+
 def endpoint_id(endpoint: str) -> str:
     return hashlib.sha256(endpoint.encode()).hexdigest()[:40]
 
@@ -75,7 +86,7 @@ def subscribe(user_id: str, subscription: PushSubscription) -> dict[str, Any]:
     endpoint = check_endpoint(subscription.endpoint)
     p256dh, auth = subscription.keys["p256dh"], subscription.keys["auth"]
     point = _unb64("keys.p256dh", p256dh)
-    if len(point) != 65 or point[0] != 4:
+    if len(point) != 65 or point[0] != 4 or not _on_p256(point):
         raise InvalidRequestError("keys.p256dh must be an uncompressed P-256 public key")
     if len(_unb64("keys.auth", auth)) != 16:
         raise InvalidRequestError("keys.auth must be 16 bytes")

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.core.errors import UnauthorizedError
 from chalicelib.domain.tokens import TokenVerifier
+from tests.e2e.reach_support import Browser
 from tests.support import iso, open_shop
 
 
@@ -103,12 +104,7 @@ def test_who_may_call_what(api, new_user, app_module) -> None:
     order_body = {"drop_id": drop_id, "quantity": 1, "payment_token": "tok_threeDSecureRequired"}
     order = api.post("/orders", owner.token, json=order_body, headers={"Idempotency-Key": "matrix-0"}).json()
     product_body = {"name": "n", "price_cents": 1, "currency": "USD"}
-    point, secret = b"\x04" + bytes(range(64)), bytes(range(16))
-    push_keys = {
-        "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
-        "auth": base64.urlsafe_b64encode(secret).rstrip(b"=").decode(),
-    }
-    push_subscription = {"endpoint": "https://push.example.com/send/matrix", "keys": push_keys}
+    push_subscription = Browser().subscription("https://push.example.com/send/matrix")
     # (method, path, body, expected status for the owner, expected status for another signed-in user)
     matrix = [
         ("GET", "/me", None, 200, 200),

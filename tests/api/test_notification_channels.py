@@ -9,17 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.schema.models import WebPushSubscription
+from tests.e2e.reach_support import Browser, b64
 
 EVENTS = ("drop_started", "order_confirmed", "draw_won")
 ALL_ON = {"email": dict.fromkeys(EVENTS, True), "web_push": dict.fromkeys(EVENTS, True)}
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def keys() -> dict[str, str]:
-    return {"p256dh": b64(b"\x04" + os.urandom(64)), "auth": b64(os.urandom(16))}
+    """A browser's subscription keys: a real P-256 public point and a 16-byte auth secret."""
+    return dict(Browser().subscription("https://push.example.com/")["keys"])
 
 
 def put(api, user, body):
@@ -101,8 +99,17 @@ def test_push_subscriptions_take_https_push_services_and_well_formed_keys(api, n
         refused = api.post(path, fan.token, json={**good, "endpoint": endpoint})
         assert refused.status_code == 400, endpoint
         assert refused.json()["error"]["code"] == "invalid_request"
-    for bad in ({"p256dh": b64(os.urandom(65)), "auth": b64(os.urandom(16))}, {**keys(), "auth": b64(os.urandom(8))}):
-        assert api.post(path, fan.token, json={**good, "keys": bad}).status_code == 400
+    off_curve = b"\x04" + bytes(range(64))  # uncompressed form, but not a point of P-256: nothing could encrypt to it
+    compressed = b"\x02" + base64.urlsafe_b64decode(good["keys"]["p256dh"] + "==")[1:33]
+    for bad in (
+        {**keys(), "p256dh": b64(off_curve)},
+        {**keys(), "p256dh": b64(compressed)},
+        {**keys(), "p256dh": b64(os.urandom(65))},
+        {**keys(), "auth": b64(os.urandom(8))},
+    ):
+        refused = api.post(path, fan.token, json={**good, "keys": bad})
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]["code"] == "invalid_request"
     assert api.post(path, fan.token, json={**good, "keys": {"p256dh": keys()["p256dh"]}}).status_code == 400
     assert api.post(path, new_user().token, json=good).status_code == 403
     gone = api.delete(path, fan.token, json={"endpoint": good["endpoint"]})
