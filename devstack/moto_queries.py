@@ -12,19 +12,32 @@ Three changes, with the same results in the same order:
   partition's items instead of the whole table;
 - of those, it starts from the items its sort key condition matches, and the first and last of the others
   (moto sized every item it passed over on its way to the first match; an item that does not match is
-  never counted nor returned either way, and the two ends keep moto's LastEvaluatedKey where it gives one).
+  never counted nor returned either way, and the two ends keep moto's LastEvaluatedKey where it gives one);
+- it finds those by bisecting the partition's items kept sorted by the query's order between queries (a
+  table's partition, or an index's). A Query still looks at every item of the partition, only to see that
+  its key attributes are the objects they were (moto replaces an attribute's value, never edits it), and
+  re-places the few that changed; a 20,000-item partition took 0.27 s a Query, comparing every item.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import inspect
 import threading
+import weakref
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 # The candidate items of the Query the current request thread is serving, by table.
 _partition = threading.local()
+# Each table's partitions kept in order between queries: {(partition, *attributes of the order): _Sorted},
+# for partitions of SORTED_FROM items or more (a smaller one is compared item by item, as fast).
+_SORTED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Sorted]] = weakref.WeakKeyDictionary()
+_SORTED_LOCK = threading.Lock()
+SORTED_FROM = 64
+RESORT_SHARE = 1 / 8  # more of a partition's items moved than this: sorted anew rather than one by one
 # moto's own methods, as they were before install() first replaced them (empty until then), and ours.
 ORIGINALS: dict[str, Any] = {}
 _REPLACEMENTS: dict[str, Any] = {}
@@ -46,6 +59,136 @@ def _first(pair: tuple[Any, Any]) -> Any:
 def _plain_key(item: Any) -> Any:
     range_key = item.range_key
     return (_plain(item.hash_key), _plain(range_key)) if range_key else _plain(item.hash_key)
+
+
+class _Sorted:
+    """One partition's items that have every attribute of an order, sorted by it (`keys`, and `items` in
+    step), with what each item's attributes were when it was placed (`placed`, by id of the item)."""
+
+    __slots__ = ("keys", "items", "placed")
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[Any, ...]] = []
+        self.items: list[Any] = []
+        self.placed: dict[int, tuple[Any, tuple[Any, ...], tuple[Any, ...] | None]] = {}
+
+    def refresh(self, bucket: list[Any], order: tuple[str, ...]) -> None:
+        """Bring the order up to date with the partition's items as they are now."""
+        placed, changed, kept = self.placed, [], 0
+        find = placed.get
+        for item in bucket:
+            # moto sets an attribute to a new value object, never edits one: the same objects (or equal
+            # ones), the same place. `placed` holds its items, so an id is not reused while it is there.
+            seen = tuple(map(item.attrs.get, order))
+            was = find(id(item))
+            try:
+                same = was is not None and was[1] == seen
+            except AttributeError:  # DynamoType == None (an attribute added or removed)
+                same = False
+            if same:
+                kept += 1
+            else:
+                changed.append((item, seen, was))
+        if not changed and kept == len(placed):
+            return
+        updated = sum(1 for _, _, was in changed if was is not None)
+        if kept + updated != len(placed) or len(changed) > RESORT_SHARE * len(bucket):
+            # Items left the partition (which ones would take another pass to find), or many moved: anew.
+            self.placed = {}
+            for item in bucket:
+                seen = _seen(item, order)
+                self.placed[id(item)] = (item, seen, _order_key(seen))
+            ranked = sorted((key, index, item) for index, (item, _, key) in enumerate(self.placed.values()) if key)
+            self.keys = [key for key, _, _ in ranked]
+            self.items = [item for _, _, item in ranked]
+            return
+        for item, seen, was in changed:
+            if was is not None and was[2] is not None:
+                at = bisect.bisect_left(self.keys, was[2])
+                while self.items[at] is not was[0]:
+                    at += 1
+                del self.keys[at], self.items[at]
+            key = _order_key(seen)
+            placed[id(item)] = (item, seen, key)
+            if key is not None:
+                at = bisect.bisect_left(self.keys, key)
+                self.keys.insert(at, key)
+                self.items.insert(at, item)
+
+
+def _seen(item: Any, order: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(map(item.attrs.get, order))
+
+
+def _order_key(seen: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """An item's place in the order, or None when it lacks one of its attributes (no index holds it)."""
+    for value in seen:
+        if value is None:
+            return None
+    return tuple(map(_plain, seen))
+
+
+def _span(keys: list[tuple[Any, ...]], at: int, comparison: str, bounds: list[Any]) -> tuple[int, int] | None:
+    """Where the keys whose element `at` a comparison matches lie among sorted keys, in which that element
+    is sorted too (None: a comparison this does not handle)."""
+    value = itemgetter(at)
+
+    def left(bound: Any) -> int:
+        return bisect.bisect_left(keys, bound, key=value)
+
+    def right(bound: Any) -> int:
+        return bisect.bisect_right(keys, bound, key=value)
+
+    if comparison in ("EQ", "="):
+        return left(bounds[0]), right(bounds[0])
+    if comparison in ("LT", "<"):
+        return 0, left(bounds[0])
+    if comparison in ("LE", "<="):
+        return 0, right(bounds[0])
+    if comparison in ("GT", ">"):
+        return right(bounds[0]), len(keys)
+    if comparison in ("GE", ">="):
+        return left(bounds[0]), len(keys)
+    if comparison == "BETWEEN":
+        low = left(bounds[0])
+        return low, max(low, right(bounds[1]))
+    if comparison == "BEGINS_WITH" and isinstance(bounds[0], (str, bytes)):
+        low = end = left(bounds[0])
+        while end < len(keys) and type(keys[end][at]) is type(bounds[0]) and keys[end][at].startswith(bounds[0]):
+            end += 1
+        return low, end
+    return None
+
+
+def _sorted_matches(
+    table: Any, partition: Any, name: str, order: list[str], comparison: str, bounds: list[Any], bucket: list[Any]
+) -> list[Any] | None:
+    """What matching() answers, from the partition kept sorted (None: when that cannot answer it)."""
+    at = order.index(name) if name in order else -1
+    # Sorted by the order, the condition's attribute is sorted only if all before it are the partition's.
+    if len(bucket) < SORTED_FROM or at < 0 or any(attribute != table.hash_key_attr for attribute in order[:at]):
+        return None
+    with _SORTED_LOCK:
+        partitions = _SORTED.setdefault(table, {})
+        kept = partitions.setdefault((_plain(partition), *order), _Sorted())
+        try:
+            kept.refresh(bucket, tuple(order))
+            span = _span(kept.keys, at, comparison, bounds)
+        except TypeError:
+            # Values or a bound of another type than the others: moto's own comparisons decide (and the
+            # partition is sorted anew next time).
+            partitions.pop((_plain(partition), *order), None)
+            return None
+        if span is None:
+            return None
+        low, high = span
+        items = kept.items
+        found = items[low:high]
+    # Of the others, the first and the last in the query's order (see matching()).
+    if low > 0 or high < len(items):
+        first, last = items[0] if low > 0 else items[high], items[-1] if high < len(items) else items[low - 1]
+        found += [first] if first is last else [first, last]
+    return found
 
 
 def install() -> None:
@@ -124,7 +267,7 @@ def _replacements(original_query: Any) -> dict[str, Any]:
         order = self._generate_attr_to_sort_by([self.hash_key_attr, self.hash_key_attr], [*ranges, self.range_key_attr])
         return str(name), order
 
-    def matching(self: Any, arguments: dict[str, Any], candidates: list[Any]) -> list[Any]:
+    def matching(self: Any, arguments: dict[str, Any], partition: Any, candidates: list[Any]) -> list[Any]:
         """The candidates the range condition matches, and of the others the first and the last in the
         query's order: moto ends a page with a LastEvaluatedKey when any item follows the page's last
         match, matching or not, and either of those two follows it if any other does."""
@@ -132,9 +275,13 @@ def _replacements(original_query: Any) -> dict[str, Any]:
         if found is None:
             return candidates
         name, order = found
-        # DynamoType.compare, with each bound converted once rather than once per item.
-        compare = get_comparison_func(arguments["range_comparison"])
         bounds = [_plain(bound) for bound in arguments.get("range_objs") or []]
+        comparison = arguments["range_comparison"]
+        quick = _sorted_matches(self, partition, name, order, comparison, bounds, candidates)
+        if quick is not None:
+            return quick
+        # DynamoType.compare, with each bound converted once rather than once per item.
+        compare = get_comparison_func(comparison)
         matches, others = [], []
         for item in candidates:
             value = item.attrs.get(name)
@@ -158,7 +305,7 @@ def _replacements(original_query: Any) -> dict[str, Any]:
             candidates: list[Any] = []
         else:
             candidates = list(found.values()) if self.range_key_attr else [found]
-        candidates = matching(self, arguments, candidates)
+        candidates = matching(self, arguments, value, candidates)
         # For an index query: how many items its first page needs (None: all of them, or a later page).
         first_page: tuple[Any, ...] | None = None
         if arguments.get("index_name"):

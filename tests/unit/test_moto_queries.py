@@ -3,11 +3,12 @@ items and order, for the table and for indexes, with and without sort key condit
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
 import boto3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 from moto.dynamodb.models import table as tables
@@ -22,18 +23,24 @@ ITEMS = st.lists(
     ),
     max_size=40,
 )
-QUERIES = st.lists(
-    st.tuples(
-        st.sampled_from([None, "by_x", "by_y"]),
-        st.sampled_from([None, "=", "<", "<=", ">", ">=", "between", "begins_with"]),
-        st.integers(-50, 50),
-        TEXT,
-        st.booleans(),
-        st.integers(1, 12),
-    ),
-    min_size=1,
-    max_size=6,
-)
+
+
+def _queries(numbers: st.SearchStrategy[int], text: st.SearchStrategy[str], most: int) -> st.SearchStrategy[list[Any]]:
+    return st.lists(
+        st.tuples(
+            st.sampled_from([None, "by_x", "by_y"]),
+            st.sampled_from([None, "=", "<", "<=", ">", ">=", "between", "begins_with"]),
+            numbers,
+            text,
+            st.booleans(),
+            st.integers(1, 12),
+        ),
+        min_size=1,
+        max_size=most,
+    )
+
+
+QUERIES = _queries(st.integers(-50, 50), TEXT, 6)
 
 
 def _create(client: Any, name: str) -> None:
@@ -117,6 +124,89 @@ def test_the_same_pages_as_moto(items: list[dict[str, Any]], queries: list[tuple
             for name in installed:
                 assert getattr(tables.Table, name) is not originals[name]
             assert [_pages(client, table, query) for query in queries] == expected
+        finally:
+            for name, method in installed.items():
+                setattr(tables.Table, name, method)
+            client.delete_table(TableName=table)
+
+
+# Few keys and values, mostly in the partition queried: writes mostly move, drop and bring back items the
+# queries have already seen, and move them in and out of the ranges queried.
+SORT_KEYS = st.integers(-6, 6)
+FEW_TEXTS = st.sampled_from(["b", "ba", "c", "d", "x"])
+MOSTLY_A = st.sampled_from(["a", "a", "a", "b"])
+FEW_ITEMS = st.lists(
+    st.fixed_dictionaries({"p": MOSTLY_A, "r": SORT_KEYS, "x": FEW_TEXTS, "y": st.sampled_from(["k", "l"])}),
+    max_size=20,
+)
+FEW_QUERIES = _queries(SORT_KEYS, FEW_TEXTS, 3)
+WRITES = st.lists(
+    st.one_of(
+        st.tuples(st.just("put"), FEW_ITEMS.filter(bool).map(lambda items: items[0])),
+        st.tuples(st.just("set_x"), MOSTLY_A, SORT_KEYS, FEW_TEXTS),
+        st.tuples(st.just("set_x"), MOSTLY_A, SORT_KEYS, FEW_TEXTS),
+        st.tuples(st.just("remove_x"), MOSTLY_A, SORT_KEYS),
+        st.tuples(st.just("delete"), MOSTLY_A, SORT_KEYS),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+def _write(client: Any, table: str, step: tuple[Any, ...]) -> None:
+    kind = step[0]
+    if kind == "put":
+        item = step[1]
+        client.put_item(
+            TableName=table,
+            Item={"p": {"S": item["p"]}, "r": {"N": str(item["r"])}, "x": {"S": item["x"]}, "y": {"S": item["y"]}},
+        )
+        return
+    key = {"p": {"S": step[1]}, "r": {"N": str(step[2])}}
+    if kind == "delete":
+        client.delete_item(TableName=table, Key=key)
+    elif kind == "set_x":
+        client.update_item(
+            TableName=table, Key=key, UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": step[3]}}
+        )
+    else:
+        client.update_item(TableName=table, Key=key, UpdateExpression="REMOVE x")
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(items=FEW_ITEMS, queries=FEW_QUERIES, writes=WRITES)
+@example(  # an item already placed moves into the range queried
+    items=[{"p": "a", "r": r, "x": "b", "y": "k"} for r in range(5)],
+    queries=[("by_x", ">=", 0, "c", True, 10)],
+    writes=[("set_x", "a", 2, "x")],
+)
+def test_partitions_kept_sorted_between_queries_follow_every_write(
+    items: list[dict[str, Any]], queries: list[tuple[Any, ...]], writes: list[tuple[Any, ...]], monkeypatch: Any
+) -> None:
+    # Every partition is kept sorted, however small, and moved items are re-placed one by one however
+    # many moved; each write (a move, an item added, dropped, leaving or joining an index) is followed
+    # by every query, answered from what the previous queries left sorted.
+    monkeypatch.setattr(moto_queries, "SORTED_FROM", 0)
+    monkeypatch.setattr(moto_queries, "RESORT_SHARE", math.inf)
+    installed = {name: getattr(tables.Table, name) for name in ("query", "all_items", "sorted_items")}
+    originals = moto_queries.ORIGINALS or installed
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        table = f"T{uuid.uuid4().hex}"
+        _create(client, table)
+        for item in items:
+            _write(client, table, ("put", item))
+        try:
+            for write in [None, *writes]:
+                if write:
+                    _write(client, table, write)
+                for name, method in originals.items():
+                    setattr(tables.Table, name, method)
+                expected = [_pages(client, table, query) for query in queries]
+                moto_queries.install()
+                assert [_pages(client, table, query) for query in queries] == expected, write
         finally:
             for name, method in installed.items():
                 setattr(tables.Table, name, method)
