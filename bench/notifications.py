@@ -61,7 +61,7 @@ def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -
     creator_id, product_id = make_shop(api, owner_token)
     drop = make_drop(api, owner_token, creator_id, product_id, start=-1, stock=1_000_000)
     buyers = make_fans(BUYERS)
-    with Crowd(stack.ws_url, [b.token for b in buyers], EventType.ORDER_CONFIRMED) as crowd:
+    with Crowd(stack.ws_url, [b.token for b in buyers], EventType.ORDER_CONFIRMED.value) as crowd:
         began = time.time()
         with profiled("order-confirmed", seconds=ORDER_SECONDS + 30) as profile:
             placed = paced_orders(stack.rest_url, drop["drop_id"], [b.token for b in buyers], rate, ORDER_SECONDS)
@@ -100,7 +100,7 @@ def _drop_started(stack: DevStack, api: Any, owner_token: str, busy_owner_token:
     busy_drop = make_drop(api, busy_owner_token, busy_creator, busy_product, start=-1, stock=1_000_000)
     busy_buyers = make_fans(32)
     settling: dict[str, Any] = {}
-    with Crowd(stack.ws_url, [fan.token for fan in fans], "drop_started") as crowd:
+    with Crowd(stack.ws_url, [fan.token for fan in fans], EventType.DROP_STARTED.value) as crowd:
         setup_s = time.time() - began
         drop = make_drop(api, owner_token, creator_id, product_id, start=START_AHEAD_S)
         start = parse_iso(drop["start_time"])
