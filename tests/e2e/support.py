@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 
 from chalicelib.core.config import get_settings
+from chalicelib.core.errors import TryAgainError
 from chalicelib.domain import follows
 from tests.support import iso  # noqa: F401 - the e2e tests take it from here too
 
@@ -66,10 +68,26 @@ def make_fans(count: int, workers: int = 8) -> list[Fan]:
         return list(pool.map(one, range(count)))
 
 
+FOLLOW_ATTEMPTS = 8
+
+
 def follow_all(fans: list[Fan], creator_id: str, workers: int = 8) -> None:
-    """Make every fan follow the creator."""
+    """Make every fan follow the creator. A follow refused as `try_again` (the creator's follower count
+    was busy with another follow: the dev stack's contention model, as DynamoDB) is tried again after a
+    short random pause, as a client retries a 503; a refused follow wrote nothing."""
+
+    def follow(fan: Fan) -> None:
+        for attempt in range(1, FOLLOW_ATTEMPTS + 1):
+            try:
+                follows.follow(fan.user_id, creator_id)
+                return
+            except TryAgainError:
+                if attempt == FOLLOW_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.02, 0.05) * attempt)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda fan: follows.follow(fan.user_id, creator_id), fans))
+        list(pool.map(follow, fans))
 
 
 def make_shop(api: Any, owner_token: str) -> tuple[str, str]:
