@@ -26,16 +26,26 @@ def publish(results: Path = RESULTS, published: Path = PUBLISHED, page: Path = P
         raise SystemExit(f"no benchmark run to publish ({', '.join(missing)} missing): run `make bench` first")
     published.mkdir(parents=True, exist_ok=True)
     for name in FILES:
-        if (results / name).exists():
+        if not (results / name).exists():
+            continue
+        if name.endswith(".png"):
             shutil.copyfile(results / name, published / name)
+        else:
+            (published / name).write_text(_local((results / name).read_text()))
     text = page.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{page.name} has no {BEGIN} ... {END} section to fill")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    table = (results / "latest.md").read_text().strip()
+    table = _local((results / "latest.md").read_text()).strip()
     page.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
     print(f"published {', '.join(FILES)} to {published} and the table to {page}")
+
+
+def _local(text: str) -> str:
+    """The run's text without this checkout's location (the profiles name processes by their command
+    line): published files say `.venv/bin/python`, not where the repository was on the machine."""
+    return text.replace(f"{ROOT}/", "")
 
 
 if __name__ == "__main__":

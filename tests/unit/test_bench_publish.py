@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,21 @@ def test_publishing_copies_the_run_and_fills_only_the_readme_section(tmp_path: P
     assert "old table" not in text and "| calls | per order | 6.5 |" in text
     assert text.endswith("<!-- bench:end -->\nafter\n")
     assert (published / "latest.md").read_text() == (results / "latest.md").read_text()
+
+
+def test_published_figures_do_not_say_where_the_repository_was(tmp_path: Path) -> None:
+    results, published, page = tmp_path / "results", tmp_path / "published", tmp_path / "benchmarks.md"
+    results.mkdir()
+    process = f'process 7:\\"{publish.ROOT}/.venv/bin/python -m bench.orders\\"'
+    (results / "latest.json").write_text(f'{{"top": {{"{process}": 1.1}}}}\n')
+    (results / "latest.md").write_text(f"| orders | {publish.ROOT}/bench | 1 |\n")
+    page.write_text("<!-- bench:begin -->\n<!-- bench:end -->\n")
+    publish.publish(results, published, page)
+    for text in ((published / "latest.json").read_text(), (published / "latest.md").read_text(), page.read_text()):
+        assert str(publish.ROOT) not in text
+    assert json.loads((published / "latest.json").read_text()) == {
+        "top": {'process 7:".venv/bin/python -m bench.orders"': 1.1}
+    }
 
 
 def test_publishing_without_a_run_says_so(tmp_path: Path) -> None:
