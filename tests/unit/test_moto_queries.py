@@ -3,8 +3,10 @@ items and order, for the table and for indexes, with and without sort key condit
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -102,32 +104,44 @@ def _pages(client: Any, table: str, query: tuple[Any, ...]) -> list[Any]:
         request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=ITEMS, queries=QUERIES)
-def test_the_same_pages_as_moto(items: list[dict[str, Any]], queries: list[tuple[Any, ...]]) -> None:
-    installed = {name: getattr(tables.Table, name) for name in ("query", "all_items", "sorted_items")}
-    originals = moto_queries.ORIGINALS or installed
+METHODS = ("query", "all_items", "sorted_items")
+
+
+@contextlib.contextmanager
+def _table(items: list[dict[str, Any]]) -> Iterator[tuple[Any, str]]:
+    """A moto table holding the items (a client and its name); moto's methods are as before afterwards."""
+    installed = {name: getattr(tables.Table, name) for name in METHODS}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         table = f"T{uuid.uuid4().hex}"
         _create(client, table)
         for item in items:
-            client.put_item(
-                TableName=table,
-                Item={"p": {"S": item["p"]}, "r": {"N": str(item["r"])}, "x": {"S": item["x"]}, "y": {"S": item["y"]}},
-            )
+            _write(client, table, ("put", item))
         try:
-            for name, method in originals.items():
-                setattr(tables.Table, name, method)
-            expected = [_pages(client, table, query) for query in queries]
-            moto_queries.install()
-            for name in installed:
-                assert getattr(tables.Table, name) is not originals[name]
-            assert [_pages(client, table, query) for query in queries] == expected
+            yield client, table
         finally:
             for name, method in installed.items():
                 setattr(tables.Table, name, method)
             client.delete_table(TableName=table)
+
+
+def _moto_then_ours(client: Any, table: str, queries: list[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
+    """Every query's pages as moto answers them, then as ours do (installed from then on)."""
+    originals = moto_queries.ORIGINALS or {name: getattr(tables.Table, name) for name in METHODS}
+    for name, method in originals.items():
+        setattr(tables.Table, name, method)
+    expected = [_pages(client, table, query) for query in queries]
+    moto_queries.install()
+    assert all(getattr(tables.Table, name) is not originals[name] for name in METHODS)
+    return expected, [_pages(client, table, query) for query in queries]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=ITEMS, queries=QUERIES)
+def test_the_same_pages_as_moto(items: list[dict[str, Any]], queries: list[tuple[Any, ...]]) -> None:
+    with _table(items) as (client, table):
+        expected, answered = _moto_then_ours(client, table, queries)
+        assert answered == expected
 
 
 # Few keys and values, mostly in the partition queried: writes mostly move, drop and bring back items the
@@ -190,24 +204,9 @@ def test_partitions_kept_sorted_between_queries_follow_every_write(
     # by every query, answered from what the previous queries left sorted.
     monkeypatch.setattr(moto_queries, "SORTED_FROM", 0)
     monkeypatch.setattr(moto_queries, "RESORT_SHARE", math.inf)
-    installed = {name: getattr(tables.Table, name) for name in ("query", "all_items", "sorted_items")}
-    originals = moto_queries.ORIGINALS or installed
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        table = f"T{uuid.uuid4().hex}"
-        _create(client, table)
-        for item in items:
-            _write(client, table, ("put", item))
-        try:
-            for write in [None, *writes]:
-                if write:
-                    _write(client, table, write)
-                for name, method in originals.items():
-                    setattr(tables.Table, name, method)
-                expected = [_pages(client, table, query) for query in queries]
-                moto_queries.install()
-                assert [_pages(client, table, query) for query in queries] == expected, write
-        finally:
-            for name, method in installed.items():
-                setattr(tables.Table, name, method)
-            client.delete_table(TableName=table)
+    with _table(items) as (client, table):
+        for write in [None, *writes]:
+            if write:
+                _write(client, table, write)
+            expected, answered = _moto_then_ours(client, table, queries)
+            assert answered == expected, write
