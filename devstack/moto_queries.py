@@ -74,8 +74,9 @@ class _Sorted:
 
     def refresh(self, bucket: list[Any], order: tuple[str, ...]) -> None:
         """Bring the order up to date with the partition's items as they are now."""
-        placed, changed, kept = self.placed, [], 0
-        find = placed.get
+        placed, find = self.placed, self.placed.get
+        entries: list[tuple[Any, tuple[Any, ...], tuple[Any, ...] | None]] = []  # every item's, in bucket order
+        changed: list[tuple[Any, Any]] = []  # (its new entry, its entry before or None) of each item that moved
         for item in bucket:
             # moto sets an attribute to a new value object, never edits one: the same objects (or equal
             # ones), the same place. `placed` holds its items, so an id is not reused while it is there.
@@ -85,39 +86,35 @@ class _Sorted:
                 same = was is not None and was[1] == seen
             except AttributeError:  # DynamoType == None (an attribute added or removed)
                 same = False
-            if same:
-                kept += 1
+            if was is not None and same:
+                entries.append(was)
             else:
-                changed.append((item, seen, was))
-        if not changed and kept == len(placed):
+                entry = (item, seen, _order_key(seen))
+                entries.append(entry)
+                changed.append((entry, was))
+        if not changed and len(entries) == len(placed):
             return
-        updated = sum(1 for _, _, was in changed if was is not None)
-        if kept + updated != len(placed) or len(changed) > RESORT_SHARE * len(bucket):
-            # Items left the partition (which ones would take another pass to find), or many moved: anew.
-            self.placed = {}
-            for item in bucket:
-                seen = _seen(item, order)
-                self.placed[id(item)] = (item, seen, _order_key(seen))
-            ranked = sorted((key, index, item) for index, (item, _, key) in enumerate(self.placed.values()) if key)
+        updated = sum(1 for _, was in changed if was is not None)
+        if len(entries) - len(changed) + updated != len(placed) or len(changed) > RESORT_SHARE * len(bucket):
+            # Items left the partition (which ones would take another pass to find), or many moved: anew,
+            # from the keys just computed or kept.
+            self.placed = {id(entry[0]): entry for entry in entries}
+            ranked = sorted((key, index, item) for index, (item, _, key) in enumerate(entries) if key)
             self.keys = [key for key, _, _ in ranked]
             self.items = [item for _, _, item in ranked]
             return
-        for item, seen, was in changed:
+        for entry, was in changed:
             if was is not None and was[2] is not None:
                 at = bisect.bisect_left(self.keys, was[2])
                 while self.items[at] is not was[0]:
                     at += 1
                 del self.keys[at], self.items[at]
-            key = _order_key(seen)
-            placed[id(item)] = (item, seen, key)
+            item, _, key = entry
+            placed[id(item)] = entry
             if key is not None:
                 at = bisect.bisect_left(self.keys, key)
                 self.keys.insert(at, key)
                 self.items.insert(at, item)
-
-
-def _seen(item: Any, order: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(map(item.attrs.get, order))
 
 
 def _order_key(seen: tuple[Any, ...]) -> tuple[Any, ...] | None:
