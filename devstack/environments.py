@@ -424,17 +424,37 @@ class FunctionPool:
             }
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Run what is queued, then end every environment; idempotent."""
+        """Run what is queued, then end every environment; idempotent. An invocation still running after
+        `timeout` is discarded as a timed-out one is (nothing it does from then on reaches AWS) instead of
+        being waited for: a schedule target sleeping until its second holds no Ctrl-C."""
+        self.request_stop()
+        self.finish_stop(time.monotonic() + timeout)
+
+    def request_stop(self) -> None:
+        """Refuse new invocations and let every environment end once the queue is empty."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
             self._watch.notify_all()
+
+    def finish_stop(self, deadline: float) -> None:
+        """After request_stop: wait until `deadline` for the environments, then discard what still runs."""
+        with self._cond:
             threads = [e.thread for e in self._environments if e.thread is not None]
-        deadline = time.monotonic() + timeout
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
+            me = threading.current_thread()
+            for env in [e for e in self._environments if e.job is not None and e.thread is not me]:
+                job, env.job = env.job, None
+                assert job is not None and env.sandbox is not None and env.thread is not None
+                env.sandbox.discard()
+                interrupt(env.thread)
+                self._environments.remove(env)
+                self._busy -= 1
+                logger.warning("%s stopped with the dev stack (function %s)", env.request_id, self.name)
+                job.future.set_exception(RuntimeError(f"function {self.name} stopped while this invocation ran"))
             for job in self._pending:
                 job.future.cancel()
             self._pending.clear()

@@ -6,6 +6,7 @@ import importlib
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -109,8 +110,12 @@ class DevStack:
         if self.ws is not None:
             self.ws.stop()
             self.ws = None
+        # Every function is told at once; together they get a few seconds to finish what runs.
         for pool in self.pools.values():
-            pool.stop()
+            pool.request_stop()
+        deadline = time.monotonic() + POOL_STOP_SECONDS
+        for pool in self.pools.values():
+            pool.finish_stop(deadline)
         self.pools = {}
         self.aws.stop()
         if self.iam is not None:
@@ -335,6 +340,9 @@ DEFAULT_MEMORY = 128
 PAYMENT_LATENCY_ENV = "LIVEDROP_PAYMENT_LATENCY_MS"
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
+# On stop, what the functions still run gets this long to finish before it is discarded (refused AWS from
+# then on, as after a timeout): a schedule target waiting for its second would otherwise hold the stop.
+POOL_STOP_SECONDS = 2.0
 # The dev WebSocket gateway's API id, and the stage Chalice deploys the WebSocket API to: the
 # @connections ARNs the functions' policies name.
 WS_API_ID = "devws00001"

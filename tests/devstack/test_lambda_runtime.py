@@ -27,7 +27,7 @@ from devstack import iam
 from devstack.__main__ import _positive_float
 from devstack.environments import FunctionPool, FunctionTimedOut
 from devstack.identity import aws_client
-from devstack.lambda_runtime import EnvironmentDiscarded
+from devstack.lambda_runtime import EnvironmentDiscarded, current_sandbox
 from devstack.pollers import PeriodicPump, QueuePump, SchedulePump, StreamPump
 from devstack.resources import scaled_seconds
 from devstack.stack import DevStack
@@ -150,6 +150,35 @@ def test_a_timed_out_invocation_fails_at_once_and_a_new_environment_takes_its_pl
     finally:
         release.set()
         pool.stop()
+
+
+def test_a_stop_discards_an_invocation_still_running_after_its_grace_instead_of_waiting_for_it() -> None:
+    release = threading.Event()
+    sandboxes: list[Any] = []
+
+    def handler(event: dict[str, Any], context: Any) -> str:
+        if not event:
+            return "quick"
+        sandboxes.append(current_sandbox())
+        release.wait(WAIT)  # a schedule target sleeping until its second, as the stop begins
+        return "late"
+
+    pool = FunctionPool("sleeper", handler, concurrency=2, timeout_seconds=60.0)
+    try:
+        assert pool({}) == "quick"
+        running = pool.submit({"sleep": True})
+        assert wait_until(lambda: bool(sandboxes))
+        started = time.monotonic()
+        pool.stop(timeout=0.2)
+        assert time.monotonic() - started < WAIT / 2  # not held until the invocation ends
+        with pytest.raises(RuntimeError, match="stopped while this invocation ran"):
+            running.result(WAIT)
+        # Whatever it does once it wakes is refused, as after a timeout: nothing of it reaches AWS.
+        assert sandboxes[0].discarded
+        with pytest.raises(RuntimeError, match="is stopped"):
+            pool.submit({})
+    finally:
+        release.set()
 
 
 # --- the context --------------------------------------------------------------------------------

@@ -123,17 +123,18 @@ def test_users_drops_follows_and_orders_survive_a_restart(tmp_path: Path) -> Non
         wait_for(lambda: call(base, "GET", f"/orders/{paid['order_id']}", fan_token)["status"] == "confirmed")
         sales_before = call(base, "GET", f"/drops/{drop['drop_id']}/sales", owner_token)
         # A drop due to start while the stack is down: its schedule must still fire after the restart.
-        # Its start is well after the stop ends: the drop_lifecycle invocation the early-firing schedule
-        # starts now waits for that second, and a start written while the stack stops (stream pumps
-        # already stopped) would lose its event (devstack/persistence.py: stream records are not kept).
-        starts_at = time.time() + 30
+        # Its start is well after the stop's few seconds: the drop_lifecycle invocation the early-firing
+        # schedule starts now waits for that second, and a start written while the stack stops (stream
+        # pumps already stopped) would lose its event (devstack/persistence.py: stream records are not
+        # kept). A stop discards an invocation still running after POOL_STOP_SECONDS, so none writes later.
+        starts_at = time.time() + 15
         later = call(
             base,
             "POST",
             f"/creators/{creator_id}/drops",
             owner_token,
             201,
-            json={"product_id": product["product_id"], "start_time": iso(30), "end_time": iso(3600), "stock": 5},
+            json={"product_id": product["product_id"], "start_time": iso(15), "end_time": iso(3600), "stock": 5},
         )
         drops_before = call(base, "GET", "/drops?limit=100")["items"]
     manifest = json.loads((data / "manifest.json").read_text())
