@@ -68,7 +68,7 @@ def _accepted(stack: LiveDropStack) -> dict[str, str]:
     lifecycle = _ARN.format(service="lambda", resource=f"function:{stack.prefix}drop_lifecycle:*")
     found[f"IAM5[Resource::{lifecycle}]"] = "The scheduler invokes the lifecycle function's versions and aliases."
     if stack.website is not None:
-        bucket = stack.resolve(stack.get_logical_id(stack.website.bucket.node.default_child))  # type: ignore[arg-type]
+        bucket = stack.resolve(stack.get_logical_id(stack.website.bucket.node.default_child))
         found[f"IAM5[Resource::<{bucket}.Arn>/*]"] = "The page's files: every object of the web bucket."
     return found
 
