@@ -19,7 +19,7 @@ from chalicelib.core.config import Settings, settings_from_env
 from chalicelib.schema import topology
 from chalicelib.schema.models import create_all_tables
 from chalicelib.wiring import bootstrap
-from devstack import identity
+from devstack import identity, sdk_data
 
 # What a Lambda would find in its environment, minus any endpoint: moto answers in-process.
 UNIT_ENV = {
@@ -48,6 +48,9 @@ def no_listening_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
 def in_process_aws() -> Iterator[Settings]:
     """moto in this process, with every table, the events topic and the queues; the settings the app runs with."""
     settings = settings_from_env(UNIT_ENV)
+    # As in the dev stack: botocore's JSON is parsed once per process, not once per client (PynamoDB
+    # builds one per model and thread, so each Hypothesis example's threads parsed it all again).
+    sdk_data.install()
     with mock_aws(), bootstrap.override(settings=settings):
         create_all_tables(bootstrap.client("dynamodb"))
         bootstrap.client("sns").create_topic(Name=f"{settings.table_prefix}{topology.EVENTS_TOPIC}")
