@@ -33,14 +33,17 @@ lint: $(STAMP)
 # Two pytest workers (pytest-xdist), each with a dev stack of its own, the tests of a file kept together:
 # most stack tests wait on the pipeline rather than use a core. The unit tier runs first, on its own,
 # so that no dev stack runs in the processes that check nothing listens.
+# The unit tier leaves out the plugins only the stack tiers use (schemathesis, locust): importing them
+# took each of its three processes 1.5 s.
 WORKERS ?= 2
+UNIT := -n $(WORKERS) -p no:schemathesis -p no:locust tests/unit
 test: lint
-	$(PY) -m pytest -n $(WORKERS) tests/unit
+	$(PY) -m pytest $(UNIT)
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --ignore=tests/unit
 
 # The unit tier alone: no dev stack, no server (AWS is moto in the test processes); under 30 s.
 unit: $(STAMP)
-	$(PY) -m pytest -n $(WORKERS) tests/unit
+	$(PY) -m pytest $(UNIT)
 
 # The AWS deployment as CloudFormation, into infra/cdk.out (ignored).
 # `make synth STAGE=prod ALARM_EMAIL=oncall@example.com` (prod refuses to build without someone to page).

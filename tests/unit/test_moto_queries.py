@@ -16,6 +16,7 @@ from moto import mock_aws
 from moto.dynamodb.models import table as tables
 
 from devstack import moto_queries
+from tests.unit.domain.shop import examples
 
 PARTITIONS = ["a", "b", "c"]
 TEXT = st.text(alphabet="abcxyz09_", min_size=1, max_size=4)
@@ -136,7 +137,7 @@ def _moto_then_ours(client: Any, table: str, queries: list[tuple[Any, ...]]) -> 
     return expected, [_pages(client, table, query) for query in queries]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=ITEMS, queries=QUERIES)
 def test_the_same_pages_as_moto(items: list[dict[str, Any]], queries: list[tuple[Any, ...]]) -> None:
     with _table(items) as (client, table):
@@ -188,7 +189,9 @@ def _write(client: Any, table: str, step: tuple[Any, ...]) -> None:
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(items=FEW_ITEMS, queries=FEW_QUERIES, writes=WRITES)
 @example(  # an item already placed moves into the range queried

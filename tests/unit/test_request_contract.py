@@ -26,6 +26,7 @@ from chalicelib.edge.openapi import DOCUMENT, generated, request_schema
 from chalicelib.schema import commands
 from chalicelib.schema.commands import IDEMPOTENCY_KEY, PAGE_SIZE, PATH_PARAMETERS, REQUEST_BODIES, Watch
 from chalicelib.schema.pagination import parse_limit
+from tests.unit.domain.shop import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = json.loads(DOCUMENT.read_text())
@@ -159,7 +160,7 @@ def test_required_and_unknown_fields_are_refused_by_both(command: type) -> None:
     [(command, name) for command in REQUEST_BODIES for name in rules_of(command)],
     ids=lambda x: x.__name__ if isinstance(x, type) else x,
 )
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_field_value_is_accepted_by_both_or_by_neither(command: type, name: str, data: st.DataObject) -> None:
     rule = rules_of(command)[name]

@@ -21,7 +21,7 @@ from chalicelib.wiring import bootstrap
 from tests.unit.domain.shop import examples, new_drop, new_shop, new_user
 
 FAST = settings(
-    max_examples=examples(8), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=examples(5), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 
 

@@ -30,7 +30,7 @@ def shop() -> Shop:
     return new_shop()
 
 
-@settings(max_examples=examples(6), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(4), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     mode=st.sampled_from(["first_come", "queue", "draw"]),
     shards=st.integers(1, 3),
