@@ -143,7 +143,7 @@ def held_units(drop_id: str) -> int:
     return sum(int(o.quantity) for o in placed if o.status not in RELEASED)
 
 
-def test_twice_the_stock_in_concurrent_orders_on_eight_shards_sells_exactly_the_stock(api, shop, sold_out_queue) -> None:
+def test_twice_the_stock_in_concurrent_orders_on_eight_shards_sells_just_the_stock(api, shop, sold_out_queue) -> None:
     created = create_drop(api, shop, stock=300, stock_shards=8)
     assert created.status_code == 201, created.text
     drop = created.json()
