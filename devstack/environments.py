@@ -32,12 +32,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +63,6 @@ FALLBACK_CONCURRENCY = FALLBACK_DEV_CONCURRENCY
 # Invocations that may wait for an environment before a synchronous caller is throttled: the listen
 # backlog the threaded gateways had, so only a rush beyond what they accepted is refused.
 DEFAULT_QUEUE_SIZE = 1024
-CONCURRENCY_ENV = "LIVEDROP_DEV_CONCURRENCY"
 
 
 _current = threading.local()
@@ -88,18 +86,6 @@ class Throttled(Exception):
     def __init__(self, function: str) -> None:
         super().__init__(f"function {function} is at its concurrency limit and its queue is full")
         self.function = function
-
-
-def concurrency_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
-    """Overrides of the concurrency limits from LIVEDROP_DEV_CONCURRENCY, e.g. `api=32,payments=2`."""
-    text = (environ if environ is not None else os.environ).get(CONCURRENCY_ENV, "")
-    limits: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        if not value.strip().isdigit() or int(value) < 1:
-            raise ValueError(f"{CONCURRENCY_ENV}: expected name=positive integer, got {part!r}")
-        limits[name.strip()] = int(value)
-    return limits
 
 
 @dataclass
@@ -351,12 +337,10 @@ class FunctionPool:
                 if not late:
                     self._watch.wait(min((e.deadline - now for e in running), default=None))
 
-    def _time_out(self, env: Environment) -> None:
-        """Discard `env` (its invocation is past the timeout) and fail its invocation; holds the lock."""
+    def _discard(self, env: Environment) -> _Job:
+        """Refuse whatever `env`'s invocation still does, then stop it; its job (not failed yet). Holds the lock."""
         job, env.job = env.job, None
         assert job is not None and env.sandbox is not None and env.thread is not None
-        stuck_at = where(env.thread)  # for the log
-        # First refuse whatever it still does, then stop it, then tell its invoker.
         env.sandbox.discard()
         interrupt(env.thread)
         # What the stopped invocation left in its module globals is not trusted again: the environment
@@ -365,6 +349,12 @@ class FunctionPool:
             self._current_code = None
         self._environments.remove(env)
         self._busy -= 1
+        return job
+
+    def _time_out(self, env: Environment) -> None:
+        """Discard `env` (its invocation is past the timeout) and fail its invocation; holds the lock."""
+        stuck_at = where(env.thread) if env.thread is not None else None  # for the log
+        job = self._discard(env)
         self._timeouts += 1
         logger.error(
             "%s Task timed out after %.2f seconds (function %s, environment %d discarded)",
@@ -382,12 +372,9 @@ class FunctionPool:
 
     # --- provisioning, observing and stopping -------------------------------------------------------
     def provision(self, count: int, timeout: float = 120.0) -> int:
-        """Start environments until `count` (at most the concurrency) are there, and wait for their inits:
-        Lambda's provisioned concurrency, set before a burst that is known to come. The burst's
-        invocations then find warm environments instead of starting several side by side, whose inits
-        (the function's app copy imported once, then each environment's AWS clients built) share this
-        process's interpreter with the invocations already running, where in Lambda each has a machine
-        of its own. Returns how many are ready."""
+        """Start environments until `count` (at most the concurrency) are there and wait for their inits, as
+        Lambda's provisioned concurrency before a known burst (whose inits would otherwise share this
+        process's interpreter with the invocations already running); returns how many are ready."""
         with self._cond:
             while len(self._environments) < min(count, self.concurrency):
                 self._start_environment()
@@ -424,14 +411,12 @@ class FunctionPool:
             }
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Run what is queued, then end every environment; idempotent. An invocation still running after
-        `timeout` is discarded as a timed-out one is (nothing it does from then on reaches AWS) instead of
-        being waited for: a schedule target sleeping until its second holds no Ctrl-C."""
+        """Run what is queued, then end every environment (idempotent); what still runs after `timeout` is
+        discarded as after a timeout (nothing it does reaches AWS): a target sleeping holds no Ctrl-C."""
         self.request_stop()
         self.finish_stop(time.monotonic() + timeout)
 
     def request_stop(self) -> None:
-        """Refuse new invocations and let every environment end once the queue is empty."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -439,22 +424,15 @@ class FunctionPool:
 
     def finish_stop(self, deadline: float) -> None:
         """After request_stop: wait until `deadline` for the environments, then discard what still runs."""
+        me = threading.current_thread()
         with self._cond:
-            threads = [e.thread for e in self._environments if e.thread is not None]
+            threads = [e.thread for e in self._environments if e.thread is not None and e.thread is not me]
         for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
-            me = threading.current_thread()
             for env in [e for e in self._environments if e.job is not None and e.thread is not me]:
-                job, env.job = env.job, None
-                assert job is not None and env.sandbox is not None and env.thread is not None
-                env.sandbox.discard()
-                interrupt(env.thread)
-                self._environments.remove(env)
-                self._busy -= 1
                 logger.warning("%s stopped with the dev stack (function %s)", env.request_id, self.name)
-                job.future.set_exception(RuntimeError(f"function {self.name} stopped while this invocation ran"))
+                self._discard(env).future.set_exception(RuntimeError(f"function {self.name} stopped while it ran"))
             for job in self._pending:
                 job.future.cancel()
             self._pending.clear()

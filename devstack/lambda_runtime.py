@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import ctypes
 import functools
+import os
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from chalice import Chalice
@@ -191,3 +193,19 @@ def install() -> None:
     threading.Thread.start = _start  # type: ignore[method-assign]
     # tempfile's own functions (mkstemp, TemporaryDirectory, ...) look gettempdir up at each call.
     tempfile.gettempdir = _gettempdir
+
+
+# Overrides of the functions' concurrency limits (devstack.environments), e.g. `api=32,payments=2`.
+CONCURRENCY_ENV = "LIVEDROP_DEV_CONCURRENCY"
+
+
+def concurrency_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Overrides of the concurrency limits from LIVEDROP_DEV_CONCURRENCY, e.g. `api=32,payments=2`."""
+    text = (environ if environ is not None else os.environ).get(CONCURRENCY_ENV, "")
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"{CONCURRENCY_ENV}: expected name=positive integer, got {part!r}")
+        limits[name.strip()] = int(value)
+    return limits

@@ -19,9 +19,9 @@ from chalicelib.schema.functions import ACCESS, API_HANDLER
 from chalicelib.schema.topology import Fn
 from chalicelib.wiring import bootstrap
 from devstack import app_copies, iam, sdk_data
-from devstack.environments import FunctionPool, concurrency_from_env, current_code
+from devstack.environments import FunctionPool, current_code
 from devstack.identity import aws_client
-from devstack.lambda_runtime import serve_concurrently
+from devstack.lambda_runtime import concurrency_from_env, serve_concurrently
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision

@@ -16,9 +16,10 @@ from chalice import Chalice
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from devstack.environments import FunctionPool, Throttled, concurrency_from_env
+from devstack.environments import FunctionPool, Throttled
 from devstack.http_gateway import HttpGateway
 from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from devstack.lambda_runtime import concurrency_from_env
 from devstack.ws_gateway import WebSocketGateway
 
 DEADLINE = 30.0  # generous: every wait below ends as soon as its condition holds

@@ -171,7 +171,7 @@ def test_a_stop_discards_an_invocation_still_running_after_its_grace_instead_of_
         started = time.monotonic()
         pool.stop(timeout=0.2)
         assert time.monotonic() - started < WAIT / 2  # not held until the invocation ends
-        with pytest.raises(RuntimeError, match="stopped while this invocation ran"):
+        with pytest.raises(RuntimeError, match="stopped while it ran"):
             running.result(WAIT)
         # Whatever it does once it wakes is refused, as after a timeout: nothing of it reaches AWS.
         assert sandboxes[0].discarded
