@@ -27,7 +27,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Run order: the raw backend first, so every later figure has its limit measured in the same run.
-BENCHMARKS = ("backend", "reads", "orders", "notifications", "calls", "coldstart", "hot_drop")
+BENCHMARKS = ("backend", "reads", "orders", "notifications", "sellout", "calls", "coldstart", "hot_drop")
 # After Ctrl-C, how long a benchmark's processes get to end on SIGTERM before they are killed.
 STOP_GRACE_S = 5.0
 
