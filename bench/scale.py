@@ -307,7 +307,8 @@ FULL = {
     "sell_out": SELL_OUT,
     "sockets": SOCKETS,
 }
-SMALL = {"waiting_room": 300, "draw_entries": 300, "draw_stock": 30, "sell_out": 100, "sockets": 10}
+# Still more than one slice (line_slices.SLICE_ENTRIES) of a line, and a draw with more losers than winners.
+SMALL = {"waiting_room": 200, "draw_entries": 200, "draw_stock": 20, "sell_out": 60, "sockets": 10}
 
 
 def main(argv: list[str] | None = None) -> int:

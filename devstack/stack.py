@@ -262,7 +262,13 @@ class DevStack:
                 continue
             pump = self._source_pump(source, self.pool(source.handler, handler))
             self.pumps.append(iam.bind_pump(pump, source.handler))
-        self.pumps.append(SchedulePump(self.aws.messaging_endpoint, settings.scheduler_group, self._schedule_target))
+        # The group is listed once a second (Scheduler itself fires within a minute of a schedule's time): every
+        # listing reads every schedule of the group, and a test session leaves hundreds (each drop's end).
+        self.pumps.append(
+            SchedulePump(
+                self.aws.messaging_endpoint, settings.scheduler_group, self._schedule_target, poll_interval=1.0
+            )
+        )
         sweeper = self.handler(Fn.SWEEPER)
         if sweeper is not None:
             self.pumps.append(PeriodicPump(self.pool(Fn.SWEEPER, sweeper), SWEEP_SECONDS, Fn.SWEEPER))
