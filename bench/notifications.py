@@ -178,14 +178,18 @@ def run(results_dir: str) -> dict[str, Any]:
             "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
             "raw": raw,
         }
-        owner = sign_up_user(api, name="Bench shop")
-        # Right after a rush, at half the rate it was accepted at; then, after another, at half the raw rate.
-        rushed = _rush(stack, api, owner.token)
+
+        # Right after a rush, at half the rate it was accepted at; then, after another, at half the raw rate
+        # (each rush and each paced stream on a shop of its own).
+        def shop() -> str:
+            return str(sign_up_user(api, name="Bench shop").token)
+
+        rushed = _rush(stack, api, shop())
         accepted_rate = max(1.0, rushed["orders_per_s"] * RATE_OF_ACCEPTED)
-        results["after_rush_accepted"] = {"rush": rushed, **_order_confirmed(stack, api, owner.token, accepted_rate)}
+        results["after_rush_accepted"] = {"rush": rushed, **_order_confirmed(stack, api, shop(), accepted_rate)}
         results["after_rush_accepted"]["backlog_drained_in_s"] = _drain(stack)
-        rushed = _rush(stack, api, owner.token)
-        results["order_confirmed"] = {"rush": rushed, **_order_confirmed(stack, api, owner.token, rate)}
+        rushed = _rush(stack, api, shop())
+        results["order_confirmed"] = {"rush": rushed, **_order_confirmed(stack, api, shop(), rate)}
         results["order_confirmed"]["backlog_drained_in_s"] = _drain(stack)
         star, busy = sign_up_user(api, name="Bench star"), sign_up_user(api, name="Bench busy shop")
         results["drop_started"] = _drop_started(stack, api, star.token, busy.token)
