@@ -58,18 +58,24 @@ def _percentiles(values: list[float]) -> dict[str, Any]:
     }
 
 
-def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -> dict[str, Any]:
-    from bench.crowd import Crowd
-    from bench.load import paced_orders
+def _live_drop(api: Any, owner_token: str, buyers: int) -> tuple[str, list[str]]:
+    """A live drop of the owner's new shop, with stock for any run, and the tokens of `buyers` new fans."""
     from tests.e2e.support import make_drop, make_fans, make_shop
 
     creator_id, product_id = make_shop(api, owner_token)
     drop = make_drop(api, owner_token, creator_id, product_id, start=-1, stock=1_000_000)
-    buyers = make_fans(BUYERS)
-    with Crowd(stack.ws_url, [b.token for b in buyers], EventType.ORDER_CONFIRMED.value) as crowd:
+    return str(drop["drop_id"]), [fan.token for fan in make_fans(buyers)]
+
+
+def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -> dict[str, Any]:
+    from bench.crowd import Crowd
+    from bench.load import paced_orders
+
+    drop_id, tokens = _live_drop(api, owner_token, BUYERS)
+    with Crowd(stack.ws_url, tokens, EventType.ORDER_CONFIRMED.value) as crowd:
         began = time.time()
         with profiled("order-confirmed", seconds=ORDER_SECONDS + 30) as profile:
-            placed = paced_orders(stack.rest_url, drop["drop_id"], [b.token for b in buyers], rate, ORDER_SECONDS)
+            placed = paced_orders(stack.rest_url, drop_id, tokens, rate, ORDER_SECONDS)
             offered_s = time.time() - began
             sent = {order_id: at for order_id, at, status in placed if status == 201 and order_id}
             arrivals = crowd.until_ids("order_id", set(sent), timeout=300)
@@ -94,12 +100,9 @@ def _order_confirmed(stack: DevStack, api: Any, owner_token: str, rate: float) -
 def _rush(stack: DevStack, api: Any, owner_token: str) -> dict[str, Any]:
     """RUSH_ORDERS orders from RUSH_BUYERS closed-loop buyers on a drop of its own: the accepted rate."""
     from bench.load import rush
-    from tests.e2e.support import make_drop, make_fans, make_shop
 
-    creator_id, product_id = make_shop(api, owner_token)
-    drop = make_drop(api, owner_token, creator_id, product_id, start=-1, stock=1_000_000)
-    buyers = make_fans(RUSH_BUYERS)
-    return rush(stack.rest_url, drop["drop_id"], [b.token for b in buyers], RUSH_ORDERS)
+    drop_id, tokens = _live_drop(api, owner_token, RUSH_BUYERS)
+    return rush(stack.rest_url, drop_id, tokens, RUSH_ORDERS)
 
 
 def _drop_started(stack: DevStack, api: Any, owner_token: str, busy_owner_token: str) -> dict[str, Any]:
@@ -112,9 +115,7 @@ def _drop_started(stack: DevStack, api: Any, owner_token: str, busy_owner_token:
     fans = make_fans(FOLLOWERS)
     follow_all(fans, creator_id)
     # Another drop whose orders settle while this one starts.
-    busy_creator, busy_product = make_shop(api, busy_owner_token)
-    busy_drop = make_drop(api, busy_owner_token, busy_creator, busy_product, start=-1, stock=1_000_000)
-    busy_buyers = make_fans(32)
+    busy_drop_id, busy_tokens = _live_drop(api, busy_owner_token, RUSH_BUYERS)
     settling: dict[str, Any] = {}
     with Crowd(stack.ws_url, [fan.token for fan in fans], EventType.DROP_STARTED.value) as crowd:
         setup_s = time.time() - began
@@ -123,9 +124,7 @@ def _drop_started(stack: DevStack, api: Any, owner_token: str, busy_owner_token:
         # The other drop's rush runs from a few seconds before the start second to after it.
         time.sleep(max(0.0, start - 4.0 - time.time()))
         rusher = threading.Thread(
-            target=lambda: settling.update(
-                rush(stack.rest_url, busy_drop["drop_id"], [b.token for b in busy_buyers], 600)
-            ),
+            target=lambda: settling.update(rush(stack.rest_url, busy_drop_id, busy_tokens, 600)),
             daemon=True,
         )
         rusher.start()

@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +245,23 @@ class Scale:
 STAGES = ("waiting_room", "draw", "sell_out")
 
 
+@contextlib.contextmanager
+def stage_stack(timeout_scale: float, payment_latency_ms: int = PAYMENT_LATENCY_MS) -> Iterator[Any]:
+    """A fresh dev stack for stages, with these timeouts and card charges, stopped after the block; what the
+    block prints to stdout is held back (Powertools' EMF lines are not measured here)."""
+    from devstack.stack import DevStack
+
+    stack = DevStack(
+        http_port=0, ws_port=0, stage="bench", timeout_scale=timeout_scale, payment_latency_ms=payment_latency_ms
+    )
+    stack.start()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield stack
+    finally:
+        stack.stop()
+
+
 def run(
     sizes: dict[str, int],
     results_dir: Path | str = RESULTS_DIR,
@@ -254,29 +271,18 @@ def run(
 ) -> dict[str, Any]:
     """Every stage, each group of stages with the same timeout scale on a fresh dev stack of its own;
     returns the figures and writes scale.json."""
-    from devstack.stack import DevStack
-
     # One buyer places many orders in the sell-out: this measures settling, not the per-user limit.
     os.environ.setdefault("LIVEDROP_ORDER_RATE_LIMIT", "1000000")
     scales = {name: sell_out_timeout_scale if name == "sell_out" else timeout_scale for name in only}
     stages: dict[str, Any] = {}
     for scale_of_group in dict.fromkeys(scales.values()):
-        stack = DevStack(
-            http_port=0, ws_port=0, stage="bench", timeout_scale=scale_of_group, payment_latency_ms=PAYMENT_LATENCY_MS
-        )
-        stack.start()
-        quiet = contextlib.redirect_stdout(io.StringIO())  # Powertools' EMF lines are not measured here
-        quiet.__enter__()
-        try:
+        with stage_stack(scale_of_group) as stack:
             say(f"dev stack up (timeout scale {scale_of_group}); signing up users")
             scale = Scale(stack, sizes)
             for name in (n for n in only if scales[n] == scale_of_group):
                 say(f"stage {name}")
                 stages[name] = {"timeout_scale": scale_of_group, **getattr(scale, name)()}
                 say(f"stage {name} done: {stages[name]}")
-        finally:
-            quiet.__exit__(None, None, None)
-            stack.stop()
     result = {"benchmark": "scale", "sizes": sizes, "stack_options": {"payment_latency_ms": PAYMENT_LATENCY_MS}}
     result["stages"] = stages
     out = Path(results_dir)

@@ -9,8 +9,6 @@ costs a drop seconds, not minutes. `python -m bench.sellout` writes bench/result
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -21,20 +19,12 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _sell_out(latency_ms: int) -> dict[str, Any]:
-    from bench.scale import Scale, say
-    from devstack.stack import DevStack
+    from bench.scale import Scale, say, stage_stack
 
-    stack = DevStack(http_port=0, ws_port=0, stage="bench", timeout_scale=1.0, payment_latency_ms=latency_ms)
-    stack.start()
-    quiet = contextlib.redirect_stdout(io.StringIO())  # Powertools' EMF lines are not measured here
-    quiet.__enter__()
-    try:
+    with stage_stack(1.0, latency_ms) as stack:
         say(f"dev stack up, charges of {latency_ms} ms")
         sizes = {"waiting_room": 0, "draw_entries": 0, "draw_stock": 0, "sell_out": UNITS, "sockets": 0}
         figures = Scale(stack, sizes).sell_out()
-    finally:
-        quiet.__exit__(None, None, None)
-        stack.stop()
     return {"payment_latency_ms": latency_ms, **figures}
 
 

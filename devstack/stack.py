@@ -262,11 +262,12 @@ class DevStack:
                 continue
             pump = self._source_pump(source, self.pool(source.handler, handler))
             self.pumps.append(iam.bind_pump(pump, source.handler))
-        # The group is listed once a second (Scheduler itself fires within a minute of a schedule's time): every
-        # listing reads every schedule of the group, and a test session leaves hundreds (each drop's end).
         self.pumps.append(
             SchedulePump(
-                self.aws.messaging_endpoint, settings.scheduler_group, self._schedule_target, poll_interval=1.0
+                self.aws.messaging_endpoint,
+                settings.scheduler_group,
+                self._schedule_target,
+                poll_interval=SCHEDULE_LIST_SECONDS,
             )
         )
         sweeper = self.handler(Fn.SWEEPER)
@@ -346,6 +347,9 @@ DEFAULT_MEMORY = 128
 PAYMENT_LATENCY_ENV = "LIVEDROP_PAYMENT_LATENCY_MS"
 # The sweeper's rate in AWS (Chalice's @app.schedule(Rate(1, MINUTES))).
 SWEEP_SECONDS = 60.0
+# How often the schedule group is listed for new schedules (Scheduler itself fires within a minute of a
+# schedule's time): each listing reads every schedule of the group, and a test session leaves hundreds.
+SCHEDULE_LIST_SECONDS = 1.0
 # On stop, what the functions still run gets this long to finish before it is discarded (refused AWS from
 # then on, as after a timeout): a schedule target waiting for its second would otherwise hold the stop.
 POOL_STOP_SECONDS = 2.0
