@@ -5,7 +5,8 @@
   units cancels a transaction or refuses a single write, as DynamoDB does;
 - a write that leaves an item as it was emits no stream record;
 - condition and update expressions are parsed once per shape;
-- a Query reads only the partition it names (devstack.moto_queries).
+- a Query reads only the partition it names (devstack.moto_queries);
+- the hot operations' responses skip moto's generic serializer (devstack.moto_fast_json).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devstack import moto_queries
+from devstack import moto_fast_json, moto_queries
 from devstack.contention import ContentionPlan, ItemGate, write_units
 
 # The serialization lock the current request thread holds (set by moto_backend.SerializedApp), and when
@@ -31,6 +32,7 @@ def install(gate: ItemGate) -> None:
     _patch_moto_transactions()
     _patch_expression_cache()
     moto_queries.install()
+    moto_fast_json.install()
 
 
 class _TransactionJournal:
