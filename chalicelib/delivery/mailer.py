@@ -7,6 +7,7 @@ List-Unsubscribe=One-Click`, which mail providers turn into an "Unsubscribe" but
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -65,21 +66,66 @@ def compose(event: Envelope, user_id: str, address: str) -> Email:
     label, path = _ACTIONS[kind]
     link = settings.web_url + path.format(**fields)
     stop = unsubscribe_url(user_id, kind)
-    message = EmailMessage()
-    message["From"] = settings.email_from
-    message["To"] = address
-    message["Subject"] = _SUBJECTS[kind]
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=settings.email_from.rpartition("@")[2] or None)
-    message["List-Unsubscribe"] = f"<{stop}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(f"{line}\n\n{label}: {link}\n\nStop these e-mails: {stop}\n")
-    message.add_alternative(
+    headers = {
+        "From": settings.email_from,
+        "To": address,
+        "Subject": _SUBJECTS[kind],
+        "Date": formatdate(usegmt=True),
+        "Message-ID": make_msgid(domain=settings.email_from.rpartition("@")[2] or None),
+        "List-Unsubscribe": f"<{stop}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    text = f"{line}\n\n{label}: {link}\n\nStop these e-mails: {stop}\n"
+    html = (
         f'<p>{escape(line)}</p><p><a href="{escape(link)}">{escape(label)}</a></p>'
-        f'<p style="font-size:small"><a href="{escape(stop)}">Stop these e-mails</a></p>',
-        subtype="html",
+        f'<p style="font-size:small"><a href="{escape(stop)}">Stop these e-mails</a></p>'
     )
-    return Email(address, _SUBJECTS[kind], message.as_bytes())
+    raw = plain_mime(headers, text, html) or _mime(headers, text, html)
+    return Email(address, _SUBJECTS[kind], raw)
+
+
+def _mime(headers: dict[str, str], text: str, html: str) -> bytes:
+    """The message as the standard library writes it: any header or body, encoded as needed."""
+    message = EmailMessage()
+    for name, value in headers.items():
+        message[name] = value
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message.as_bytes()
+
+
+# RFC 5322: a line is at most 998 characters (78 recommended; a link cannot be folded anyway).
+_MAX_LINE = 998
+CRLF = "\r\n"
+
+
+def plain_mime(headers: dict[str, str], text: str, html: str) -> bytes | None:
+    """The same multipart/alternative message written directly, when everything in it is printable
+    ASCII on short lines (the usual case: the templates, ids, links and the address are), else None.
+
+    The standard library's writer parses every header it is given back into a structured header and
+    costs about 1.3 ms of CPU a message; this costs a few microseconds, and a fan's confirmation
+    e-mail goes out with every order."""
+    if not all(_plain(value, _MAX_LINE - len(name) - 2) for name, value in headers.items()):
+        return None
+    if not all(_plain(body_line, _MAX_LINE) for body in (text, html) for body_line in body.split("\n")):
+        return None
+    boundary = "=_" + uuid.uuid4().hex
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    # Each body ends with a line break (the standard library adds one), then the boundary's own.
+    parts = "".join(
+        f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: 7bit\r\n\r\n{body.rstrip(chr(10)).replace(chr(10), CRLF)}\r\n\r\n"
+        for subtype, body in (("plain", text), ("html", html))
+    )
+    return (
+        f"{head}MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n{parts}--{boundary}--\r\n'
+    ).encode("ascii")
+
+
+def _plain(value: str, longest: int) -> bool:
+    return len(value) <= longest and value.isascii() and all(" " <= c <= "~" for c in value)
 
 
 def send(email: Email) -> str:
