@@ -55,8 +55,9 @@ synth: $(STAMP)
 	@echo "synthesized infra/cdk.out/$(STAGE).template.json"
 
 # Figures go to bench/results/ (not tracked); `make bench-publish` puts the last run's in docs/benchmarks.md.
+# `make bench PROFILE=1` also records a py-spy profile of each measured phase (its figures then read low).
 bench: $(STAMP)
-	$(PY) -m bench
+	$(if $(PROFILE),LIVEDROP_BENCH_PROFILE=$(PROFILE) )$(PY) -m bench
 
 bench-publish: $(STAMP)
 	$(PY) -m bench.publish

@@ -5,8 +5,11 @@ processes, the load clients), summarized as where the samples went.
         ...
 
 Writes bench/results/profile-<name>.txt (py-spy's collapsed stacks) and returns a summary: share of
-samples by process and the functions with the most samples of their own. Skipped (an empty summary)
-where py-spy is not installed or may not attach; `LIVEDROP_BENCH_PROFILE=0` turns it off.
+samples by process and the functions with the most samples of their own. Off unless
+`LIVEDROP_BENCH_PROFILE=1` (`make bench PROFILE=1`): sampling the stack's 150 threads 50 times a second
+takes CPU from what it measures (2,000 orders at 32 buyers: 19.0 orders/s profiled, 30.2 not, same
+code and hour), so a profiled run's figures are for finding where time goes, not for publishing.
+Skipped (an empty summary) where py-spy is not installed or may not attach.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def profiled(name: str, seconds: float, rate: int = 50) -> Iterator[dict[str, An
     """Profile this process tree for up to `seconds` while the block runs; the dict gets the summary."""
     report: dict[str, Any] = {}
     tool = _py_spy()
-    if tool is None or os.environ.get("LIVEDROP_BENCH_PROFILE", "1") == "0":
+    if tool is None or os.environ.get("LIVEDROP_BENCH_PROFILE", "0") != "1":
         yield report
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
