@@ -74,7 +74,8 @@ def test_the_direct_writer_reads_back_as_the_standard_librarys_message(address: 
     text = f"Payment went through: your order {order_id} is confirmed.\n\nStop these e-mails: {stop}\n"
     html = f'<p>your order {order_id}</p><p><a href="{stop}">Stop these e-mails</a></p>'
     direct = mailer.plain_mime(headers, text, html)
-    printable = all(" " <= c <= "~" for c in address + order_id + stop)
+    # (A line break in a body only starts another line.)
+    printable = all(" " <= c <= "~" for c in address + order_id.replace("\n", "") + stop)
     assert (direct is not None) == printable
     if direct is None:
         return
