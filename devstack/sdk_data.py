@@ -13,6 +13,10 @@ The data is read-only and the same for every session with the same search paths,
 what the loaders' two parsing methods answer in one process-wide cache, keyed by the loader's search
 paths, its extras and the call's arguments (a loader's own per-instance cache keys on the arguments
 only). Module globals of the app stay per copy: only the SDK's parsed files are shared.
+
+It also remembers what botocore's `sanitize_user_agent_string_component` answers, a pure function of its
+two arguments: botocore rebuilds the User-Agent header for every request, cleaning each of its
+components character by character, which was 5 % of the dev stack process's CPU in an order rush.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from botocore import loaders
+from botocore import loaders, useragent
 
 _lock = threading.Lock()
 _installed = False
@@ -52,6 +56,10 @@ def install() -> None:
             return
         for name in PARSING_METHODS:
             setattr(loaders.Loader, name, _shared(getattr(loaders.Loader, name)))
+        # (The header's components are the SDK's, the service's and the operation's names: a few hundred.)
+        useragent.sanitize_user_agent_string_component = functools.lru_cache(maxsize=4096)(
+            useragent.sanitize_user_agent_string_component
+        )
         _installed = True
 
 
