@@ -68,7 +68,7 @@ def make_fans(count: int, workers: int = 8) -> list[Fan]:
         return list(pool.map(one, range(count)))
 
 
-FOLLOW_ATTEMPTS = 8
+FOLLOW_ATTEMPTS = 20  # tries of a follow refused as busy, each after a longer pause
 
 
 def follow_all(fans: list[Fan], creator_id: str, workers: int = 8) -> None:
