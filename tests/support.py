@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,6 +168,25 @@ def stop_process(process: subprocess.Popen[str]) -> None:
 
 
 T = TypeVar("T")
+BUSY_ATTEMPTS = 20  # tries of a write refused as busy, each after a longer pause
+
+
+def each_accepted(call: Callable[[Any], T], items: Iterable[Any], workers: int = 8) -> list[T]:
+    """`call(item)` for every item, `workers` at a time. A call refused as `try_again` (an item it writes
+    was busy with another write: the dev stack's contention model, as DynamoDB) is tried again after a
+    growing random pause, as a client retries a 503; a refused call wrote nothing."""
+    from chalicelib.core.errors import TryAgainError
+
+    def accepted(item: Any) -> T:
+        for attempt in range(1, BUSY_ATTEMPTS):
+            try:
+                return call(item)
+            except TryAgainError:
+                time.sleep(random.uniform(0.02, 0.05) * attempt)
+        return call(item)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(accepted, items))
 
 
 def wait_for(check: Callable[[], T], timeout: float = 60.0, every: float = 0.1) -> T:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib.domain import accounts, follows
-from tests.e2e.support import Fan, follow_all
+from tests.support import each_accepted
 
 
 @pytest.fixture()
@@ -62,7 +62,7 @@ def test_pagination_of_250_followers(api, new_user) -> None:
     creator_id = api.get("/me", owner.token).json()["creator_id"]
     ids = [str(uuid.uuid4()) for _ in range(250)]
     # Eight at a time, a refused follow (`try_again`: the follower count was busy) tried again, as a client does.
-    follow_all([Fan(user_id=uid, token="") for uid in ids], creator_id)
+    each_accepted(lambda uid: follows.follow(uid, creator_id), ids)
     assert accounts.get_creator(creator_id).follower_count == 250
     seen: list[str] = []
     pages = 0
@@ -110,7 +110,7 @@ def test_slices_cover_every_follower_exactly_once(api, new_user) -> None:
     creator_id = api.get("/me", owner.token).json()["creator_id"]
     ids = [str(uuid.uuid4()) for _ in range(300)] + ["0000", "ffff-last", "zz-not-hex", "A-upper"]
     # Eight at once on one creator's count contend, as in DynamoDB: a client told to try again does.
-    follow_all([Fan(user_id=uid, token="") for uid in ids], creator_id)
+    each_accepted(lambda uid: follows.follow(uid, creator_id), ids)
     for count in (1, 3, 8, 16):
         seen: list[str] = []
         for part in follows.follower_slices(count):

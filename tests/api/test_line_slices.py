@@ -17,8 +17,7 @@ from chalicelib.delivery import line_notices, line_slices, serving
 from chalicelib.domain import lines
 from chalicelib.schema.messages import Envelope
 from chalicelib.schema.models import Admission, Line, Notification
-from tests.e2e.support import until_accepted
-from tests.support import open_shop, place_line, sale_drop
+from tests.support import each_accepted, open_shop, place_line, sale_drop
 
 
 @pytest.fixture()
@@ -54,9 +53,7 @@ def joined_line(api, shop, mode: str, users: int, stock: int, start: float = 600
     join = lines.enter_draw if mode == "draw" else lines.join_queue
     at = start_ms - 1000
     # Eight at once on one line's counters contend, as in DynamoDB: a join told to try again is tried again.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        names = [f"u_{uuid.uuid4().hex}" for _ in range(users)]
-        list(pool.map(lambda user: until_accepted(lambda: join(user, drop_id, at_ms=at)), names))
+    each_accepted(lambda user: join(user, drop_id, at_ms=at), [f"u_{uuid.uuid4().hex}" for _ in range(users)])
     return drop_id, start_ms
 
 

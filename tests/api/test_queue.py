@@ -18,8 +18,7 @@ from chalicelib.delivery import serving
 from chalicelib.domain import admissions, lines
 from chalicelib.schema.db import now_ms
 from chalicelib.schema.models import Admission, Drop, Line, Order
-from tests.e2e.support import until_accepted
-from tests.support import open_shop, place_line, place_order, sale_drop
+from tests.support import each_accepted, open_shop, place_line, place_order, sale_drop
 
 TOKEN = "tok_threeDSecureRequired"  # stays pending: the payments consumer leaves the stock alone
 
@@ -133,9 +132,8 @@ def test_queue_orders_and_the_stock_invariant_under_concurrency(api, shop) -> No
     take_line_off_the_tick(drop_id)
     start = parse_time("start_time", drop["start_time"])
     users = [f"u_{uuid.uuid4().hex}" for _ in range(40)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        # (A join refused because the line's counters were busy is tried again, as a client does.)
-        list(pool.map(lambda user: until_accepted(lambda: lines.join_queue(user, drop_id, at_ms=start - 1000)), users))
+    # (A join refused because the line's counters were busy is tried again, as a client does.)
+    each_accepted(lambda user: lines.join_queue(user, drop_id, at_ms=start - 1000), users)
     serving.advance(drop_id, start)
     place_line(drop_id)
     wait_for_start(start)

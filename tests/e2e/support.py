@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 
 from chalicelib.core.config import get_settings
-from chalicelib.core.errors import TryAgainError
 from chalicelib.domain import follows
-from tests.support import iso  # noqa: F401 - the e2e tests take it from here too
+from tests.support import (
+    each_accepted,
+    iso,  # noqa: F401 - the e2e tests take it from here too
+)
 
 
 def parse_iso(text: str) -> float:
@@ -69,29 +69,10 @@ def make_fans(count: int, workers: int = 8) -> list[Fan]:
         return list(pool.map(one, range(count)))
 
 
-T = TypeVar("T")
-FOLLOW_ATTEMPTS = 20  # tries of a call refused as busy, each after a longer pause
-
-
-def until_accepted(call: Callable[[], T]) -> T:
-    """`call()`, tried again after a growing random pause while it is refused as `try_again` (an item it
-    writes was busy with another write: the dev stack's contention model, as DynamoDB), as a client retries
-    a 503; a refused call wrote nothing."""
-    for attempt in range(1, FOLLOW_ATTEMPTS + 1):
-        try:
-            return call()
-        except TryAgainError:
-            if attempt == FOLLOW_ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0.02, 0.05) * attempt)
-    raise AssertionError("unreachable")
-
-
 def follow_all(fans: list[Fan], creator_id: str, workers: int = 8) -> None:
-    """Make every fan follow the creator, eight at a time: a follow refused because the creator's follower
-    count was busy is tried again (until_accepted)."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda fan: until_accepted(lambda: follows.follow(fan.user_id, creator_id)), fans))
+    """Make every fan follow the creator, `workers` at a time: a follow refused because the creator's
+    follower count was busy is tried again (tests.support.each_accepted)."""
+    each_accepted(lambda fan: follows.follow(fan.user_id, creator_id), fans, workers)
 
 
 def make_shop(api: Any, owner_token: str) -> tuple[str, str]:
