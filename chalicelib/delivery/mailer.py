@@ -96,7 +96,6 @@ def _mime(headers: dict[str, str], text: str, html: str) -> bytes:
 
 # RFC 5322: a line is at most 998 characters (78 recommended; a link cannot be folded anyway).
 _MAX_LINE = 998
-CRLF = "\r\n"
 
 
 def plain_mime(headers: dict[str, str], text: str, html: str) -> bytes | None:
@@ -113,10 +112,11 @@ def plain_mime(headers: dict[str, str], text: str, html: str) -> bytes | None:
     boundary = "=_" + uuid.uuid4().hex
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     # Each body ends with a line break (the standard library adds one), then the boundary's own.
+    bodies = {subtype: body.rstrip("\n").replace("\n", "\r\n") for subtype, body in (("plain", text), ("html", html))}
     parts = "".join(
         f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-        f"Content-Transfer-Encoding: 7bit\r\n\r\n{body.rstrip(chr(10)).replace(chr(10), CRLF)}\r\n\r\n"
-        for subtype, body in (("plain", text), ("html", html))
+        f"Content-Transfer-Encoding: 7bit\r\n\r\n{body}\r\n\r\n"
+        for subtype, body in bodies.items()
     )
     return (
         f"{head}MIME-Version: 1.0\r\n"
@@ -125,7 +125,8 @@ def plain_mime(headers: dict[str, str], text: str, html: str) -> bytes | None:
 
 
 def _plain(value: str, longest: int) -> bool:
-    return len(value) <= longest and value.isascii() and all(" " <= c <= "~" for c in value)
+    # (Of ASCII, exactly space to tilde is printable.)
+    return len(value) <= longest and value.isascii() and value.isprintable()
 
 
 def send(email: Email) -> str:
