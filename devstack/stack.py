@@ -25,6 +25,7 @@ from devstack.lambda_runtime import concurrency_from_env, serve_concurrently
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
+from devstack.ws_process import GatewayProcess
 
 log = logging.getLogger("devstack")
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ class DevStack:
         self.env: dict[str, str] = {}
         self.app_module: ModuleType | None = None
         self.http: Any = None
-        self.ws: Any = None
+        self.ws: GatewayProcess | None = None
         self.pumps: list[Pump] = []
         self.unwired: list[str] = []
         self.iam: iam.Enforcer | None = None
@@ -68,10 +69,12 @@ class DevStack:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> DevStack:
-        from devstack.ws_gateway import WebSocketGateway
-
         sdk_data.install()  # every client the stack and its functions' copies build parses botocore's files once
         try:
+            # The WebSocket gateway runs in a process of its own (devstack.ws_process says why); it starts
+            # while the embedded AWS does.
+            self.ws = GatewayProcess(port=self.ws_port)
+            self.ws.launch()
             if self.payment_latency_ms is not None:
                 os.environ[PAYMENT_LATENCY_ENV] = str(self.payment_latency_ms)
             self.aws.start()
@@ -85,11 +88,7 @@ class DevStack:
             self.enforce_iam()
             # The gateway must listen before the app is imported: the app's pusher reads the
             # management endpoint from its settings. Its handlers resolve the app lazily.
-            self.ws = WebSocketGateway(
-                {route: self.pool(name, self._ws_handler(name)) for route, name in _WS_ROUTES.items()},
-                port=self.ws_port,
-            )
-            self.ws.start()
+            self.ws.start({route: self.pool(name, self._ws_handler(name)) for route, name in _WS_ROUTES.items()})
             os.environ["LIVEDROP_WS_MANAGEMENT_ENDPOINT"] = self.ws.management_endpoint
             self.env["LIVEDROP_WS_MANAGEMENT_ENDPOINT"] = self.ws.management_endpoint
             self._load_app()
@@ -130,11 +129,14 @@ class DevStack:
 
     def failure(self) -> str | None:
         """One line on a child process that died under the running stack, or None while all is well."""
-        code = self.aws.exit_code
-        if code is None:
-            return None
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        return f"the embedded AWS (pid {self.aws.pid}) {how}; the dev stack cannot serve without it"
+        children = [("the embedded AWS", self.aws.pid, self.aws.exit_code)]
+        if self.ws is not None:
+            children.append(("the WebSocket gateway", self.ws.pid, self.ws.exit_code))
+        for what, pid, code in children:
+            if code is not None:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                return f"{what} (pid {pid}) {how}; the dev stack cannot serve without it"
+        return None
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -149,6 +151,7 @@ class DevStack:
 
     @property
     def ws_url(self) -> str:
+        assert self.ws is not None, "the stack is not started"
         return self.ws.url
 
     @property
@@ -240,7 +243,7 @@ class DevStack:
             port=self.http_port,
             static_dir=ROOT / "web",
             # The dev stage's page links to the e-mails the stack sent (GET /_dev/emails).
-            web_config={"ws_url": self.ws.url, "dev_emails": "/_dev/emails"},
+            web_config={"ws_url": self.ws_url, "dev_emails": "/_dev/emails"},
             pool=self.pool(API_HANDLER, self._api_handler()),
         )
         # Links in e-mails (unsubscribe, a drop) point at this gateway, known once it is bound.

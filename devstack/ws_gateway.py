@@ -39,7 +39,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -58,6 +58,14 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+@runtime_checkable
+class Function(Protocol):
+    """What runs a route: a devstack.environments.FunctionPool, or devstack.ws_process's stand-in for one in
+    another process."""
+
+    async def invoke_async(self, event: dict[str, Any], context: Any = None, *, throttle: bool = True) -> Any: ...
+
+
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's integration timeout
 MAX_FRAME_BYTES = 32 * 1024  # API Gateway's WebSocket frame limit (a message may span frames up to 128 KB)
 LAMBDA_TIMEOUT = 60.0  # what get_remaining_time_in_millis() counts down from (Chalice's default)
@@ -69,7 +77,7 @@ class WebSocketGateway:
 
     def __init__(
         self,
-        handlers: Mapping[str, Handler | FunctionPool],
+        handlers: Mapping[str, Handler | Function],
         host: str = "127.0.0.1",
         port: int = 0,
         management_port: int = 0,
@@ -105,7 +113,7 @@ class WebSocketGateway:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._loop_thread: threading.Thread | None = None
-        self._pools: dict[str, FunctionPool] = {}
+        self._pools: dict[str, Function] = {}
         self._own_pools: list[FunctionPool] = []
         self._management_sock: socket.socket | None = None
         self._management: HttpServer | None = None
@@ -128,7 +136,7 @@ class WebSocketGateway:
         return f"http://{self._host}:{self._management_bound_port}"
 
     @property
-    def pools(self) -> dict[str, FunctionPool]:
+    def pools(self) -> dict[str, Function]:
         """The execution environments of each route ($connect, $default, $disconnect)."""
         return dict(self._pools)
 
@@ -138,7 +146,7 @@ class WebSocketGateway:
             raise RuntimeError("gateway already started")
         self._stopping = False
         for route, handler in self._handlers.items():
-            if isinstance(handler, FunctionPool):
+            if isinstance(handler, Function):
                 self._pools[route] = handler
             else:
                 pool = FunctionPool(

@@ -1,5 +1,6 @@
-"""The dev stack watches its embedded AWS: if that process dies, `python -m devstack` says so in one
-line and exits non-zero; and /health answers 503 when the data store does not answer."""
+"""The dev stack watches its child processes (the embedded AWS, the WebSocket gateway): if one dies,
+`python -m devstack` says so in one line and exits non-zero; and /health answers 503 when the data store
+does not answer."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from devstack.identity import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.devstack.test_devstack_process import _free_port
 from tests.support import child_pids, stop_process
@@ -20,7 +23,15 @@ from tests.support import child_pids, stop_process
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_stack_exits_non_zero_with_one_line_when_its_embedded_aws_dies(tmp_path) -> None:
+def _command_line(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+CHILDREN = [("devstack.moto_backend", "the embedded AWS"), ("devstack.ws_process", "the WebSocket gateway")]
+
+
+@pytest.mark.parametrize(("module", "what"), CHILDREN)
+def test_the_stack_exits_non_zero_with_one_line_when_a_child_process_dies(tmp_path, module, what) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEDROP_")}
     errors = (tmp_path / "stderr").open("w+")
     process = subprocess.Popen(
@@ -39,16 +50,16 @@ def test_the_stack_exits_non_zero_with_one_line_when_its_embedded_aws_dies(tmp_p
             if not line or line.strip() == "LiveDrop dev stack ready":
                 break
         assert line.strip() == "LiveDrop dev stack ready", errors.read()
-        # The embedded AWS runs as one process per service group; losing any one of them is fatal.
-        children = child_pids(process.pid)
-        assert children, "the embedded AWS runs as child processes"
-        embedded = max(children)
-        os.kill(embedded, signal.SIGKILL)
+        # The embedded AWS runs as one process per service group, the gateway as one more; losing any is fatal.
+        children = [pid for pid in child_pids(process.pid) if f"-m {module} " in _command_line(pid)]
+        assert children, f"{module} runs as a child process"
+        victim = max(children)
+        os.kill(victim, signal.SIGKILL)
         code = process.wait(timeout=60)
         assert code != 0
         errors.seek(0)
-        said = [line for line in errors.read().splitlines() if "embedded AWS" in line]
-        assert said == [f"error: the embedded AWS (pid {embedded}) was killed by signal 9; "
+        said = [line for line in errors.read().splitlines() if line.startswith("error:")]
+        assert said == [f"error: {what} (pid {victim}) was killed by signal 9; "
                         "the dev stack cannot serve without it; stopping"]  # fmt: skip
     finally:
         stop_process(process)
