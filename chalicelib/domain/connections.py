@@ -36,7 +36,6 @@ log = logging.getLogger("livedrop.connections")
 CONNECTION_TTL = timedelta(hours=2, minutes=10)
 MAX_CONNECTIONS_PER_USER = 10
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 50
-_KEY_BATCH = 100  # BatchGetItem's limit
 # A buyer's connections as a push last found them: a rush's orders of one buyer, and the several order
 # events of one order, cost one lookup. Only a buyer with open sockets is remembered: "no socket" is
 # never cached, so a buyer who opens the page right after an order gets the next push. Bounded
@@ -292,9 +291,6 @@ def online_followers(creator_id: str) -> list[str]:
     # Quota rows have no user_id: only connections are read.
     for row in Connection.scan(Connection.user_id.exists(), attributes_to_get=["connection_id", "user_id"]):
         by_user.setdefault(row.user_id, []).append(row.connection_id)
-    users = list(by_user)
-    following: list[str] = []
-    for start in range(0, len(users), _KEY_BATCH):
-        keys = [(creator_id, user_id) for user_id in users[start : start + _KEY_BATCH]]
-        following.extend(row.user_id for row in Follow.batch_get(keys, attributes_to_get=["creator_id", "user_id"]))
-    return [connection_id for user_id in following for connection_id in by_user[user_id]]
+    keys = [{"creator_id": creator_id, "user_id": user_id} for user_id in by_user]
+    following = batch_get({Follow: keys}, {Follow: ["user_id"]})[Follow]
+    return [connection_id for row in following for connection_id in by_user[row["user_id"]]]

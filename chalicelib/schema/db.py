@@ -4,9 +4,11 @@ reported by the caller's own labels (PynamoDB reorders operations inside a trans
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.core import aws, ports
 from chalicelib.core.errors import TryAgainError
 from chalicelib.core.observability import count
+from chalicelib.core.threads import in_context
 
 CONFLICT_RETRIES = 5
 # Cancellation reasons that say "busy", not "refused": the same transaction may simply be tried again.
@@ -185,19 +188,22 @@ def is_transient(error: BaseException) -> bool:
 
 
 BATCH_GET_KEYS = 100  # BatchGetItem's limit per call, all tables together
+BATCH_GET_PARALLEL = 8
 _BATCH_GET_TRIES = 5
+_reader_pool: ThreadPoolExecutor | None = None
+_reader_lock = threading.Lock()
 
 
 def batch_get(
     wanted: dict[type[Model], list[dict[str, str]]], attributes: dict[type[Model], list[str]]
 ) -> dict[type[Model], list[dict[str, Any]]]:
     """The items of several tables' keys (string keys only), each with only `attributes`, in as few
-    BatchGetItem calls as DynamoDB allows: one per BATCH_GET_KEYS keys whatever the tables. Unprocessed
-    keys are asked again (a few times); an item that does not exist is simply absent from the answer."""
+    BatchGetItem calls as DynamoDB allows: one per BATCH_GET_KEYS keys whatever the tables, up to
+    BATCH_GET_PARALLEL of them at once. Unprocessed keys are asked again (a few times); an item that does
+    not exist is simply absent from the answer."""
     by_table = {model.Meta.table_name: model for model in wanted}
     keys = [(model.Meta.table_name, key) for model, model_keys in wanted.items() for key in model_keys]
-    found: dict[type[Model], list[dict[str, Any]]] = {model: [] for model in wanted}
-    client = aws.client("dynamodb")
+    requests: list[dict[str, Any]] = []
     for start in range(0, len(keys), BATCH_GET_KEYS):
         request: dict[str, Any] = {}
         for table, key in keys[start : start + BATCH_GET_KEYS]:
@@ -211,17 +217,40 @@ def batch_get(
                 },
             )
             entry["Keys"].append({name: {"S": value} for name, value in key.items()})
-        for attempt in range(_BATCH_GET_TRIES):
-            answer = client.batch_get_item(RequestItems=request)
-            for table, items in answer.get("Responses", {}).items():
-                found[by_table[table]].extend({k: _plain(v) for k, v in item.items()} for item in items)
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(min(0.05 * 2**attempt, 0.5) * random.random())
-        else:
-            raise TryAgainError("DynamoDB left keys unread; try again")
+        requests.append(request)
+    # A big read (a creator's online followers) waits for its slowest call rather than for all in turn.
+    answers = (
+        _readers().map(in_context(_batch_get_all), requests) if len(requests) > 1 else map(_batch_get_all, requests)
+    )
+    found: dict[type[Model], list[dict[str, Any]]] = {model: [] for model in wanted}
+    for answer in answers:
+        for table, items in answer.items():
+            found[by_table[table]].extend({k: _plain(v) for k, v in item.items()} for item in items)
     return found
+
+
+def _batch_get_all(request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """One BatchGetItem of at most BATCH_GET_KEYS keys, asked again for what DynamoDB left unprocessed."""
+    client = aws.client("dynamodb")
+    found: dict[str, list[dict[str, Any]]] = {}
+    for attempt in range(_BATCH_GET_TRIES):
+        answer = client.batch_get_item(RequestItems=request)
+        for table, items in answer.get("Responses", {}).items():
+            found.setdefault(table, []).extend(items)
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            return found
+        time.sleep(min(0.05 * 2**attempt, 0.5) * random.random())
+    raise TryAgainError("DynamoDB left keys unread; try again")
+
+
+def _readers() -> ThreadPoolExecutor:
+    global _reader_pool
+    if _reader_pool is None:
+        with _reader_lock:
+            if _reader_pool is None:
+                _reader_pool = ThreadPoolExecutor(max_workers=BATCH_GET_PARALLEL, thread_name_prefix="batch-get")
+    return _reader_pool
 
 
 def _plain(value: dict[str, Any]) -> Any:
