@@ -294,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     conn = Connection(args.fd)
     caller = _Caller(conn)
-    message = conn.recv()
+    try:
+        message = conn.recv()
+    except (EOFError, OSError):
+        return 0  # the dev stack stopped (or failed to start) before it asked for a gateway
     options: dict[str, Any] = message[1]
     routes = ("$connect", "$default", "$disconnect")
     gateway = WebSocketGateway({route: caller.route(route) for route in routes}, **options)

@@ -8,8 +8,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -147,3 +151,19 @@ def test_a_dead_child_is_reported(serve) -> None:
     _until(lambda: gateway.exit_code is not None, "the child's exit seen")
     assert gateway.exit_code == -signal.SIGKILL
     gateway.stop()  # still stops cleanly
+
+
+def test_a_stack_that_stops_before_asking_for_a_gateway_ends_the_child_quietly() -> None:
+    # What a start that fails early does (a data folder refused, say): the parent closes its end unused.
+    mine, theirs = socket.socketpair()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "devstack.ws_process", "--fd", str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        cwd=Path(__file__).resolve().parents[2],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    theirs.close()
+    mine.close()
+    _, errors = child.communicate(timeout=DEADLINE)
+    assert child.returncode == 0 and errors == ""
