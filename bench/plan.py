@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from bench import cost
-from chalicelib.delivery.notifications import FOLLOWERS_PER_SLICE
+from chalicelib.delivery.notifications import DROP_PUSH_SLICE, FOLLOWERS_PER_SLICE
 from chalicelib.delivery.pusher import PUSH_WORKERS
 from chalicelib.schema.functions import ACCESS
 
@@ -49,7 +49,7 @@ class Drop:
     charge_concurrency: int = 10
     connect_window_s: float = 60.0  # followers open their sockets over the minute before the start
     seal_slices: int = 1  # invocations that seal or draw at once (1: one invocation does it all)
-    push_slices: int = 1  # invocations that post drop_started at once (1: one does it all)
+    push_slices: int = 0  # slices of drop_started's push posted at once (0: as many as notify's event source allows)
 
 
 @dataclass
@@ -94,9 +94,13 @@ def plan(drop: Drop, per: dict[str, float], per_order_usd: float, caps: dict[str
     result = Plan()
     deliver_cap, payments_cap, notify_cap = caps["deliver"], caps["payments"], caps["notify"]
 
-    # notify: drop_started posted to every connected follower, PUSH_WORKERS posts at once per
-    # invocation, in `push_slices` invocations at once; inbox rows follow in FOLLOWERS_PER_SLICE slices.
-    notify_s = drop.followers * per["push_ms"] / 1000 / PUSH_WORKERS / max(1, drop.push_slices)
+    # notify: drop_started posted to every connected follower in slices of DROP_PUSH_SLICE connections
+    # (notifications.push_in_slices), each an invocation posting PUSH_WORKERS at a time, as many at once as
+    # the notify event source allows (or `push_slices`); inbox rows follow in FOLLOWERS_PER_SLICE slices.
+    slices = math.ceil(drop.followers / DROP_PUSH_SLICE)
+    at_once = max(1, min(slices, drop.push_slices or notify_cap))
+    slice_s = min(drop.followers, DROP_PUSH_SLICE) * per["push_ms"] / 1000 / PUSH_WORKERS
+    notify_s = math.ceil(slices / at_once) * slice_s
     posts_per_s = drop.followers / notify_s if notify_s else 0.0
     if posts_per_s + drop.order_rate > API_REQUESTS_PER_S:
         notify_s = drop.followers / (API_REQUESTS_PER_S - drop.order_rate)
@@ -105,11 +109,11 @@ def plan(drop: Drop, per: dict[str, float], per_order_usd: float, caps: dict[str
             f"{API_REQUESTS_PER_S:,} default; at the default, notify takes {notify_s:.1f} s"
         )
     push_timeout = ACCESS["fanout"].timeout
-    if notify_s > push_timeout:
+    if slice_s > push_timeout:
         posts = int(push_timeout * PUSH_WORKERS / (per["push_ms"] / 1000))
         result.notes.append(
             f"one fanout invocation posts about {posts:,} pushes in its {push_timeout} s timeout: "
-            f"slice drop_started into at least {math.ceil(drop.followers / posts)} invocations"
+            f"a slice of {DROP_PUSH_SLICE:,} connections does not fit"
         )
     result.stages["notify (drop_started)"] = notify_s
     result.stages["inbox rows (drop_started)"] = (
@@ -205,13 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--order-rate", type=float, default=150.0, help="orders/s the front door takes")
     parser.add_argument("--payment-latency-ms", type=float, default=cost.DEFAULT_PAYMENT_LATENCY_MS)
     parser.add_argument("--seal-slices", type=int, default=1, help="invocations sealing or drawing at once")
-    parser.add_argument("--push-slices", type=int, default=1, help="invocations posting drop_started at once")
+    parser.add_argument(
+        "--push-slices", type=int, default=0, help="slices of drop_started posted at once (0: notify's concurrency)"
+    )
     args = parser.parse_args(argv)
     for name in ("followers", "entrants", "stock"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0")
-    if args.order_rate <= 0 or args.payment_latency_ms <= 0 or min(args.seal_slices, args.push_slices) < 1:
-        parser.error("--order-rate and --payment-latency-ms must be > 0, --seal-slices and --push-slices >= 1")
+    if args.order_rate <= 0 or args.payment_latency_ms <= 0 or args.seal_slices < 1 or args.push_slices < 0:
+        parser.error("--order-rate and --payment-latency-ms must be > 0, --seal-slices >= 1, --push-slices >= 0")
     drop = Drop(
         args.followers,
         args.entrants,

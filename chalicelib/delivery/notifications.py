@@ -34,6 +34,8 @@ log = logging.getLogger("livedrop.notifications")
 MIN_SLICES = 8
 MAX_SLICES = 64
 FOLLOWERS_PER_SLICE = 250  # one deliver message reads at most this many followers, then re-enqueues the rest
+# Connections one fanout invocation posts a drop event to; beyond it, other invocations post slices at once.
+DROP_PUSH_SLICE = 250
 INBOX_TTL = timedelta(days=90)
 INBOX_DELAY_SECONDS = 2
 _INBOX_PAGE = {"user_id": "S", "sort_key": "S"}
@@ -79,7 +81,45 @@ def notify_drop_audience(event: Envelope) -> None:
     targets = connections.subscribers_of(drop_id) + connections.online_followers(creator_id)
     if owner is not None:
         targets += connections.push_targets_of(owner)
-    ports.pusher().push(targets, event.frame(), event.occurred_at_ms)  # the pusher sends each connection once
+    push_in_slices(event, list(dict.fromkeys(targets)))  # each connection once
+
+
+def push_in_slices(event: Envelope, targets: list[str]) -> None:
+    """Post a drop event to the first DROP_PUSH_SLICE connections now, and put the rest on the notify queue in
+    slices of DROP_PUSH_SLICE, which other fanout invocations post meanwhile: a big audience is reached in
+    the time of one slice, and no invocation posts more than its timeout allows.
+
+    The slices are queued first; each is claimed by its index (consumers.NotifyBatch), so when this
+    invocation is retried its slices are not posted twice."""
+    rest = [
+        drop_push_slice(event, index, targets[at : at + DROP_PUSH_SLICE])
+        for index, at in enumerate(range(DROP_PUSH_SLICE, len(targets), DROP_PUSH_SLICE), start=1)
+    ]
+    if rest:
+        send_messages(topology.NOTIFY, rest)
+    ports.pusher().push(targets[:DROP_PUSH_SLICE], event.frame(), event.occurred_at_ms)
+
+
+def drop_push_slice(event: Envelope, index: int, connection_ids: list[str]) -> dict[str, Any]:
+    """A notify-queue message: slice `index` of the push of drop event `event` to `connection_ids`."""
+    return {"kind": DeliverKind.DROP_PUSH_SLICE.value, "event": event.as_dict(), "index": index, "ids": connection_ids}
+
+
+def slice_key(message: dict[str, Any]) -> str:
+    """The idempotency key of a drop push slice (PoisonMessageError when the message is not one)."""
+    event = Envelope.parse(message.get("event"))
+    index, ids = message.get("index"), message.get("ids")
+    valid_ids = isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+    if not (isinstance(index, int) and not isinstance(index, bool) and valid_ids):
+        raise PoisonMessageError("malformed drop push slice")
+    return f"fanout#{event.event_id}#{index}"
+
+
+def push_slice(message: dict[str, Any]) -> None:
+    """Post one slice of a drop event's audience (a message push_in_slices queued)."""
+    slice_key(message)  # poison first
+    event = Envelope.parse(message["event"])
+    ports.pusher().push(message["ids"], event.frame(), event.occurred_at_ms)
 
 
 def owner_to_tell(event: Envelope, owner: str | None) -> str | None:

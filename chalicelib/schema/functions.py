@@ -44,6 +44,7 @@ from chalicelib.schema.topology import (
     DELIVER,
     LINES,
     LIVE_STOCK,
+    NOTIFY,
     QUEUE_SOURCES,
     STREAM_SOURCES,
     Fn,
@@ -218,7 +219,8 @@ ACCESS: dict[str, FunctionAccess] = {
         read=(*_NOTIFY_READ, table(Creator), table(Follow), table(Notification), table(Connection)),
         scan=(table(Connection),),
         write=_NOTIFY_WRITE,
-        send=(DELIVER.name,),
+        # Deliver: the inbox slices; notify: a big audience's push of a drop event, in slices (its own queue).
+        send=(DELIVER.name, NOTIFY.name),
         ws_push=True,
         timeout=20,
         memory=512,

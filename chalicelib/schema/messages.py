@@ -73,11 +73,15 @@ class FrameType(StrEnum):
 class DeliverKind(StrEnum):
     """The `kind` of a message a consumer sends itself: a slice of a creator's followers or an event to
     e-mail and push to named users (deliver queue), a deferred live-stock push or one slice of a large drop
-    audience's live-stock push (live_stock queue)."""
+    audience's live-stock push (live_stock queue), one slice of a large audience's push of a drop event
+    (notify queue)."""
 
     FOLLOWERS = "followers"
     STOCK_FLUSH = "stock_flush"
     STOCK_SLICE = "stock_slice"
+    # One slice of a large audience's push of a drop event (notify queue): other fanout invocations post them
+    # while the first posts its own.
+    DROP_PUSH_SLICE = "drop_push_slice"
     # An event to e-mail and push to a few named users (chalicelib.delivery.reach): a buyer, a draw's winner.
     REACH = "reach"
 

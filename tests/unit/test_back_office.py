@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core.statuses import OrderStatus
-from chalicelib.delivery import live_stock, payments
+from chalicelib.delivery import consumers, live_stock, notifications, payments
 from chalicelib.domain import catalog, orders, settlement
 from chalicelib.schema import models, retries, topology
 from chalicelib.schema.db import now_ms
@@ -279,6 +279,20 @@ def test_of_a_batch_only_the_newest_change_of_a_drop_is_pushed() -> None:
     assert [frame["event_id"] for _, frame in pusher.pushes] == [events[1].event_id]
 
 
+def _queued_slices(queue: topology.QueueSpec, kind: str, wanted: Any, count: int) -> list[str]:
+    """Take `count` messages of `kind` for which `wanted(body)` holds off `queue` (bounded wait)."""
+    sqs, url = bootstrap.client("sqs"), bootstrap.settings().queue_url(queue.name)
+    found: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(found) < count and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            body = json.loads(message["Body"])
+            if body.get("kind") == kind and wanted(body):
+                found.append(message["Body"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
 def test_a_large_audience_is_pushed_in_slices_each_by_its_own_invocation(monkeypatch) -> None:
     monkeypatch.setattr(live_stock, "PUSH_SLICE", 3)
     drop_id, pusher = f"dr_{uuid.uuid4().hex[:10]}", IdRecordingPusher()
@@ -286,20 +300,40 @@ def test_a_large_audience_is_pushed_in_slices_each_by_its_own_invocation(monkeyp
     with bootstrap.override(pusher=pusher):
         live_stock.handle_batch(as_records([stock_event(drop_id, 4, now_ms()).serialize()]), None)
         assert [len(ids) for ids, _ in pusher.pushes] == [3]  # the first slice at once, the rest queued
-        sqs, url = bootstrap.client("sqs"), bootstrap.settings().queue_url(topology.LIVE_STOCK.name)
-        slices: list[str] = []
-        deadline = time.monotonic() + 10
-        while len(slices) < 2 and time.monotonic() < deadline:
-            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-                body = json.loads(message["Body"])
-                if body.get("kind") == DeliverKind.STOCK_SLICE and body["frame"]["data"]["drop_id"] == drop_id:
-                    slices.append(message["Body"])
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+        def ours(body: dict[str, Any]) -> bool:
+            return bool(body["frame"]["data"]["drop_id"] == drop_id)
+
+        slices = _queued_slices(topology.LIVE_STOCK, DeliverKind.STOCK_SLICE.value, ours, 2)
         for body in slices:  # each slice is a message of its own: an invocation of its own in AWS
             assert live_stock.handle_batch(as_records([body]), None)["batchItemFailures"] == []
     pushed = [connection_id for ids, _ in pusher.pushes for connection_id in ids]
     assert sorted(pushed) == sorted(audience) and max(len(ids) for ids, _ in pusher.pushes) <= 3
     assert len({json.dumps(frame, sort_keys=True) for _, frame in pusher.pushes}) == 1
+
+
+def test_a_drop_events_large_audience_is_pushed_in_slices_each_once(monkeypatch) -> None:
+    monkeypatch.setattr(notifications, "DROP_PUSH_SLICE", 3)
+    drop_id, pusher = f"dr_{uuid.uuid4().hex[:10]}", IdRecordingPusher()
+    audience = watchers(drop_id, 8)
+    data = {"drop_id": drop_id, "creator_id": f"cr_{uuid.uuid4().hex[:10]}"}
+    started = Envelope.new(uuid.uuid4().hex, EventType.DROP_STARTED, now_ms(), data)
+    with bootstrap.override(pusher=pusher):
+        assert consumers.handle_notify_batch(as_records([started.serialize()]), None)["batchItemFailures"] == []
+        assert [len(ids) for ids, _ in pusher.pushes] == [3]  # the first slice at once, the rest on the notify queue
+        kind = DeliverKind.DROP_PUSH_SLICE.value
+        slices = _queued_slices(topology.NOTIFY, kind, lambda body: body["event"]["event_id"] == started.event_id, 2)
+        assert len(slices) == 2
+        # Each slice is an invocation of its own; a slice delivered twice (a retry, SQS's at-least-once) or a
+        # second copy in the same batch is posted once.
+        for body in [slices[0], *slices, slices[1]]:
+            assert consumers.handle_notify_batch(as_records([body, body]), None)["batchItemFailures"] == []
+        broken = json.dumps({**json.loads(slices[0]), "ids": "c_1"})
+        failed = consumers.handle_notify_batch(as_records([broken]), None)["batchItemFailures"]
+        assert len(failed) == 1  # poison: its record fails alone, and the queue's redrive takes it to the DLQ
+    pushed = [connection_id for ids, _ in pusher.pushes for connection_id in ids]
+    assert sorted(pushed) == sorted(audience) and max(len(ids) for ids, _ in pusher.pushes) <= 3
+    assert {frame["event_id"] for _, frame in pusher.pushes} == {started.event_id}
 
 
 def test_drops_indexes_project_everything_but_what_every_order_changes() -> None:
