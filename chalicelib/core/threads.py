@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -22,3 +24,21 @@ def in_context(work: Callable[P, R]) -> Callable[P, R]:
         return context.copy().run(work, *args, **kwargs)
 
     return run
+
+
+class SharedPool:
+    """A thread pool an environment's invocations share, started on first use (a cold start that never needs
+    it starts no thread): `SharedPool(16, "pusher").get().map(...)`."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self.workers = workers
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=self.name)
+        return self._pool

@@ -5,9 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +15,7 @@ from chalicelib.core import aws
 from chalicelib.core.config import get_settings
 from chalicelib.core.observability import count
 from chalicelib.core.ports import PushReport
-from chalicelib.core.threads import in_context
+from chalicelib.core.threads import SharedPool, in_context
 from chalicelib.domain import connections
 from chalicelib.schema.db import now_ms
 
@@ -26,8 +24,7 @@ log = logging.getLogger("livedrop.pusher")
 # Each post is one HTTPS round trip that mostly waits; 16 in flight keep 1,000 pushes well under a second
 # without exceeding the client's pool of 64 connections when several consumers push at once.
 PUSH_WORKERS = 16
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_posters = SharedPool(PUSH_WORKERS, "pusher")
 
 
 def _client() -> Any:
@@ -35,15 +32,6 @@ def _client() -> Any:
     if not endpoint:
         raise RuntimeError("LIVEDROP_WS_MANAGEMENT_ENDPOINT is not set")
     return aws.client("apigatewaymanagementapi", endpoint_url=endpoint)
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=PUSH_WORKERS, thread_name_prefix="pusher")
-    return _pool
 
 
 def push(connection_ids: Iterable[str], frame: dict[str, Any], occurred_at_ms: int | None = None) -> PushReport:
@@ -55,7 +43,7 @@ def push(connection_ids: Iterable[str], frame: dict[str, Any], occurred_at_ms: i
     data = json.dumps(frame, separators=(",", ":")).encode()
     # One connection (a reply, a single buyer) needs no hop through the pool.
     post = in_context(functools.partial(_post, data=data))
-    outcomes = [_post(ids[0], data)] if len(ids) == 1 else list(_executor().map(post, ids))
+    outcomes = [_post(ids[0], data)] if len(ids) == 1 else list(_posters.get().map(post, ids))
     for connection_id, outcome in zip(ids, outcomes, strict=True):
         if outcome == "delivered":
             report.delivered += 1

@@ -4,11 +4,9 @@ reported by the caller's own labels (PynamoDB reorders operations inside a trans
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +20,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.core import aws, ports
 from chalicelib.core.errors import TryAgainError
 from chalicelib.core.observability import count
-from chalicelib.core.threads import in_context
+from chalicelib.core.threads import SharedPool, in_context
 
 CONFLICT_RETRIES = 5
 # Cancellation reasons that say "busy", not "refused": the same transaction may simply be tried again.
@@ -190,8 +188,7 @@ def is_transient(error: BaseException) -> bool:
 BATCH_GET_KEYS = 100  # BatchGetItem's limit per call, all tables together
 BATCH_GET_PARALLEL = 8
 _BATCH_GET_TRIES = 5
-_reader_pool: ThreadPoolExecutor | None = None
-_reader_lock = threading.Lock()
+_readers = SharedPool(BATCH_GET_PARALLEL, "batch-get")
 
 
 def batch_get(
@@ -220,7 +217,7 @@ def batch_get(
         requests.append(request)
     # A big read (a creator's online followers) waits for its slowest call rather than for all in turn.
     answers = (
-        _readers().map(in_context(_batch_get_all), requests) if len(requests) > 1 else map(_batch_get_all, requests)
+        _readers.get().map(in_context(_batch_get_all), requests) if len(requests) > 1 else map(_batch_get_all, requests)
     )
     found: dict[type[Model], list[dict[str, Any]]] = {model: [] for model in wanted}
     for answer in answers:
@@ -242,15 +239,6 @@ def _batch_get_all(request: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             return found
         time.sleep(min(0.05 * 2**attempt, 0.5) * random.random())
     raise TryAgainError("DynamoDB left keys unread; try again")
-
-
-def _readers() -> ThreadPoolExecutor:
-    global _reader_pool
-    if _reader_pool is None:
-        with _reader_lock:
-            if _reader_pool is None:
-                _reader_pool = ThreadPoolExecutor(max_workers=BATCH_GET_PARALLEL, thread_name_prefix="batch-get")
-    return _reader_pool
 
 
 def _plain(value: dict[str, Any]) -> Any:
