@@ -167,3 +167,42 @@ def test_a_stack_that_stops_before_asking_for_a_gateway_ends_the_child_quietly()
     mine.close()
     _, errors = child.communicate(timeout=DEADLINE)
     assert child.returncode == 0 and errors == ""
+
+
+def test_a_child_whose_dev_stack_dies_ends_on_its_own_without_a_traceback() -> None:
+    code = (
+        "from devstack.environments import FunctionPool\n"
+        "from devstack.ws_process import GatewayProcess\n"
+        "import time\n"
+        "pools = {r: FunctionPool('ws' + r, lambda e, c: {'statusCode': 200}) for r in ('$connect', '$default', "
+        "'$disconnect')}\n"
+        "gateway = GatewayProcess()\n"
+        "gateway.start(pools)\n"
+        "print(gateway.url, gateway.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        url, pid = parent.stdout.readline().split()
+        with connect(url, open_timeout=DEADLINE) as ws:
+            parent.kill()  # the dev stack dies with a socket open
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=DEADLINE)
+        _until(lambda: not _alive(int(pid)), "the orphaned child's exit")
+    finally:
+        parent.kill()
+        _, errors = parent.communicate(timeout=DEADLINE)
+    assert "Traceback" not in errors, errors
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited child of a dead parent is reaped by init; until then /proc shows it as a zombie.
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
