@@ -32,7 +32,6 @@ import contextlib
 import itertools
 import logging
 import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -200,12 +199,10 @@ class GatewayProcess:
             return
         error = future.exception()
         if error is None:
-            result = future.result()
             try:
-                pickle.dumps(result)
-            except Exception:  # noqa: BLE001 - what API Gateway makes of a result it cannot read
-                result = repr(result)
-            self._reply(("done", call_id, result))
+                self._reply(("done", call_id, future.result()))  # pickled before a byte is written
+            except Exception:  # noqa: BLE001 - a result pickle cannot carry: API Gateway cannot read it either
+                self._reply(("done", call_id, repr(future.result())))
         elif isinstance(error, FunctionTimedOut):
             self._reply(("raised", call_id, "timed_out", error.function, str(error)))
         else:

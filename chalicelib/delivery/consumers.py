@@ -22,6 +22,7 @@ from chalicelib.schema.messages import (
     DeliverKind,
     Envelope,
     PoisonMessageError,
+    parse_object,
     send_messages,
 )
 from chalicelib.schema.retries import RetryingBatchProcessor
@@ -71,12 +72,7 @@ def deliver(message: dict[str, Any]) -> None:
 
 # --- records and batches ------------------------------------------------------------------------
 def _deliver_record(record: SQSRecord) -> None:
-    try:
-        message = json.loads(record.body)
-    except ValueError:
-        raise PoisonMessageError("not JSON") from None
-    if not isinstance(message, dict):
-        raise PoisonMessageError("not an object")
+    message = parse_object(record.body)
     if message.get("kind") != DeliverKind.FOLLOWERS:
         deliver(message)  # poison
         return
@@ -98,14 +94,14 @@ class NotifyBatch:
 
     def __init__(self, records: list[dict[str, Any]], claim_ms: int | None = None) -> None:
         self.envelopes: dict[str, Envelope] = {}
-        self.slices: dict[str, str] = {}  # a drop push slice's message id -> its idempotency key
+        self.slices: dict[str, notifications.PushSlice] = {}  # by message id
         for record in records:
             try:
-                body = _drop_push_slice(record.get("body"))
-                if body is not None:
-                    self.slices[str(record["messageId"])] = notifications.slice_key(body)
+                message = parse_object(record.get("body"))
+                if message.get("kind") == DeliverKind.DROP_PUSH_SLICE:
+                    self.slices[str(record["messageId"])] = notifications.read_push_slice(message)
                 else:
-                    self.envelopes[str(record["messageId"])] = Envelope.parse(record.get("body"))
+                    self.envelopes[str(record["messageId"])] = Envelope.parse(message)
             except (PoisonMessageError, KeyError):
                 continue  # its own record fails with the reason
         self.buyers: dict[str, tuple[Envelope, list[str]]] = {}
@@ -121,16 +117,16 @@ class NotifyBatch:
         self.handled: set[str] = set(self.delivered)
         self.by_batch = set(self.buyers) - self.delivered
         keys = {_fanout_key(e) for e in self.envelopes.values() if e.event_type not in ORDER_EVENTS}
-        keys |= set(self.slices.values())
+        keys |= {piece.key for piece in self.slices.values()}
         # Claimed, not only read: batches run in parallel, and a copy of a drop event in another batch must
         # not push it a second time (chalicelib.schema.idempotency).
         self.markers = BatchMarkers(keys, claim_ms=claim_ms)
 
     def record(self, record: SQSRecord) -> None:
         """Handle one record of the batch (thread-safe: records run side by side)."""
-        piece = _drop_push_slice(record.body)
+        piece = self.slices.get(record.message_id)
         if piece is not None:
-            self.markers.once(notifications.slice_key(piece), lambda: notifications.push_slice(piece))
+            self.markers.once(piece.key, lambda: notifications.push_slice(piece))
             return
         event = Envelope.parse(record.body)
         if event.event_type in ORDER_EVENTS:
@@ -170,18 +166,6 @@ class NotifyBatch:
     def finish(self) -> None:
         """Mark the drop events handled by this batch (a lost marker only means a later copy is re-pushed)."""
         self.markers.finish()
-
-
-def _drop_push_slice(body: Any) -> dict[str, Any] | None:
-    """The notify-queue message `body` when it is a drop push slice (notifications.push_in_slices), else None."""
-    if not (isinstance(body, str) and body.startswith("{") and DeliverKind.DROP_PUSH_SLICE.value in body):
-        return None
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    is_slice = isinstance(message, dict) and message.get("kind") == DeliverKind.DROP_PUSH_SLICE.value
-    return message if is_slice else None
 
 
 def _fanout_key(event: Envelope) -> str:

@@ -24,7 +24,6 @@ invocation.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -42,6 +41,7 @@ from chalicelib.schema.messages import (
     Envelope,
     EventType,
     PoisonMessageError,
+    parse_object,
     send_messages,
 )
 from chalicelib.schema.models import Drop, ProcessedEvent
@@ -207,16 +207,6 @@ def newest_per_drop(envelopes: dict[str, Envelope]) -> set[str]:
     )
 
 
-def _message(body: str) -> dict[str, Any]:
-    try:
-        message = json.loads(body)
-    except ValueError:
-        raise PoisonMessageError("not JSON") from None
-    if not isinstance(message, dict):
-        raise PoisonMessageError("not an object")
-    return message
-
-
 def _slice(message: dict[str, Any]) -> None:
     ids, frame, occurred = message.get("ids"), message.get("frame"), message.get("occurred_at_ms")
     if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids) and isinstance(frame, dict)):
@@ -232,7 +222,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     envelopes: dict[str, Envelope] = {}
     for record in event.get("Records") or []:
         try:
-            body = _message(str(record.get("body")))
+            body = parse_object(str(record.get("body")))
             if "kind" not in body:
                 envelopes[str(record["messageId"])] = Envelope.parse(body)
         except (PoisonMessageError, KeyError):
@@ -240,7 +230,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     superseded = newest_per_drop(envelopes)
 
     def handle(record: SQSRecord) -> None:
-        message = _message(record.body)
+        message = parse_object(record.body)
         kind = message.get("kind")
         if kind == DeliverKind.STOCK_FLUSH and isinstance(message.get("drop_id"), str):
             flush(message["drop_id"])

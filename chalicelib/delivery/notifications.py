@@ -105,21 +105,28 @@ def drop_push_slice(event: Envelope, index: int, connection_ids: list[str]) -> d
     return {"kind": DeliverKind.DROP_PUSH_SLICE.value, "event": event.as_dict(), "index": index, "ids": connection_ids}
 
 
-def slice_key(message: dict[str, Any]) -> str:
-    """The idempotency key of a drop push slice (PoisonMessageError when the message is not one)."""
+@dataclass(frozen=True)
+class PushSlice:
+    """A queued slice of a drop event's push (push_in_slices): its idempotency key, the event, its connections."""
+
+    key: str
+    event: Envelope
+    connection_ids: list[str]
+
+
+def read_push_slice(message: dict[str, Any]) -> PushSlice:
+    """The slice a notify-queue message of kind DROP_PUSH_SLICE carries; PoisonMessageError if it is malformed."""
     event = Envelope.parse(message.get("event"))
     index, ids = message.get("index"), message.get("ids")
     valid_ids = isinstance(ids, list) and all(isinstance(i, str) for i in ids)
     if not (isinstance(index, int) and not isinstance(index, bool) and valid_ids):
         raise PoisonMessageError("malformed drop push slice")
-    return f"fanout#{event.event_id}#{index}"
+    return PushSlice(f"fanout#{event.event_id}#{index}", event, [str(i) for i in ids or []])
 
 
-def push_slice(message: dict[str, Any]) -> None:
-    """Post one slice of a drop event's audience (a message push_in_slices queued)."""
-    slice_key(message)  # poison first
-    event = Envelope.parse(message["event"])
-    ports.pusher().push(message["ids"], event.frame(), event.occurred_at_ms)
+def push_slice(piece: PushSlice) -> None:
+    """Post one slice of a drop event's audience."""
+    ports.pusher().push(piece.connection_ids, piece.event.frame(), piece.event.occurred_at_ms)
 
 
 def owner_to_tell(event: Envelope, owner: str | None) -> str | None:

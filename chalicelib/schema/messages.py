@@ -114,6 +114,17 @@ class PoisonMessageError(Exception):
     """A queue message no retry can fix; it fails until the queue moves it to its DLQ."""
 
 
+def parse_object(raw: Any) -> dict[str, Any]:
+    """A message body (JSON text, or already a dict) as a dict; PoisonMessageError if it is not a JSON object."""
+    try:
+        body = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    except ValueError:
+        raise PoisonMessageError("not JSON") from None
+    if not isinstance(body, dict):
+        raise PoisonMessageError("not an object")
+    return body
+
+
 @dataclass(frozen=True, eq=False)
 class Envelope(Mapping[str, Any]):
     """A domain event as the events topic publishes it: `{event_id, event_type, occurred_at, data}`.
@@ -146,12 +157,7 @@ class Envelope(Mapping[str, Any]):
         """An Envelope from its JSON text or dict; PoisonMessageError if it is not one."""
         if isinstance(raw, Envelope):
             return raw
-        try:
-            body = json.loads(raw) if isinstance(raw, str | bytes) else raw
-        except ValueError:
-            raise PoisonMessageError("not JSON") from None
-        if not isinstance(body, dict):
-            raise PoisonMessageError("not an object")
+        body = parse_object(raw)
         event_id, event_type, occurred_at, data = (body.get(k) for k in _ENVELOPE_KEYS)
         if not (isinstance(event_id, str) and event_id and isinstance(event_type, str) and isinstance(data, dict)):
             raise PoisonMessageError("event_id, event_type and data are required")
