@@ -12,6 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core import ports
 from chalicelib.core.errors import InvalidPageError, InvalidRequestError
+from chalicelib.core.threads import in_context
 from chalicelib.core.validation import format_time
 from chalicelib.delivery import reach
 from chalicelib.domain import connections, follows
@@ -65,22 +67,29 @@ def notify_buyer(event: Envelope, sockets: list[str] | None = None, write_row: b
 def notify_drop_audience(event: Envelope) -> None:
     """A drop event to the drop's viewers and online followers (pushed now, once per connection) and to
     every follower's inbox (in slices on the deliver queue); the start, low stock and sell-out also to the
-    creator's owner (an inbox row and a push), whether or not they follow themselves."""
+    creator's owner (an inbox row and a push), whether or not they follow themselves.
+
+    Who is online is read while the inbox work is queued, each read on a thread of its own: the pushes
+    people wait for start after the longest of them (reading a big creator's online followers), not
+    after all of them one by one."""
     drop_id = event.field("drop_id")
     creator_id = event.data.get("creator_id") or _creator_of(drop_id)
-    audience = audience_of(creator_id)
-    # Slices first: if anything below fails, the retry re-sends the same slices, which deliver dedupes.
-    # They wait a moment so the inbox writes do not compete with the pushes people are waiting for.
-    slices = follows.follower_slices(audience.slices)
-    messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
-    enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
-    owner = owner_to_tell(event, audience.owner)
-    if owner is not None:
-        # The row's key is the event's, so a retry, or a follower slice holding the owner, rewrites this row.
-        write_inbox(event, [owner])
-    targets = connections.subscribers_of(drop_id) + connections.online_followers(creator_id)
-    if owner is not None:
-        targets += connections.push_targets_of(owner)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="audience") as reads:
+        viewers = reads.submit(in_context(connections.subscribers_of), drop_id)
+        followers = reads.submit(in_context(connections.online_followers), creator_id)
+        audience = audience_of(creator_id)
+        # Slices first: if anything below fails, the retry re-sends the same slices, which deliver dedupes.
+        # They wait a moment so the inbox writes do not compete with the pushes people are waiting for.
+        slices = follows.follower_slices(audience.slices)
+        messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
+        enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
+        owner = owner_to_tell(event, audience.owner)
+        targets: list[str] = []
+        if owner is not None:
+            # The row's key is the event's, so a retry, or a follower slice holding the owner, rewrites this row.
+            write_inbox(event, [owner])
+            targets = connections.push_targets_of(owner)
+        targets = viewers.result() + followers.result() + targets
     push_in_slices(event, list(dict.fromkeys(targets)))  # each connection once
 
 

@@ -4,9 +4,10 @@ The deliver consumer calls `reach` with the users of one slice of a drop's follo
 followers are thousands of small invocations, never one), and with the one user of a deliver message
 that `enqueue` put there for a buyer's confirmation or a draw's winner. For each user it reads their
 switches and address in one BatchGetItem each, then sends side by side. Each (channel, event, user)
-is claimed with a conditional write before it is sent, so a retried slice, a redelivered message or
-two copies running at once never send it twice; a send that fails gives its claim back and fails the
-message, which is retried (the users already reached stay claimed).
+is claimed with a conditional write before it is sent (one transaction claims a call's sends), so a
+retried slice, a redelivered message or two copies running at once never send it twice; a send that
+fails gives its claim back and fails the message, which is retried (the users already reached stay
+claimed).
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.core.observability import count
 from chalicelib.core.threads import in_context
 from chalicelib.delivery import mailer, webpush
 from chalicelib.domain import preferences
-from chalicelib.schema import topology
-from chalicelib.schema.db import now_ms
-from chalicelib.schema.idempotency import PROCESSED_TTL
+from chalicelib.schema import idempotency, topology
 from chalicelib.schema.messages import DeliverKind, Envelope, PoisonMessageError, send_messages
 from chalicelib.schema.messages import EventType as Event
 from chalicelib.schema.messages import FrameType as Frame
-from chalicelib.schema.models import NotificationPreference, ProcessedEvent, User
+from chalicelib.schema.models import NotificationPreference, User
 
 log = logging.getLogger("livedrop.reach")
 
@@ -163,12 +160,19 @@ def reach_all(deliveries: list[tuple[Envelope, list[str]]]) -> None:
         for user_id in people.wanting(preferences.WEB_PUSH, event, event_users):
             if _has_push(people.switches[user_id]):
                 jobs.append((f"push#{event.event_id}#{user_id}", _push_job(event, user_id)))
-    if not jobs:
+    # Claimed together (a transaction per 100 sends, not a write each), then sent side by side.
+    mine = idempotency.claim_for_good(key for key, _ in jobs) if jobs else set()
+    sends = [job for job in jobs if job[0] in mine]  # the others went out before, or are going now
+    if not sends:
         return
-    with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(jobs))) as pool:
-        failures = [error for error in pool.map(in_context(_once), jobs) if error is not None]
+    if len(sends) == 1:  # a buyer's confirmation: no pool to start
+        outcomes = [_send(sends[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(sends))) as pool:
+            outcomes = list(pool.map(in_context(_send), sends))
+    failures = [error for error in outcomes if error is not None]
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(jobs)} sends failed: {failures[0]}")
+        raise RuntimeError(f"{len(failures)} of {len(sends)} sends failed: {failures[0]}")
 
 
 def _has_push(row: NotificationPreference | None) -> bool:
@@ -199,23 +203,15 @@ def _push_job(event: Envelope, user_id: str) -> Callable[[], None]:
     return send
 
 
-def _once(job: tuple[str, Callable[[], None]]) -> Exception | None:
-    """Claim the send, then send; a failed send gives the claim back. The error, or None."""
+def _send(job: tuple[str, Callable[[], None]]) -> Exception | None:
+    """Send a claimed job; a failed send gives its claim back, so the retry sends it. The error, or None."""
     key, send = job
-    try:
-        ProcessedEvent(event_key=key, processed_at=now_ms(), ttl=PROCESSED_TTL).save(
-            ProcessedEvent.event_key.does_not_exist()
-        )
-    except PutError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return None  # sent before, or being sent by another copy
-        return error
     try:
         send()
     except Exception as error:
         log.warning("could not send %s: %s", key, error)
         try:
-            ProcessedEvent(event_key=key).delete()
+            idempotency.release(key)
         except Exception:
             log.exception("could not give back the claim %s: it will not be sent", key)
         return error

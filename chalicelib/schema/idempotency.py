@@ -24,6 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist, PutError
@@ -111,16 +112,7 @@ def claim(keys: set[str], claim_ms: int) -> tuple[set[str], set[str]]:
     now = now_ms()
     until = now + max(claim_ms, 1000)
     client = aws.client("dynamodb")
-    taken: set[str] = set()
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), _TRANSACTION_ITEMS):
-        chunk = ordered[start : start + _TRANSACTION_ITEMS]
-        try:
-            client.transact_write_items(TransactItems=[{"Put": _claim_put(k, now, until)} for k in chunk])
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            taken.update(_claim_one_by_one(client, chunk, now, until))
+    taken = _put_where_claimable(client, [_claim_put(key, now, until) for key in sorted(keys)])
     done: set[str] = set()
     for key in taken:
         found = client.get_item(
@@ -132,15 +124,49 @@ def claim(keys: set[str], claim_ms: int) -> tuple[set[str], set[str]]:
     return done, taken - done
 
 
-def _claim_one_by_one(client: object, keys: list[str], now: int, until: int) -> set[str]:
+def claim_for_good(keys: Iterable[str]) -> set[str]:
+    """Claim each of `keys` for as long as markers last (PROCESSED_TTL), where no marker is yet: the keys
+    this call claimed; the others were claimed or done by another copy. For work that must never run
+    twice, such as sending an e-mail: the caller does the work of the keys it claimed, and gives a key
+    back (`release`) if its work failed. One transaction per 100 keys (where there were a put per key);
+    only when one of them is taken, a put per key."""
+    now = now_ms()
+    ttl = now // 1000 + int(PROCESSED_TTL.total_seconds())
+    puts = [
+        {
+            "TableName": ProcessedEvent.Meta.table_name,
+            "Item": {"event_key": {"S": key}, "processed_at": {"N": str(now)}, "ttl": {"N": str(ttl)}},
+            "ConditionExpression": "attribute_not_exists(event_key)",
+        }
+        for key in sorted(set(keys))
+    ]
+    taken = _put_where_claimable(aws.client("dynamodb"), puts)
+    return {str(put["Item"]["event_key"]["S"]) for put in puts} - taken
+
+
+def release(key: str) -> None:
+    """Give back a claim of `claim_for_good` whose work failed, so that a retry does it."""
+    ProcessedEvent(event_key=key).delete()
+
+
+def _put_where_claimable(client: Any, puts: list[dict[str, Any]]) -> set[str]:
+    """Write each conditional put of a ProcessedEvents marker; the keys whose condition refused it."""
     taken: set[str] = set()
-    for key in keys:
+    for start in range(0, len(puts), _TRANSACTION_ITEMS):
+        chunk = puts[start : start + _TRANSACTION_ITEMS]
         try:
-            client.put_item(**_claim_put(key, now, until))  # type: ignore[attr-defined]
+            client.transact_write_items(TransactItems=[{"Put": put} for put in chunk])
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            taken.add(key)
+            # Which ones were refused: each on its own (a cancelled transaction wrote none of them).
+            for put in chunk:
+                try:
+                    client.put_item(**put)
+                except ClientError as refused:
+                    if refused.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                        raise
+                    taken.add(str(put["Item"]["event_key"]["S"]))
     return taken
 
 

@@ -78,3 +78,17 @@ def test_a_batch_whose_markers_cannot_be_read_at_once_reads_each(monkeypatch) ->
     ran: list[str] = []
     markers.once(name, lambda: ran.append(name))
     assert ran == []
+
+
+def test_claims_for_good_are_taken_once_and_given_back_on_failure() -> None:
+    keys = [key() for _ in range(150)]  # two transactions' worth
+    first = idempotency.claim_for_good(keys[:120])
+    assert first == set(keys[:120])
+    # A copy of the same call, and one overlapping it (its transaction is cancelled, then each is put).
+    assert idempotency.claim_for_good(keys[:120]) == set()
+    assert idempotency.claim_for_good(keys[100:]) == set(keys[120:])
+    assert ProcessedEvent.get(keys[0], consistent_read=True).ttl is not None
+
+    idempotency.release(keys[5])  # its send failed: a retry claims it again, and only it
+    assert idempotency.claim_for_good(keys[:10]) == {keys[5]}
+
