@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.schema.functions import ACCESS, FALLBACK_DEV_CONCURRENCY
+from devstack import heap
 from devstack.lambda_runtime import (
     EnvironmentDiscarded,
     LambdaContext,
@@ -239,6 +240,7 @@ class FunctionPool:
             # logs it and lets the invocation run (its own error then says what is wrong).
             logger.exception("function %s: environment %d failed to initialise", self.name, env.index)
         env.init_ms = (time.perf_counter() - started) * 1000
+        heap.settle()  # the code copy and clients just made live as long as the environment
         logger.info(
             "INIT_REPORT Function: %s Environment: %d Init Duration: %.2f ms", self.name, env.index, env.init_ms
         )

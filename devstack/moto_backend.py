@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any
 
-from devstack import contention, moto_dynamodb, moto_messaging
+from devstack import contention, heap, moto_dynamodb, moto_messaging
 from devstack.contention import ItemGate
 from devstack.identity import CREDENTIALS_ENV
 from devstack.moto_dynamodb import held
@@ -193,6 +193,7 @@ def serve(
         os._exit(0)
     # The parent stops reading stdout after LISTENING: anything printed later must not fill that pipe.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    heap.settle_survivors()  # full collections scan what came since the last, not every item stored
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     if data_dir:

@@ -18,7 +18,7 @@ from chalicelib.schema import topology
 from chalicelib.schema.functions import ACCESS, API_HANDLER
 from chalicelib.schema.topology import Fn
 from chalicelib.wiring import bootstrap
-from devstack import app_copies, iam, sdk_data
+from devstack import app_copies, heap, iam, sdk_data
 from devstack.environments import FunctionPool, current_code
 from devstack.identity import aws_client
 from devstack.lambda_runtime import concurrency_from_env, serve_concurrently
@@ -94,6 +94,7 @@ class DevStack:
             self._load_app()
             self._start_http()
             self._start_pumps()
+            heap.settle(collect=True)  # devstack.heap: full collections then scan what requests allocate
         except BaseException:
             self.stop()
             raise
@@ -126,6 +127,7 @@ class DevStack:
                 Path(usage).write_text("\n".join(lines) + "\n")
             iam.uninstall(self.iam)
             self.iam = None
+        heap.release()
 
     def failure(self) -> str | None:
         """One line on a child process that died under the running stack, or None while all is well."""
