@@ -11,8 +11,11 @@ for 0.34 s (2026-12-07), a pause no Lambda environment has and the rush's p99 sh
 it is up and after each environment's init (the code copy and clients it just made), so full
 collections scan what invocations allocate, as one environment's would. Reference counting still frees
 a settled object that nothing refers to; only cycles among settled objects wait for `release()`, which
-the stack calls when it stops. The embedded AWS processes, whose heaps grow with what they store, settle
-what survives each full collection (`settle_survivors`).
+the stack calls when it stops (the code copy of an environment discarded after a timeout is such a
+cycle: a few megabytes held until then). The embedded AWS processes, whose heaps grow with what they
+store, settle what survives each full collection (`settle_survivors`). Doing that in the stack process
+too measured worse: a rush's p99 1.06 to 1.21 s in four runs, against 0.92 to 1.19 s (seven of eight
+under 1 s) without it.
 """
 
 from __future__ import annotations
