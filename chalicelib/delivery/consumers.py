@@ -128,7 +128,10 @@ class NotifyBatch:
         if piece is not None:
             self.markers.once(piece.key, lambda: notifications.push_slice(piece))
             return
-        event = Envelope.parse(record.body)
+        # Parsed once, by the batch; a record it could not parse fails here with the reason.
+        event = self.envelopes.get(record.message_id)
+        if event is None:
+            event = Envelope.parse(record.body)
         if event.event_type in ORDER_EVENTS:
             with self._lock:
                 # A copy of the event later in this batch finds it handled (copies run after the first).

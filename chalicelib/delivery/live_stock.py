@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core import aws, coalescing, ports
+from chalicelib.delivery.slicing import push_first_queue_rest
 from chalicelib.domain import connections, scheduling
 from chalicelib.schema import stock, topology
 from chalicelib.schema.db import now_ms
@@ -172,17 +173,21 @@ def _push(drop_id: str, event_id: str, occurred_at: str, at_ms: int, recorded: i
 
 
 def push_sliced(connection_ids: list[str], frame: dict[str, Any], occurred_at_ms: int) -> None:
-    """Push a frame to the first PUSH_SLICE connections now; queue the rest in slices of PUSH_SLICE.
-
-    The slices are queued first: if a push fails below, the retry re-sends the same slices (a repeated
-    push shows an event id the client has seen, at worst)."""
-    rest = [
-        {"kind": DeliverKind.STOCK_SLICE.value, "frame": frame, "occurred_at_ms": occurred_at_ms, "ids": part}
-        for part in (connection_ids[at : at + PUSH_SLICE] for at in range(PUSH_SLICE, len(connection_ids), PUSH_SLICE))
-    ]
-    if rest:
-        send_messages(topology.LIVE_STOCK, rest)
-    ports.pusher().push(connection_ids[:PUSH_SLICE], frame, occurred_at_ms)
+    """Push a frame to the first PUSH_SLICE connections now; queue the rest in slices of PUSH_SLICE (a
+    repeated push shows an event id the client has seen, at worst)."""
+    push_first_queue_rest(
+        connection_ids,
+        PUSH_SLICE,
+        frame,
+        occurred_at_ms,
+        topology.LIVE_STOCK,
+        lambda _index, ids: {
+            "kind": DeliverKind.STOCK_SLICE.value,
+            "frame": frame,
+            "occurred_at_ms": occurred_at_ms,
+            "ids": ids,
+        },
+    )
 
 
 def _current_stock(drop_id: str, recorded: int) -> int:

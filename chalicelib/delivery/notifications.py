@@ -24,6 +24,7 @@ from chalicelib.core.errors import InvalidPageError, InvalidRequestError
 from chalicelib.core.threads import in_context
 from chalicelib.core.validation import format_time
 from chalicelib.delivery import reach
+from chalicelib.delivery.slicing import push_first_queue_rest
 from chalicelib.domain import connections, follows
 from chalicelib.schema import topology
 from chalicelib.schema.db import batch_get
@@ -96,17 +97,16 @@ def notify_drop_audience(event: Envelope) -> None:
 def push_in_slices(event: Envelope, targets: list[str]) -> None:
     """Post a drop event to the first DROP_PUSH_SLICE connections now, and put the rest on the notify queue in
     slices of DROP_PUSH_SLICE, which other fanout invocations post meanwhile: a big audience is reached in
-    the time of one slice, and no invocation posts more than its timeout allows.
-
-    The slices are queued first; each is claimed by its index (consumers.NotifyBatch), so when this
-    invocation is retried its slices are not posted twice."""
-    rest = [
-        drop_push_slice(event, index, targets[at : at + DROP_PUSH_SLICE])
-        for index, at in enumerate(range(DROP_PUSH_SLICE, len(targets), DROP_PUSH_SLICE), start=1)
-    ]
-    if rest:
-        send_messages(topology.NOTIFY, rest)
-    ports.pusher().push(targets[:DROP_PUSH_SLICE], event.frame(), event.occurred_at_ms)
+    the time of one slice, and no invocation posts more than its timeout allows. Each slice is claimed by
+    its index (consumers.NotifyBatch), so when this invocation is retried its slices are not posted twice."""
+    push_first_queue_rest(
+        targets,
+        DROP_PUSH_SLICE,
+        event.frame(),
+        event.occurred_at_ms,
+        topology.NOTIFY,
+        lambda index, ids: drop_push_slice(event, index, ids),
+    )
 
 
 def drop_push_slice(event: Envelope, index: int, connection_ids: list[str]) -> dict[str, Any]:

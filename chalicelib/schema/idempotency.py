@@ -130,6 +130,7 @@ def claim_for_good(keys: Iterable[str]) -> set[str]:
     twice, such as sending an e-mail: the caller does the work of the keys it claimed, and gives a key
     back (`release`) if its work failed. One transaction per 100 keys (where there were a put per key);
     only when one of them is taken, a put per key."""
+    wanted = sorted(set(keys))
     now = now_ms()
     ttl = now // 1000 + int(PROCESSED_TTL.total_seconds())
     puts = [
@@ -138,10 +139,9 @@ def claim_for_good(keys: Iterable[str]) -> set[str]:
             "Item": {"event_key": {"S": key}, "processed_at": {"N": str(now)}, "ttl": {"N": str(ttl)}},
             "ConditionExpression": "attribute_not_exists(event_key)",
         }
-        for key in sorted(set(keys))
+        for key in wanted
     ]
-    taken = _put_where_claimable(aws.client("dynamodb"), puts)
-    return {str(put["Item"]["event_key"]["S"]) for put in puts} - taken
+    return set(wanted) - _put_where_claimable(aws.client("dynamodb"), puts)
 
 
 def release(key: str) -> None:
