@@ -41,6 +41,7 @@ from chalicelib.schema import topology
 from chalicelib.schema.messages import Envelope, EventType
 from chalicelib.schema.models import Drop, Notification, Order
 from devstack import iam
+from devstack.pollers.wire import WireClient
 
 FOLLOWERS = 1000
 PIPELINE_ORDERS = 40
@@ -58,20 +59,43 @@ _uncounted = threading.local()
 def dynamodb_calls() -> Iterator[Counter[str]]:
     """Count DynamoDB API calls, by operation, made by any botocore client while the block runs."""
     counted: Counter[str] = Counter()
-    original: Callable[..., Any] = BaseClient._make_api_call
     lock = threading.Lock()
 
-    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+    def counting(original: Call, self: Any, operation: str, params: dict[str, Any]) -> Any:
         if self.meta.service_model.service_name == "dynamodb":
             with lock:
                 counted[operation] += 1
         return original(self, operation, params)
 
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
-    try:
+    with _every_call(counting):
         yield counted
+
+
+Call = Callable[[Any, str, dict[str, Any]], Any]
+
+
+def _through(hook: Callable[[Call, Any, str, dict[str, Any]], Any], original: Call) -> Call:
+    def call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        return hook(original, client, operation, params)
+
+    return call
+
+
+@contextmanager
+def _every_call(hook: Callable[[Call, Any, str, dict[str, Any]], Any]) -> Iterator[None]:
+    """Route every AWS call of the process through `hook(original, client, operation, params)` while the
+    block runs: botocore's, and the pumps' wire calls (devstack.pollers.wire), which skip botocore."""
+    originals: list[tuple[type, str, Call]] = [
+        (BaseClient, "_make_api_call", BaseClient._make_api_call),
+        (WireClient, "call", WireClient.call),
+    ]
+    for owner, name, original in originals:
+        setattr(owner, name, _through(hook, original))
+    try:
+        yield
     finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 @contextmanager
@@ -84,10 +108,9 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
     """
     work: Counter[str] = Counter()
     idle: Counter[str] = Counter()
-    original: Callable[..., Any] = BaseClient._make_api_call
     lock = threading.Lock()
 
-    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+    def counting(original: Call, self: Any, operation: str, params: dict[str, Any]) -> Any:
         result = original(self, operation, params)
         if getattr(_uncounted, "on", False) or iam.current_function() in _CLOCK_FUNCTIONS:
             return result
@@ -105,11 +128,8 @@ def backend_calls(meter: Meter | None = None) -> Iterator[tuple[Counter[str], Co
             meter.record(operation, params, result)
         return result
 
-    BaseClient._make_api_call = counting  # type: ignore[method-assign]
-    try:
+    with _every_call(counting):
         yield work, idle
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
 Scope = Callable[[str, dict[str, Any]], bool]

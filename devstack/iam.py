@@ -105,8 +105,11 @@ def as_function(function: str, handler: Callable[..., Any]) -> Any:
 
 
 def bind_poller(client: Any, function: str) -> Any:
-    """Make every call of `client` (an event-source poller's) count as `function`'s, as Lambda's pollers do."""
+    """Make every call of `client` (an event-source poller's) count as `function`'s, as Lambda's pollers do;
+    a poller's wire client (devstack.pollers.wire) and the botocore client it wraps both."""
     client.__dict__[_POLLER_ATTRIBUTE] = function
+    if "sdk" in client.__dict__:
+        client.sdk.__dict__[_POLLER_ATTRIBUTE] = function
     return client
 
 
@@ -242,7 +245,9 @@ _installed: list[Enforcer] = []
 _original_call = BaseClient._make_api_call
 
 
-def _checked_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+def check_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> None:
+    """Refuse the call `client` is about to make unless its function may (the hook of every botocore call,
+    and of the pollers' own wire calls, devstack.pollers.wire)."""
     # A timed-out invocation's environment is gone in Lambda: nothing it still runs reaches AWS.
     refuse_if_discarded()
     enforcer = _enforcer
@@ -250,6 +255,10 @@ def _checked_call(client: BaseClient, operation_name: str, api_params: dict[str,
         function = client.__dict__.get(_POLLER_ATTRIBUTE) or _function.get()
         if function is not None:
             enforcer.check(function, client, operation_name, api_params)
+
+
+def _checked_call(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+    check_call(client, operation_name, api_params)
     return _original_call(client, operation_name, api_params)
 
 

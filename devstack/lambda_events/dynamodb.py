@@ -31,12 +31,15 @@ def _wire_attribute(value: Any) -> Any:
 
 
 def stream_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record (as boto3 returns it) turned into the record of a Lambda DynamoDB stream event."""
+    """A GetRecords record (as boto3 returns it, or as the wire carries it) turned into the record of a
+    Lambda DynamoDB stream event."""
     dynamodb = dict(raw.get("dynamodb", {}))
     created = dynamodb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         # boto3 parses the timestamp; Lambda events carry epoch seconds (whole seconds, as a number).
         dynamodb["ApproximateCreationDateTime"] = float(int(created.timestamp()))
+    elif isinstance(created, int | float):
+        dynamodb["ApproximateCreationDateTime"] = float(int(created))  # as the wire carries it
     elif created is None:
         dynamodb["ApproximateCreationDateTime"] = float(int(time.time()))
     for key in ("Keys", "NewImage", "OldImage"):

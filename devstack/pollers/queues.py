@@ -8,10 +8,10 @@ import logging
 import time
 from typing import Any
 
-from devstack.identity import aws_client
 from devstack.lambda_events.sqs import sqs_record
 from devstack.pollers.base import Handler, Pump, handler_name, invoke
 from devstack.pollers.batch import failed_positions
+from devstack.pollers.wire import WireClient
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class QueuePump(Pump):
         self._backlog_since: float | None = None
         self._last_message_at = time.monotonic()
         self._invokers = self._new_invokers()
-        self._sqs = aws_client("sqs", endpoint)
+        # Receives and deletes on the wire (devstack.pollers.wire says why); the rest through botocore.
+        self._sqs = WireClient("sqs", endpoint, ("ReceiveMessage", "DeleteMessageBatch"))
 
     def _new_invokers(self) -> concurrent.futures.ThreadPoolExecutor:
         return concurrent.futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"invoke-{self.name}")

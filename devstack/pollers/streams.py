@@ -14,6 +14,7 @@ from devstack.identity import aws_client
 from devstack.lambda_events.dynamodb import stream_record
 from devstack.pollers.base import Handler, Pump, backoff, handler_name, invoke
 from devstack.pollers.batch import failed_positions
+from devstack.pollers.wire import WireClient
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class StreamPump(Pump):
         self.function_name = function_name or handler_name(handler, self.name)
         self.stream_arn = ""
         self._dynamodb = aws_client("dynamodb", endpoint)
-        self._streams = aws_client("dynamodbstreams", endpoint)
+        self._streams = WireClient("dynamodbstreams", endpoint, ("GetRecords",))  # devstack.pollers.wire
         self._shards: dict[str, _Shard] = {}
         self._finished: set[str] = set()
         self._next_refresh = 0.0

@@ -192,6 +192,21 @@ def test_queue_pollers_poll_with_the_role_of_the_function_they_feed(stack) -> No
     assert denial in stack.iam.denied[before:]
 
 
+def test_stream_pollers_read_with_the_role_of_the_function_they_feed(stack) -> None:
+    # The pumps read streams on the wire (devstack.pollers.wire), not through botocore: still checked.
+    with stack.iam.revoked("domain_events", "dynamodb:GetRecords"):
+        before = len(stack.iam.denied)
+        deadline = time.time() + 30
+        while not _denied_get_records(stack.iam.denied[before:]) and time.time() < deadline:
+            time.sleep(0.05)
+        found = _denied_get_records(stack.iam.denied[before:])
+    assert found, "no GetRecords of domain_events was refused"
+
+
+def _denied_get_records(denied):
+    return [d for d in denied if d[0] == "domain_events" and d[1] == "dynamodb:GetRecords" and "/stream/" in d[2]]
+
+
 def test_policies_name_every_action_and_scan_only_the_tables_listed_for_it(stack) -> None:
     from chalicelib.schema.functions import ACCESS
 
