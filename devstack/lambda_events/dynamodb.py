@@ -30,9 +30,10 @@ def _wire_attribute(value: Any) -> Any:
     return value
 
 
-def stream_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record (as boto3 returns it, or as the wire carries it) turned into the record of a
-    Lambda DynamoDB stream event."""
+def stream_record(raw: dict[str, Any], stream_arn: str, *, from_wire: bool = False) -> dict[str, Any]:
+    """A GetRecords record turned into the record of a Lambda DynamoDB stream event: as boto3 returns it, or
+    `from_wire` as the service wrote it (devstack.pollers.wire), whose attribute values are already in
+    the event's shape."""
     dynamodb = dict(raw.get("dynamodb", {}))
     created = dynamodb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
@@ -43,7 +44,7 @@ def stream_record(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     elif created is None:
         dynamodb["ApproximateCreationDateTime"] = float(int(time.time()))
     for key in ("Keys", "NewImage", "OldImage"):
-        if key in dynamodb:
+        if key in dynamodb and not from_wire:
             dynamodb[key] = {name: _wire_attribute(v) for name, v in dynamodb[key].items()}
     record = {
         "eventID": raw.get("eventID") or uuid.uuid4().hex,

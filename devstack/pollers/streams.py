@@ -169,7 +169,7 @@ class StreamPump(Pump):
             logger.warning("pump %s: get_records failed (%s), renewing the shard iterator", self.name, error)
             shard.iterator = self._resume_iterator(shard)
             return
-        shard.pending.extend(stream_record(raw, self.stream_arn) for raw in response.get("Records", []))
+        shard.pending.extend(stream_record(r, self.stream_arn, from_wire=True) for r in response.get("Records", []))
         # No NextShardIterator: the shard is closed and read to its end.
         shard.iterator = response.get("NextShardIterator")
 

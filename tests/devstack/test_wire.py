@@ -66,7 +66,7 @@ def test_a_stream_record_read_on_the_wire_is_the_event_botocore_gives(aws_endpoi
     ddb.put_item(TableName=table, Item={"pk": {"S": key}, **item})
     ddb.delete_item(TableName=table, Key={"pk": {"S": key}})
     expected = [stream_record(r, arn) for r in sdk.get_records(ShardIterator=by_sdk)["Records"]]
-    got = [stream_record(r, arn) for r in wire.get_records(ShardIterator=by_wire)["Records"]]
+    got = [stream_record(r, arn, from_wire=True) for r in wire.get_records(ShardIterator=by_wire)["Records"]]
     assert [r["eventName"] for r in got] == ["INSERT", "REMOVE"]
     for ours, theirs in zip(got, expected, strict=True):
         # Each read of a record gets its own eventID from the embedded AWS; the rest is the record.
