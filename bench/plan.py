@@ -49,7 +49,7 @@ class Drop:
     charge_concurrency: int = 10
     connect_window_s: float = 60.0  # followers open their sockets over the minute before the start
     seal_slices: int = 1  # invocations that seal or draw at once (1: one invocation does it all)
-    push_slices: int = 0  # slices of drop_started's push posted at once (0: as many as notify's event source allows)
+    push_slices: int = 0  # slices of drop_started's push posted at once (0: as many as their event source allows)
 
 
 @dataclass
@@ -93,12 +93,13 @@ def plan(drop: Drop, per: dict[str, float], per_order_usd: float, caps: dict[str
         raise ValueError(f"mode must be one of {MODES}")
     result = Plan()
     deliver_cap, payments_cap, notify_cap = caps["deliver"], caps["payments"], caps["notify"]
+    slices_cap = caps["push_slices"]
 
     # notify: drop_started posted to every connected follower in slices of DROP_PUSH_SLICE connections
     # (notifications.push_in_slices), each an invocation posting PUSH_WORKERS at a time, as many at once as
-    # the notify event source allows (or `push_slices`); inbox rows follow in FOLLOWERS_PER_SLICE slices.
+    # the push_slices event source allows (or `push_slices`); inbox rows follow in FOLLOWERS_PER_SLICE slices.
     slices = math.ceil(drop.followers / DROP_PUSH_SLICE)
-    at_once = max(1, min(slices, drop.push_slices or notify_cap))
+    at_once = max(1, min(slices, drop.push_slices or slices_cap))
     slice_s = min(drop.followers, DROP_PUSH_SLICE) * per["push_ms"] / 1000 / PUSH_WORKERS
     notify_s = math.ceil(slices / at_once) * slice_s
     posts_per_s = drop.followers / notify_s if notify_s else 0.0
@@ -159,7 +160,7 @@ def plan(drop: Drop, per: dict[str, float], per_order_usd: float, caps: dict[str
             f"({drop.followers:,} followers connecting over {drop.connect_window_s:.0f} s)"
         )
     api_concurrency = math.ceil(drop.order_rate * per["order_ms"] / 1000)
-    result.concurrency = api_concurrency + deliver_cap + payments_cap + notify_cap + 10
+    result.concurrency = api_concurrency + deliver_cap + payments_cap + notify_cap + slices_cap + 10
     if result.concurrency > LAMBDA_CONCURRENCY - LAMBDA_UNRESERVED_MIN:
         result.quotas.append(
             f"Lambda concurrency: {result.concurrency:,} at peak > {LAMBDA_CONCURRENCY - LAMBDA_UNRESERVED_MIN} usable"
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payment-latency-ms", type=float, default=cost.DEFAULT_PAYMENT_LATENCY_MS)
     parser.add_argument("--seal-slices", type=int, default=1, help="invocations sealing or drawing at once")
     parser.add_argument(
-        "--push-slices", type=int, default=0, help="slices of drop_started posted at once (0: notify's concurrency)"
+        "--push-slices", type=int, default=0, help="slices of drop_started posted at once (0: push_slices' concurrency)"
     )
     args = parser.parse_args(argv)
     for name in ("followers", "entrants", "stock"):

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.core.budget import Budget, deadline_of
+from chalicelib.core.config import get_settings
 from chalicelib.core.observability import count
 from chalicelib.delivery import notifications, reach
 from chalicelib.schema import topology
@@ -176,17 +177,26 @@ def _fanout_key(event: Envelope) -> str:
 
 
 def handle_notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The fanout function: a batch from the notify queue."""
+    """The fanout function: a batch from the notify queue, or a slice of a big push from push_slices."""
     # A claim lasts as long as this invocation may run: a copy redelivered after a timeout finds it lapsed.
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    batch = NotifyBatch(list(event.get("Records") or []), claim_ms=remaining() if remaining else CLAIM_MS)
-    processor = RetryingBatchProcessor(topology.NOTIFY, workers=BATCH_WORKERS)
+    records = list(event.get("Records") or [])
+    batch = NotifyBatch(records, claim_ms=remaining() if remaining else CLAIM_MS)
+    processor = RetryingBatchProcessor(_source_queue(records), workers=BATCH_WORKERS)
     try:
         # The buyers' e-mails and pushes of the whole batch leave in a few deliver messages, not one each.
         with reach.batched():
             return batch.write_inboxes(dict(process_partial_response(event, batch.record, processor, context)))
     finally:
         batch.finish()
+
+
+def _source_queue(records: list[dict[str, Any]]) -> topology.QueueSpec:
+    """The queue a fanout batch came from, by its records' eventSourceARN (a batch is of one queue): where a
+    failed record's retry delay is set."""
+    arn = str(records[0].get("eventSourceARN", "")) if records else ""
+    slices = get_settings().table_prefix + topology.PUSH_SLICES.name
+    return topology.PUSH_SLICES if arn.rsplit(":", 1)[-1] == slices else topology.NOTIFY
 
 
 def handle_deliver_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:

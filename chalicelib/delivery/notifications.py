@@ -95,8 +95,8 @@ def notify_drop_audience(event: Envelope) -> None:
 
 
 def push_in_slices(event: Envelope, targets: list[str]) -> None:
-    """Post a drop event to the first DROP_PUSH_SLICE connections now, and put the rest on the notify queue in
-    slices of DROP_PUSH_SLICE, which other fanout invocations post meanwhile: a big audience is reached in
+    """Post a drop event to the first DROP_PUSH_SLICE connections now, and put the rest on the push_slices queue
+    in slices of DROP_PUSH_SLICE, each of which another fanout invocation posts meanwhile: a big audience is reached in
     the time of one slice, and no invocation posts more than its timeout allows. Each slice is claimed by
     its index (consumers.NotifyBatch), so when this invocation is retried its slices are not posted twice."""
     push_first_queue_rest(
@@ -104,13 +104,13 @@ def push_in_slices(event: Envelope, targets: list[str]) -> None:
         DROP_PUSH_SLICE,
         event.frame(),
         event.occurred_at_ms,
-        topology.NOTIFY,
+        topology.PUSH_SLICES,
         lambda index, ids: drop_push_slice(event, index, ids),
     )
 
 
 def drop_push_slice(event: Envelope, index: int, connection_ids: list[str]) -> dict[str, Any]:
-    """A notify-queue message: slice `index` of the push of drop event `event` to `connection_ids`."""
+    """A push_slices message: slice `index` of the push of drop event `event` to `connection_ids`."""
     return {"kind": DeliverKind.DROP_PUSH_SLICE.value, "event": event.as_dict(), "index": index, "ids": connection_ids}
 
 
@@ -124,7 +124,7 @@ class PushSlice:
 
 
 def read_push_slice(message: dict[str, Any]) -> PushSlice:
-    """The slice a notify-queue message of kind DROP_PUSH_SLICE carries; PoisonMessageError if it is malformed."""
+    """The slice a push_slices message (kind DROP_PUSH_SLICE) carries; PoisonMessageError if it is malformed."""
     event = Envelope.parse(message.get("event"))
     index, ids = message.get("index"), message.get("ids")
     valid_ids = isinstance(ids, list) and all(isinstance(i, str) for i in ids)

@@ -44,7 +44,7 @@ from chalicelib.schema.topology import (
     DELIVER,
     LINES,
     LIVE_STOCK,
-    NOTIFY,
+    PUSH_SLICES,
     QUEUE_SOURCES,
     STREAM_SOURCES,
     Fn,
@@ -219,12 +219,14 @@ ACCESS: dict[str, FunctionAccess] = {
         read=(*_NOTIFY_READ, table(Creator), table(Follow), table(Notification), table(Connection)),
         scan=(table(Connection),),
         write=_NOTIFY_WRITE,
-        # Deliver: the inbox slices; notify: a big audience's push of a drop event, in slices (its own queue).
-        send=(DELIVER.name, NOTIFY.name),
+        # Deliver: the inbox slices; push_slices: a big audience's push of a drop event, in slices.
+        send=(DELIVER.name, PUSH_SLICES.name),
         ws_push=True,
         timeout=20,
         memory=512,
-        reserved_concurrency=25,
+        # Its two queue mappings' MaximumConcurrency (notify 20, push_slices 20), so a big push's slices do
+        # not throttle the order pushes beside them.
+        reserved_concurrency=40,
     ),
     Fn.DELIVER: FunctionAccess(
         # E-mail and Web Push per slice (chalicelib.delivery.reach): switches, addresses, subscriptions (a gone

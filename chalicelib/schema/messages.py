@@ -79,7 +79,7 @@ class DeliverKind(StrEnum):
     FOLLOWERS = "followers"
     STOCK_FLUSH = "stock_flush"
     STOCK_SLICE = "stock_slice"
-    # One slice of a large audience's push of a drop event (notify queue): other fanout invocations post them
+    # One slice of a large audience's push of a drop event (push_slices queue): other fanout invocations post them
     # while the first posts its own.
     DROP_PUSH_SLICE = "drop_push_slice"
     # An event to e-mail and push to a few named users (chalicelib.delivery.reach): a buyer, a draw's winner.

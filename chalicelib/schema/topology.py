@@ -109,10 +109,16 @@ LINES = QueueSpec("lines", visibility_timeout=360)
 # Live stock on a queue of its own: a rush's stock changes never queue ahead of order_confirmed or
 # drop_started. It also carries its own deferred pushes and the slices of a large audience.
 LIVE_STOCK = QueueSpec("live_stock", visibility_timeout=120, event_types=LIVE_STOCK_EVENT_TYPES)
-QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PAYMENTS, DELIVER, LIVE_STOCK, LINES)
+# The slices of a big audience's push of a drop event (chalicelib.delivery.notifications.push_in_slices),
+# one to a batch: each slice is an invocation of its own, side by side. On the notify queue, ten slices
+# came in one batch and one invocation posted them with one set of posting threads.
+PUSH_SLICES = QueueSpec("push_slices", visibility_timeout=120)
+QUEUES: tuple[QueueSpec, ...] = (NOTIFY, PUSH_SLICES, PAYMENTS, DELIVER, LIVE_STOCK, LINES)
 QUEUE_SOURCES: tuple[QueueSource, ...] = (
     # Pushes people wait for: no window.
     QueueSource(NOTIFY.name, Fn.FANOUT, max_concurrency=20),
+    # A slice of drop_started for each invocation: as many at once as the fanout function may run.
+    QueueSource(PUSH_SLICES.name, Fn.FANOUT, batch_size=1, max_concurrency=20),
     # Coalesced anyway: no window either, so the newest stock shows within the coalescing window.
     QueueSource(LIVE_STOCK.name, Fn.LIVE_STOCK, max_concurrency=20),
     # A payment takes seconds at a real provider anyway; a fuller batch is read in one BatchGetItem.

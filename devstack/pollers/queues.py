@@ -66,6 +66,7 @@ class QueuePump(Pump):
             raise ValueError("concurrency must be >= 1")
         self.concurrency = concurrency
         self.max_in_flight = 0  # the most batches seen in flight at once
+        self.batches = 0  # batches handed to the function so far
         self._in_flight: dict[concurrent.futures.Future[Any], list[dict[str, Any]]] = {}
         self._backlog_since: float | None = None
         self._last_message_at = time.monotonic()
@@ -130,6 +131,7 @@ class QueuePump(Pump):
         event = {"Records": [sqs_record(message, self.queue_arn) for message in messages]}
         future = self._invokers.submit(invoke, self.handler, event, self.function_name)
         self._in_flight[future] = messages
+        self.batches += 1
         self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
         return 0.0
 

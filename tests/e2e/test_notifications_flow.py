@@ -58,8 +58,10 @@ def test_drop_started_reaches_200_online_followers_exactly_once(stack, api, new_
     fans = make_fans(200)
     follow_all(fans, creator_id)
     crowd = Crowd(stack.ws_url)
+    (slices,) = [p for p in stack.pumps if p.name == f"queue:{get_settings().table_prefix}push_slices"]
+    slices_before = slices.batches
     # In slices of 60, as a big audience is: the first by the invocation that reads the audience, three more
-    # by other fanout invocations meanwhile (notifications.push_in_slices).
+    # by other fanout invocations meanwhile, each its own (notifications.push_in_slices).
     with stack.patched("chalicelib.delivery.notifications", DROP_PUSH_SLICE=60):
         try:
             crowd.connect([fan.token for fan in fans])
@@ -78,6 +80,8 @@ def test_drop_started_reaches_200_online_followers_exactly_once(stack, api, new_
             # suite must pass on a slower machine. What holds everywhere: nobody is told before the start.
             first = min(crowd.of_type(i, "drop_started")[0].at for i in everyone)
             assert first >= start
+            # The three queued slices came one to an invocation, not ten to one.
+            assert slices.batches - slices_before >= 3
         finally:
             crowd.close()
         # Offline or not, every follower has it in the inbox (written just after the pushes).

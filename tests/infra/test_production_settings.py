@@ -48,7 +48,7 @@ def test_queue_sources_batch_and_cap_their_concurrency_within_the_functions_rese
         window, concurrency = QUEUE_SOURCE_TUNING[queue]
         assert mapping.get("MaximumBatchingWindowInSeconds", 0) == window
         # Live pushes wait for no batch; the rest wait up to a second for fuller ones.
-        assert (window == 0) == (queue in ("notify", "live_stock"))
+        assert (window == 0) == (queue in ("notify", "push_slices", "live_stock"))
         assert mapping["ScalingConfig"] == {"MaximumConcurrency": concurrency}
         # A cap above the function's reserved concurrency would only turn into throttles.
         assert concurrency <= props["ReservedConcurrentExecutions"] == ACCESS[name].reserved_concurrency

@@ -320,9 +320,11 @@ def test_a_drop_events_large_audience_is_pushed_in_slices_each_once(monkeypatch)
     started = Envelope.new(uuid.uuid4().hex, EventType.DROP_STARTED, now_ms(), data)
     with bootstrap.override(pusher=pusher):
         assert consumers.handle_notify_batch(as_records([started.serialize()]), None)["batchItemFailures"] == []
-        assert [len(ids) for ids, _ in pusher.pushes] == [3]  # the first slice at once, the rest on the notify queue
+        assert [len(ids) for ids, _ in pusher.pushes] == [3]  # the first slice at once, the rest on push_slices
         kind = DeliverKind.DROP_PUSH_SLICE.value
-        slices = _queued_slices(topology.NOTIFY, kind, lambda body: body["event"]["event_id"] == started.event_id, 2)
+        slices = _queued_slices(
+            topology.PUSH_SLICES, kind, lambda body: body["event"]["event_id"] == started.event_id, 2
+        )
         assert len(slices) == 2
         # Each slice is an invocation of its own; a slice delivered twice (a retry, SQS's at-least-once) or a
         # second copy in the same batch is posted once.
@@ -334,6 +336,18 @@ def test_a_drop_events_large_audience_is_pushed_in_slices_each_once(monkeypatch)
     pushed = [connection_id for ids, _ in pusher.pushes for connection_id in ids]
     assert sorted(pushed) == sorted(audience) and max(len(ids) for ids, _ in pusher.pushes) <= 3
     assert {frame["event_id"] for _, frame in pusher.pushes} == {started.event_id}
+
+
+def test_a_fanout_batch_sets_its_retries_on_the_queue_it_came_from() -> None:
+    settings = bootstrap.settings()
+
+    def batch_of(queue: topology.QueueSpec) -> list[dict[str, Any]]:
+        arn = f"arn:aws:sqs:{settings.region}:{settings.account_id}:{settings.table_prefix}{queue.name}"
+        return [sqs_record({"MessageId": "m", "ReceiptHandle": "r", "Body": "{}"}, arn)]
+
+    assert consumers._source_queue(batch_of(topology.PUSH_SLICES)) == topology.PUSH_SLICES
+    assert consumers._source_queue(batch_of(topology.NOTIFY)) == topology.NOTIFY
+    assert consumers._source_queue([]) == topology.NOTIFY
 
 
 def test_drops_indexes_project_everything_but_what_every_order_changes() -> None:

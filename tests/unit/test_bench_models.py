@@ -125,7 +125,7 @@ def test_the_report_ends_with_the_total_per_million_orders(capsys: pytest.Captur
 # --- plan ---------------------------------------------------------------------------------------------
 PER = {**plan.DEFAULTS, "wcu_per_order": 18.0}
 # The event sources' concurrency as deployed (tests/infra checks infra.stack's against the template).
-CAPS = {"notify": 20, "payments": 5, "deliver": 50}
+CAPS = {"notify": 20, "push_slices": 20, "payments": 5, "deliver": 50}
 
 
 def test_charging_is_bound_by_arrivals_or_by_payments_concurrency() -> None:
@@ -142,7 +142,7 @@ def test_charging_is_bound_by_arrivals_or_by_payments_concurrency() -> None:
 def test_a_big_line_is_sliced_and_big_audiences_need_quotas_raised() -> None:
     result = plan.plan(plan.Drop(200_000, 20_000, 5_000, "queue"), PER, 0.00003, CAPS)
     assert result.stages["seal line"] == pytest.approx(20_000 * PER["entrant_ms"] / 1000)
-    # 800 slices of 250 connections, each an invocation posting 16 at a time (0.39 s): 20 at once (notify's
+    # 800 slices of 250 connections, each an invocation posting 16 at a time (0.39 s): 20 at once (push_slices'
     # concurrency) would post 12,800/s, past the account's API Gateway rate, which then sets the pace.
     slice_s = 250 * 0.025 / 16
     assert "API Gateway requests/s" in "\n".join(result.quotas)
