@@ -59,21 +59,6 @@ class Recorder:
             return [r for _, event, _ in self.calls for r in event["Records"]]
 
 
-@pytest.fixture
-def stream_table(aws_endpoint):
-    ddb = aws_client("dynamodb", aws_endpoint)
-    name = _unique("table")
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    yield ddb, name
-    ddb.delete_table(TableName=name)
-
-
 def _queue(aws_endpoint: str, visibility: int = 1, max_receive: int | None = None):
     sqs = aws_client("sqs", aws_endpoint)
     attributes = {"VisibilityTimeout": str(visibility)}

@@ -34,22 +34,6 @@ _VALUES = st.recursive(
 )
 
 
-@pytest.fixture(scope="module")
-def stream_table(aws_endpoint):
-    ddb = aws_client("dynamodb", aws_endpoint)
-    name = f"wire-{uuid.uuid4().hex[:8]}"
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    arn = ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
-    yield ddb, name, arn
-    ddb.delete_table(TableName=name)
-
-
 def _iterator(streams, arn: str) -> str:
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][-1]["ShardId"]
     return streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
@@ -58,7 +42,8 @@ def _iterator(streams, arn: str) -> str:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(item=st.dictionaries(_NAMES.filter(lambda n: n != "pk"), _VALUES, max_size=4))
 def test_a_stream_record_read_on_the_wire_is_the_event_botocore_gives(aws_endpoint, stream_table, item) -> None:
-    ddb, table, arn = stream_table
+    ddb, table = stream_table
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
     sdk = aws_client("dynamodbstreams", aws_endpoint)
     wire = WireClient("dynamodbstreams", aws_endpoint, ("GetRecords",))
     by_sdk, by_wire = _iterator(sdk, arn), _iterator(sdk, arn)
