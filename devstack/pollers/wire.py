@@ -49,7 +49,8 @@ class WireClient:
         self.sdk = aws_client(service, endpoint)
         self.meta = self.sdk.meta  # what the IAM check and callers read: service, region
         self.exceptions = self.sdk.exceptions
-        self._operations = frozenset(operations)
+        # By method name (receive_message -> ReceiveMessage), as botocore names them.
+        self._operations = {m: op for m, op in self.sdk.meta.method_to_api_mapping.items() if op in operations}
         self._prefix = _TARGETS[service]
         split = urlsplit(endpoint)
         self._host = split.hostname or "127.0.0.1"
@@ -58,9 +59,9 @@ class WireClient:
         self._local = threading.local()
 
     def __getattr__(self, name: str) -> Any:
-        wire_name = "".join(part.title() for part in name.split("_"))
-        if wire_name in self.__dict__.get("_operations", ()):
-            return lambda **params: self.call(wire_name, params)
+        operation = self.__dict__.get("_operations", {}).get(name)
+        if operation is not None:
+            return lambda **params: self.call(operation, params)
         return getattr(self.sdk, name)
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -90,25 +91,23 @@ class WireClient:
         return error
 
     def _send(self, body: bytes, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        fresh = connection is None
-        if connection is None:
-            connection = self._connect()
+        kept: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if kept is not None:
+            try:
+                return _exchange(kept, body, headers)
+            except (OSError, http.client.HTTPException):
+                # A kept-alive connection the server has closed since: once more on a new one.
+                self._drop(kept)
+        fresh = self._connect()
         try:
-            return _exchange(connection, body, headers)
-        except (ConnectionError, http.client.HTTPException, TimeoutError, OSError):
-            connection.close()
-            self._local.connection = None
-            if fresh:
-                raise
-        # A kept-alive connection the server had closed: once more on a new one.
-        connection = self._connect()
-        try:
-            return _exchange(connection, body, headers)
+            return _exchange(fresh, body, headers)
         except BaseException:
-            connection.close()
-            self._local.connection = None
+            self._drop(fresh)
             raise
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._local.connection = None
 
     def _connect(self) -> http.client.HTTPConnection:
         connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT_S)
