@@ -127,9 +127,10 @@ def stock_changed(event: Envelope) -> None:
         if claimed.get("pushed_event_id", {}).get("S") != event.event_id:  # else a repeat, shown already
             _push(drop_id, event.event_id, event.occurred_at, event.occurred_at_ms, stock, claimed)
         return
-    # Pushed too recently (or an older event): record it if newer, and queue one deferred push.
-    recorded = _update(drop_id, f"{_RECORD}, flush_queued = if_not_exists(flush_queued, :now)", values, _NEWER)
-    if recorded is not None and "flush_queued" not in recorded:
+    # Pushed too recently (or an older event): record it if newer, and queue one deferred push. The
+    # marker names the event that queued it, so a retry of that event (its send failed) sends it again.
+    recorded = _update(drop_id, f"{_RECORD}, flush_queued = if_not_exists(flush_queued, :id)", values, _NEWER)
+    if recorded is not None and recorded.get("flush_queued", values[":id"]) == values[":id"]:
         _queue_flush(drop_id)
 
 

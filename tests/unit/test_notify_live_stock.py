@@ -128,3 +128,27 @@ def test_a_buyer_who_connects_right_after_an_order_gets_the_next_push() -> None:
     assert connections._claim(second, user_id) is None
     # A buyer with sockets is remembered briefly: the rush's next pushes reuse the lookup.
     assert connections.push_targets_of(user_id) == [connection_id]
+
+
+def test_a_deferred_push_whose_send_failed_is_queued_again_by_the_retry(pushed, monkeypatch) -> None:
+    drop_id = watched(f"dr_unit_{uuid.uuid4().hex[:8]}")
+    frozen = live_stock.now_ms()
+    monkeypatch.setattr(live_stock, "now_ms", lambda: frozen)  # every event lands inside the first window
+    live_stock.stock_changed(envelope("stock_changed", drop_id=drop_id, stock=9))  # claims the window
+    held_back = envelope("stock_changed", drop_id=drop_id, stock=8)
+    real_send = live_stock.send_messages
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("the queue did not answer")
+
+    monkeypatch.setattr(live_stock, "send_messages", refused)
+    with pytest.raises(ConnectionError):
+        live_stock.stock_changed(held_back)  # recorded and marked as queued, but never sent
+    monkeypatch.setattr(live_stock, "send_messages", real_send)
+    live_stock.stock_changed(held_back)  # SQS redelivers the message
+    assert queued_flushes(drop_id) == [drop_id]
+    # A later event inside the window finds the deferred push queued and queues none of its own.
+    sent: list[object] = []
+    monkeypatch.setattr(live_stock, "send_messages", lambda *args, **kwargs: sent.append(args))
+    live_stock.stock_changed(envelope("stock_changed", drop_id=drop_id, stock=7))
+    assert sent == []
