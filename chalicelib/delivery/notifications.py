@@ -81,7 +81,7 @@ def notify_drop_audience(event: Envelope) -> None:
         audience = audience_of(creator_id)
         # Slices first: if anything below fails, the retry re-sends the same slices, which deliver dedupes.
         # They wait a moment so the inbox writes do not compete with the pushes people are waiting for.
-        slices = follows.follower_slices(audience.slices)
+        slices = follows.follower_slices(audience.slices) if audience.slices else []
         messages = [slice_message(event, creator_id, part.low, part.high, None) for part in slices]
         enqueue_deliveries(messages, delay_seconds=INBOX_DELAY_SECONDS)
         owner = owner_to_tell(event, audience.owner)
@@ -152,17 +152,20 @@ def _creator_of(drop_id: str) -> str:
 
 @dataclass(frozen=True)
 class Audience:
-    slices: int  # how many parallel slices the creator's followers are read in
+    slices: int  # how many parallel slices the creator's followers are read in (0: they have none)
     owner: str | None  # the user who owns the creator (None once the creator is gone)
 
 
 def audience_of(creator_id: str) -> Audience:
     """What a drop event's fan-out needs of its creator, in one read."""
     try:
-        creator = Creator.get(creator_id, attributes_to_get=["follower_count", "owner_user_id"])
+        # Read strongly: the count moves in the same transaction as a follow, so a creator read as having
+        # no followers has none, and their drop's start queues no follower slices at all.
+        creator = Creator.get(creator_id, attributes_to_get=["follower_count", "owner_user_id"], consistent_read=True)
     except DoesNotExist:
-        return Audience(slice_count_for(0), None)
-    return Audience(slice_count_for(int(creator.follower_count or 0)), creator.owner_user_id or None)
+        return Audience(slice_count_for(0), None)  # gone: any follow rows left are still read
+    followers = int(creator.follower_count or 0)
+    return Audience(slice_count_for(followers) if followers > 0 else 0, creator.owner_user_id or None)
 
 
 def slice_count_for(followers: int) -> int:

@@ -52,7 +52,8 @@ def deliver_everything(event: Envelope, creator_id: str) -> TargetsPusher:
     pusher = TargetsPusher()
     with bootstrap.override(pusher=pusher):
         notifications.notify_drop_audience(event)
-        for part in follows.follower_slices(notifications.audience_of(creator_id).slices):
+        slices = notifications.audience_of(creator_id).slices
+        for part in follows.follower_slices(slices) if slices else []:
             notifications.deliver_slice(notifications.slice_message(event, creator_id, part.low, part.high, None))
     return pusher
 
@@ -103,3 +104,19 @@ def test_an_event_of_a_creator_that_is_gone_tells_no_owner() -> None:
         is None
     )
     assert notifications.audience_of("cr_gone").owner is None
+
+
+def test_a_creator_without_followers_queues_no_follower_slices_and_one_with_a_follower_does(monkeypatch) -> None:
+    queued: list[dict] = []
+    monkeypatch.setattr(notifications, "enqueue_deliveries", lambda messages, delay_seconds=0: queued.extend(messages))
+    shop = new_shop()
+    event = drop_event(EventType.DROP_STARTED, new_drop(shop))
+    deliver_everything(event, shop.creator_id)
+    assert queued == []  # nobody follows: no slice to read, no invocation to run
+    fan = new_user()
+    follows.follow(fan, shop.creator_id)
+    deliver_everything(event, shop.creator_id)
+    assert len(queued) == notifications.MIN_SLICES
+    follows.unfollow(fan, shop.creator_id)
+    deliver_everything(event, shop.creator_id)
+    assert len(queued) == notifications.MIN_SLICES  # back to none
