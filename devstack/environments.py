@@ -440,7 +440,7 @@ class FunctionPool:
             self._pending.clear()
             sandboxes = [e.sandbox for e in self._environments if e.sandbox is not None]
         for sandbox in sandboxes:
-            sandbox.remove_tmp()
+            sandbox.release()
 
     def __repr__(self) -> str:
         return f"FunctionPool({self.name!r}, concurrency={self.concurrency})"

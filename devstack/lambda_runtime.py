@@ -21,6 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalice import Chalice
@@ -86,6 +87,23 @@ def serve_concurrently(app: Chalice) -> Chalice:
     return app
 
 
+def pools_per_environment(threads_module: Any) -> None:
+    """Make the SharedPool of a function's copy of chalicelib.core.threads keep a pool per execution
+    environment: the environments of a function share one copy of the app (devstack.app_copies), so
+    without this every concurrent invocation of, say, fanout would post through one pusher pool, where in
+    Lambda each posts through its own. Code outside the environments keeps the shared pool."""
+    shared = threads_module.SharedPool
+    outside = shared.get
+
+    def get(self: Any) -> ThreadPoolExecutor:
+        sandbox = _sandbox.get()
+        if sandbox is None:
+            return outside(self)
+        return sandbox.pool(id(self), self.workers, self.name)
+
+    shared.get = get
+
+
 class EnvironmentDiscarded(BaseException):
     """Raised inside code of an execution environment that Lambda discarded (its invocation timed out).
 
@@ -102,6 +120,9 @@ class Sandbox:
         self.code: Any = None
         self._tmp: str | None = None
         self._lock = threading.Lock()
+        # The thread pools the app keeps in module globals (chalicelib.core.threads.SharedPool), this
+        # environment's own: in Lambda each environment is a process with its own module globals.
+        self._pools: dict[int, ThreadPoolExecutor] = {}
 
     @property
     def tmp(self) -> str:
@@ -112,14 +133,25 @@ class Sandbox:
             return self._tmp
 
     def discard(self) -> None:
-        """From now on every AWS call from this environment is refused; its /tmp is removed."""
+        """From now on every AWS call from this environment is refused; its /tmp and pools are removed."""
         self.discarded = True
-        self.remove_tmp()
+        self.release()
 
-    def remove_tmp(self) -> None:
-        """Remove this environment's /tmp (made again if it is used again)."""
+    def pool(self, key: int, workers: int, name: str) -> ThreadPoolExecutor:
+        """This environment's thread pool `key` (made on first use with `workers` threads called `name`)."""
+        with self._lock:
+            found = self._pools.get(key)
+            if found is None:
+                found = self._pools[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+            return found
+
+    def release(self) -> None:
+        """Remove this environment's /tmp (made again if it is used again) and end its pools' threads."""
         with self._lock:
             tmp, self._tmp = self._tmp, None
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 

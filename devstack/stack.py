@@ -21,7 +21,7 @@ from chalicelib.wiring import bootstrap
 from devstack import app_copies, heap, iam, sdk_data
 from devstack.environments import FunctionPool, current_code
 from devstack.identity import aws_client
-from devstack.lambda_runtime import concurrency_from_env, serve_concurrently
+from devstack.lambda_runtime import concurrency_from_env, pools_per_environment, serve_concurrently
 from devstack.moto_backend import EmbeddedAws
 from devstack.pollers import PeriodicPump, Pump, QueuePump, SchedulePump, StreamPump, stop_all
 from devstack.resources import provision
@@ -208,7 +208,7 @@ class DevStack:
                 memory_mb=access.memory if access else DEFAULT_MEMORY,
                 # The function's own copy of the app, imported at its first environment's init, which also
                 # builds its clients (chalicelib.wiring.bootstrap.warm says why).
-                code=_fresh_code,
+                code=function_code,
                 init=_warm,
             )
             self.pools[name] = found
@@ -337,11 +337,13 @@ def _warm() -> None:
     current_code().module("chalicelib.wiring.bootstrap").warm()
 
 
-def _fresh_code() -> app_copies.AppCopy:
+def function_code() -> app_copies.AppCopy:
     """A function's copy of the app; its environments share it, so its Chalice app keeps the current
-    request per thread, as the stack's own does (devstack.lambda_runtime.serve_concurrently)."""
+    request per thread, as the stack's own does (devstack.lambda_runtime.serve_concurrently), and its
+    thread pools are kept per environment (pools_per_environment)."""
     code = app_copies.fresh_copy()
     serve_concurrently(code.module("app").app)
+    pools_per_environment(code.module("chalicelib.core.threads"))
     return code
 
 

@@ -9,6 +9,7 @@ import importlib
 import json
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from botocore.exceptions import ClientError
 from devstack import app_copies, iam, sdk_data
 from devstack.environments import FunctionPool, FunctionTimedOut, current_code
 from devstack.lambda_events.scheduled import scheduled_event
-from devstack.stack import DevStack
+from devstack.stack import DevStack, function_code
 
 WAIT = 30.0  # the bound of every wait below: an event ends it long before, unless something is wrong
 
@@ -166,3 +167,25 @@ def test_the_shared_sdk_data_is_per_search_path(tmp_path) -> None:
     assert own == {"partitions": [], "version": 3} and path.startswith(str(tmp_path))
     assert default["partitions"]
     assert loaders.Loader().load_data_with_path("endpoints")[0] is default
+
+
+def test_each_environment_has_its_own_thread_pools_and_they_end_with_it() -> None:
+    together = threading.Barrier(2, timeout=WAIT)
+
+    def posters(event: dict[str, Any], context: Any) -> Any:
+        executor = current_code().module("chalicelib.delivery.pusher")._posters.get()
+        together.wait()  # two invocations at once: two environments of one function, one copy of the app
+        return executor, current_code().module("chalicelib.delivery.pusher")._posters.get()
+
+    pool = FunctionPool("fanout", posters, concurrency=2, code=function_code)
+    try:
+        with ThreadPoolExecutor(2) as callers:
+            (first, again), (second, _) = callers.map(pool, [{}, {}])
+        assert first is again  # an environment's invocations share its pool, as a Lambda process's do
+        assert first is not second  # ... and another environment has its own, as in Lambda
+        assert first is not sys.modules["chalicelib.delivery.pusher"]._posters.get()  # the stack's own code's
+    finally:
+        pool.stop()
+    for executor in (first, second):
+        with pytest.raises(RuntimeError):  # shut down with its environment
+            executor.submit(print)
