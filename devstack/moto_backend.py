@@ -37,7 +37,7 @@ from devstack import contention, heap, moto_dynamodb, moto_messaging
 from devstack.contention import ItemGate
 from devstack.identity import CREDENTIALS_ENV
 from devstack.moto_dynamodb import held
-from devstack.moto_server import SentEmails, request_handler_class, shut_down_when_orphaned
+from devstack.moto_server import SentEmails, cache_action_names, request_handler_class, shut_down_when_orphaned
 
 # moto registers every model instance it ever creates (moto.core.model_instances) for its dashboard;
 # forgetting them every so many requests keeps a long run's memory flat.
@@ -167,6 +167,7 @@ def serve(
     names = names or [state_name]
     moto_dynamodb.install(ItemGate(contention.parse(os.environ.get(contention.ENV_VAR))))
     moto_messaging.install()
+    cache_action_names()
     if data_dir:
         from devstack import persistence
 
