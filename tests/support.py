@@ -20,9 +20,20 @@ from botocore.client import BaseClient
 
 from devstack.environments import current_function
 
+# What a client may send again when its connection drops before an answer comes: a read, or a write that
+# carries an Idempotency-Key (the server answers a repeat with the first answer and does nothing more).
+_REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+ATTEMPTS = 3
+
 
 class Api:
-    """A small JSON client of the REST gateway."""
+    """A small JSON client of the REST gateway.
+
+    Its connections are pooled and kept alive, so one may have been idle past the gateway's keep-alive
+    timeout (60 s, as servers close idle connections) and be closed by it just as a request goes out:
+    the request is then reset. A client of any HTTP service meets that race; this one does what a client
+    should, and sends again what is safe to repeat (_REPEATABLE), up to ATTEMPTS times in all.
+    """
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
@@ -42,7 +53,16 @@ class Api:
         merged = dict(headers or {})
         if token:
             merged["Authorization"] = f"Bearer {token}"
-        return self.session.request(method, self.base_url + path, json=json, data=data, headers=merged, timeout=30)
+        repeatable = method.upper() in _REPEATABLE or any(k.lower() == "idempotency-key" for k in merged)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self.session.request(
+                    method, self.base_url + path, json=json, data=data, headers=merged, timeout=30
+                )
+            except requests.ConnectionError:
+                if not repeatable or attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
         return self.call("GET", path, token, **kw)
