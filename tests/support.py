@@ -54,15 +54,13 @@ class Api:
         if token:
             merged["Authorization"] = f"Bearer {token}"
         repeatable = method.upper() in _REPEATABLE or any(k.lower() == "idempotency-key" for k in merged)
-        for attempt in range(1, ATTEMPTS + 1):
+        url = self.base_url + path
+        for _ in range(ATTEMPTS - 1 if repeatable else 0):
             try:
-                return self.session.request(
-                    method, self.base_url + path, json=json, data=data, headers=merged, timeout=30
-                )
+                return self.session.request(method, url, json=json, data=data, headers=merged, timeout=30)
             except requests.ConnectionError:
-                if not repeatable or attempt == ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
+                pass  # reset before an answer: safe to send again
+        return self.session.request(method, url, json=json, data=data, headers=merged, timeout=30)
 
     def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
         return self.call("GET", path, token, **kw)

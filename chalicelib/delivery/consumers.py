@@ -195,7 +195,7 @@ def _source_queue(records: list[dict[str, Any]]) -> topology.QueueSpec:
     """The queue a fanout batch came from, by its records' eventSourceARN (a batch is of one queue): where a
     failed record's retry delay is set."""
     arn = str(records[0].get("eventSourceARN", "")) if records else ""
-    slices = get_settings().table_prefix + topology.PUSH_SLICES.name
+    slices = get_settings().queue_url(topology.PUSH_SLICES.name).rsplit("/", 1)[-1]  # a queue's name ends both
     return topology.PUSH_SLICES if arn.rsplit(":", 1)[-1] == slices else topology.NOTIFY
 
 

@@ -376,21 +376,13 @@ def test_the_stacks_queue_pumps_run_as_many_batches_as_the_mapping_allows(stack:
         assert pump.concurrency == min(source.max_concurrency, stack.pools[source.handler].concurrency) >= 2
 
 
-def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone(stack: DevStack) -> None:
-    dynamodb = aws_client("dynamodb", stack.aws.endpoint)
-    table = f"{SCRATCH}{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-    )
+def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone(stack: DevStack, stream_table) -> None:
+    dynamodb, table = stream_table
     sizes: list[int] = []
     handled: list[str] = []
 
     def handler(event: dict[str, Any], context: Any) -> None:
-        keys = [r["dynamodb"]["Keys"]["k"]["S"] for r in event["Records"]]
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
         sizes.append(len(keys))
         if "bad" in keys:
             raise ValueError("a record this function cannot handle")
@@ -398,7 +390,7 @@ def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone
 
     keys = ["a", "b", "c", "bad", "d", "e", "f", "g"]
     for key in keys:
-        dynamodb.put_item(TableName=table, Item={"k": {"S": key}})
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": key}})
     pump = StreamPump(
         stack.aws.endpoint,
         table,
@@ -409,11 +401,8 @@ def test_a_failed_stream_batch_is_bisected_until_the_bad_record_is_dropped_alone
         bisect=True,
         retry_backoff=0.01,
     )
-    try:
-        with pump:
-            assert wait_until(lambda: len(handled) == 7)
-    finally:
-        dynamodb.delete_table(TableName=table)  # the session's stack keeps only the app's tables
+    with pump:
+        assert wait_until(lambda: len(handled) == 7)
     assert handled == [k for k in keys if k != "bad"]  # in order, all but the bad one
     assert sizes[:3] == [8, 4, 2]  # the failed batch, then its first half, then that half's first half
     assert sizes.count(1) >= 2  # the bad record ends up alone, and is dropped alone
