@@ -208,7 +208,9 @@ def assert_configured(seen: list[tuple[str, int, int]], function: str) -> None:
         assert access.timeout * 1000 - 10_000 < remaining_ms <= access.timeout * 1000
 
 
-def test_the_context_has_the_functions_timeout_and_memory_from_every_invoker(stack: DevStack, api) -> None:
+def test_the_context_has_the_functions_timeout_and_memory_from_every_invoker(
+    stack: DevStack, api, stream_table
+) -> None:
     settings = get_settings()
     marker = f"{SCRATCH}{uuid.uuid4().hex[:8]}"
     # REST
@@ -229,21 +231,12 @@ def test_the_context_has_the_functions_timeout_and_memory_from_every_invoker(sta
             assert wait_until(lambda: bool(seen))
     assert_configured(seen, "payments")
     # A DynamoDB stream
-    dynamodb = aws_client("dynamodb", stack.aws.endpoint)
-    table = marker
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    dynamodb, table = stream_table
     events = stack.pools["domain_events"]
     stream = StreamPump(stack.aws.endpoint, table, events, function_name="domain_events")
     with recording(events, lambda e: marker in json.dumps(e)) as seen, stream:
-        dynamodb.put_item(TableName=table, Item={"k": {"S": marker}})
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": marker}})
         assert wait_until(lambda: bool(seen))
-    dynamodb.delete_table(TableName=table)
     assert_configured(seen, "domain_events")
     # An EventBridge Scheduler at() schedule
     scheduler = aws_client("scheduler", stack.aws.messaging_endpoint)
