@@ -200,11 +200,26 @@ def each_accepted(call: Callable[[Any], T], items: Iterable[Any], workers: int =
             try:
                 return call(item)
             except TryAgainError:
-                time.sleep(random.uniform(0.02, 0.05) * attempt)
+                _busy_pause(attempt)
         return call(item)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(accepted, items))
+
+
+def _busy_pause(attempt: int) -> None:
+    time.sleep(random.uniform(0.02, 0.05) * attempt)
+
+
+def answered(call: Callable[[], requests.Response]) -> requests.Response:
+    """`call()`'s answer, asked again while it is 503 `try_again` (an item the request writes was busy: the
+    API says to retry, and a refused request wrote nothing), as each_accepted does in process."""
+    for attempt in range(1, BUSY_ATTEMPTS):
+        response = call()
+        if response.status_code != 503 or response.json().get("error", {}).get("code") != "try_again":
+            return response
+        _busy_pause(attempt)
+    return call()
 
 
 def wait_for(check: Callable[[], T], timeout: float = 60.0, every: float = 0.1) -> T:
